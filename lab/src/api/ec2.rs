@@ -1,0 +1,357 @@
+//! EC2 query API double: DescribeInstances (filters, pagination) and GetConsoleOutput, with the
+//! real XML element names (`../shared/spec/aws-apis.md` §1.3, §2.3).
+
+use std::fmt::Write;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{Protocol, error, xml_escape};
+use crate::inventory::InstanceSpec;
+use crate::state::State;
+
+const XMLNS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
+
+pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -> Response {
+    match action {
+        "DescribeInstances" => describe_instances(state, params),
+        "GetConsoleOutput" => get_console_output(state, params),
+        "" => err(
+            StatusCode::BAD_REQUEST,
+            "MissingAction",
+            "The request must contain the parameter Action",
+        ),
+        other => err(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            &format!("The action {other} is not valid for this web service."),
+        ),
+    }
+}
+
+fn err(status: StatusCode, code: &str, message: &str) -> Response {
+    error(Protocol::Query, status, code, message)
+}
+
+fn ok(action: &str, state: &State, inner: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response xmlns=\"{XMLNS}\"><requestId>{}</requestId>{inner}</{action}Response>",
+        state.next_id("")
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `Prefix.1`, `Prefix.2`, ... in index order.
+fn list(params: &[(String, String)], prefix: &str) -> Vec<String> {
+    (1..)
+        .map_while(|i| param(params, &format!("{prefix}.{i}")).map(str::to_string))
+        .collect()
+}
+
+fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
+    let ids = list(params, "InstanceId");
+    let max_results = param(params, "MaxResults");
+    if !ids.is_empty() && max_results.is_some() {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterCombination",
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        );
+    }
+    for id in &ids {
+        if !id.starts_with("i-") || id.len() < 10 || !id[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "InvalidInstanceID.Malformed",
+                &format!("Invalid id: \"{id}\""),
+            );
+        }
+        if state.inventory.get(id).is_none() {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "InvalidInstanceID.NotFound",
+                &format!("The instance ID '{id}' does not exist"),
+            );
+        }
+    }
+    let mut filters = Vec::new();
+    for i in 1.. {
+        let Some(name) = param(params, &format!("Filter.{i}.Name")) else {
+            break;
+        };
+        filters.push((name.to_string(), list(params, &format!("Filter.{i}.Value"))));
+    }
+    for (name, _) in &filters {
+        if !KNOWN_FILTERS.contains(&name.as_str()) && !name.starts_with("tag:") {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValue",
+                &format!("The filter '{name}' is invalid"),
+            );
+        }
+    }
+    let matching: Vec<&InstanceSpec> = state
+        .inventory
+        .instances
+        .iter()
+        .filter(|i| ids.is_empty() || ids.contains(&i.id))
+        .filter(|i| {
+            filters
+                .iter()
+                .all(|(name, values)| values.iter().any(|v| filter_matches(i, name, v)))
+        })
+        .collect();
+
+    let page_size = match max_results.map(str::parse::<usize>) {
+        Some(Ok(n)) if (5..=1000).contains(&n) => Some(n),
+        Some(_) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValue",
+                "MaxResults must be between 5 and 1000",
+            );
+        }
+        None => state.faults().page_size,
+    };
+    let start = match param(params, "NextToken").map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) if n <= matching.len() => n,
+        Some(_) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValue",
+                "The NextToken is not valid",
+            );
+        }
+    };
+    let end = page_size.map_or(matching.len(), |n| (start + n).min(matching.len()));
+    let mut xml = String::from("<reservationSet>");
+    for inst in &matching[start..end] {
+        reservation_xml(&mut xml, state, inst);
+    }
+    xml.push_str("</reservationSet>");
+    if end < matching.len() {
+        let _ = write!(xml, "<nextToken>{end}</nextToken>");
+    }
+    ok("DescribeInstances", state, &xml)
+}
+
+const KNOWN_FILTERS: &[&str] = &[
+    "instance-id",
+    "tag-key",
+    "tag-value",
+    "private-ip-address",
+    "ip-address",
+    "instance-state-name",
+    "vpc-id",
+    "subnet-id",
+    "availability-zone",
+    "instance-type",
+];
+
+fn filter_matches(i: &InstanceSpec, name: &str, value: &str) -> bool {
+    let m = |s: &str| wildcard(value, s);
+    match name {
+        "instance-id" => m(&i.id),
+        "tag-key" => tags(i).iter().any(|(k, _)| m(k)),
+        "tag-value" => tags(i).iter().any(|(_, v)| m(v)),
+        "private-ip-address" => i.private_ip.is_some_and(|ip| m(&ip.to_string())),
+        "ip-address" => i.public_ip.is_some_and(|ip| m(&ip.to_string())),
+        "instance-state-name" => m(&i.state),
+        "vpc-id" => m(&i.vpc_id),
+        "subnet-id" => m(&i.subnet_id),
+        "availability-zone" => m(&i.az),
+        "instance-type" => m(&i.instance_type),
+        _ => match name.strip_prefix("tag:") {
+            Some(key) => tags(i).iter().any(|(k, v)| k == key && m(v)),
+            None => false,
+        },
+    }
+}
+
+fn tags(i: &InstanceSpec) -> Vec<(String, String)> {
+    let mut t: Vec<(String, String)> = i
+        .name
+        .iter()
+        .map(|n| ("Name".to_string(), n.clone()))
+        .collect();
+    t.extend(i.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    t
+}
+
+/// EC2 filter wildcards: `*` any run, `?` one character.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    go(&p, &t)
+}
+
+fn state_code(state: &str) -> u8 {
+    match state {
+        "pending" => 0,
+        "running" => 16,
+        "shutting-down" => 32,
+        "terminated" => 48,
+        "stopping" => 64,
+        _ => 80,
+    }
+}
+
+fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
+    let e = xml_escape;
+    let _ = write!(
+        xml,
+        "<item><reservationId>r-{}</reservationId><ownerId>{}</ownerId><groupSet/><instancesSet><item>\
+         <instanceId>{}</instanceId><imageId>ami-0123456789abcdef0</imageId>\
+         <instanceState><code>{}</code><name>{}</name></instanceState>\
+         <privateDnsName>{}</privateDnsName><dnsName>{}</dnsName>\
+         <instanceType>{}</instanceType><launchTime>{}</launchTime>\
+         <placement><availabilityZone>{}</availabilityZone><tenancy>default</tenancy></placement>",
+        &i.id[2..],
+        e(&state.inventory.account),
+        e(&i.id),
+        state_code(&i.state),
+        e(&i.state),
+        i.private_ip
+            .map(|ip| format!("ip-{}.lab.internal", ip.to_string().replace('.', "-")))
+            .unwrap_or_default(),
+        i.public_ip
+            .map(|ip| format!("ec2-{}.lab.compute", ip.to_string().replace('.', "-")))
+            .unwrap_or_default(),
+        e(&i.instance_type),
+        e(&i.launch_time),
+        e(&i.az),
+    );
+    if let Some(p) = &i.platform {
+        let _ = write!(xml, "<platform>{}</platform>", e(p));
+    }
+    let _ = write!(
+        xml,
+        "<subnetId>{}</subnetId><vpcId>{}</vpcId>",
+        e(&i.subnet_id),
+        e(&i.vpc_id)
+    );
+    if let Some(ip) = i.private_ip {
+        let _ = write!(xml, "<privateIpAddress>{ip}</privateIpAddress>");
+    }
+    if let Some(ip) = i.public_ip {
+        let _ = write!(xml, "<ipAddress>{ip}</ipAddress>");
+    }
+    let _ = write!(
+        xml,
+        "<architecture>x86_64</architecture><hypervisor>xen</hypervisor><platformDetails>{}</platformDetails>",
+        if i.platform.is_some() {
+            "Windows"
+        } else {
+            "Linux/UNIX"
+        }
+    );
+    let tags = tags(i);
+    if !tags.is_empty() {
+        xml.push_str("<tagSet>");
+        for (k, v) in tags {
+            let _ = write!(
+                xml,
+                "<item><key>{}</key><value>{}</value></item>",
+                e(&k),
+                e(&v)
+            );
+        }
+        xml.push_str("</tagSet>");
+    }
+    xml.push_str("</item></instancesSet></item>");
+}
+
+fn get_console_output(state: &State, params: &[(String, String)]) -> Response {
+    let Some(id) = param(params, "InstanceId") else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "MissingParameter",
+            "The request must contain the parameter InstanceId",
+        );
+    };
+    let Some(inst) = state.inventory.get(id) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "InvalidInstanceID.NotFound",
+            &format!("The instance ID '{id}' does not exist"),
+        );
+    };
+    let mut xml = format!(
+        "<instanceId>{}</instanceId><timestamp>{}</timestamp>",
+        xml_escape(id),
+        xml_escape(&inst.launch_time)
+    );
+    if !inst.console_output.is_empty() {
+        let _ = write!(
+            xml,
+            "<output>{}</output>",
+            base64(inst.console_output.as_bytes())
+        );
+    }
+    ok("GetConsoleOutput", state, &xml)
+}
+
+/// Standard base64 with padding (the console output is sent encoded, spec §2.3).
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(T[(n >> shift & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("web-*", "web-1"));
+        assert!(wildcard("a?c", "abc"));
+        assert!(!wildcard("web-*", "api-1"));
+    }
+}

@@ -1,0 +1,194 @@
+//! The AWS API doubles on one HTTP endpoint, routed like the real protocols are:
+//! awsJson1_1 by `X-Amz-Target`, the EC2 query protocol by the form's `Action`
+//! (`../shared/spec/aws-apis.md` §1).
+
+mod ec2;
+mod instance_connect;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use crate::state::State;
+
+/// Which wire protocol a request used, so errors are shaped to match.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Json,
+    Query,
+}
+
+/// Builds the router for the API endpoint.
+pub(crate) fn router(state: Arc<State>) -> Router {
+    Router::new().route("/", post(dispatch)).with_state(state)
+}
+
+async fn dispatch(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (protocol, service, operation, params) = match &target {
+        Some(t) => {
+            let (svc, op) = t.split_once('.').unwrap_or((t.as_str(), ""));
+            let service = match svc {
+                "AWSEC2InstanceConnectService" => "ec2-instance-connect",
+                other => other,
+            };
+            (
+                Protocol::Json,
+                service.to_string(),
+                op.to_string(),
+                Vec::new(),
+            )
+        }
+        None => {
+            let params: Vec<(String, String)> =
+                form_urlencoded::parse(&body).into_owned().collect();
+            let action = params
+                .iter()
+                .find(|(k, _)| k == "Action")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            (Protocol::Query, "ec2".to_string(), action, params)
+        }
+    };
+
+    let (latency, fault) = {
+        let mut f = state.faults();
+        let fault = if f.down {
+            Some(Fault::Down)
+        } else if f.throttle_next > 0 {
+            f.throttle_next -= 1;
+            Some(Fault::Throttle)
+        } else if f.fail_next > 0 {
+            f.fail_next -= 1;
+            Some(Fault::Fail)
+        } else {
+            None
+        };
+        (f.latency, fault)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    let response = if !headers.contains_key(header::AUTHORIZATION) {
+        error(
+            protocol,
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationToken",
+            "Request is missing Authentication Token",
+        )
+    } else if let Some(fault) = fault {
+        fault.response(protocol)
+    } else {
+        match (protocol, service.as_str()) {
+            (Protocol::Json, "ec2-instance-connect") => {
+                instance_connect::handle(&state, &operation, &body)
+            }
+            (Protocol::Query, _) => ec2::handle(&state, &operation, &params),
+            _ => error(
+                protocol,
+                StatusCode::BAD_REQUEST,
+                "UnknownOperationException",
+                &format!("unknown target {target:?}"),
+            ),
+        }
+    };
+    state.record(&service, &operation, response.status().as_u16());
+    response
+}
+
+enum Fault {
+    Down,
+    Throttle,
+    Fail,
+}
+
+impl Fault {
+    fn response(&self, p: Protocol) -> Response {
+        match (self, p) {
+            (Fault::Down, _) => error(
+                p,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The service is unavailable.",
+            ),
+            (Fault::Throttle, Protocol::Query) => error(
+                p,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "RequestLimitExceeded",
+                "Request limit exceeded.",
+            ),
+            (Fault::Throttle, Protocol::Json) => error(
+                p,
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Rate exceeded",
+            ),
+            (Fault::Fail, Protocol::Query) => error(
+                p,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "An internal error has occurred.",
+            ),
+            (Fault::Fail, Protocol::Json) => error(
+                p,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServiceException",
+                "Internal service error",
+            ),
+        }
+    }
+}
+
+/// An error in the request's protocol: awsJson `__type` + `Message`, or EC2's `<Response><Errors>`.
+fn error(p: Protocol, status: StatusCode, code: &str, message: &str) -> Response {
+    match p {
+        Protocol::Json => json(
+            status,
+            serde_json::json!({ "__type": code, "Message": message }),
+        ),
+        Protocol::Query => {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>lab-{}</RequestID></Response>",
+                xml_escape(code),
+                xml_escape(message),
+                status.as_u16()
+            );
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")],
+                body,
+            )
+                .into_response()
+        }
+    }
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/x-amz-json-1.1")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// Escapes text for XML element content.
+pub(crate) fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}

@@ -1,0 +1,229 @@
+//! ec2-lab: local doubles of the AWS endpoints ec2-broker talks to, on 127.0.0.1 with ephemeral
+//! ports, for the tests and the README demo. Never a dependency of the shipped binary.
+//!
+//! - `api`: the EC2 query API and EC2 Instance Connect on one endpoint (`AWS_ENDPOINT_URL`);
+//! - `imds`: each instance's metadata service with the `managed-ssh-keys` paths;
+//! - `sshd`: each running instance's real OpenSSH server, whose AuthorizedKeysCommand reads
+//!   that instance's IMDS double;
+//! - `state`: pushed keys, a clock tests can advance, fault knobs and the request log.
+
+mod api;
+pub mod demo;
+mod imds;
+pub mod inventory;
+pub mod keys_blob;
+pub mod sshd;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+pub use inventory::{InstanceSpec, Inventory};
+pub use state::{ApiCall, Faults, PushedKey, State};
+
+/// The lab's static credentials (any value works; the doubles only check that requests are signed).
+pub const ACCESS_KEY_ID: &str = "AKIALABEXAMPLE000001";
+/// Secret for [`ACCESS_KEY_ID`].
+pub const SECRET_ACCESS_KEY: &str = "labSecretKeyEXAMPLEEXAMPLEEXAMPLEEXAMPLE";
+
+/// A running lab. Dropping it stops every double and sshd.
+pub struct Lab {
+    runtime: Option<tokio::runtime::Runtime>,
+    state: Arc<State>,
+    api: SocketAddr,
+    instances: BTreeMap<String, LabInstance>,
+    dir: PathBuf,
+}
+
+/// What the lab runs for one instance.
+#[derive(Debug, Clone)]
+pub struct LabInstance {
+    /// sshd's port on the instance's addresses.
+    pub ssh_port: u16,
+    /// The IMDS double's base URL.
+    pub imds_url: String,
+    /// sshd's files.
+    pub sshd: sshd::SshdFiles,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Lab {
+    /// Starts every double for `inventory`, keeping configs and logs under `dir`.
+    pub fn start(inventory: Inventory, dir: &Path) -> anyhow::Result<Lab> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("ec2-lab")
+            .build()?;
+        let state = Arc::new(State::new(inventory));
+        let running: Vec<InstanceSpec> = state
+            .inventory
+            .instances
+            .iter()
+            .filter(|i| i.state == "running")
+            .cloned()
+            .collect();
+        let users: Vec<String> = running.iter().flat_map(|i| i.os_users.clone()).collect();
+        sshd::ensure_users(&users)?;
+        let keys_command = sshd::install_keys_command()?;
+
+        let (api, instances) = runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("binding the API endpoint")?;
+            let api = listener.local_addr()?;
+            tokio::spawn(serve(listener, api::router(state.clone())));
+            let mut instances = BTreeMap::new();
+            let mut port = None;
+            for inst in &running {
+                let imds_listener = TcpListener::bind("127.0.0.1:0").await?;
+                let imds_url = format!("http://{}", imds_listener.local_addr()?);
+                tokio::spawn(serve(
+                    imds_listener,
+                    imds::router(state.clone(), inst.id.clone()),
+                ));
+                let files = sshd::prepare(inst, &dir.join(&inst.id), &imds_url, &keys_command)?;
+                let accepted = Arc::new(AtomicUsize::new(0));
+                let ssh_port = listen_ssh(inst, &files, &accepted, port).await?;
+                port.get_or_insert(ssh_port);
+                instances.insert(
+                    inst.id.clone(),
+                    LabInstance {
+                        ssh_port,
+                        imds_url,
+                        sshd: files,
+                        accepted,
+                    },
+                );
+            }
+            anyhow::Ok((api, instances))
+        })?;
+        Ok(Lab {
+            runtime: Some(runtime),
+            state,
+            api,
+            instances,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The API endpoint URL (`AWS_ENDPOINT_URL`).
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    /// Environment for the broker: endpoint, Region, static credentials, no real IMDS probing,
+    /// and AWS config files inside the lab directory.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let config = self.dir.join("aws-config");
+        let credentials = self.dir.join("aws-credentials");
+        let _ = std::fs::write(
+            &config,
+            format!("[default]\nregion = {}\n", self.state.inventory.region),
+        );
+        let _ = std::fs::write(&credentials, "");
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint_url()),
+            ("AWS_REGION", self.state.inventory.region.clone()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", config.display().to_string()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                credentials.display().to_string(),
+            ),
+            ("AWS_USE_FIPS_ENDPOINT", "false".into()),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "false".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Shared state: keys, clock, faults, request log.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// One running instance's lab parts.
+    pub fn instance(&self, id: &str) -> &LabInstance {
+        self.instances
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} is not a running lab instance"))
+    }
+
+    /// The SSH port an instance listens on (usually the same for all: see `listen_ssh`).
+    pub fn ssh_port(&self, id: &str) -> u16 {
+        self.instance(id).ssh_port
+    }
+
+    /// How many TCP connections an instance's sshd accepted.
+    pub fn connections(&self, id: &str) -> usize {
+        self.instance(id).accepted.load(Ordering::SeqCst)
+    }
+
+    /// The sshd log of one instance.
+    pub fn sshd_log(&self, id: &str) -> String {
+        std::fs::read_to_string(&self.instance(id).sshd.log).unwrap_or_default()
+    }
+
+    /// Every running instance's id.
+    pub fn instance_ids(&self) -> Vec<String> {
+        self.instances.keys().cloned().collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, router: axum::Router) {
+    let _ = axum::serve(listener, router).await;
+}
+
+/// Binds the instance's private and public addresses on one port and serves sshd on both.
+/// Every instance has its own loopback addresses, so all try the first one's port (one `Port`
+/// line in ssh_config), falling back to a fresh port if it is taken.
+async fn listen_ssh(
+    inst: &InstanceSpec,
+    files: &sshd::SshdFiles,
+    accepted: &Arc<AtomicUsize>,
+    preferred: Option<u16>,
+) -> anyhow::Result<u16> {
+    let addrs: Vec<Ipv4Addr> = [inst.private_ip, inst.public_ip]
+        .into_iter()
+        .flatten()
+        .collect();
+    let first = *addrs
+        .first()
+        .with_context(|| format!("{} has no address", inst.id))?;
+    let listener = match preferred {
+        Some(p) => match TcpListener::bind((first, p)).await {
+            Ok(l) => l,
+            Err(_) => TcpListener::bind((first, 0)).await?,
+        },
+        None => TcpListener::bind((first, 0))
+            .await
+            .with_context(|| format!("binding {first}"))?,
+    };
+    let port = listener.local_addr()?.port();
+    tokio::spawn(sshd::serve(listener, files.clone(), accepted.clone()));
+    for ip in &addrs[1..] {
+        let l = TcpListener::bind((*ip, port))
+            .await
+            .with_context(|| format!("binding {ip}:{port}"))?;
+        tokio::spawn(sshd::serve(l, files.clone(), accepted.clone()));
+    }
+    Ok(port)
+}

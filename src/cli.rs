@@ -1,0 +1,114 @@
+//! Command-line types (clap derive only, no I/O). The man page and completions come from these.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Make plain ssh, scp and rsync reach EC2 instances.
+///
+/// Use it from ~/.ssh/config:
+///
+///     Host i-* *.ec2
+///         ProxyCommand ec2-broker proxy %r@%h:%p
+///         IdentityFile ~/.cache/ec2-broker/keys/%r@%h
+#[derive(Debug, Parser)]
+#[command(name = "ec2-broker", version, max_term_width = 100)]
+pub struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (default: warnings only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Append logs to this file instead of stderr (no colours).
+    #[arg(long, global = true, env = "EC2_BROKER_LOG_FILE", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect stdin/stdout to an instance's SSH port (use as ssh's ProxyCommand).
+    Proxy(ProxyArgs),
+}
+
+/// AWS account and Region selection, shared by every command that calls AWS.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AwsArgs {
+    /// AWS profile from ~/.aws/config (default: AWS_PROFILE, then "default").
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// AWS Region (default: a Region suffix in the host, then AWS_REGION, then the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+/// Arguments of `ec2-broker proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The instance: [USER@]HOST[:PORT], where HOST is an instance id, a Name tag (wildcards
+    /// allowed), tag:KEY=VALUE, or an IPv4 address. A trailing .ec2 or .REGION is understood.
+    #[arg(value_name = "[USER@]HOST[:PORT]")]
+    pub host: String,
+
+    /// AWS account and Region.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Which instance address the direct route dials.
+    #[arg(long, value_enum, default_value_t = AddressKind::Private, env = "EC2_BROKER_ADDRESS")]
+    pub address: AddressKind,
+
+    /// How the route reaches the instance (only direct for now).
+    #[arg(long, value_enum, default_value_t = RouteArg::Direct, env = "EC2_BROKER_ROUTE")]
+    pub route: RouteArg,
+
+    /// Do not push a key with EC2 Instance Connect (your own key already works).
+    #[arg(long)]
+    pub no_push: bool,
+
+    /// How ssh gets the short-lived private key.
+    #[arg(long, value_enum, default_value_t = KeyDelivery::File, env = "EC2_BROKER_KEY_DELIVERY")]
+    pub key_delivery: KeyDelivery,
+
+    /// Directory for key files; ssh_config's IdentityFile must point at DIR/%r@%h.
+    /// [default: ~/.cache/ec2-broker/keys]
+    #[arg(long, env = "EC2_BROKER_KEY_DIR", value_name = "DIR")]
+    pub key_dir: Option<PathBuf>,
+
+    /// OS user when the host names none (ssh always passes %r).
+    #[arg(long, default_value = "ec2-user", value_name = "USER")]
+    pub user: String,
+
+    /// Seconds to wait for the TCP connection to the instance.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub connect_timeout: u64,
+}
+
+/// Which address of the instance to dial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AddressKind {
+    /// The primary private IPv4 address (needs a VPN, peering or a bastion-free network path).
+    Private,
+    /// The public IPv4 address.
+    Public,
+}
+
+/// Route selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RouteArg {
+    /// TCP straight to the instance's address.
+    Direct,
+}
+
+/// How the private key reaches ssh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyDelivery {
+    /// A 0600 file in a 0700 directory, named for ssh_config's `IdentityFile DIR/%r@%h`.
+    File,
+    /// The running ssh-agent (SSH_AUTH_SOCK), with a lifetime constraint; nothing on disk.
+    Agent,
+}

@@ -1,0 +1,12 @@
+//! One file per subcommand.
+
+pub mod proxy;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Proxy(args) => proxy::run(args).await,
+    }
+}

@@ -1,0 +1,150 @@
+//! `ec2-broker proxy [USER@]HOST[:PORT]`: resolve the instance, push a short-lived key, open the
+//! route, then pipe ssh's stdin/stdout to it. Nothing but the instance's bytes goes to stdout.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::aws::Aws;
+use crate::cli::{AddressKind, KeyDelivery, ProxyArgs};
+use crate::host::HostSpec;
+use crate::instance::Instance;
+use crate::key_file::{self, KeySlot};
+use crate::keys::EphemeralKey;
+use crate::route::{Route, direct};
+use crate::{key_agent, resolve, stdio};
+
+/// Runs the proxy.
+pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    let spec =
+        HostSpec::parse(&args.host).with_context(|| format!("reading host {:?}", args.host))?;
+    let user = spec.user.clone().unwrap_or_else(|| args.user.clone());
+    let span = tracing::info_span!("proxy", host = %args.host, pid = std::process::id());
+    let _enter = span.enter();
+    let started = Instant::now();
+
+    let region = args.aws.region.as_deref().or(spec.region.as_deref());
+    let aws = Aws::load(args.aws.profile.as_deref(), region).await?;
+    let found = aws
+        .find_instances(&spec.target)
+        .await
+        .with_context(|| format!("looking up {}", spec.target))?;
+    let instance = resolve::pick(&spec.target, &aws.region, found)?;
+    tracing::info!(instance = %instance.id, name = instance.name.as_deref().unwrap_or("-"), "resolved");
+    if instance.is_windows() {
+        tracing::warn!(instance = %instance.id, "this is a Windows instance: it needs an SSH server, and Instance Connect does not push keys to Windows");
+    }
+
+    let addr = SocketAddr::new(IpAddr::V4(address(&instance, args.address)?), spec.port);
+    let timeout = Duration::from_secs(args.connect_timeout);
+    tracing::info!(route = %Route::Direct, %addr, "opening route");
+
+    // The key push and the TCP connect do not depend on each other: run them together.
+    let (key_holder, stream) = if args.no_push {
+        (None, direct::connect(addr, timeout).await?)
+    } else {
+        let holder = KeyHolder::prepare(&args, &user, host_for_key_name(&args.host))?;
+        let public_key = holder.key().public_openssh();
+        let push = aws.push_key(&instance, &user, &public_key);
+        let (pushed, connected) = tokio::join!(push, direct::connect(addr, timeout));
+        pushed.with_context(|| format!("pushing a key for {user} to {}", instance.id))?;
+        let stream = connected?;
+        holder.deliver().await?;
+        (Some(holder), stream)
+    };
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "route open, piping"
+    );
+
+    let stats = stdio::pipe(stream)
+        .await
+        .context("piping between ssh and the instance")?;
+    tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+    drop(key_holder);
+    Ok(())
+}
+
+/// The address the direct route dials.
+fn address(instance: &Instance, kind: AddressKind) -> anyhow::Result<std::net::Ipv4Addr> {
+    match kind {
+        AddressKind::Private => match instance.private_ip {
+            Some(ip) => Ok(ip),
+            None => bail!(
+                "instance {} has no private IPv4 address: try --address public",
+                instance.id
+            ),
+        },
+        AddressKind::Public => match instance.public_ip {
+            Some(ip) => Ok(ip),
+            None => bail!(
+                "instance {} has no public IPv4 address: use --address private from inside its network, or another route",
+                instance.id
+            ),
+        },
+    }
+}
+
+/// The host part of the argument as ssh passed it (`%h`), which names the key file `%r@%h`.
+fn host_for_key_name(arg: &str) -> &str {
+    let host = arg.rsplit_once('@').map_or(arg, |(_, h)| h);
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok() => h,
+        _ => host,
+    }
+}
+
+/// The key for this connection and how ssh will get it.
+enum KeyHolder {
+    File(KeySlot),
+    Agent(EphemeralKey),
+}
+
+impl KeyHolder {
+    fn prepare(args: &ProxyArgs, user: &str, host: &str) -> anyhow::Result<KeyHolder> {
+        Ok(match args.key_delivery {
+            KeyDelivery::Agent => KeyHolder::Agent(EphemeralKey::generate()?),
+            KeyDelivery::File => {
+                let dir = match &args.key_dir {
+                    Some(d) => d.clone(),
+                    None => key_file::default_dir().context("no home directory: pass --key-dir")?,
+                };
+                let slot = KeySlot::claim(&dir, user, host).context("preparing the key file")?;
+                if slot.reused() {
+                    tracing::info!(path = %slot.path().display(), "reusing the key of a concurrent connection");
+                }
+                KeyHolder::File(slot)
+            }
+        })
+    }
+
+    fn key(&self) -> &EphemeralKey {
+        match self {
+            KeyHolder::File(slot) => slot.key(),
+            KeyHolder::Agent(key) => key,
+        }
+    }
+
+    /// Makes the (already pushed) key available to ssh.
+    async fn deliver(&self) -> anyhow::Result<()> {
+        match self {
+            KeyHolder::File(slot) => slot.write().context("writing the key file")?,
+            KeyHolder::Agent(key) => key_agent::add(key).await?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_name_is_percent_h() {
+        assert_eq!(host_for_key_name("ec2-user@web-1:22"), "web-1");
+        assert_eq!(host_for_key_name("web-1.ec2"), "web-1.ec2");
+        assert_eq!(host_for_key_name("u@tag:Role=db:2222"), "tag:Role=db");
+        assert_eq!(host_for_key_name("u@tag:Role=db"), "tag:Role=db");
+    }
+}

@@ -1,0 +1,126 @@
+//! `Instance`: our own view of an EC2 instance. SDK types stop at `aws/`; everything else sees this.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// The lifecycle state of an instance (`instanceState/name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    /// Booting; not reachable yet.
+    Pending,
+    /// Running: the only state the broker connects to.
+    Running,
+    /// Terminating.
+    ShuttingDown,
+    /// Gone (still listed for about an hour).
+    Terminated,
+    /// Stopping.
+    Stopping,
+    /// Stopped.
+    Stopped,
+    /// A state name this version does not know.
+    Unknown,
+}
+
+impl InstanceState {
+    /// Parses the API's state name.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "shutting-down" => Self::ShuttingDown,
+            "terminated" => Self::Terminated,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The API's name for this state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::ShuttingDown => "shutting-down",
+            Self::Terminated => "terminated",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The facts about one instance that route choice and messages need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// `i-…`.
+    pub id: String,
+    /// The `Name` tag, if set.
+    pub name: Option<String>,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// Availability Zone (`eu-west-1a`).
+    pub availability_zone: Option<String>,
+    /// Primary private IPv4 address.
+    pub private_ip: Option<Ipv4Addr>,
+    /// Public IPv4 address.
+    pub public_ip: Option<Ipv4Addr>,
+    /// VPC id.
+    pub vpc_id: Option<String>,
+    /// Subnet id.
+    pub subnet_id: Option<String>,
+    /// `windows` for Windows instances, `None` on Linux.
+    pub platform: Option<String>,
+    /// Launch time as the API printed it (ISO 8601).
+    pub launch_time: Option<String>,
+    /// All tags, in API order.
+    pub tags: Vec<(String, String)>,
+}
+
+impl Instance {
+    /// A bare instance with only an id and a state; the other facts empty.
+    pub fn new(id: impl Into<String>, state: InstanceState) -> Self {
+        Instance {
+            id: id.into(),
+            name: None,
+            state,
+            availability_zone: None,
+            private_ip: None,
+            public_ip: None,
+            vpc_id: None,
+            subnet_id: None,
+            platform: None,
+            launch_time: None,
+            tags: Vec::new(),
+        }
+    }
+
+    /// Whether this is a Windows instance (the API sends `windows` in lower case).
+    pub fn is_windows(&self) -> bool {
+        self.platform
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case("windows"))
+    }
+
+    /// One line for candidate lists: id, Name, state, AZ, private IP, launch time.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} ({}, {}, {}, {}, launched {})",
+            self.id,
+            self.name
+                .as_deref()
+                .map_or_else(|| "no Name".into(), |n| format!("Name={n}")),
+            self.state,
+            self.availability_zone.as_deref().unwrap_or("no AZ"),
+            self.private_ip
+                .map_or_else(|| "no private IP".into(), |ip| ip.to_string()),
+            self.launch_time.as_deref().unwrap_or("?"),
+        )
+    }
+}

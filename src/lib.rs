@@ -1,0 +1,30 @@
+//! ec2-broker: make plain `ssh`, `scp` and `rsync` reach EC2 instances.
+//!
+//! ```text
+//!  ssh ──stdin/stdout──▶ stdio ──▶ route ──▶ TCP to the instance (direct)
+//!                          ▲
+//!   cmd::proxy: HostSpec ──┤ aws::find_instances ─▶ resolve::pick ─▶ Instance
+//!                          └ keys ─▶ aws::push_key (Instance Connect) ─▶ key_file | key_agent ─▶ ssh
+//! ```
+//!
+//! - [`host`] parses what the user typed; [`resolve`] picks one instance (pure);
+//! - [`aws`] is the only module that sees AWS SDK types;
+//! - [`keys`], [`key_file`], [`key_agent`]: the short-lived key and how ssh gets it;
+//! - [`route`] opens a byte stream; [`stdio`] pipes it to ssh;
+//! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod aws;
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod host;
+pub mod instance;
+pub mod key_agent;
+pub mod key_file;
+pub mod keys;
+pub mod logging;
+pub mod resolve;
+pub mod route;
+pub mod stdio;

@@ -1,0 +1,107 @@
+//! Logging: stderr or a log file, never stdout (stdout is ssh's byte stream in `proxy`).
+//!
+//! Level: warnings by default; `-v` info, `-vv` debug, `-vvv` trace (dependencies at debug).
+//! `EC2_BROKER_LOG=info|debug|trace` does the same without editing ssh_config.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::prelude::*;
+
+/// Installs the global subscriber.
+pub fn init(verbose: u8, log_file: Option<&Path>) -> anyhow::Result<()> {
+    let env_level = std::env::var("EC2_BROKER_LOG")
+        .ok()
+        .map(|v| level_from_name(&v));
+    let ours = env_level.unwrap_or(0).max(verbose);
+    let targets = targets_for(ours);
+    let (writer, ansi) = match log_file {
+        Some(path) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log file {}", path.display()))?;
+            (BoxMakeWriter::new(std::sync::Mutex::new(file)), false)
+        }
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+    };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_target(ours >= 3);
+    // Ignore a second init (tests, or a library user who set up their own subscriber).
+    let _ = tracing_subscriber::registry()
+        .with(layer.with_filter(targets))
+        .try_init();
+    Ok(())
+}
+
+/// Maps a verbosity count to per-target filters.
+fn targets_for(verbosity: u8) -> Targets {
+    let (ours, deps) = match verbosity {
+        0 => (LevelFilter::WARN, LevelFilter::ERROR),
+        1 => (LevelFilter::INFO, LevelFilter::ERROR),
+        2 => (LevelFilter::DEBUG, LevelFilter::WARN),
+        _ => (LevelFilter::TRACE, LevelFilter::DEBUG),
+    };
+    Targets::new()
+        .with_target("ec2_broker", ours)
+        .with_default(deps)
+}
+
+fn level_from_name(name: &str) -> u8 {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "info" | "1" => 1,
+        "debug" | "2" => 2,
+        "trace" | "3" => 3,
+        _ => 0,
+    }
+}
+
+/// Wraps a secret so that `Debug` and `Display` print `<redacted>`.
+#[derive(Clone)]
+pub struct Redacted<T>(pub T);
+
+impl<T> fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<T> fmt::Display for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names() {
+        assert_eq!(level_from_name("DEBUG"), 2);
+        assert_eq!(level_from_name(" info"), 1);
+        assert_eq!(level_from_name("trace"), 3);
+        assert_eq!(level_from_name("warn"), 0);
+        assert_eq!(level_from_name("bogus"), 0);
+    }
+
+    #[test]
+    fn redacted_hides() {
+        assert_eq!(
+            format!("{:?} {}", Redacted("secret"), Redacted(1)),
+            "<redacted> <redacted>"
+        );
+    }
+}

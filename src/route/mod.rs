@@ -1,0 +1,23 @@
+//! Routes: ways to get a byte stream to an instance's SSH port.
+//!
+//! Each route's `connect` returns a stream only once it is really open, so a caller can try
+//! another route before any byte of ssh's stdin has been read.
+
+pub mod direct;
+
+use std::fmt;
+
+/// A way to reach an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// TCP to the instance's address.
+    Direct,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Route::Direct => "direct",
+        })
+    }
+}
