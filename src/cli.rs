@@ -49,9 +49,12 @@ pub struct AwsArgs {
 /// Arguments of `ec2-broker proxy`.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// The instance: [USER@]HOST[:PORT], where HOST is an instance id, a Name tag (wildcards
-    /// allowed), tag:KEY=VALUE, or an IPv4 address. A trailing .ec2 or .REGION is understood.
-    #[arg(value_name = "[USER@]HOST[:PORT]")]
+    /// The instance, as ssh passes it (`%r@%h:%p`).
+    #[arg(
+        value_name = "[USER@]HOST[:PORT]",
+        help = "The instance: [USER@]HOST[:PORT], where HOST is an instance id, a Name tag (wildcards \
+                allowed), tag:KEY=VALUE, or an IPv4 address. A trailing .ec2 or .REGION is understood"
+    )]
     pub host: String,
 
     /// AWS account and Region.
@@ -78,6 +81,11 @@ pub struct ProxyArgs {
     /// [default: ~/.cache/ec2-broker/keys]
     #[arg(long, env = "EC2_BROKER_KEY_DIR", value_name = "DIR")]
     pub key_dir: Option<PathBuf>,
+
+    /// Remove this suffix from the host before resolving it (for per-account ssh_config blocks
+    /// such as `Host *.prod`); `.ec2` is always removed.
+    #[arg(long, value_name = "SUFFIX")]
+    pub strip_suffix: Option<String>,
 
     /// OS user when the host names none (ssh always passes %r).
     #[arg(long, default_value = "ec2-user", value_name = "USER")]

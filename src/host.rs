@@ -91,11 +91,13 @@ impl HostSpec {
     /// assert_eq!(spec.port, 2222);
     /// ```
     pub fn parse(input: &str) -> Result<Self, HostSpecError> {
+        Self::parse_with_suffix(input, None)
+    }
+
+    /// [`HostSpec::parse`], removing `suffix` (e.g. `.prod`) from the host first.
+    pub fn parse_with_suffix(input: &str, suffix: Option<&str>) -> Result<Self, HostSpecError> {
         if let Some(ch) = input.chars().find(|c| c.is_control() || c.is_whitespace()) {
-            return Err(HostSpecError::BadChar {
-                spec: input.into(),
-                ch,
-            });
+            return Err(HostSpecError::BadChar { spec: input.into(), ch });
         }
         // The user may itself hold '@' (Instance Connect allows it), so split at the last one.
         let (user, rest) = match input.rsplit_once('@') {
@@ -107,17 +109,13 @@ impl HostSpec {
         if host.is_empty() {
             return Err(HostSpecError::Empty);
         }
+        let host = suffix.filter(|s| !s.is_empty()).and_then(|s| host.strip_suffix(s)).unwrap_or(host);
         let host = host.strip_suffix(".ec2").unwrap_or(host);
         let (host, region) = split_region(host);
         if host.is_empty() {
             return Err(HostSpecError::Empty);
         }
-        Ok(HostSpec {
-            user,
-            target: Target::parse(host)?,
-            region,
-            port,
-        })
+        Ok(HostSpec { user, target: Target::parse(host)?, region, port })
     }
 }
 
@@ -125,10 +123,7 @@ impl Target {
     fn parse(host: &str) -> Result<Self, HostSpecError> {
         if let Some(tag) = host.strip_prefix("tag:") {
             return match tag.split_once('=') {
-                Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok(Target::Tag {
-                    key: k.into(),
-                    value: v.into(),
-                }),
+                Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok(Target::Tag { key: k.into(), value: v.into() }),
                 _ => Err(HostSpecError::BadTag(host.into())),
             };
         }
@@ -159,19 +154,14 @@ fn split_port<'a>(spec: &str, rest: &'a str) -> Result<(&'a str, u16), HostSpecE
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok((host, p)),
-        _ => Err(HostSpecError::BadPort {
-            spec: spec.into(),
-            port: port.into(),
-        }),
+        _ => Err(HostSpecError::BadPort { spec: spec.into(), port: port.into() }),
     }
 }
 
 /// Splits a trailing `.REGION` when it looks like an AWS Region name (`eu-west-1`, `us-gov-west-1`).
 fn split_region(host: &str) -> (&str, Option<String>) {
     match host.rsplit_once('.') {
-        Some((name, region)) if is_region(region) && !name.is_empty() => {
-            (name, Some(region.into()))
-        }
+        Some((name, region)) if is_region(region) && !name.is_empty() => (name, Some(region.into())),
         _ => (host, None),
     }
 }
@@ -185,9 +175,7 @@ pub fn is_region(s: &str) -> bool {
     (3..=4).contains(&parts.len())
         && first.len() == 2
         && first.bytes().all(|b| b.is_ascii_lowercase())
-        && parts[1..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && !last.is_empty()
         && last.bytes().all(|b| b.is_ascii_digit())
 }
@@ -226,6 +214,22 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// The fuzz target's body (`fuzz/fuzz_targets/host_spec.rs`), also run by a unit test:
+/// parsing never panics, and what parses keeps its invariants.
+pub fn fuzz_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(spec) = HostSpec::parse(text) {
+        assert!(spec.port > 0);
+        assert!(spec.user.as_deref().is_none_or(|u| !u.is_empty()));
+        match &spec.target {
+            Target::InstanceId(id) => assert!(id.starts_with("i-") && id.len() >= 10),
+            Target::Name(n) => assert!(!n.is_empty()),
+            Target::Tag { key, value } => assert!(!key.is_empty() && !value.is_empty()),
+            Target::Address(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,85 +240,20 @@ mod tests {
 
     #[test]
     fn forms() {
-        let cases: &[(&str, Option<&str>, Target, Option<&str>, u16)] = &[
-            (
-                "i-0123456789abcdef0",
-                None,
-                Target::InstanceId("i-0123456789abcdef0".into()),
-                None,
-                22,
-            ),
-            (
-                "i-0123ABCD",
-                None,
-                Target::InstanceId("i-0123abcd".into()),
-                None,
-                22,
-            ),
-            (
-                "root@i-0123abcd:2200",
-                Some("root"),
-                Target::InstanceId("i-0123abcd".into()),
-                None,
-                2200,
-            ),
+        type Case<'a> = (&'a str, Option<&'a str>, Target, Option<&'a str>, u16);
+        let cases: &[Case<'_>] = &[
+            ("i-0123456789abcdef0", None, Target::InstanceId("i-0123456789abcdef0".into()), None, 22),
+            ("i-0123ABCD", None, Target::InstanceId("i-0123abcd".into()), None, 22),
+            ("root@i-0123abcd:2200", Some("root"), Target::InstanceId("i-0123abcd".into()), None, 2200),
             ("web-1", None, Target::Name("web-1".into()), None, 22),
             ("web-*.ec2", None, Target::Name("web-*".into()), None, 22),
-            (
-                "ec2-user@web-1.eu-west-1:22",
-                Some("ec2-user"),
-                Target::Name("web-1".into()),
-                Some("eu-west-1"),
-                22,
-            ),
-            (
-                "db.us-gov-west-1.ec2",
-                None,
-                Target::Name("db".into()),
-                Some("us-gov-west-1"),
-                22,
-            ),
-            (
-                "web.example.com",
-                None,
-                Target::Name("web.example.com".into()),
-                None,
-                22,
-            ),
-            (
-                "tag:Role=db",
-                None,
-                Target::Tag {
-                    key: "Role".into(),
-                    value: "db".into(),
-                },
-                None,
-                22,
-            ),
-            (
-                "u@tag:Role=db:2222",
-                Some("u"),
-                Target::Tag {
-                    key: "Role".into(),
-                    value: "db".into(),
-                },
-                None,
-                2222,
-            ),
-            (
-                "10.0.1.23",
-                None,
-                Target::Address("10.0.1.23".parse().unwrap()),
-                None,
-                22,
-            ),
-            (
-                "a@b@10.0.1.23:9",
-                Some("a@b"),
-                Target::Address("10.0.1.23".parse().unwrap()),
-                None,
-                9,
-            ),
+            ("ec2-user@web-1.eu-west-1:22", Some("ec2-user"), Target::Name("web-1".into()), Some("eu-west-1"), 22),
+            ("db.us-gov-west-1.ec2", None, Target::Name("db".into()), Some("us-gov-west-1"), 22),
+            ("web.example.com", None, Target::Name("web.example.com".into()), None, 22),
+            ("tag:Role=db", None, Target::Tag { key: "Role".into(), value: "db".into() }, None, 22),
+            ("u@tag:Role=db:2222", Some("u"), Target::Tag { key: "Role".into(), value: "db".into() }, None, 2222),
+            ("10.0.1.23", None, Target::Address("10.0.1.23".parse().unwrap()), None, 22),
+            ("a@b@10.0.1.23:9", Some("a@b"), Target::Address("10.0.1.23".parse().unwrap()), None, 9),
             ("i-web", None, Target::Name("i-web".into()), None, 22),
         ];
         for (input, user, target, region, port) in cases {
@@ -331,43 +270,29 @@ mod tests {
         let cases: &[(&str, HostSpecError)] = &[
             ("", HostSpecError::Empty),
             ("@web", HostSpecError::EmptyUser("@web".into())),
-            (
-                "web:0",
-                HostSpecError::BadPort {
-                    spec: "web:0".into(),
-                    port: "0".into(),
-                },
-            ),
-            (
-                "web:ssh",
-                HostSpecError::BadPort {
-                    spec: "web:ssh".into(),
-                    port: "ssh".into(),
-                },
-            ),
-            (
-                "web:70000",
-                HostSpecError::BadPort {
-                    spec: "web:70000".into(),
-                    port: "70000".into(),
-                },
-            ),
+            ("web:0", HostSpecError::BadPort { spec: "web:0".into(), port: "0".into() }),
+            ("web:ssh", HostSpecError::BadPort { spec: "web:ssh".into(), port: "ssh".into() }),
+            ("web:70000", HostSpecError::BadPort { spec: "web:70000".into(), port: "70000".into() }),
             ("tag:Role", HostSpecError::BadTag("tag:Role".into())),
             ("tag:=x", HostSpecError::BadTag("tag:=x".into())),
             ("i-0123", HostSpecError::BadInstanceId("i-0123".into())),
-            (
-                "web 1",
-                HostSpecError::BadChar {
-                    spec: "web 1".into(),
-                    ch: ' ',
-                },
-            ),
+            ("web 1", HostSpecError::BadChar { spec: "web 1".into(), ch: ' ' }),
             ("u@", HostSpecError::Empty),
             (".ec2", HostSpecError::Empty),
         ];
         for (input, want) in cases {
             assert_eq!(HostSpec::parse(input).as_ref(), Err(want), "{input}");
         }
+    }
+
+    #[test]
+    fn custom_suffix() {
+        let spec = HostSpec::parse_with_suffix("u@i-0123456789abcdef0.prod:22", Some(".prod")).unwrap();
+        assert_eq!(spec.target, Target::InstanceId("i-0123456789abcdef0".into()));
+        let spec = HostSpec::parse_with_suffix("db-1.prod", Some(".prod")).unwrap();
+        assert_eq!(spec.target, Target::Name("db-1".into()));
+        let spec = HostSpec::parse_with_suffix("db-1.prod", None).unwrap();
+        assert_eq!(spec.target, Target::Name("db-1.prod".into()));
     }
 
     #[test]
@@ -400,21 +325,23 @@ mod tests {
     }
 
     #[test]
+    fn random_inputs_keep_the_invariants() {
+        // 20 000 strings over an alphabet rich in separators, with a fixed seed.
+        let alphabet: Vec<char> = "i-0aF9@:.=*?tag:ec2 eu-west-1\u{0}é[]".chars().collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 24) as usize;
+            let s: String = (0..len).map(|i| alphabet[((x >> (i % 60)) as usize + i * 7) % alphabet.len()]).collect();
+            fuzz_parse(s.as_bytes());
+        }
+    }
+
+    #[test]
     fn never_panics_on_odd_input() {
-        for s in [
-            "@",
-            ":",
-            "@:",
-            "tag:",
-            "tag:=",
-            "a:b:c",
-            "[::1]:22",
-            "i-",
-            "\u{0}",
-            "é@ü:1",
-            "...",
-            ".eu-west-1",
-        ] {
+        for s in ["@", ":", "@:", "tag:", "tag:=", "a:b:c", "[::1]:22", "i-", "\u{0}", "é@ü:1", "...", ".eu-west-1"] {
             let _ = HostSpec::parse(s);
         }
     }

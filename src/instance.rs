@@ -103,9 +103,7 @@ impl Instance {
 
     /// Whether this is a Windows instance (the API sends `windows` in lower case).
     pub fn is_windows(&self) -> bool {
-        self.platform
-            .as_deref()
-            .is_some_and(|p| p.eq_ignore_ascii_case("windows"))
+        self.platform.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("windows"))
     }
 
     /// One line for candidate lists: id, Name, state, AZ, private IP, launch time.
@@ -113,13 +111,10 @@ impl Instance {
         format!(
             "{} ({}, {}, {}, {}, launched {})",
             self.id,
-            self.name
-                .as_deref()
-                .map_or_else(|| "no Name".into(), |n| format!("Name={n}")),
+            self.name.as_deref().map_or_else(|| "no Name".into(), |n| format!("Name={n}")),
             self.state,
             self.availability_zone.as_deref().unwrap_or("no AZ"),
-            self.private_ip
-                .map_or_else(|| "no private IP".into(), |ip| ip.to_string()),
+            self.private_ip.map_or_else(|| "no private IP".into(), |ip| ip.to_string()),
             self.launch_time.as_deref().unwrap_or("?"),
         )
     }

@@ -7,9 +7,7 @@ use crate::keys::{EphemeralKey, KEY_VALIDITY_SECS};
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// `SSH_AUTH_SOCK` is unset or the agent does not answer.
-    #[error(
-        "cannot reach ssh-agent ({0}): start one (eval $(ssh-agent)) or use --key-delivery file"
-    )]
+    #[error("cannot reach ssh-agent ({0}): start one (eval $(ssh-agent)) or use --key-delivery file")]
     Connect(String),
     /// The agent refused the key.
     #[error("ssh-agent refused the key: {0}")]
@@ -21,16 +19,9 @@ pub async fn add(key: &EphemeralKey) -> Result<(), AgentError> {
     use russh::keys::agent::Constraint;
     use russh::keys::agent::client::AgentClient;
 
-    let mut agent = AgentClient::connect_env()
-        .await
-        .map_err(|e| AgentError::Connect(e.to_string()))?;
+    let mut agent = AgentClient::connect_env().await.map_err(|e| AgentError::Connect(e.to_string()))?;
     agent
-        .add_identity(
-            key.private_key(),
-            &[Constraint::KeyLifetime {
-                seconds: KEY_VALIDITY_SECS,
-            }],
-        )
+        .add_identity(key.private_key(), &[Constraint::KeyLifetime { seconds: KEY_VALIDITY_SECS }])
         .await
         .map_err(|e| AgentError::Add(e.to_string()))?;
     tracing::debug!(fingerprint = %key.fingerprint(), lifetime_s = KEY_VALIDITY_SECS, "key added to ssh-agent");

@@ -73,34 +73,19 @@ impl KeySlot {
         lock(&users, &path, LockKind::Shared)?;
         let (key, reused) = match fs::read_to_string(&path) {
             Ok(text) => (
-                EphemeralKey::from_openssh_private(&text).map_err(|source| KeyFileError::Key {
-                    path: path.clone(),
-                    source,
-                })?,
+                EphemeralKey::from_openssh_private(&text)
+                    .map_err(|source| KeyFileError::Key { path: path.clone(), source })?,
                 true,
             ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (
-                EphemeralKey::generate().map_err(|source| KeyFileError::Key {
-                    path: path.clone(),
-                    source,
-                })?,
-                false,
-            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                (EphemeralKey::generate().map_err(|source| KeyFileError::Key { path: path.clone(), source })?, false)
+            }
             Err(source) => {
-                return Err(KeyFileError::Io {
-                    action: "reading",
-                    path,
-                    source,
-                });
+                return Err(KeyFileError::Io { action: "reading", path, source });
             }
         };
         drop(guard);
-        Ok(KeySlot {
-            path,
-            key,
-            reused,
-            users: Some(users),
-        })
+        Ok(KeySlot { path, key, reused, users: Some(users) })
     }
 
     /// The key to push and hand to ssh.
@@ -123,40 +108,21 @@ impl KeySlot {
         if self.reused {
             return Ok(());
         }
-        let text = self
-            .key
-            .to_openssh_private()
-            .map_err(|source| KeyFileError::Key {
-                path: self.path.clone(),
-                source,
-            })?;
-        let tmp = self.path.with_file_name(format!(
-            ".{}.{}.tmp",
-            file_name(&self.path),
-            std::process::id()
-        ));
-        let io_err = |action, source| KeyFileError::Io {
-            action,
-            path: tmp.clone(),
-            source,
-        };
+        let text =
+            self.key.to_openssh_private().map_err(|source| KeyFileError::Key { path: self.path.clone(), source })?;
+        let tmp = self.path.with_file_name(format!(".{}.{}.tmp", file_name(&self.path), std::process::id()));
+        let io_err = |action, source| KeyFileError::Io { action, path: tmp.clone(), source };
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| io_err("creating", e))?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| io_err("writing", e))?;
+        f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| io_err("writing", e))?;
         drop(f);
         fs::rename(&tmp, &self.path).map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            KeyFileError::Io {
-                action: "renaming into place",
-                path: self.path.clone(),
-                source: e,
-            }
+            KeyFileError::Io { action: "renaming into place", path: self.path.clone(), source: e }
         })
     }
 }
@@ -192,11 +158,7 @@ fn lock(file: &File, path: &Path, kind: LockKind) -> Result<(), KeyFileError> {
         LockKind::Shared => file.lock_shared(),
         LockKind::Exclusive => file.lock(),
     }
-    .map_err(|source| KeyFileError::Io {
-        action: "locking",
-        path: path.to_path_buf(),
-        source,
-    })
+    .map_err(|source| KeyFileError::Io { action: "locking", path: path.to_path_buf(), source })
 }
 
 fn lock_file(key_path: &Path, suffix: &str) -> Result<File, KeyFileError> {
@@ -208,34 +170,21 @@ fn lock_file(key_path: &Path, suffix: &str) -> Result<File, KeyFileError> {
         .truncate(false)
         .mode(0o600)
         .open(&path)
-        .map_err(|source| KeyFileError::Io {
-            action: "opening lock file",
-            path,
-            source,
-        })
+        .map_err(|source| KeyFileError::Io { action: "opening lock file", path, source })
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<(), KeyFileError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| KeyFileError::Io {
-            action: "creating directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    let meta = fs::metadata(dir).map_err(|source| KeyFileError::Io {
-        action: "reading",
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| KeyFileError::Io {
+        action: "creating directory",
         path: dir.to_path_buf(),
         source,
     })?;
+    let meta =
+        fs::metadata(dir).map_err(|source| KeyFileError::Io { action: "reading", path: dir.to_path_buf(), source })?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(KeyFileError::UnsafeDir(dir.to_path_buf()));
     }
@@ -257,10 +206,7 @@ mod tests {
         let dir = tmp.path().join("keys");
         let a = KeySlot::claim(&dir, "ec2-user", "web-1").unwrap();
         assert!(!a.reused());
-        assert_eq!(
-            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         a.write().unwrap();
         let meta = fs::metadata(a.path()).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
@@ -287,13 +233,7 @@ mod tests {
         let dir = tmp.path().join("open");
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(matches!(
-            KeySlot::claim(&dir, "u", "h"),
-            Err(KeyFileError::UnsafeDir(_))
-        ));
-        assert!(matches!(
-            KeySlot::claim(tmp.path(), "u", "a/b"),
-            Err(KeyFileError::BadName(_))
-        ));
+        assert!(matches!(KeySlot::claim(&dir, "u", "h"), Err(KeyFileError::UnsafeDir(_))));
+        assert!(matches!(KeySlot::claim(tmp.path(), "u", "a/b"), Err(KeyFileError::BadName(_))));
     }
 }

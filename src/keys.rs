@@ -32,8 +32,8 @@ pub enum KeyError {
 impl EphemeralKey {
     /// A fresh Ed25519 key pair from the OS random source.
     pub fn generate() -> Result<Self, KeyError> {
-        let private = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
-            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        let private =
+            PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| KeyError::Generate(e.to_string()))?;
         Ok(EphemeralKey { private })
     }
 
@@ -47,24 +47,17 @@ impl EphemeralKey {
     pub fn public_openssh(&self) -> String {
         let mut public = self.private.public_key().clone();
         public.set_comment("ec2-broker");
-        public
-            .to_openssh()
-            .expect("encoding an in-memory Ed25519 public key cannot fail")
+        public.to_openssh().expect("encoding an in-memory Ed25519 public key cannot fail")
     }
 
     /// The private key in OpenSSH format, as ssh reads it from an `IdentityFile`.
     pub fn to_openssh_private(&self) -> Result<Zeroizing<String>, KeyError> {
-        self.private
-            .to_openssh(LineEnding::LF)
-            .map_err(|e| KeyError::Generate(e.to_string()))
+        self.private.to_openssh(LineEnding::LF).map_err(|e| KeyError::Generate(e.to_string()))
     }
 
     /// `SHA256:…` fingerprint, as `ssh-keygen -l` and sshd's `%f` print it.
     pub fn fingerprint(&self) -> String {
-        self.private
-            .public_key()
-            .fingerprint(HashAlg::Sha256)
-            .to_string()
+        self.private.public_key().fingerprint(HashAlg::Sha256).to_string()
     }
 
     /// The key itself, for the agent client.

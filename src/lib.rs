@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth_probe;
 pub mod aws;
 pub mod cli;
 pub mod cmd;

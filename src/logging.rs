@@ -16,9 +16,7 @@ use tracing_subscriber::prelude::*;
 
 /// Installs the global subscriber.
 pub fn init(verbose: u8, log_file: Option<&Path>) -> anyhow::Result<()> {
-    let env_level = std::env::var("EC2_BROKER_LOG")
-        .ok()
-        .map(|v| level_from_name(&v));
+    let env_level = std::env::var("EC2_BROKER_LOG").ok().map(|v| level_from_name(&v));
     let ours = env_level.unwrap_or(0).max(verbose);
     let targets = targets_for(ours);
     let (writer, ansi) = match log_file {
@@ -30,19 +28,11 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> anyhow::Result<()> {
                 .with_context(|| format!("opening log file {}", path.display()))?;
             (BoxMakeWriter::new(std::sync::Mutex::new(file)), false)
         }
-        None => (
-            BoxMakeWriter::new(std::io::stderr),
-            std::io::stderr().is_terminal(),
-        ),
+        None => (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal()),
     };
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(ansi)
-        .with_target(ours >= 3);
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi).with_target(ours >= 3);
     // Ignore a second init (tests, or a library user who set up their own subscriber).
-    let _ = tracing_subscriber::registry()
-        .with(layer.with_filter(targets))
-        .try_init();
+    let _ = tracing_subscriber::registry().with(layer.with_filter(targets)).try_init();
     Ok(())
 }
 
@@ -54,9 +44,7 @@ fn targets_for(verbosity: u8) -> Targets {
         2 => (LevelFilter::DEBUG, LevelFilter::WARN),
         _ => (LevelFilter::TRACE, LevelFilter::DEBUG),
     };
-    Targets::new()
-        .with_target("ec2_broker", ours)
-        .with_default(deps)
+    Targets::new().with_target("ec2_broker", ours).with_default(deps)
 }
 
 fn level_from_name(name: &str) -> u8 {
@@ -99,9 +87,6 @@ mod tests {
 
     #[test]
     fn redacted_hides() {
-        assert_eq!(
-            format!("{:?} {}", Redacted("secret"), Redacted(1)),
-            "<redacted> <redacted>"
-        );
+        assert_eq!(format!("{:?} {}", Redacted("secret"), Redacted(1)), "<redacted> <redacted>");
     }
 }

@@ -11,10 +11,7 @@ fn main() -> ExitCode {
     if let Err(err) = logging::init(cli.verbose, cli.log_file.as_deref()) {
         return error::report(&err);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             return error::report(&anyhow::Error::new(err).context("starting the async runtime"));

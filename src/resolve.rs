@@ -44,26 +44,14 @@ pub enum ResolveError {
 /// Picks the running instance `target` names among `found` (the API's answer for that target).
 pub fn pick(target: &Target, region: &str, found: Vec<Instance>) -> Result<Instance, ResolveError> {
     let target_text = target.to_string();
-    let (running, other): (Vec<Instance>, Vec<Instance>) = found
-        .into_iter()
-        .partition(|i| i.state == InstanceState::Running);
+    let (running, other): (Vec<Instance>, Vec<Instance>) =
+        found.into_iter().partition(|i| i.state == InstanceState::Running);
     match (running.len(), other.len()) {
         (1, _) => Ok(running.into_iter().next().expect("one running instance")),
-        (0, 0) => Err(ResolveError::NotFound {
-            target: target_text,
-            region: region.into(),
-        }),
-        (0, 1) => Err(ResolveError::NotRunning {
-            instance: Box::new(other.into_iter().next().expect("one")),
-        }),
-        (0, _) => Err(ResolveError::NoneRunning {
-            target: target_text,
-            candidates: sorted(other),
-        }),
-        _ => Err(ResolveError::Ambiguous {
-            target: target_text,
-            candidates: sorted(running),
-        }),
+        (0, 0) => Err(ResolveError::NotFound { target: target_text, region: region.into() }),
+        (0, 1) => Err(ResolveError::NotRunning { instance: Box::new(other.into_iter().next().expect("one")) }),
+        (0, _) => Err(ResolveError::NoneRunning { target: target_text, candidates: sorted(other) }),
+        _ => Err(ResolveError::Ambiguous { target: target_text, candidates: sorted(running) }),
     }
 }
 
@@ -73,35 +61,23 @@ fn sorted(mut v: Vec<Instance>) -> Vec<Instance> {
 }
 
 fn list(candidates: &[Instance]) -> String {
-    candidates
-        .iter()
-        .map(|i| format!("  {}", i.summary()))
-        .collect::<Vec<_>>()
-        .join("\n")
+    candidates.iter().map(|i| format!("  {}", i.summary())).collect::<Vec<_>>().join("\n")
 }
 
 fn name_or_dash(i: &Instance) -> String {
-    i.name
-        .as_deref()
-        .map_or_else(|| "no Name tag".into(), |n| format!("Name={n}"))
+    i.name.as_deref().map_or_else(|| "no Name tag".into(), |n| format!("Name={n}"))
 }
 
 fn not_running_advice(i: &Instance) -> String {
     match i.state {
         InstanceState::Stopped | InstanceState::Stopping => {
-            format!(
-                "start it first (aws ec2 start-instances --instance-ids {})",
-                i.id
-            )
+            format!("start it first (aws ec2 start-instances --instance-ids {})", i.id)
         }
         InstanceState::Pending => "it is still booting: retry in a minute".into(),
         InstanceState::Terminated | InstanceState::ShuttingDown => {
-            "it is gone: find its replacement (ec2-broker proxy matches running instances only)"
-                .into()
+            "it is gone: find its replacement (ec2-broker proxy matches running instances only)".into()
         }
-        InstanceState::Running | InstanceState::Unknown => {
-            "only running instances can be reached".into()
-        }
+        InstanceState::Running | InstanceState::Unknown => "only running instances can be reached".into(),
     }
 }
 
@@ -128,10 +104,7 @@ mod tests {
             inst("i-0000000a", "web", InstanceState::Terminated),
             inst("i-0000000b", "web", InstanceState::Running),
         ];
-        assert_eq!(
-            pick(&name("web"), "eu-west-1", found).unwrap().id,
-            "i-0000000b"
-        );
+        assert_eq!(pick(&name("web"), "eu-west-1", found).unwrap().id, "i-0000000b");
     }
 
     #[test]
@@ -154,40 +127,19 @@ mod tests {
             e.to_string(),
             "Name=web-* matches 2 running instances:\n  i-0000000a (Name=web-1, running, eu-west-1a, 10.0.0.1, launched 2026-11-01T00:00:00.000Z)\n  i-0000000b (Name=web-2, running, eu-west-1a, 10.0.0.1, launched 2026-11-01T00:00:00.000Z)\npick one by instance id (e.g. ssh i-0000000a) or with a more specific tag:KEY=VALUE"
         );
-        let e = pick(
-            &name("db"),
-            "r",
-            vec![inst("i-0000000c", "db", InstanceState::Stopped)],
-        )
-        .unwrap_err();
+        let e = pick(&name("db"), "r", vec![inst("i-0000000c", "db", InstanceState::Stopped)]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "instance i-0000000c (Name=db) is stopped: start it first (aws ec2 start-instances --instance-ids i-0000000c)"
         );
+        let e = pick(&name("db"), "r", vec![inst("i-0000000c", "db", InstanceState::Pending)]).unwrap_err();
+        assert!(e.to_string().ends_with("is pending: it is still booting: retry in a minute"), "{e}");
         let e = pick(
             &name("db"),
             "r",
-            vec![inst("i-0000000c", "db", InstanceState::Pending)],
+            vec![inst("i-0000000c", "db", InstanceState::Stopped), inst("i-0000000d", "db", InstanceState::Terminated)],
         )
         .unwrap_err();
-        assert!(
-            e.to_string()
-                .ends_with("is pending: it is still booting: retry in a minute"),
-            "{e}"
-        );
-        let e = pick(
-            &name("db"),
-            "r",
-            vec![
-                inst("i-0000000c", "db", InstanceState::Stopped),
-                inst("i-0000000d", "db", InstanceState::Terminated),
-            ],
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("Name=db matches 2 instances and none is running:\n  i-0000000c"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("Name=db matches 2 instances and none is running:\n  i-0000000c"), "{e}");
     }
 }

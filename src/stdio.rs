@@ -9,6 +9,8 @@
 //! Nothing but the stream's bytes is ever written to stdout.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -25,7 +27,7 @@ const BUF_SIZE: usize = 64 * 1024;
 pub enum End {
     /// The instance side closed the connection.
     RemoteClosed,
-    /// ssh closed our stdin (and the instance side did not close within the drain time).
+    /// ssh closed our stdin first (the instance side then got the drain time to finish).
     LocalClosed,
     /// ssh closed our stdout.
     StdoutClosed,
@@ -60,88 +62,73 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (mut remote_rd, remote_wr) = tokio::io::split(stream);
+    let (up_count, down_count) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let stats = |end| PipeStats { up: up_count.load(Ordering::Relaxed), down: down_count.load(Ordering::Relaxed), end };
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
 
-    let mut up = tokio::spawn(copy_up(local_in, remote_wr));
-    let down = copy_down(&mut remote_rd, local_out);
+    let mut up = tokio::spawn(copy_up(local_in, remote_wr, up_count.clone()));
+    let down = copy_down(&mut remote_rd, local_out, &down_count);
     tokio::pin!(down);
 
-    tokio::select! {
-        res = &mut down => {
-            let (bytes, end) = res?;
-            up.abort();
-            Ok(PipeStats { up: 0, down: bytes, end })
-        }
+    let end = tokio::select! {
+        res = &mut down => res?,
         res = &mut up => {
-            let up_bytes = res.map_err(io::Error::other)??;
-            tracing::debug!(bytes = up_bytes, "stdin closed; half-closed the stream");
+            res.map_err(io::Error::other)??;
+            tracing::debug!("stdin closed; half-closed the stream");
             // Give the instance side a short time to finish what it is sending.
-            match tokio::time::timeout(DRAIN_AFTER_STDIN_EOF, &mut down).await {
-                Ok(res) => {
-                    let (down_bytes, end) = res?;
-                    Ok(PipeStats { up: up_bytes, down: down_bytes, end })
-                }
-                Err(_) => Ok(PipeStats { up: up_bytes, down: 0, end: End::LocalClosed }),
-            }
+            // ssh closed first, whatever the instance does next.
+            let _ = tokio::time::timeout(DRAIN_AFTER_STDIN_EOF, &mut down).await;
+            End::LocalClosed
         }
-        _ = hup.recv() => Ok(signalled(&up)),
-        _ = term.recv() => Ok(signalled(&up)),
-        _ = int.recv() => Ok(signalled(&up)),
-    }
-}
-
-fn signalled(up: &tokio::task::JoinHandle<io::Result<u64>>) -> PipeStats {
+        _ = hup.recv() => End::Signal,
+        _ = term.recv() => End::Signal,
+        _ = int.recv() => End::Signal,
+    };
     up.abort();
-    PipeStats {
-        up: 0,
-        down: 0,
-        end: End::Signal,
-    }
+    Ok(stats(end))
 }
 
-async fn copy_up<R, W>(mut from: R, mut to: W) -> io::Result<u64>
+async fn copy_up<R, W>(mut from: R, mut to: W, count: Arc<AtomicU64>) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; BUF_SIZE];
-    let mut total = 0u64;
     loop {
         let n = from.read(&mut buf).await?;
         if n == 0 {
             // Half-close: the instance sees EOF, and can still answer.
             let _ = to.shutdown().await;
-            return Ok(total);
+            return Ok(());
         }
         to.write_all(&buf[..n]).await?;
-        total += n as u64;
+        count.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
-async fn copy_down<R, W>(from: &mut R, mut to: W) -> io::Result<(u64, End)>
+async fn copy_down<R, W>(from: &mut R, mut to: W, count: &AtomicU64) -> io::Result<End>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; BUF_SIZE];
-    let mut total = 0u64;
     loop {
         let n = from.read(&mut buf).await?;
         if n == 0 {
             let _ = to.flush().await;
-            return Ok((total, End::RemoteClosed));
+            return Ok(End::RemoteClosed);
         }
         let written = async {
             to.write_all(&buf[..n]).await?;
             to.flush().await
         };
         match written.await {
-            Ok(()) => total += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                return Ok((total, End::StdoutClosed));
+            Ok(()) => {
+                count.fetch_add(n as u64, Ordering::Relaxed);
             }
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(End::StdoutClosed),
             Err(e) => return Err(e),
         }
     }
@@ -169,18 +156,18 @@ mod tests {
                 ssh_in
             })
         };
+        let reader = tokio::spawn(async move {
+            let mut got_down = Vec::new();
+            ssh_out.read_to_end(&mut got_down).await.unwrap();
+            got_down
+        });
         let mut got_up = vec![0u8; up.len()];
         instance.read_exact(&mut got_up).await.unwrap();
         instance.write_all(&down).await.unwrap();
         instance.shutdown().await.unwrap();
         drop(instance);
-        let mut got_down = Vec::new();
-        ssh_out.read_to_end(&mut got_down).await.unwrap();
-        let stats = tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let got_down = reader.await.unwrap();
+        let stats = tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
         let _keep = writer.await.unwrap();
         assert_eq!(got_up, up);
         assert_eq!(got_down, down);
@@ -204,7 +191,8 @@ mod tests {
         ssh_out.read_to_end(&mut got).await.unwrap();
         let stats = task.await.unwrap().unwrap();
         assert_eq!(got, b"bye");
-        assert_eq!(stats.end, End::RemoteClosed);
+        assert_eq!(stats.end, End::LocalClosed);
+        assert_eq!(stats.down, 3);
     }
 
     #[tokio::test(start_paused = true)]

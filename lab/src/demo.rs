@@ -13,22 +13,13 @@ use crate::{Inventory, Lab};
 
 /// Writes an ssh_config for every running lab instance (by Name and by id) that uses `broker` as
 /// ProxyCommand with `proxy_args`, plus a known_hosts holding each instance's real host key.
-pub fn write_ssh_config(
-    lab: &Lab,
-    broker: &Path,
-    dir: &Path,
-    proxy_args: &str,
-) -> anyhow::Result<PathBuf> {
+pub fn write_ssh_config(lab: &Lab, broker: &Path, dir: &Path, proxy_args: &str) -> anyhow::Result<PathBuf> {
     let keys = dir.join("keys");
     let known_hosts = dir.join("known_hosts");
     let mut config = String::new();
     let mut known = String::new();
     for id in lab.instance_ids() {
-        let inst = lab
-            .state()
-            .inventory
-            .get(&id)
-            .expect("running instances are in the inventory");
+        let inst = lab.state().inventory.get(&id).expect("running instances are in the inventory");
         let port = lab.ssh_port(&id);
         let names: Vec<String> = inst.name.iter().cloned().chain([id.clone()]).collect();
         let _ = writeln!(config, "Host {}\n    Port {port}\n", names.join(" "));
@@ -74,12 +65,7 @@ pub fn remote_dir(base: &Path, user: &str) -> anyhow::Result<PathBuf> {
     let dir = base.join(format!("remote-{user}"));
     fs::create_dir_all(&dir)?;
     let out = Command::new("chown").arg(user).arg(&dir).output()?;
-    ensure!(
-        out.status.success(),
-        "chown {user} {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ensure!(out.status.success(), "chown {user} {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
     // Parents must be traversable by that user.
     let mut p = dir.parent();
     while let Some(d) = p {
@@ -102,84 +88,41 @@ pub fn run_demo() -> anyhow::Result<()> {
     println!("ec2-lab demo: lab files under {}", dir.display());
     let lab = Lab::start(Inventory::demo(), &dir)?;
     let config = write_ssh_config(&lab, &broker, &dir, "")?;
-    println!(
-        "API doubles at {}; instances: {}",
-        lab.endpoint_url(),
-        lab.instance_ids().join(", ")
-    );
+    println!("API doubles at {}; instances: {}", lab.endpoint_url(), lab.instance_ids().join(", "));
     println!("ssh_config: {}\n", config.display());
     let env = lab.env();
     let ssh = |program: &str, args: &[&str]| -> anyhow::Result<(String, Duration)> {
         let started = Instant::now();
         let mut cmd = Command::new(program);
-        cmd.args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null());
+        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
         let out = cmd.output().with_context(|| format!("running {program}"))?;
         if !out.status.success() {
-            bail!(
-                "{program} {} failed:\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("{program} {} failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
         }
-        Ok((
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            started.elapsed(),
-        ))
+        Ok((String::from_utf8_lossy(&out.stdout).into_owned(), started.elapsed()))
     };
     let cfg = config.display().to_string();
     let remote = remote_dir(&dir, "ec2-user")?;
 
-    let (out, took) = ssh(
-        "ssh",
-        &[
-            "-F",
-            &cfg,
-            "web-1",
-            "echo logged in as $(id -un) on $(hostname)",
-        ],
-    )?;
-    ensure!(
-        out.contains("logged in as ec2-user"),
-        "unexpected ssh output: {out}"
-    );
-    println!(
-        "ssh web-1: {} ({} ms; the login used a key pushed with SendSSHPublicKey)",
-        out.trim(),
-        took.as_millis()
-    );
+    let (out, took) = ssh("ssh", &["-F", &cfg, "web-1", "echo logged in as $(id -un) on $(hostname)"])?;
+    ensure!(out.contains("logged in as ec2-user"), "unexpected ssh output: {out}");
+    println!("ssh web-1: {} ({} ms; the login used a key pushed with SendSSHPublicKey)", out.trim(), took.as_millis());
 
     let local = dir.join("payload.bin");
-    let data: Vec<u8> = (0..4u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     fs::write(&local, &data)?;
     let back = dir.join("payload.back");
     let remote_file = format!("web-1:{}/payload.bin", remote.display());
-    let (_, up) = ssh(
-        "scp",
-        &["-q", "-F", &cfg, &local.display().to_string(), &remote_file],
-    )?;
-    let (_, down) = ssh(
-        "scp",
-        &["-q", "-F", &cfg, &remote_file, &back.display().to_string()],
-    )?;
+    let (_, up) = ssh("scp", &["-q", "-F", &cfg, &local.display().to_string(), &remote_file])?;
+    let (_, down) = ssh("scp", &["-q", "-F", &cfg, &remote_file, &back.display().to_string()])?;
     ensure!(fs::read(&back)? == data, "scp round trip changed the file");
-    println!(
-        "scp 4 MiB up and back: identical ({} ms up, {} ms down)",
-        up.as_millis(),
-        down.as_millis()
-    );
+    println!("scp 4 MiB up and back: identical ({} ms up, {} ms down)", up.as_millis(), down.as_millis());
 
     let tree = dir.join("tree");
     for i in 0..20 {
         let sub = tree.join(format!("d{}", i % 4));
         fs::create_dir_all(&sub)?;
-        fs::write(
-            sub.join(format!("f{i}.txt")),
-            format!("file {i}\n").repeat(i * 50 + 1),
-        )?;
+        fs::write(sub.join(format!("f{i}.txt")), format!("file {i}\n").repeat(i * 50 + 1))?;
     }
     let rsh = format!("ssh -F {cfg}");
     let src = format!("{}/", tree.display());
@@ -187,27 +130,13 @@ pub fn run_demo() -> anyhow::Result<()> {
     let (_, took) = ssh("rsync", &["-a", "-e", &rsh, &src, &dst])?;
     let (out, _) = ssh(
         "ssh",
-        &[
-            "-F",
-            &cfg,
-            "i-0a1b2c3d4e5f60718",
-            &format!("cd {}/tree && find . -type f | wc -l", remote.display()),
-        ],
+        &["-F", &cfg, "i-0a1b2c3d4e5f60718", &format!("cd {}/tree && find . -type f | wc -l", remote.display())],
     )?;
-    ensure!(
-        out.trim() == "20",
-        "rsync left {} files, expected 20",
-        out.trim()
-    );
-    println!(
-        "rsync of a 20-file tree to i-0a1b2c3d4e5f60718: 20 files arrived ({} ms)",
-        took.as_millis()
-    );
+    ensure!(out.trim() == "20", "rsync left {} files, expected 20", out.trim());
+    println!("rsync of a 20-file tree to i-0a1b2c3d4e5f60718: 20 files arrived ({} ms)", took.as_millis());
 
     let pushes = lab.state().pushed_keys().len();
-    println!(
-        "\nall worked: {pushes} short-lived keys pushed, none of them stored by the instance beyond 60 s"
-    );
+    println!("\nall worked: {pushes} short-lived keys pushed, none of them stored by the instance beyond 60 s");
     drop(lab);
     let _ = fs::remove_dir_all(&dir);
     Ok(())

@@ -25,11 +25,7 @@ pub(crate) fn router(state: Arc<State>, instance: String) -> Router {
     Router::new()
         .route("/latest/api/token", put(token_handler))
         .route("/latest/meta-data/{*path}", any(meta_data))
-        .with_state(Imds {
-            state,
-            instance,
-            token,
-        })
+        .with_state(Imds { state, instance, token })
 }
 
 async fn token_handler(AxState(imds): AxState<Imds>, headers: HeaderMap) -> Response {
@@ -55,21 +51,13 @@ async fn meta_data(
     Path(path): Path<String>,
 ) -> Response {
     let response = answer(&imds, &method, &headers, &path);
-    imds.state.record(
-        "imds",
-        &format!("{method} {path}"),
-        response.status().as_u16(),
-    );
+    imds.state.record("imds", &format!("{method} {path}"), response.status().as_u16());
     response
 }
 
 fn answer(imds: &Imds, method: &Method, headers: &HeaderMap, path: &str) -> Response {
     // IMDSv2 required: no or wrong token is 401.
-    if headers
-        .get("x-aws-ec2-metadata-token")
-        .and_then(|v| v.to_str().ok())
-        != Some(imds.token.as_str())
-    {
+    if headers.get("x-aws-ec2-metadata-token").and_then(|v| v.to_str().ok()) != Some(imds.token.as_str()) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let Some(inst) = imds.state.inventory.get(&imds.instance) else {

@@ -62,21 +62,14 @@ impl Lab {
             .thread_name("ec2-lab")
             .build()?;
         let state = Arc::new(State::new(inventory));
-        let running: Vec<InstanceSpec> = state
-            .inventory
-            .instances
-            .iter()
-            .filter(|i| i.state == "running")
-            .cloned()
-            .collect();
+        let running: Vec<InstanceSpec> =
+            state.inventory.instances.iter().filter(|i| i.state == "running").cloned().collect();
         let users: Vec<String> = running.iter().flat_map(|i| i.os_users.clone()).collect();
         sshd::ensure_users(&users)?;
         let keys_command = sshd::install_keys_command()?;
 
         let (api, instances) = runtime.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0")
-                .await
-                .context("binding the API endpoint")?;
+            let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the API endpoint")?;
             let api = listener.local_addr()?;
             tokio::spawn(serve(listener, api::router(state.clone())));
             let mut instances = BTreeMap::new();
@@ -84,33 +77,16 @@ impl Lab {
             for inst in &running {
                 let imds_listener = TcpListener::bind("127.0.0.1:0").await?;
                 let imds_url = format!("http://{}", imds_listener.local_addr()?);
-                tokio::spawn(serve(
-                    imds_listener,
-                    imds::router(state.clone(), inst.id.clone()),
-                ));
+                tokio::spawn(serve(imds_listener, imds::router(state.clone(), inst.id.clone())));
                 let files = sshd::prepare(inst, &dir.join(&inst.id), &imds_url, &keys_command)?;
                 let accepted = Arc::new(AtomicUsize::new(0));
                 let ssh_port = listen_ssh(inst, &files, &accepted, port).await?;
                 port.get_or_insert(ssh_port);
-                instances.insert(
-                    inst.id.clone(),
-                    LabInstance {
-                        ssh_port,
-                        imds_url,
-                        sshd: files,
-                        accepted,
-                    },
-                );
+                instances.insert(inst.id.clone(), LabInstance { ssh_port, imds_url, sshd: files, accepted });
             }
             anyhow::Ok((api, instances))
         })?;
-        Ok(Lab {
-            runtime: Some(runtime),
-            state,
-            api,
-            instances,
-            dir: dir.to_path_buf(),
-        })
+        Ok(Lab { runtime: Some(runtime), state, api, instances, dir: dir.to_path_buf() })
     }
 
     /// The API endpoint URL (`AWS_ENDPOINT_URL`).
@@ -123,10 +99,7 @@ impl Lab {
     pub fn env(&self) -> Vec<(String, String)> {
         let config = self.dir.join("aws-config");
         let credentials = self.dir.join("aws-credentials");
-        let _ = std::fs::write(
-            &config,
-            format!("[default]\nregion = {}\n", self.state.inventory.region),
-        );
+        let _ = std::fs::write(&config, format!("[default]\nregion = {}\n", self.state.inventory.region));
         let _ = std::fs::write(&credentials, "");
         [
             ("AWS_ENDPOINT_URL", self.endpoint_url()),
@@ -135,10 +108,7 @@ impl Lab {
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
             ("AWS_CONFIG_FILE", config.display().to_string()),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                credentials.display().to_string(),
-            ),
+            ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
             ("AWS_USE_FIPS_ENDPOINT", "false".into()),
             ("AWS_USE_DUALSTACK_ENDPOINT", "false".into()),
         ]
@@ -154,9 +124,7 @@ impl Lab {
 
     /// One running instance's lab parts.
     pub fn instance(&self, id: &str) -> &LabInstance {
-        self.instances
-            .get(id)
-            .unwrap_or_else(|| panic!("{id} is not a running lab instance"))
+        self.instances.get(id).unwrap_or_else(|| panic!("{id} is not a running lab instance"))
     }
 
     /// The SSH port an instance listens on (usually the same for all: see `listen_ssh`).
@@ -201,28 +169,19 @@ async fn listen_ssh(
     accepted: &Arc<AtomicUsize>,
     preferred: Option<u16>,
 ) -> anyhow::Result<u16> {
-    let addrs: Vec<Ipv4Addr> = [inst.private_ip, inst.public_ip]
-        .into_iter()
-        .flatten()
-        .collect();
-    let first = *addrs
-        .first()
-        .with_context(|| format!("{} has no address", inst.id))?;
+    let addrs: Vec<Ipv4Addr> = [inst.private_ip, inst.public_ip].into_iter().flatten().collect();
+    let first = *addrs.first().with_context(|| format!("{} has no address", inst.id))?;
     let listener = match preferred {
         Some(p) => match TcpListener::bind((first, p)).await {
             Ok(l) => l,
             Err(_) => TcpListener::bind((first, 0)).await?,
         },
-        None => TcpListener::bind((first, 0))
-            .await
-            .with_context(|| format!("binding {first}"))?,
+        None => TcpListener::bind((first, 0)).await.with_context(|| format!("binding {first}"))?,
     };
     let port = listener.local_addr()?.port();
     tokio::spawn(sshd::serve(listener, files.clone(), accepted.clone()));
     for ip in &addrs[1..] {
-        let l = TcpListener::bind((*ip, port))
-            .await
-            .with_context(|| format!("binding {ip}:{port}"))?;
+        let l = TcpListener::bind((*ip, port)).await.with_context(|| format!("binding {ip}:{port}"))?;
         tokio::spawn(sshd::serve(l, files.clone(), accepted.clone()));
     }
     Ok(port)

@@ -35,16 +35,8 @@ pub struct SshdFiles {
 }
 
 /// Writes config, host key and authorized_keys for `inst` under `dir`.
-pub fn prepare(
-    inst: &InstanceSpec,
-    dir: &Path,
-    imds_url: &str,
-    keys_command: &Path,
-) -> anyhow::Result<SshdFiles> {
-    ensure!(
-        Path::new(SSHD).exists(),
-        "{SSHD} not found: install openssh-server (apt-get install openssh-server)"
-    );
+pub fn prepare(inst: &InstanceSpec, dir: &Path, imds_url: &str, keys_command: &Path) -> anyhow::Result<SshdFiles> {
+    ensure!(Path::new(SSHD).exists(), "{SSHD} not found: install openssh-server (apt-get install openssh-server)");
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let host_key = dir.join("ssh_host_ed25519_key");
     keygen(&host_key, "lab-host-key")?;
@@ -71,28 +63,17 @@ pub fn prepare(
     }
     let config_path = dir.join("sshd_config");
     fs::write(&config_path, config)?;
-    let host_public_key = fs::read_to_string(host_key.with_extension("pub"))?
-        .trim()
-        .to_string();
+    let host_public_key = fs::read_to_string(host_key.with_extension("pub"))?.trim().to_string();
     // sshd refuses to start when its privilege-separation directory is missing (lab note 4).
     fs::create_dir_all("/run/sshd").ok();
-    let check = Command::new(SSHD)
-        .arg("-t")
-        .arg("-f")
-        .arg(&config_path)
-        .output()
-        .context("running sshd -t")?;
+    let check = Command::new(SSHD).arg("-t").arg("-f").arg(&config_path).output().context("running sshd -t")?;
     ensure!(
         check.status.success(),
         "sshd -t rejected {}: {}",
         config_path.display(),
         String::from_utf8_lossy(&check.stderr)
     );
-    Ok(SshdFiles {
-        config: config_path,
-        log,
-        host_public_key,
-    })
+    Ok(SshdFiles { config: config_path, log, host_public_key })
 }
 
 /// Accepts connections on `listener` and serves each with `sshd -i`; counts them in `accepted`.
@@ -109,9 +90,7 @@ pub async fn serve(listener: TcpListener, files: SshdFiles, accepted: Arc<Atomic
                     .append(true)
                     .create(true)
                     .open(&files.log)
-                    .and_then(|mut f| {
-                        std::io::Write::write_all(&mut f, format!("ec2-lab: {e:#}\n").as_bytes())
-                    });
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, format!("ec2-lab: {e:#}\n").as_bytes()));
             }
         });
     }
@@ -146,11 +125,7 @@ fn keygen(path: &Path, comment: &str) -> anyhow::Result<()> {
         .arg(path)
         .output()
         .context("running ssh-keygen (install openssh-client)")?;
-    ensure!(
-        out.status.success(),
-        "ssh-keygen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ensure!(out.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(())
 }
 
@@ -158,33 +133,21 @@ fn keygen(path: &Path, comment: &str) -> anyhow::Result<()> {
 /// root-owned directories none of which is group- or world-writable (lab note 2).
 pub fn install_keys_command() -> anyhow::Result<PathBuf> {
     let dir = Path::new("/usr/local/lib/ec2-lab");
-    let path = dir.join(format!(
-        "eic_lab_authorized_keys-{:016x}",
-        fnv1a(AUTHORIZED_KEYS_SCRIPT.as_bytes())
-    ));
+    let path = dir.join(format!("eic_lab_authorized_keys-{:016x}", fnv1a(AUTHORIZED_KEYS_SCRIPT.as_bytes())));
     if fs::read_to_string(&path).is_ok_and(|s| s == AUTHORIZED_KEYS_SCRIPT) {
         return Ok(path);
     }
-    fs::create_dir_all(dir).with_context(|| {
-        format!(
-            "creating {} (the lab's sshd setup needs root)",
-            dir.display()
-        )
-    })?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {} (the lab's sshd setup needs root)", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
     let tmp = dir.join(format!(".tmp-{}", std::process::id()));
-    fs::write(&tmp, AUTHORIZED_KEYS_SCRIPT)
-        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::write(&tmp, AUTHORIZED_KEYS_SCRIPT).with_context(|| format!("writing {}", tmp.display()))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
     fs::rename(&tmp, &path)?;
     let mut p = path.as_path();
     while let Some(parent) = p.parent() {
         let meta = fs::metadata(p)?;
         if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-            bail!(
-                "{} must be owned by root and not group- or world-writable for sshd to run it",
-                p.display()
-            );
+            bail!("{} must be owned by root and not group- or world-writable for sshd to run it", p.display());
         }
         p = parent;
     }
@@ -194,12 +157,7 @@ pub fn install_keys_command() -> anyhow::Result<PathBuf> {
 /// Makes sure each OS user exists (a lab instance logs in real accounts, lab note 4).
 pub fn ensure_users(users: &[String]) -> anyhow::Result<()> {
     for user in users {
-        let exists = Command::new("id")
-            .arg(user)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?
-            .success();
+        let exists = Command::new("id").arg(user).stdout(Stdio::null()).stderr(Stdio::null()).status()?.success();
         if exists {
             continue;
         }
@@ -209,17 +167,11 @@ pub fn ensure_users(users: &[String]) -> anyhow::Result<()> {
             .arg(user)
             .output()
             .with_context(|| format!("creating OS user {user} (needs root)"))?;
-        ensure!(
-            out.status.success(),
-            "useradd {user}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ensure!(out.status.success(), "useradd {user}: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
 }
 
 fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }

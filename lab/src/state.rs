@@ -72,9 +72,7 @@ impl State {
 
     /// The lab clock: real time plus what tests advanced it by (Unix seconds).
     pub fn now(&self) -> u64 {
-        let real = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let real = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         (real + *lock(&self.clock_offset)).as_secs()
     }
 
@@ -106,11 +104,7 @@ impl State {
     }
 
     pub(crate) fn record(&self, service: &str, operation: &str, status: u16) {
-        lock(&self.log).push(ApiCall {
-            service: service.into(),
-            operation: operation.into(),
-            status,
-        });
+        lock(&self.log).push(ApiCall { service: service.into(), operation: operation.into(), status });
     }
 
     /// The request log so far.

@@ -20,33 +20,20 @@ impl Aws {
                 Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => Ok(Vec::new()),
                 other => other,
             },
-            Target::Name(name) => {
-                self.describe(None, Some(("tag:Name".into(), name.clone())))
-                    .await
-            }
-            Target::Tag { key, value } => {
-                self.describe(None, Some((format!("tag:{key}"), value.clone())))
-                    .await
-            }
+            Target::Name(name) => self.describe(None, Some(("tag:Name".into(), name.clone()))).await,
+            Target::Tag { key, value } => self.describe(None, Some((format!("tag:{key}"), value.clone()))).await,
             Target::Address(ip) => {
                 // `private-ip-address` matches only the primary private IPv4 (spec §2.3).
-                let found = self
-                    .describe(None, Some(("private-ip-address".into(), ip.to_string())))
-                    .await?;
+                let found = self.describe(None, Some(("private-ip-address".into(), ip.to_string()))).await?;
                 if !found.is_empty() {
                     return Ok(found);
                 }
-                self.describe(None, Some(("ip-address".into(), ip.to_string())))
-                    .await
+                self.describe(None, Some(("ip-address".into(), ip.to_string()))).await
             }
         }
     }
 
-    async fn describe(
-        &self,
-        id: Option<&str>,
-        filter: Option<(String, String)>,
-    ) -> Result<Vec<Instance>, AwsError> {
+    async fn describe(&self, id: Option<&str>, filter: Option<(String, String)>) -> Result<Vec<Instance>, AwsError> {
         let mut req = self.ec2.describe_instances();
         if let Some(id) = id {
             req = req.instance_ids(id);
@@ -69,41 +56,23 @@ impl Aws {
 
 fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     let id = i.instance_id()?;
-    let state = i
-        .state()
-        .and_then(|s| s.name())
-        .map_or(InstanceState::Unknown, |n| {
-            InstanceState::from_name(n.as_str())
-        });
+    let state =
+        i.state().and_then(|s| s.name()).map_or(InstanceState::Unknown, |n| InstanceState::from_name(n.as_str()));
     let tags: Vec<(String, String)> = i
         .tags()
         .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
         .collect();
     let ip = |s: Option<&str>| s.and_then(|s| s.parse::<Ipv4Addr>().ok());
     let mut out = Instance::new(id, state);
-    out.name = tags
-        .iter()
-        .find(|(k, _)| k == "Name")
-        .map(|(_, v)| v.clone());
+    out.name = tags.iter().find(|(k, _)| k == "Name").map(|(_, v)| v.clone());
     out.tags = tags;
-    out.availability_zone = i
-        .placement()
-        .and_then(|p| p.availability_zone())
-        .map(str::to_string);
+    out.availability_zone = i.placement().and_then(|p| p.availability_zone()).map(str::to_string);
     out.private_ip = ip(i.private_ip_address());
     out.public_ip = ip(i.public_ip_address());
     out.vpc_id = i.vpc_id().map(str::to_string);
     out.subnet_id = i.subnet_id().map(str::to_string);
     out.platform = i.platform().map(|p| p.as_str().to_string());
-    out.launch_time = i.launch_time().and_then(|t| {
-        t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime)
-            .ok()
-    });
+    out.launch_time = i.launch_time().and_then(|t| t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime).ok());
     Some(out)
 }

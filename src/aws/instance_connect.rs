@@ -31,9 +31,7 @@ pub enum PushError {
         message: String,
     },
     /// The service says the instance is temporarily unavailable.
-    #[error(
-        "EC2 Instance Connect cannot reach {id} right now: wait a few minutes and retry ({message})"
-    )]
+    #[error("EC2 Instance Connect cannot reach {id} right now: wait a few minutes and retry ({message})")]
     Unavailable {
         /// Instance id.
         id: String,
@@ -57,12 +55,7 @@ pub enum PushError {
 
 impl Aws {
     /// Pushes `public_key` for `os_user` on `instance`: valid for 60 s on the instance.
-    pub async fn push_key(
-        &self,
-        instance: &Instance,
-        os_user: &str,
-        public_key: &str,
-    ) -> Result<(), PushError> {
+    pub async fn push_key(&self, instance: &Instance, os_user: &str, public_key: &str) -> Result<(), PushError> {
         let mut req = self
             .instance_connect
             .send_ssh_public_key()
@@ -79,36 +72,20 @@ impl Aws {
                 let user = os_user.to_string();
                 let message = || {
                     err.as_service_error()
-                        .and_then(|e| {
-                            aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::message(e)
-                        })
+                        .and_then(|e| aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::message(e))
                         .unwrap_or("")
                         .to_string()
                 };
                 return Err(match err.as_service_error() {
-                    Some(SendSSHPublicKeyError::AuthException(_)) => PushError::Denied {
-                        id,
-                        user,
-                        message: message(),
-                    },
+                    Some(SendSSHPublicKeyError::AuthException(_)) => PushError::Denied { id, user, message: message() },
                     Some(SendSSHPublicKeyError::Ec2InstanceStateInvalidException(_)) => {
-                        PushError::State {
-                            id,
-                            message: message(),
-                        }
+                        PushError::State { id, message: message() }
                     }
                     Some(SendSSHPublicKeyError::Ec2InstanceUnavailableException(_)) => {
-                        PushError::Unavailable {
-                            id,
-                            message: message(),
-                        }
+                        PushError::Unavailable { id, message: message() }
                     }
                     Some(SendSSHPublicKeyError::InvalidArgsException(_)) => {
-                        PushError::InvalidArgs {
-                            id,
-                            user,
-                            message: message(),
-                        }
+                        PushError::InvalidArgs { id, user, message: message() }
                     }
                     _ => PushError::Api(AwsError::from_sdk(SERVICE, "SendSSHPublicKey", err)),
                 });

@@ -70,11 +70,7 @@ impl AwsError {
         }
     }
 
-    pub(crate) fn from_sdk<E, R>(
-        service: &'static str,
-        operation: &'static str,
-        err: SdkError<E, R>,
-    ) -> Self
+    pub(crate) fn from_sdk<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: fmt::Debug + Send + Sync + 'static,
@@ -96,11 +92,7 @@ impl AwsError {
             }
             _ => aws_sdk_ec2::error::DisplayErrorContext(&err).to_string(),
         };
-        AwsError::Transport {
-            service,
-            operation,
-            detail,
-        }
+        AwsError::Transport { service, operation, detail }
     }
 }
 

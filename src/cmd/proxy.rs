@@ -13,12 +13,12 @@ use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
 use crate::route::{Route, direct};
-use crate::{key_agent, resolve, stdio};
+use crate::{auth_probe, key_agent, resolve, stdio};
 
 /// Runs the proxy.
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
-    let spec =
-        HostSpec::parse(&args.host).with_context(|| format!("reading host {:?}", args.host))?;
+    let spec = HostSpec::parse_with_suffix(&args.host, args.strip_suffix.as_deref())
+        .with_context(|| format!("reading host {:?}", args.host))?;
     let user = spec.user.clone().unwrap_or_else(|| args.user.clone());
     let span = tracing::info_span!("proxy", host = %args.host, pid = std::process::id());
     let _enter = span.enter();
@@ -26,10 +26,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
 
     let region = args.aws.region.as_deref().or(spec.region.as_deref());
     let aws = Aws::load(args.aws.profile.as_deref(), region).await?;
-    let found = aws
-        .find_instances(&spec.target)
-        .await
-        .with_context(|| format!("looking up {}", spec.target))?;
+    let found = aws.find_instances(&spec.target).await.with_context(|| format!("looking up {}", spec.target))?;
     let instance = resolve::pick(&spec.target, &aws.region, found)?;
     tracing::info!(instance = %instance.id, name = instance.name.as_deref().unwrap_or("-"), "resolved");
     if instance.is_windows() {
@@ -53,17 +50,47 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         holder.deliver().await?;
         (Some(holder), stream)
     };
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "route open, piping"
-    );
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
 
-    let stats = stdio::pipe(stream)
-        .await
-        .context("piping between ssh and the instance")?;
+    let piping = Instant::now();
+    let stats = stdio::pipe(stream).await.context("piping between ssh and the instance")?;
     tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+    if let Some(holder) = key_holder.as_ref().filter(|_| auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
+    {
+        check_key_refused(&instance, &user, holder.key(), addr, timeout).await?;
+    }
     drop(key_holder);
     Ok(())
+}
+
+/// After a session that looks like a refused login, one probe login with the same key decides
+/// whether to tell the user that Instance Connect is not working on the instance.
+async fn check_key_refused(
+    instance: &Instance,
+    user: &str,
+    key: &EphemeralKey,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let Ok(stream) = direct::connect(addr, timeout.min(auth_probe::PROBE_DEADLINE)).await else { return Ok(()) };
+    if auth_probe::key_accepted(stream, user, key).await == Some(false) {
+        bail!(
+            "{} refused the key pushed with EC2 Instance Connect for user {user}. Likely causes: the \
+             ec2-instance-connect package is not installed (RHEL, Debian, SUSE and AL2023-minimal images lack it), \
+             sshd already has another AuthorizedKeysCommand, instance metadata is disabled, or there is no user {user}. \
+             Try another user, --no-push with a key the instance already trusts, or a route that does not need the key \
+             (--route ssm)",
+            instance_label(instance)
+        );
+    }
+    Ok(())
+}
+
+fn instance_label(i: &Instance) -> String {
+    match &i.name {
+        Some(n) => format!("instance {} ({n})", i.id),
+        None => format!("instance {}", i.id),
+    }
 }
 
 /// The address the direct route dials.
@@ -71,10 +98,7 @@ fn address(instance: &Instance, kind: AddressKind) -> anyhow::Result<std::net::I
     match kind {
         AddressKind::Private => match instance.private_ip {
             Some(ip) => Ok(ip),
-            None => bail!(
-                "instance {} has no private IPv4 address: try --address public",
-                instance.id
-            ),
+            None => bail!("instance {} has no private IPv4 address: try --address public", instance.id),
         },
         AddressKind::Public => match instance.public_ip {
             Some(ip) => Ok(ip),

@@ -21,9 +21,7 @@ pub enum DirectError {
         timeout: Duration,
     },
     /// The connection failed (refused, unreachable ...).
-    #[error(
-        "cannot connect to {addr}: {source}: is sshd listening on that port? try another --address or route"
-    )]
+    #[error("cannot connect to {addr}: {source}: is sshd listening on that port? try another --address or route")]
     Connect {
         /// Address dialled.
         addr: SocketAddr,
@@ -55,10 +53,6 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let err = connect(addr, Duration::from_secs(2)).await.unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with(&format!("cannot connect to {addr}: ")),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with(&format!("cannot connect to {addr}: ")), "{err}");
     }
 }

@@ -1,1 +1,15 @@
-fn main() {}
+//! The one integration-test binary: real ssh, scp, rsync and sshd against the lab's doubles.
+#![allow(unreachable_pub)]
+
+mod harness;
+
+/// The CLI surface and the example ssh_config in contrib/.
+mod cli;
+/// Faults: throttled, failing and unreachable APIs, instances without Instance Connect.
+mod faults;
+/// The same resolution and push against moto's server, an independent double.
+mod moto;
+/// The direct route end to end: login, scp, rsync, key expiry, stdout purity, exit.
+mod proxy_direct;
+/// Resolution and error messages: ambiguity, stopped, unknown, bad input.
+mod resolution;

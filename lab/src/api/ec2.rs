@@ -16,11 +16,7 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -
     match action {
         "DescribeInstances" => describe_instances(state, params),
         "GetConsoleOutput" => get_console_output(state, params),
-        "" => err(
-            StatusCode::BAD_REQUEST,
-            "MissingAction",
-            "The request must contain the parameter Action",
-        ),
+        "" => err(StatusCode::BAD_REQUEST, "MissingAction", "The request must contain the parameter Action"),
         other => err(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
@@ -38,26 +34,16 @@ fn ok(action: &str, state: &State, inner: &str) -> Response {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response xmlns=\"{XMLNS}\"><requestId>{}</requestId>{inner}</{action}Response>",
         state.next_id("")
     );
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")],
-        body,
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")], body).into_response()
 }
 
 fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// `Prefix.1`, `Prefix.2`, ... in index order.
 fn list(params: &[(String, String)], prefix: &str) -> Vec<String> {
-    (1..)
-        .map_while(|i| param(params, &format!("{prefix}.{i}")).map(str::to_string))
-        .collect()
+    (1..).map_while(|i| param(params, &format!("{prefix}.{i}")).map(str::to_string)).collect()
 }
 
 fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
@@ -71,13 +57,8 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
         );
     }
     for id in &ids {
-        if !id.starts_with("i-") || id.len() < 10 || !id[2..].bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "InvalidInstanceID.Malformed",
-                &format!("Invalid id: \"{id}\""),
-            );
+        if !id.starts_with("i-") || id.len() < 10 || !id[2..].bytes().all(|b| b.is_ascii_hexdigit()) {
+            return err(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed", &format!("Invalid id: \"{id}\""));
         }
         if state.inventory.get(id).is_none() {
             return err(
@@ -96,11 +77,7 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
     }
     for (name, _) in &filters {
         if !KNOWN_FILTERS.contains(&name.as_str()) && !name.starts_with("tag:") {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValue",
-                &format!("The filter '{name}' is invalid"),
-            );
+            return err(StatusCode::BAD_REQUEST, "InvalidParameterValue", &format!("The filter '{name}' is invalid"));
         }
     }
     let matching: Vec<&InstanceSpec> = state
@@ -108,21 +85,13 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
         .instances
         .iter()
         .filter(|i| ids.is_empty() || ids.contains(&i.id))
-        .filter(|i| {
-            filters
-                .iter()
-                .all(|(name, values)| values.iter().any(|v| filter_matches(i, name, v)))
-        })
+        .filter(|i| filters.iter().all(|(name, values)| values.iter().any(|v| filter_matches(i, name, v))))
         .collect();
 
     let page_size = match max_results.map(str::parse::<usize>) {
         Some(Ok(n)) if (5..=1000).contains(&n) => Some(n),
         Some(_) => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValue",
-                "MaxResults must be between 5 and 1000",
-            );
+            return err(StatusCode::BAD_REQUEST, "InvalidParameterValue", "MaxResults must be between 5 and 1000");
         }
         None => state.faults().page_size,
     };
@@ -130,11 +99,7 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
         None => 0,
         Some(Ok(n)) if n <= matching.len() => n,
         Some(_) => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValue",
-                "The NextToken is not valid",
-            );
+            return err(StatusCode::BAD_REQUEST, "InvalidParameterValue", "The NextToken is not valid");
         }
     };
     let end = page_size.map_or(matching.len(), |n| (start + n).min(matching.len()));
@@ -183,11 +148,7 @@ fn filter_matches(i: &InstanceSpec, name: &str, value: &str) -> bool {
 }
 
 fn tags(i: &InstanceSpec) -> Vec<(String, String)> {
-    let mut t: Vec<(String, String)> = i
-        .name
-        .iter()
-        .map(|n| ("Name".to_string(), n.clone()))
-        .collect();
+    let mut t: Vec<(String, String)> = i.name.iter().map(|n| ("Name".to_string(), n.clone())).collect();
     t.extend(i.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     t
 }
@@ -233,12 +194,8 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
         e(&i.id),
         state_code(&i.state),
         e(&i.state),
-        i.private_ip
-            .map(|ip| format!("ip-{}.lab.internal", ip.to_string().replace('.', "-")))
-            .unwrap_or_default(),
-        i.public_ip
-            .map(|ip| format!("ec2-{}.lab.compute", ip.to_string().replace('.', "-")))
-            .unwrap_or_default(),
+        i.private_ip.map(|ip| format!("ip-{}.lab.internal", ip.to_string().replace('.', "-"))).unwrap_or_default(),
+        i.public_ip.map(|ip| format!("ec2-{}.lab.compute", ip.to_string().replace('.', "-"))).unwrap_or_default(),
         e(&i.instance_type),
         e(&i.launch_time),
         e(&i.az),
@@ -246,12 +203,7 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
     if let Some(p) = &i.platform {
         let _ = write!(xml, "<platform>{}</platform>", e(p));
     }
-    let _ = write!(
-        xml,
-        "<subnetId>{}</subnetId><vpcId>{}</vpcId>",
-        e(&i.subnet_id),
-        e(&i.vpc_id)
-    );
+    let _ = write!(xml, "<subnetId>{}</subnetId><vpcId>{}</vpcId>", e(&i.subnet_id), e(&i.vpc_id));
     if let Some(ip) = i.private_ip {
         let _ = write!(xml, "<privateIpAddress>{ip}</privateIpAddress>");
     }
@@ -261,22 +213,13 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
     let _ = write!(
         xml,
         "<architecture>x86_64</architecture><hypervisor>xen</hypervisor><platformDetails>{}</platformDetails>",
-        if i.platform.is_some() {
-            "Windows"
-        } else {
-            "Linux/UNIX"
-        }
+        if i.platform.is_some() { "Windows" } else { "Linux/UNIX" }
     );
     let tags = tags(i);
     if !tags.is_empty() {
         xml.push_str("<tagSet>");
         for (k, v) in tags {
-            let _ = write!(
-                xml,
-                "<item><key>{}</key><value>{}</value></item>",
-                e(&k),
-                e(&v)
-            );
+            let _ = write!(xml, "<item><key>{}</key><value>{}</value></item>", e(&k), e(&v));
         }
         xml.push_str("</tagSet>");
     }
@@ -285,11 +228,7 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
 
 fn get_console_output(state: &State, params: &[(String, String)]) -> Response {
     let Some(id) = param(params, "InstanceId") else {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "MissingParameter",
-            "The request must contain the parameter InstanceId",
-        );
+        return err(StatusCode::BAD_REQUEST, "MissingParameter", "The request must contain the parameter InstanceId");
     };
     let Some(inst) = state.inventory.get(id) else {
         return err(
@@ -298,17 +237,10 @@ fn get_console_output(state: &State, params: &[(String, String)]) -> Response {
             &format!("The instance ID '{id}' does not exist"),
         );
     };
-    let mut xml = format!(
-        "<instanceId>{}</instanceId><timestamp>{}</timestamp>",
-        xml_escape(id),
-        xml_escape(&inst.launch_time)
-    );
+    let mut xml =
+        format!("<instanceId>{}</instanceId><timestamp>{}</timestamp>", xml_escape(id), xml_escape(&inst.launch_time));
     if !inst.console_output.is_empty() {
-        let _ = write!(
-            xml,
-            "<output>{}</output>",
-            base64(inst.console_output.as_bytes())
-        );
+        let _ = write!(xml, "<output>{}</output>", base64(inst.console_output.as_bytes()));
     }
     ok("GetConsoleOutput", state, &xml)
 }
@@ -318,11 +250,7 @@ fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {

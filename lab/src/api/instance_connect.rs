@@ -33,12 +33,7 @@ pub(super) fn handle(state: &State, operation: &str, body: &[u8]) -> Response {
 }
 
 fn invalid(msg: &str) -> Response {
-    error(
-        Protocol::Json,
-        StatusCode::BAD_REQUEST,
-        "InvalidArgsException",
-        msg,
-    )
+    error(Protocol::Json, StatusCode::BAD_REQUEST, "InvalidArgsException", msg)
 }
 
 fn send_ssh_public_key(state: &State, body: &[u8]) -> Response {
@@ -50,16 +45,12 @@ fn send_ssh_public_key(state: &State, body: &[u8]) -> Response {
             "could not parse the request body",
         );
     };
-    let (Some(id), Some(user), Some(key)) =
-        (req.instance_id, req.instance_os_user, req.ssh_public_key)
-    else {
+    let (Some(id), Some(user), Some(key)) = (req.instance_id, req.instance_os_user, req.ssh_public_key) else {
         return invalid("InstanceId, InstanceOSUser and SSHPublicKey are required");
     };
     if !(10..=32).contains(&id.len())
         || !id.starts_with("i-")
-        || !id[2..]
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        || !id[2..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     {
         return invalid(&format!("Invalid instance ID {id}"));
     }
@@ -80,10 +71,8 @@ fn send_ssh_public_key(state: &State, body: &[u8]) -> Response {
             &format!("Instance {id} not found"),
         );
     };
-    if let Some(az) = &req.availability_zone {
-        if az != &instance.az {
-            return invalid(&format!("Instance {id} is not in Availability Zone {az}"));
-        }
+    if let Some(az) = req.availability_zone.as_ref().filter(|az| **az != instance.az) {
+        return invalid(&format!("Instance {id} is not in Availability Zone {az}"));
     }
     if instance.state != "running" {
         return error(
@@ -101,10 +90,7 @@ fn send_ssh_public_key(state: &State, body: &[u8]) -> Response {
         expires: state.now() + KEY_VALIDITY_SECS,
         request_id: request_id.clone(),
     });
-    json(
-        StatusCode::OK,
-        serde_json::json!({ "RequestId": request_id, "Success": true }),
-    )
+    json(StatusCode::OK, serde_json::json!({ "RequestId": request_id, "Success": true }))
 }
 
 /// The model's pattern for `InstanceOSUser`, first alternative (spec §2.1).
@@ -117,8 +103,6 @@ fn valid_os_user(u: &str) -> bool {
         && (first.is_ascii_alphabetic() || first == b'_')
         && rest.iter().enumerate().all(|(i, &c)| {
             let last = i == rest.len() - 1;
-            c.is_ascii_alphanumeric()
-                || matches!(c, b'@' | b'.' | b'_' | b'-')
-                || (last && c == b'$')
+            c.is_ascii_alphanumeric() || matches!(c, b'@' | b'.' | b'_' | b'-') || (last && c == b'$')
         })
 }

@@ -32,10 +32,7 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
     let (protocol, service, operation, params) = match &target {
         Some(t) => {
             let (svc, op) = t.split_once('.').unwrap_or((t.as_str(), ""));
@@ -43,21 +40,11 @@ async fn dispatch(
                 "AWSEC2InstanceConnectService" => "ec2-instance-connect",
                 other => other,
             };
-            (
-                Protocol::Json,
-                service.to_string(),
-                op.to_string(),
-                Vec::new(),
-            )
+            (Protocol::Json, service.to_string(), op.to_string(), Vec::new())
         }
         None => {
-            let params: Vec<(String, String)> =
-                form_urlencoded::parse(&body).into_owned().collect();
-            let action = params
-                .iter()
-                .find(|(k, _)| k == "Action")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
+            let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
             (Protocol::Query, "ec2".to_string(), action, params)
         }
     };
@@ -82,19 +69,12 @@ async fn dispatch(
     }
 
     let response = if !headers.contains_key(header::AUTHORIZATION) {
-        error(
-            protocol,
-            StatusCode::FORBIDDEN,
-            "MissingAuthenticationToken",
-            "Request is missing Authentication Token",
-        )
+        error(protocol, StatusCode::FORBIDDEN, "MissingAuthenticationToken", "Request is missing Authentication Token")
     } else if let Some(fault) = fault {
         fault.response(protocol)
     } else {
         match (protocol, service.as_str()) {
-            (Protocol::Json, "ec2-instance-connect") => {
-                instance_connect::handle(&state, &operation, &body)
-            }
+            (Protocol::Json, "ec2-instance-connect") => instance_connect::handle(&state, &operation, &body),
             (Protocol::Query, _) => ec2::handle(&state, &operation, &params),
             _ => error(
                 protocol,
@@ -117,36 +97,21 @@ enum Fault {
 impl Fault {
     fn response(&self, p: Protocol) -> Response {
         match (self, p) {
-            (Fault::Down, _) => error(
-                p,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "The service is unavailable.",
-            ),
-            (Fault::Throttle, Protocol::Query) => error(
-                p,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "RequestLimitExceeded",
-                "Request limit exceeded.",
-            ),
-            (Fault::Throttle, Protocol::Json) => error(
-                p,
-                StatusCode::TOO_MANY_REQUESTS,
-                "ThrottlingException",
-                "Rate exceeded",
-            ),
-            (Fault::Fail, Protocol::Query) => error(
-                p,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                "An internal error has occurred.",
-            ),
-            (Fault::Fail, Protocol::Json) => error(
-                p,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ServiceException",
-                "Internal service error",
-            ),
+            (Fault::Down, _) => {
+                error(p, StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The service is unavailable.")
+            }
+            (Fault::Throttle, Protocol::Query) => {
+                error(p, StatusCode::SERVICE_UNAVAILABLE, "RequestLimitExceeded", "Request limit exceeded.")
+            }
+            (Fault::Throttle, Protocol::Json) => {
+                error(p, StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", "Rate exceeded")
+            }
+            (Fault::Fail, Protocol::Query) => {
+                error(p, StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "An internal error has occurred.")
+            }
+            (Fault::Fail, Protocol::Json) => {
+                error(p, StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", "Internal service error")
+            }
         }
     }
 }
@@ -154,10 +119,7 @@ impl Fault {
 /// An error in the request's protocol: awsJson `__type` + `Message`, or EC2's `<Response><Errors>`.
 fn error(p: Protocol, status: StatusCode, code: &str, message: &str) -> Response {
     match p {
-        Protocol::Json => json(
-            status,
-            serde_json::json!({ "__type": code, "Message": message }),
-        ),
+        Protocol::Json => json(status, serde_json::json!({ "__type": code, "Message": message })),
         Protocol::Query => {
             let body = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>lab-{}</RequestID></Response>",
@@ -165,30 +127,16 @@ fn error(p: Protocol, status: StatusCode, code: &str, message: &str) -> Response
                 xml_escape(message),
                 status.as_u16()
             );
-            (
-                status,
-                [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")],
-                body,
-            )
-                .into_response()
+            (status, [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")], body).into_response()
         }
     }
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/x-amz-json-1.1")],
-        value.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/x-amz-json-1.1")], value.to_string()).into_response()
 }
 
 /// Escapes text for XML element content.
 pub(crate) fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Starts the local lab and runs ssh, scp and rsync through `ec2-broker proxy` against it.
+# Needs root (the lab's sshd runs as root and the lab may create the OS user ec2-user).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo build --locked --workspace --bins
+exec target/debug/ec2-lab demo

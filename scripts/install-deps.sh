@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need on a Debian/Ubuntu machine, if missing:
+# openssh-server, openssh-client, rsync, curl (the lab's AuthorizedKeysCommand), and moto's server.
+set -euo pipefail
+need=()
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+command -v rsync >/dev/null 2>&1 || need+=(rsync)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing: moto[server] (pip)" >&2
+  python3 -m pip install -q 'moto[server]' 2>/dev/null || python3 -m pip install -q --break-system-packages 'moto[server]'
+fi

@@ -1,0 +1,52 @@
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{broker, run};
+
+#[test]
+fn contrib_ssh_config_parses_with_real_ssh() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/ssh_config");
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-G", "-F", config, "web-1.ec2"]);
+    let out = run(cmd, Duration::from_secs(10));
+    assert!(out.success(), "{}", out.describe());
+    assert!(out.stdout.contains("proxycommand ec2-broker proxy %r@%h:%p\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("user ec2-user\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("identityfile ~/.cache/ec2-broker/keys/%r@%h\n"), "{}", out.stdout);
+    // The per-account pattern: another profile and Region through ProxyCommand flags.
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-G", "-F", config, "i-0123456789abcdef0.prod"]);
+    let out = run(cmd, Duration::from_secs(10));
+    assert!(out.success(), "{}", out.describe());
+    assert!(
+        out.stdout.contains(
+            "proxycommand ec2-broker proxy --profile prod --region us-east-1 --strip-suffix .prod %r@%h:%p\n"
+        ),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let out = run(
+        {
+            let mut c = Command::new(broker());
+            c.args(["proxy", "--help"]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    assert!(out.success());
+    assert!(out.stdout.contains("--key-delivery"), "{}", out.stdout);
+    let out = run(
+        {
+            let mut c = Command::new(broker());
+            c.args(["proxy"]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code(), Some(2), "clap's usage errors exit 2");
+    assert!(out.stderr.contains("[USER@]HOST[:PORT]"), "{}", out.stderr);
+}
