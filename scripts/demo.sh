@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cargo build --locked --workspace --bins
+cargo build --locked --bins
 exec target/debug/ec2-lab demo

@@ -1,10 +1,13 @@
 //! Telling "the instance refused the pushed key" apart from other ways a session ends.
 //!
 //! The broker cannot read ssh's encrypted stream, but the pattern of a refused login is plain:
-//! ssh gives up and exits (SIGHUP to us) a few seconds after connecting, while the instance
-//! still holds the connection open and has sent only the handshake (a few KB). When a session
-//! ends like that, one SSH login attempt with the same (still valid) key settles it: refused
-//! means Instance Connect is not wired up on the instance, and we say so.
+//! ssh gives up and exits (SIGHUP to us) seconds after connecting, having sent nothing after the
+//! instance's last message (its authentication failure), while the instance still holds the
+//! connection open after sending only the handshake (a few KB). A session that ends normally
+//! differs: ssh's last act is to send `SSH_MSG_DISCONNECT` (sshd logs "disconnected by user";
+//! after a refused login it logs "Connection closed by authenticating user … [preauth]").
+//! When a session ends like a refused login, one SSH login with the same (still valid) key
+//! settles it: refused means Instance Connect is not wired up on the instance, and we say so.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,32 +23,30 @@ use crate::stdio::{End, PipeStats};
 pub const SUSPECT_DURATION: Duration = Duration::from_secs(10);
 /// A failed login shows at most the handshake from the instance: 16 KiB leaves room for large host keys.
 pub const SUSPECT_DOWN_BYTES: u64 = 16 * 1024;
-/// The probe must finish within the broker's promise to exit within 1 s of ssh.
+/// Connect and login of the probe together; the broker promises to exit within 1 s of ssh.
 pub const PROBE_DEADLINE: Duration = Duration::from_millis(700);
 
 /// Whether a session's end looks like ssh gave up on authentication.
 pub fn looks_like_refused_login(stats: &PipeStats, duration: Duration) -> bool {
     matches!(stats.end, End::Signal | End::LocalClosed | End::StdoutClosed)
+        && stats.instance_spoke_last
         && duration < SUSPECT_DURATION
         && stats.down > 0
         && stats.down < SUSPECT_DOWN_BYTES
 }
 
 /// Tries to log in as `user` with `key` over `stream`: `Some(true)` accepted, `Some(false)`
-/// refused, `None` when the probe itself failed or ran out of time.
+/// refused, `None` when the probe itself failed. The caller bounds it in time.
 pub async fn key_accepted<S>(stream: S, user: &str, key: &EphemeralKey) -> Option<bool>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let probe = async {
-        let config = Arc::new(client::Config::default());
-        let mut session = client::connect_stream(config, stream, AnyHostKey).await.ok()?;
-        let key = PrivateKeyWithHashAlg::new(Arc::new(key.private_key().clone()), None);
-        let result = session.authenticate_publickey(user, key).await.ok()?;
-        let _ = session.disconnect(russh::Disconnect::ByApplication, "ec2-broker key check", "").await;
-        Some(result.success())
-    };
-    tokio::time::timeout(PROBE_DEADLINE, probe).await.ok().flatten()
+    let config = Arc::new(client::Config::default());
+    let mut session = client::connect_stream(config, stream, AnyHostKey).await.ok()?;
+    let key = PrivateKeyWithHashAlg::new(Arc::new(key.private_key().clone()), None);
+    let result = session.authenticate_publickey(user, key).await.ok()?;
+    let _ = session.disconnect(russh::Disconnect::ByApplication, "ec2-broker key check", "").await;
+    Some(result.success())
 }
 
 /// The probe only asks whether the key is accepted; it opens no channel and sends no data, so
@@ -65,7 +66,7 @@ mod tests {
     use super::*;
 
     fn stats(end: End, down: u64) -> PipeStats {
-        PipeStats { up: 100, down, end }
+        PipeStats { up: 100, down, instance_spoke_last: true, end }
     }
 
     #[test]
@@ -79,5 +80,7 @@ mod tests {
         assert!(!looks_like_refused_login(&stats(End::Signal, 2_500), Duration::from_secs(30)));
         assert!(!looks_like_refused_login(&stats(End::Signal, 1 << 20), short), "data flowed");
         assert!(!looks_like_refused_login(&stats(End::Signal, 0), short), "never reached sshd");
+        let disconnected = PipeStats { instance_spoke_last: false, ..stats(End::Signal, 2_500) };
+        assert!(!looks_like_refused_login(&disconnected, short), "ssh sent the last message: a clean exit");
     }
 }

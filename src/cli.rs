@@ -4,15 +4,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Make plain ssh, scp and rsync reach EC2 instances.
-///
-/// Use it from ~/.ssh/config:
-///
-///     Host i-* *.ec2
-///         ProxyCommand ec2-broker proxy %r@%h:%p
-///         IdentityFile ~/.cache/ec2-broker/keys/%r@%h
+/// The command line: global options and a subcommand.
 #[derive(Debug, Parser)]
-#[command(name = "ec2-broker", version, max_term_width = 100)]
+#[command(
+    name = "ec2-broker",
+    version,
+    max_term_width = 100,
+    about = "Make plain ssh, scp and rsync reach EC2 instances.",
+    long_about = "Make plain ssh, scp and rsync reach EC2 instances.\n\nUse it from ~/.ssh/config:\n\n    \
+                  Host i-* *.ec2\n        User ec2-user\n        ProxyCommand ec2-broker proxy %r@%h:%p\n        \
+                  IdentityFile ~/.cache/ec2-broker/keys/%r@%h\n        IdentitiesOnly yes"
+)]
 pub struct Cli {
     /// More log output on stderr: -v info, -vv debug, -vvv trace (default: warnings only).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -28,4 +28,5 @@ pub mod keys;
 pub mod logging;
 pub mod resolve;
 pub mod route;
+pub mod splice;
 pub mod stdio;

@@ -19,7 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 /// How long the instance side may keep sending after ssh closed our stdin (within the 1 s exit promise).
 pub const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_millis(800);
 
-/// Copy buffer size: 64 KiB matches ssh's own channel packet size order and keeps syscalls few.
+/// Copy buffer size for the generic path (the direct route on Linux uses `splice` instead).
 const BUF_SIZE: usize = 64 * 1024;
 
 /// How a pipe session ended.
@@ -42,16 +42,31 @@ pub struct PipeStats {
     pub up: u64,
     /// Bytes from the instance to ssh.
     pub down: u64,
+    /// Whether the last bytes that moved came from the instance (ssh sent nothing after them).
+    pub instance_spoke_last: bool,
     /// How it ended.
     pub end: End,
 }
 
 /// Pipes the process's stdin/stdout to `stream` until one side is done.
+///
+/// ssh gives a ProxyCommand pipes; those are driven through epoll directly. Anything else (a
+/// terminal, a file) goes through tokio's blocking stdin/stdout.
 pub async fn pipe<S>(stream: S) -> io::Result<PipeStats>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    pipe_with(stream, tokio::io::stdin(), tokio::io::stdout()).await
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+
+    let stdin = io::stdin().as_fd().try_clone_to_owned().and_then(pipe::Receiver::from_owned_fd);
+    let stdout = io::stdout().as_fd().try_clone_to_owned().and_then(pipe::Sender::from_owned_fd);
+    match (stdin, stdout) {
+        (Ok(rx), Ok(tx)) => pipe_with(stream, rx, tx).await,
+        (Ok(rx), Err(_)) => pipe_with(stream, rx, tokio::io::stdout()).await,
+        (Err(_), Ok(tx)) => pipe_with(stream, tokio::io::stdin(), tx).await,
+        (Err(_), Err(_)) => pipe_with(stream, tokio::io::stdin(), tokio::io::stdout()).await,
+    }
 }
 
 /// [`pipe`] with the local halves as parameters (a test seam).
@@ -62,8 +77,11 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (mut remote_rd, remote_wr) = tokio::io::split(stream);
-    let (up_count, down_count) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let stats = |end| PipeStats { up: up_count.load(Ordering::Relaxed), down: down_count.load(Ordering::Relaxed), end };
+    let (up_count, down_count) = (Arc::new(Counter::default()), Arc::new(Counter::default()));
+    let stats = |end| {
+        let (up, down) = (up_count.load(), down_count.load());
+        PipeStats { up: up.0, down: down.0, instance_spoke_last: down.1 > up.1, end }
+    };
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -90,7 +108,27 @@ where
     Ok(stats(end))
 }
 
-async fn copy_up<R, W>(mut from: R, mut to: W, count: Arc<AtomicU64>) -> io::Result<()>
+/// Bytes moved in one direction, and a global sequence number of the last move (which side spoke last).
+#[derive(Default)]
+pub(crate) struct Counter {
+    bytes: AtomicU64,
+    last: AtomicU64,
+}
+
+static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+
+impl Counter {
+    pub(crate) fn add(&self, n: usize) {
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.last.store(SEQUENCE.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    pub(crate) fn load(&self) -> (u64, u64) {
+        (self.bytes.load(Ordering::Relaxed), self.last.load(Ordering::Relaxed))
+    }
+}
+
+async fn copy_up<R, W>(mut from: R, mut to: W, count: Arc<Counter>) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -104,11 +142,11 @@ where
             return Ok(());
         }
         to.write_all(&buf[..n]).await?;
-        count.fetch_add(n as u64, Ordering::Relaxed);
+        count.add(n);
     }
 }
 
-async fn copy_down<R, W>(from: &mut R, mut to: W, count: &AtomicU64) -> io::Result<End>
+async fn copy_down<R, W>(from: &mut R, mut to: W, count: &Counter) -> io::Result<End>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -125,9 +163,7 @@ where
             to.flush().await
         };
         match written.await {
-            Ok(()) => {
-                count.fetch_add(n as u64, Ordering::Relaxed);
-            }
+            Ok(()) => count.add(n),
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(End::StdoutClosed),
             Err(e) => return Err(e),
         }
@@ -173,6 +209,7 @@ mod tests {
         assert_eq!(got_down, down);
         assert_eq!(stats.end, End::RemoteClosed);
         assert_eq!(stats.down, down.len() as u64);
+        assert!(stats.instance_spoke_last);
     }
 
     #[tokio::test]

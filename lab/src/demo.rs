@@ -164,6 +164,12 @@ pub fn run_up() -> anyhow::Result<()> {
 fn tempdir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("ec2-lab-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+    make_traversable(&dir)?;
     Ok(dir)
+}
+
+/// Opens a lab directory for reading by the instances' OS users (their sshd reads it as them).
+pub fn make_traversable(dir: &Path) -> anyhow::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    Ok(())
 }

@@ -8,6 +8,7 @@
 //! - `state`: pushed keys, a clock tests can advance, fault knobs and the request log.
 
 mod api;
+pub mod bench;
 pub mod demo;
 mod imds;
 pub mod inventory;

@@ -1,5 +1,5 @@
 //! `ec2-lab`: `demo` runs ssh, scp and rsync through ec2-broker against the lab; `up` keeps the
-//! lab running for use by hand.
+//! lab running for use by hand; `bench` measures the broker against plain ssh.
 
 use std::process::ExitCode;
 
@@ -7,8 +7,12 @@ fn main() -> ExitCode {
     let result = match std::env::args().nth(1).as_deref() {
         Some("demo") => ec2_lab::demo::run_demo(),
         Some("up") => ec2_lab::demo::run_up(),
+        Some("bench") => {
+            let quick = std::env::args().any(|a| a == "--quick");
+            if quick { ec2_lab::bench::run_bench(5, 16) } else { ec2_lab::bench::run_bench(25, 256) }
+        }
         _ => {
-            eprintln!("usage: ec2-lab demo | up");
+            eprintln!("usage: ec2-lab demo | up | bench [--quick]");
             return ExitCode::from(2);
         }
     };

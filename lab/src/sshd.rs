@@ -32,6 +32,8 @@ pub struct SshdFiles {
     pub log: PathBuf,
     /// The host public key (`ssh-ed25519 AAAA…`).
     pub host_public_key: String,
+    /// The static `authorized_keys` (the AMI's; only an unrelated key unless a test adds one).
+    pub authorized_keys: PathBuf,
 }
 
 /// Writes config, host key and authorized_keys for `inst` under `dir`.
@@ -73,7 +75,7 @@ pub fn prepare(inst: &InstanceSpec, dir: &Path, imds_url: &str, keys_command: &P
         config_path.display(),
         String::from_utf8_lossy(&check.stderr)
     );
-    Ok(SshdFiles { config: config_path, log, host_public_key })
+    Ok(SshdFiles { config: config_path, log, host_public_key, authorized_keys: authorized })
 }
 
 /// Accepts connections on `listener` and serves each with `sshd -i`; counts them in `accepted`.

@@ -88,6 +88,20 @@ impl State {
         format!("{prefix}{:08x}-lab0-4000-8000-{:012x}", *c, *c)
     }
 
+    /// Stores a key as `SendSSHPublicKey` does: served by the instance's IMDS for 60 lab seconds.
+    /// Returns the request id.
+    pub fn push_key(&self, instance: &str, user: &str, key: &str) -> String {
+        let request_id = self.next_id("");
+        lock(&self.keys).push(PushedKey {
+            instance: instance.into(),
+            user: user.into(),
+            key: key.into(),
+            expires: self.now() + crate::keys_blob::KEY_VALIDITY_SECS,
+            request_id: request_id.clone(),
+        });
+        request_id
+    }
+
     /// Keys currently served for `instance`/`user`.
     pub fn active_keys(&self, instance: &str, user: &str) -> Vec<PushedKey> {
         let now = self.now();

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use tracing::Instrument;
 
 use crate::aws::Aws;
 use crate::cli::{AddressKind, KeyDelivery, ProxyArgs};
@@ -13,15 +14,18 @@ use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
 use crate::route::{Route, direct};
-use crate::{auth_probe, key_agent, resolve, stdio};
+use crate::{auth_probe, key_agent, resolve, splice, stdio};
 
 /// Runs the proxy.
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    let span = tracing::info_span!("proxy", host = %args.host, pid = std::process::id());
+    proxy(args).instrument(span).await
+}
+
+async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let spec = HostSpec::parse_with_suffix(&args.host, args.strip_suffix.as_deref())
         .with_context(|| format!("reading host {:?}", args.host))?;
     let user = spec.user.clone().unwrap_or_else(|| args.user.clone());
-    let span = tracing::info_span!("proxy", host = %args.host, pid = std::process::id());
-    let _enter = span.enter();
     let started = Instant::now();
 
     let region = args.aws.region.as_deref().or(spec.region.as_deref());
@@ -53,7 +57,8 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
 
     let piping = Instant::now();
-    let stats = stdio::pipe(stream).await.context("piping between ssh and the instance")?;
+    let stats = if splice::stdio_are_pipes() { splice::pipe(stream).await } else { stdio::pipe(stream).await }
+        .context("piping between ssh and the instance")?;
     tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
     if let Some(holder) = key_holder.as_ref().filter(|_| auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
     {
@@ -72,8 +77,14 @@ async fn check_key_refused(
     addr: SocketAddr,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let Ok(stream) = direct::connect(addr, timeout.min(auth_probe::PROBE_DEADLINE)).await else { return Ok(()) };
-    if auth_probe::key_accepted(stream, user, key).await == Some(false) {
+    // One deadline for connect and login together: the broker promises to exit within 1 s.
+    let probe = async {
+        let stream = direct::connect(addr, timeout).await.ok()?;
+        auth_probe::key_accepted(stream, user, key).await
+    };
+    let verdict = tokio::time::timeout(auth_probe::PROBE_DEADLINE, probe).await.ok().flatten();
+    tracing::debug!(?verdict, "checked whether the instance accepts the pushed key");
+    if verdict == Some(false) {
         bail!(
             "{} refused the key pushed with EC2 Instance Connect for user {user}. Likely causes: the \
              ec2-instance-connect package is not installed (RHEL, Debian, SUSE and AL2023-minimal images lack it), \

@@ -176,6 +176,9 @@ fn stdout_carries_only_sshd_bytes_and_the_broker_exits_promptly() {
     stdout.read_to_end(&mut rest).unwrap();
     assert!(!String::from_utf8_lossy(&rest).contains("INFO"), "a log line reached stdout");
     assert!(stderr.contains("key pushed") && stderr.contains("resolved"), "logs go to stderr:\n{stderr}");
+    // Even at -vvv (dependencies at debug level), no secret reaches the log.
+    assert!(!stderr.contains(ec2_lab::SECRET_ACCESS_KEY), "the secret key was logged");
+    assert!(!stderr.contains("PRIVATE KEY"), "a private key was logged");
 }
 
 #[test]

@@ -6,8 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{Protocol, error, json};
-use crate::keys_blob::KEY_VALIDITY_SECS;
-use crate::state::{PushedKey, State, lock};
+use crate::state::State;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -82,14 +81,7 @@ fn send_ssh_public_key(state: &State, body: &[u8]) -> Response {
             &format!("Instance {id} is not in a valid state for this operation"),
         );
     }
-    let request_id = state.next_id("");
-    lock(&state.keys).push(PushedKey {
-        instance: id,
-        user,
-        key,
-        expires: state.now() + KEY_VALIDITY_SECS,
-        request_id: request_id.clone(),
-    });
+    let request_id = state.push_key(&id, &user, &key);
     json(StatusCode::OK, serde_json::json!({ "RequestId": request_id, "Success": true }))
 }
 

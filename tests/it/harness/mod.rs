@@ -128,16 +128,7 @@ pub fn sha256_file(path: &Path) -> String {
 
 /// Writes `len` bytes of incompressible data (a xorshift stream seeded by `seed`).
 pub fn random_file(path: &Path, len: usize, seed: u64) {
-    let mut x = seed | 1;
-    let mut data = Vec::with_capacity(len + 8);
-    while data.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    data.truncate(len);
-    fs::write(path, data).unwrap();
+    ec2_lab::bench::write_random(path, len, seed).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 /// A directory the lab's `ec2-user` can write to.
