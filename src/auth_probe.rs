@@ -5,7 +5,7 @@
 //! instance's last message (its authentication failure), while the instance still holds the
 //! connection open after sending only the handshake (a few KB). A session that ends normally
 //! differs: ssh's last act is to send `SSH_MSG_DISCONNECT` (sshd logs "disconnected by user";
-//! after a refused login it logs "Connection closed by authenticating user … [preauth]").
+//! after a refused login it logs "Connection closed by authenticating user … \[preauth\]").
 //! When a session ends like a refused login, one SSH login with the same (still valid) key
 //! settles it: refused means Instance Connect is not wired up on the instance, and we say so.
 

@@ -10,7 +10,8 @@
 //! - [`host`] parses what the user typed; [`resolve`] picks one instance (pure);
 //! - [`aws`] is the only module that sees AWS SDK types;
 //! - [`keys`], [`key_file`], [`key_agent`]: the short-lived key and how ssh gets it;
-//! - [`route`] opens a byte stream; [`stdio`] pipes it to ssh;
+//! - [`route`] opens a byte stream; [`stdio`] pipes it to ssh ([`splice`] for the direct route's
+//!   TCP socket on Linux); [`auth_probe`] tells a refused key from other endings;
 //! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
