@@ -38,6 +38,8 @@ pub struct Faults {
     pub throttle_next: u32,
     /// Answer this many of the next calls with a 500 server error.
     pub fail_next: u32,
+    /// Limit `fail_next` to calls of this operation (e.g. `SendSSHPublicKey`).
+    pub fail_only: Option<String>,
     /// Answer every call with 503 (the API is down).
     pub down: bool,
     /// Delay every API answer by this much.

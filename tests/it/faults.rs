@@ -47,14 +47,24 @@ fn throttled_then_recovering_api_is_retried() {
 #[test]
 fn server_errors_on_the_push_are_retried() {
     let world = World::new();
-    // The first call (DescribeInstances) goes through; then the push fails once with 500.
-    world.lab.state().set_faults(|f| f.latency = Duration::from_millis(50));
+    world.lab.state().set_faults(|f| {
+        f.fail_next = 1;
+        f.fail_only = Some("SendSSHPublicKey".into());
+    });
     world.ssh_ok(&["web-1", "true"]);
-    world.lab.state().set_faults(|f| f.fail_next = 1);
-    // Two calls follow: DescribeInstances gets the 500 and is retried, then the push.
-    world.ssh_ok(&["web-1", "true"]);
-    let failed = world.lab.state().calls().iter().filter(|c| c.status == 500).count();
-    assert_eq!(failed, 1);
+    let calls: Vec<(String, u16)> = world
+        .lab
+        .state()
+        .calls()
+        .iter()
+        .filter(|c| c.service != "imds")
+        .map(|c| (c.operation.clone(), c.status))
+        .collect();
+    assert_eq!(
+        calls,
+        [("DescribeInstances".into(), 200), ("SendSSHPublicKey".into(), 500), ("SendSSHPublicKey".into(), 200)],
+        "the failed push is retried once"
+    );
 }
 
 #[test]

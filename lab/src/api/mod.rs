@@ -56,7 +56,7 @@ async fn dispatch(
         } else if f.throttle_next > 0 {
             f.throttle_next -= 1;
             Some(Fault::Throttle)
-        } else if f.fail_next > 0 {
+        } else if f.fail_next > 0 && f.fail_only.as_deref().is_none_or(|op| op == operation) {
             f.fail_next -= 1;
             Some(Fault::Fail)
         } else {
