@@ -5,19 +5,8 @@ use std::process::ExitCode;
 
 use crate::aws::AwsError;
 
-/// A request to exit with `code` and print nothing (the message, if any, was already shown).
-#[derive(Debug, thiserror::Error)]
-#[error("exit {code}")]
-pub struct SilentExit {
-    /// The exit code.
-    pub code: u8,
-}
-
 /// Prints `err` and its hint, if one applies; returns the exit code.
 pub fn report(err: &anyhow::Error) -> ExitCode {
-    if let Some(silent) = err.downcast_ref::<SilentExit>() {
-        return ExitCode::from(silent.code);
-    }
     eprintln!("ec2-broker: error: {err:#}");
     if let Some(hint) = hint(err) {
         eprintln!("  hint: {hint}");

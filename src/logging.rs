@@ -3,7 +3,6 @@
 //! Level: warnings by default; `-v` info, `-vv` debug, `-vvv` trace (dependencies at debug).
 //! `EC2_BROKER_LOG=info|debug|trace` does the same without editing ssh_config.
 
-use std::fmt;
 use std::fs::OpenOptions;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -56,22 +55,6 @@ fn level_from_name(name: &str) -> u8 {
     }
 }
 
-/// Wraps a secret so that `Debug` and `Display` print `<redacted>`.
-#[derive(Clone)]
-pub struct Redacted<T>(pub T);
-
-impl<T> fmt::Debug for Redacted<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl<T> fmt::Display for Redacted<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,10 +66,5 @@ mod tests {
         assert_eq!(level_from_name("trace"), 3);
         assert_eq!(level_from_name("warn"), 0);
         assert_eq!(level_from_name("bogus"), 0);
-    }
-
-    #[test]
-    fn redacted_hides() {
-        assert_eq!(format!("{:?} {}", Redacted("secret"), Redacted(1)), "<redacted> <redacted>");
     }
 }

@@ -16,10 +16,9 @@ use std::sync::Arc;
 use std::thread;
 
 use rustix::pipe::{SpliceFlags, fcntl_setpipe_size, splice};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::stdio::{Counter, DRAIN_AFTER_STDIN_EOF, End, PipeStats};
+use crate::stdio::{Counter, DRAIN_AFTER_STDIN_EOF, End, PipeStats, StopSignals};
 
 /// Largest chunk one splice call may move.
 const CHUNK: usize = 1 << 20;
@@ -60,9 +59,7 @@ pub async fn pipe(stream: tokio::net::TcpStream) -> io::Result<PipeStats> {
         let _ = tx.send(Direction::Down(res));
     })?;
 
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut stop = StopSignals::new()?;
     let end = tokio::select! {
         first = done_rx.recv() => match first {
             Some(Direction::Down(res)) => down_end(res)?,
@@ -76,9 +73,7 @@ pub async fn pipe(stream: tokio::net::TcpStream) -> io::Result<PipeStats> {
             }
             None => End::LocalClosed,
         },
-        _ = hup.recv() => End::Signal,
-        _ = term.recv() => End::Signal,
-        _ = int.recv() => End::Signal,
+        () = stop.recv() => End::Signal,
     };
     let (up, down) = (up_count.load(), down_count.load());
     // The threads may still be parked in splice: the process exits without waiting for them.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// How long the instance side may keep sending after ssh closed our stdin (within the 1 s exit promise).
 pub const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_millis(800);
@@ -82,9 +82,7 @@ where
         let (up, down) = (up_count.load(), down_count.load());
         PipeStats { up: up.0, down: down.0, instance_spoke_last: down.1 > up.1, end }
     };
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut stop = StopSignals::new()?;
 
     let mut up = tokio::spawn(copy_up(local_in, remote_wr, up_count.clone()));
     let down = copy_down(&mut remote_rd, local_out, &down_count);
@@ -100,12 +98,37 @@ where
             let _ = tokio::time::timeout(DRAIN_AFTER_STDIN_EOF, &mut down).await;
             End::LocalClosed
         }
-        _ = hup.recv() => End::Signal,
-        _ = term.recv() => End::Signal,
-        _ = int.recv() => End::Signal,
+        () = stop.recv() => End::Signal,
     };
     up.abort();
     Ok(stats(end))
+}
+
+/// SIGHUP (ssh sends it when it exits), SIGTERM and SIGINT: each ends a session cleanly.
+pub(crate) struct StopSignals {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers.
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(StopSignals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves when any of them arrives.
+    pub(crate) async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.hup.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// Bytes moved in one direction, and a global sequence number of the last move (which side spoke last).
