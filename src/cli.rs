@@ -67,7 +67,7 @@ pub struct ProxyArgs {
     #[arg(long, value_enum, default_value_t = AddressKind::Private, env = "EC2_BROKER_ADDRESS")]
     pub address: AddressKind,
 
-    /// How the route reaches the instance (only direct for now).
+    /// How to reach the instance.
     #[arg(long, value_enum, default_value_t = RouteArg::Direct, env = "EC2_BROKER_ROUTE")]
     pub route: RouteArg,
 
@@ -96,6 +96,11 @@ pub struct ProxyArgs {
     /// Seconds to wait for the TCP connection to the instance.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub connect_timeout: u64,
+
+    /// ssm route: keep trying this many seconds to resume a dropped Session Manager connection
+    /// before giving up on the session.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", env = "EC2_BROKER_SSM_RESUME_TIMEOUT")]
+    pub ssm_resume_timeout: u64,
 }
 
 /// Which address of the instance to dial.
@@ -112,6 +117,8 @@ pub enum AddressKind {
 pub enum RouteArg {
     /// TCP straight to the instance's address.
     Direct,
+    /// A Session Manager tunnel: needs only the SSM agent's outbound connection, no inbound network.
+    Ssm,
 }
 
 /// How the private key reaches ssh.

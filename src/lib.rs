@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  ssh ──stdin/stdout──▶ stdio ──▶ route ──▶ TCP to the instance (direct)
+//!                          │         └─────▶ ssm::driver ⇄ ssm::Session ⇄ websocket ⇄ MGS ⇄ agent ⇄ sshd (ssm)
 //!                          ▲
 //!   cmd::proxy: HostSpec ──┤ aws::find_instances ─▶ resolve::pick ─▶ Instance
 //!                          └ keys ─▶ aws::push_key (Instance Connect) ─▶ key_file | key_agent ─▶ ssh
@@ -12,6 +13,8 @@
 //! - [`keys`], [`key_file`], [`key_agent`]: the short-lived key and how ssh gets it;
 //! - [`route`] opens a byte stream; [`stdio`] pipes it to ssh ([`splice`] for the direct route's
 //!   TCP socket on Linux); [`auth_probe`] tells a refused key from other endings;
+//! - [`ssm`] is the Session Manager data channel: a sans-IO state machine and its tokio driver;
+//!   [`tls`] holds the trust roots for the websockets the broker opens (`AWS_CA_BUNDLE`);
 //! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,4 +33,6 @@ pub mod logging;
 pub mod resolve;
 pub mod route;
 pub mod splice;
+pub mod ssm;
 pub mod stdio;
+pub mod tls;

@@ -69,6 +69,25 @@ where
     }
 }
 
+/// ssh's stdin and stdout as async halves: pipes driven through epoll when they are pipes,
+/// tokio's blocking stdin/stdout otherwise.
+pub fn local_halves() -> (Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite + Unpin + Send>) {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+
+    let stdin: Box<dyn AsyncRead + Unpin + Send> =
+        match io::stdin().as_fd().try_clone_to_owned().and_then(pipe::Receiver::from_owned_fd) {
+            Ok(rx) => Box::new(rx),
+            Err(_) => Box::new(tokio::io::stdin()),
+        };
+    let stdout: Box<dyn AsyncWrite + Unpin + Send> =
+        match io::stdout().as_fd().try_clone_to_owned().and_then(pipe::Sender::from_owned_fd) {
+            Ok(tx) => Box::new(tx),
+            Err(_) => Box::new(tokio::io::stdout()),
+        };
+    (stdin, stdout)
+}
+
 /// [`pipe`] with the local halves as parameters (a test seam).
 pub async fn pipe_with<S, R, W>(stream: S, local_in: R, local_out: W) -> io::Result<PipeStats>
 where

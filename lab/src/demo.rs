@@ -88,7 +88,8 @@ pub fn run_demo() -> anyhow::Result<()> {
     println!("ec2-lab demo: lab files under {}", dir.display());
     let lab = Lab::start(Inventory::demo(), &dir)?;
     let config = write_ssh_config(&lab, &broker, &dir, "")?;
-    println!("API doubles at {}; instances: {}", lab.endpoint_url(), lab.instance_ids().join(", "));
+    println!("API doubles at {}; SSM data channel at {}", lab.endpoint_url(), lab.ssm_url());
+    println!("instances: {}", lab.instance_ids().join(", "));
     println!("ssh_config: {}\n", config.display());
     let env = lab.env();
     let ssh = |program: &str, args: &[&str]| -> anyhow::Result<(String, Duration)> {
@@ -154,6 +155,8 @@ pub fn run_up() -> anyhow::Result<()> {
     }
     println!("# then: ssh -F {} web-1", config.display());
     println!("# instances: {}", lab.instance_ids().join(", "));
+    println!("# SSM data channel (StreamUrl base): {}", lab.ssm_url());
+    println!("# db-1 has no inbound network: only SSM (StartSession, AWS-StartSSHSession) reaches it");
     println!("# Ctrl-C stops the lab");
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let _keep = tx;

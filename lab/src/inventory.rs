@@ -5,6 +5,8 @@ use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
+use crate::ssm::{DEFAULT_AGENT_VERSION, SsmStatus};
+
 /// The whole inventory.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +20,10 @@ pub struct Inventory {
     /// The instances.
     #[serde(default, rename = "instance")]
     pub instances: Vec<InstanceSpec>,
+    /// Serve the SSM data channel over TLS (`wss://`, certificate from a lab CA whose PEM goes
+    /// to `<lab dir>/lab-ca.pem` and `AWS_CA_BUNDLE`) instead of plain `ws://`.
+    #[serde(default)]
+    pub ssm_tls: bool,
 }
 
 /// One instance.
@@ -64,6 +70,23 @@ pub struct InstanceSpec {
     /// What GetConsoleOutput returns (decoded).
     #[serde(default)]
     pub console_output: String,
+    /// The SSM agent: `online`, `connection_lost`, `inactive` or `none` (not registered).
+    /// Absent: `online` on Linux, `none` on Windows (the lab's agent double speaks for Linux).
+    pub ssm: Option<SsmStatus>,
+    /// The `AgentVersion` the SSM agent reports and announces in its handshake.
+    #[serde(default = "default_agent_version")]
+    pub ssm_agent_version: String,
+    /// Whether the instance accepts inbound connections. `false`: sshd does not listen on its
+    /// addresses at all (a direct connection is refused); only its SSM agent reaches it.
+    #[serde(default = "yes")]
+    pub inbound: bool,
+}
+
+impl InstanceSpec {
+    /// The SSM agent status the inventory declares (see [`InstanceSpec::ssm`]).
+    pub fn ssm_status(&self) -> SsmStatus {
+        self.ssm.unwrap_or(if self.platform.is_none() { SsmStatus::Online } else { SsmStatus::None })
+    }
 }
 
 impl Inventory {
@@ -132,6 +155,16 @@ id = "i-0e1b2c3d4e5f6071c"
 name = "legacy-1"
 instance_connect = false
 private_ip = "127.0.1.14"
+
+# No inbound network: reachable only through its SSM agent.
+[[instance]]
+id = "i-0f1b2c3d4e5f6071d"
+name = "db-1"
+tags = { Role = "db" }
+private_ip = "127.0.1.15"
+inbound = false
+ssm = "online"
+launch_time = "2026-11-22T07:30:00.000Z"
 "#;
 
 fn default_region() -> String {
@@ -160,6 +193,9 @@ fn default_subnet() -> String {
 }
 fn default_users() -> Vec<String> {
     vec!["ec2-user".into()]
+}
+fn default_agent_version() -> String {
+    DEFAULT_AGENT_VERSION.into()
 }
 fn yes() -> bool {
     true

@@ -1,23 +1,29 @@
 //! ec2-lab: local doubles of the AWS endpoints ec2-broker talks to, on 127.0.0.1 with ephemeral
 //! ports, for the tests and the README demo. Never a dependency of the shipped binary.
 //!
-//! - `api`: the EC2 query API and EC2 Instance Connect on one endpoint (`AWS_ENDPOINT_URL`);
+//! - `api`: the EC2 query API, EC2 Instance Connect and the SSM API on one endpoint
+//!   (`AWS_ENDPOINT_URL`);
 //! - `imds`: each instance's metadata service with the `managed-ssh-keys` paths;
 //! - `sshd`: each running instance's real OpenSSH server, whose AuthorizedKeysCommand reads
 //!   that instance's IMDS double;
-//! - `state`: pushed keys, a clock tests can advance, fault knobs and the request log.
+//! - `ssm`: SSM Session Manager: the data-channel websocket service (MGS, `ws://` or `wss://`)
+//!   and an agent per session that dials the instance's sshd, with its own frame codec;
+//! - `state`: pushed keys, a clock tests can advance, fault knobs (API and SSM), SSM agent
+//!   statuses and the request log.
 
 mod api;
 pub mod bench;
+pub mod bench_ssm;
 pub mod demo;
 mod imds;
 pub mod inventory;
 pub mod keys_blob;
 pub mod sshd;
+pub mod ssm;
 pub mod state;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +32,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 pub use inventory::{InstanceSpec, Inventory};
+pub use ssm::{Disconnect, DisconnectKind, SsmFaults, SsmSessionInfo, SsmStatus};
 pub use state::{ApiCall, Faults, PushedKey, State};
 
 /// The lab's static credentials (any value works; the doubles only check that requests are signed).
@@ -40,13 +47,19 @@ pub struct Lab {
     api: SocketAddr,
     instances: BTreeMap<String, LabInstance>,
     dir: PathBuf,
+    ssm_url: String,
+    ca_bundle: Option<PathBuf>,
 }
 
 /// What the lab runs for one instance.
 #[derive(Debug, Clone)]
 pub struct LabInstance {
-    /// sshd's port on the instance's addresses.
+    /// sshd's port on the instance's addresses (with `inbound = false` nothing listens there:
+    /// it is only the port ssh_config names and `portNumber` may name).
     pub ssh_port: u16,
+    /// Where the instance's SSM agent reaches sshd: the instance's address, or for
+    /// `inbound = false` a hidden `127.0.0.1` listener that only the agent uses.
+    pub agent_sshd: SocketAddr,
     /// The IMDS double's base URL.
     pub imds_url: String,
     /// sshd's files.
@@ -69,10 +82,26 @@ impl Lab {
         sshd::ensure_users(&users)?;
         let keys_command = sshd::install_keys_command()?;
 
-        let (api, instances) = runtime.block_on(async {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tls = if state.inventory.ssm_tls { Some(ssm::tls::generate()?) } else { None };
+        let ca_bundle = match &tls {
+            Some(tls) => {
+                let path = dir.join("lab-ca.pem");
+                std::fs::write(&path, &tls.ca_pem).with_context(|| format!("writing {}", path.display()))?;
+                Some(path)
+            }
+            None => None,
+        };
+
+        let (api, instances, ssm_url) = runtime.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the API endpoint")?;
             let api = listener.local_addr()?;
             tokio::spawn(serve(listener, api::router(state.clone())));
+            let mgs = TcpListener::bind("127.0.0.1:0").await.context("binding the SSM data-channel endpoint")?;
+            let scheme = if tls.is_some() { "wss" } else { "ws" };
+            let ssm_url = format!("{scheme}://{}", mgs.local_addr()?);
+            state.ssm.set_endpoint(ssm_url.clone());
+            tokio::spawn(ssm::service::serve(mgs, state.clone(), tls.map(|t| t.acceptor)));
             let mut instances = BTreeMap::new();
             let mut port = None;
             for inst in &running {
@@ -81,13 +110,15 @@ impl Lab {
                 tokio::spawn(serve(imds_listener, imds::router(state.clone(), inst.id.clone())));
                 let files = sshd::prepare(inst, &dir.join(&inst.id), &imds_url, &keys_command)?;
                 let accepted = Arc::new(AtomicUsize::new(0));
-                let ssh_port = listen_ssh(inst, &files, &accepted, port).await?;
+                let (ssh_port, agent_sshd) = listen_ssh(inst, &files, &accepted, port).await?;
                 port.get_or_insert(ssh_port);
-                instances.insert(inst.id.clone(), LabInstance { ssh_port, imds_url, sshd: files, accepted });
+                state.ssm.add_target(&inst.id, ssm::session::Target { sshd: agent_sshd, ssh_port });
+                let lab_instance = LabInstance { ssh_port, agent_sshd, imds_url, sshd: files, accepted };
+                instances.insert(inst.id.clone(), lab_instance);
             }
-            anyhow::Ok((api, instances))
+            anyhow::Ok((api, instances, ssm_url))
         })?;
-        Ok(Lab { runtime: Some(runtime), state, api, instances, dir: dir.to_path_buf() })
+        Ok(Lab { runtime: Some(runtime), state, api, instances, dir: dir.to_path_buf(), ssm_url, ca_bundle })
     }
 
     /// The API endpoint URL (`AWS_ENDPOINT_URL`).
@@ -95,8 +126,25 @@ impl Lab {
         format!("http://{}", self.api)
     }
 
+    /// The SSM data-channel service's base URL (`ws://127.0.0.1:PORT`, or `wss://` with
+    /// `ssm_tls`); StartSession's `StreamUrl` is this plus `/v1/data-channel/<SessionId>?…`.
+    pub fn ssm_url(&self) -> String {
+        self.ssm_url.clone()
+    }
+
+    /// The lab CA's PEM file when the data channel uses TLS (`AWS_CA_BUNDLE` in [`Lab::env`]).
+    pub fn ca_bundle(&self) -> Option<&Path> {
+        self.ca_bundle.as_deref()
+    }
+
+    /// Every SSM session so far, oldest first.
+    pub fn ssm_sessions(&self) -> Vec<SsmSessionInfo> {
+        self.state.ssm.infos()
+    }
+
     /// Environment for the broker: endpoint, Region, static credentials, no real IMDS probing,
-    /// and AWS config files inside the lab directory.
+    /// AWS config files inside the lab directory, and `AWS_CA_BUNDLE` when the SSM data channel
+    /// uses TLS.
     pub fn env(&self) -> Vec<(String, String)> {
         let config = self.dir.join("aws-config");
         let credentials = self.dir.join("aws-credentials");
@@ -114,6 +162,7 @@ impl Lab {
             ("AWS_USE_DUALSTACK_ENDPOINT", "false".into()),
         ]
         .into_iter()
+        .chain(self.ca_bundle.iter().map(|p| ("AWS_CA_BUNDLE", p.display().to_string())))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
@@ -163,13 +212,21 @@ async fn serve(listener: TcpListener, router: axum::Router) {
 
 /// Binds the instance's private and public addresses on one port and serves sshd on both.
 /// Every instance has its own loopback addresses, so all try the first one's port (one `Port`
-/// line in ssh_config), falling back to a fresh port if it is taken.
+/// line in ssh_config), falling back to a fresh port if it is taken. An instance without inbound
+/// network gets only a hidden `127.0.0.1` listener for its SSM agent. Returns the port and the
+/// address the agent dials.
 async fn listen_ssh(
     inst: &InstanceSpec,
     files: &sshd::SshdFiles,
     accepted: &Arc<AtomicUsize>,
     preferred: Option<u16>,
-) -> anyhow::Result<u16> {
+) -> anyhow::Result<(u16, SocketAddr)> {
+    if !inst.inbound {
+        let hidden = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.context("binding a hidden sshd listener")?;
+        let addr = hidden.local_addr()?;
+        tokio::spawn(sshd::serve(hidden, files.clone(), accepted.clone()));
+        return Ok((preferred.unwrap_or(addr.port()), addr));
+    }
     let addrs: Vec<Ipv4Addr> = [inst.private_ip, inst.public_ip].into_iter().flatten().collect();
     let first = *addrs.first().with_context(|| format!("{} has no address", inst.id))?;
     let listener = match preferred {
@@ -185,5 +242,5 @@ async fn listen_ssh(
         let l = TcpListener::bind((*ip, port)).await.with_context(|| format!("binding {ip}:{port}"))?;
         tokio::spawn(sshd::serve(l, files.clone(), accepted.clone()));
     }
-    Ok(port)
+    Ok((port, SocketAddr::V4(SocketAddrV4::new(first, port))))
 }

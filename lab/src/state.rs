@@ -1,9 +1,16 @@
-//! Shared lab state: pushed keys, the clock tests can advance, fault knobs, and the request log.
+//! Shared lab state: pushed keys, the clock tests can advance, fault knobs, the request log, and
+//! the SSM double's sessions, agent statuses and fault knobs.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::inventory::Inventory;
+use crate::ssm::session::Registry;
+use crate::ssm::{SsmFaults, SsmStatus};
+
+/// How long before lab start an agent that the inventory declares offline last pinged.
+const OFFLINE_SINCE: Duration = Duration::from_secs(600);
 
 /// A key pushed with `SendSSHPublicKey`.
 #[derive(Debug, Clone)]
@@ -23,7 +30,7 @@ pub struct PushedKey {
 /// One API call the lab answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiCall {
-    /// `ec2`, `ec2-instance-connect`, `imds`.
+    /// `ec2`, `ec2-instance-connect`, `ssm`, `ssmmessages` (data-channel opens), `imds`.
     pub service: String,
     /// Operation or path.
     pub operation: String,
@@ -58,10 +65,16 @@ pub struct State {
     pub(crate) faults: Mutex<Faults>,
     pub(crate) log: Mutex<Vec<ApiCall>>,
     pub(crate) counter: Mutex<u64>,
+    pub(crate) ssm: Registry,
+    ssm_faults: Mutex<SsmFaults>,
+    /// Agent statuses changed at run time, with the lab-clock second of the change.
+    ssm_status: Mutex<BTreeMap<String, (SsmStatus, u64)>>,
+    started: u64,
 }
 
 impl State {
     pub(crate) fn new(inventory: Inventory) -> Self {
+        let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         State {
             inventory,
             keys: Mutex::default(),
@@ -69,6 +82,10 @@ impl State {
             faults: Mutex::default(),
             log: Mutex::default(),
             counter: Mutex::default(),
+            ssm: Registry::default(),
+            ssm_faults: Mutex::default(),
+            ssm_status: Mutex::default(),
+            started,
         }
     }
 
@@ -76,6 +93,12 @@ impl State {
     pub fn now(&self) -> u64 {
         let real = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         (real + *lock(&self.clock_offset)).as_secs()
+    }
+
+    /// The lab clock in milliseconds (SSM tokens expire by it).
+    pub fn now_millis(&self) -> u64 {
+        let real = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        u64::try_from((real + *lock(&self.clock_offset)).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Moves the lab clock forward (pushed keys expire by it).
@@ -135,6 +158,48 @@ impl State {
 
     pub(crate) fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
         lock(&self.faults)
+    }
+}
+
+impl State {
+    /// Changes the SSM fault knobs, e.g.
+    /// `state.set_ssm_faults(|f| f.disconnects.push_back(Disconnect::after_bytes(4096, DisconnectKind::Bye)))`.
+    pub fn set_ssm_faults(&self, f: impl FnOnce(&mut SsmFaults)) {
+        f(&mut lock(&self.ssm_faults));
+    }
+
+    /// The SSM fault knobs now (counters show what has not fired yet).
+    pub fn ssm_faults(&self) -> SsmFaults {
+        lock(&self.ssm_faults).clone()
+    }
+
+    /// Reads or changes the SSM knobs under one lock (for knobs that count down).
+    pub(crate) fn with_ssm_faults<R>(&self, f: impl FnOnce(&mut SsmFaults) -> R) -> R {
+        f(&mut lock(&self.ssm_faults))
+    }
+
+    /// Changes an instance's SSM agent status from now on (StartSession of a not-`Online` agent
+    /// fails with `TargetNotConnected`; sessions already running are not touched).
+    pub fn set_ssm_status(&self, instance: &str, status: SsmStatus) {
+        let now = self.now();
+        lock(&self.ssm_status).insert(instance.into(), (status, now));
+    }
+
+    /// An instance's SSM agent status: the last `set_ssm_status`, else the inventory's.
+    pub fn ssm_status(&self, instance: &str) -> SsmStatus {
+        if let Some((status, _)) = lock(&self.ssm_status).get(instance) {
+            return *status;
+        }
+        self.inventory.get(instance).map_or(SsmStatus::None, |i| i.ssm_status())
+    }
+
+    /// `LastPingDateTime` (Unix seconds): now while online, else when the agent went quiet.
+    pub(crate) fn ssm_last_ping(&self, instance: &str) -> u64 {
+        if self.ssm_status(instance) == SsmStatus::Online {
+            return self.now();
+        }
+        let changed = lock(&self.ssm_status).get(instance).map(|(_, since)| *since);
+        changed.unwrap_or_else(|| self.started.saturating_sub(OFFLINE_SINCE.as_secs()))
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod ec2;
 pub mod instance_connect;
+pub mod ssm;
 
 use std::fmt;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub struct Aws {
     pub region: String,
     ec2: aws_sdk_ec2::Client,
     instance_connect: aws_sdk_ec2instanceconnect::Client,
+    ssm: aws_sdk_ssm::Client,
 }
 
 /// An AWS call that failed.
@@ -118,6 +120,7 @@ impl Aws {
             region,
             ec2: aws_sdk_ec2::Client::new(&config),
             instance_connect: aws_sdk_ec2instanceconnect::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
         })
     }
 }

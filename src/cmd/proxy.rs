@@ -8,12 +8,12 @@ use anyhow::{Context, bail};
 use tracing::Instrument;
 
 use crate::aws::Aws;
-use crate::cli::{AddressKind, KeyDelivery, ProxyArgs};
+use crate::cli::{AddressKind, KeyDelivery, ProxyArgs, RouteArg};
 use crate::host::HostSpec;
 use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
-use crate::route::{Route, direct};
+use crate::route::{Route, direct, ssm};
 use crate::{auth_probe, key_agent, resolve, splice, stdio};
 
 /// Runs the proxy.
@@ -37,23 +37,52 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         tracing::warn!(instance = %instance.id, "this is a Windows instance: it needs an SSH server, and Instance Connect does not push keys to Windows");
     }
 
-    let addr = SocketAddr::new(IpAddr::V4(address(&instance, args.address)?), spec.port);
+    let key_holder =
+        if args.no_push { None } else { Some(KeyHolder::prepare(&args, &user, host_for_key_name(&args.host))?) };
+    let conn = Conn { args: &args, aws: &aws, instance: &instance, user: &user, port: spec.port, started };
+    match args.route {
+        RouteArg::Direct => direct_route(&conn, key_holder).await,
+        RouteArg::Ssm => ssm_route(&conn, key_holder).await,
+    }
+}
+
+/// What every route needs to know about this connection.
+struct Conn<'a> {
+    args: &'a ProxyArgs,
+    aws: &'a Aws,
+    instance: &'a Instance,
+    user: &'a str,
+    port: u16,
+    started: Instant,
+}
+
+/// Pushes the key (if any) while `open` runs, then hands the key to ssh.
+async fn push_while<T, E>(
+    aws: &Aws,
+    instance: &Instance,
+    user: &str,
+    holder: Option<&KeyHolder>,
+    open: impl Future<Output = Result<T, E>>,
+) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let Some(holder) = holder else { return Ok(open.await?) };
+    let public_key = holder.key().public_openssh();
+    // The key push and the route do not depend on each other: run them together.
+    let (pushed, opened) = tokio::join!(aws.push_key(instance, user, &public_key), open);
+    pushed.with_context(|| format!("pushing a key for {user} to {}", instance.id))?;
+    let opened = opened?;
+    holder.deliver().await?;
+    Ok(opened)
+}
+
+async fn direct_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
+    let Conn { args, aws, instance, user, port, started } = *c;
+    let addr = SocketAddr::new(IpAddr::V4(address(instance, args.address)?), port);
     let timeout = Duration::from_secs(args.connect_timeout);
     tracing::info!(route = %Route::Direct, %addr, "opening route");
-
-    // The key push and the TCP connect do not depend on each other: run them together.
-    let (key_holder, stream) = if args.no_push {
-        (None, direct::connect(addr, timeout).await?)
-    } else {
-        let holder = KeyHolder::prepare(&args, &user, host_for_key_name(&args.host))?;
-        let public_key = holder.key().public_openssh();
-        let push = aws.push_key(&instance, &user, &public_key);
-        let (pushed, connected) = tokio::join!(push, direct::connect(addr, timeout));
-        pushed.with_context(|| format!("pushing a key for {user} to {}", instance.id))?;
-        let stream = connected?;
-        holder.deliver().await?;
-        (Some(holder), stream)
-    };
+    let stream = push_while(aws, instance, user, key_holder.as_ref(), direct::connect(addr, timeout)).await?;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
 
     let piping = Instant::now();
@@ -62,8 +91,28 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
     if let Some(holder) = key_holder.as_ref().filter(|_| auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
     {
-        check_key_refused(&instance, &user, holder.key(), addr, timeout).await?;
+        check_key_refused(instance, user, holder.key(), addr, timeout).await?;
     }
+    drop(key_holder);
+    Ok(())
+}
+
+async fn ssm_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
+    let Conn { args, aws, instance, user, port, started } = *c;
+    tracing::info!(route = %Route::Ssm, port, "opening route");
+    let opts = ssm::SsmOptions { resume_timeout: Duration::from_secs(args.ssm_resume_timeout) };
+    let route = push_while(aws, instance, user, key_holder.as_ref(), ssm::open(aws, instance, port, opts)).await?;
+    tracing::info!(
+        session = route.session_id(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "route open, piping"
+    );
+    let outcome = route.pipe().await?;
+    let s = outcome.stats;
+    tracing::info!(
+        end = ?outcome.end, up = s.bytes_out, down = s.bytes_in, retransmits = s.retransmits,
+        duplicates = s.duplicates, reconnects = outcome.reconnects, "done"
+    );
     drop(key_holder);
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! another route before any byte of ssh's stdin has been read.
 
 pub mod direct;
+pub mod ssm;
 
 use std::fmt;
 
@@ -12,12 +13,15 @@ use std::fmt;
 pub enum Route {
     /// TCP to the instance's address.
     Direct,
+    /// A Session Manager port session.
+    Ssm,
 }
 
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Route::Direct => "direct",
+            Route::Ssm => "ssm",
         })
     }
 }

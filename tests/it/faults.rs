@@ -123,7 +123,7 @@ fn instance_refusing_tcp_names_the_address() {
     // An instance whose address has no sshd at all.
     inventory.instances.push(inventory.instances[0].clone());
     let ghost = inventory.instances.last_mut().unwrap();
-    ghost.id = "i-0f1b2c3d4e5f6071d".into();
+    ghost.id = "i-0f1b2c3d4e5f607aa".into();
     ghost.name = Some("ghost".into());
     ghost.state = "running".into();
     ghost.private_ip = Some("127.0.1.99".parse().unwrap());

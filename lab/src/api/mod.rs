@@ -1,9 +1,10 @@
-//! The AWS API doubles on one HTTP endpoint, routed like the real protocols are:
+//! The AWS API doubles (EC2, EC2 Instance Connect, SSM) on one HTTP endpoint, routed like the real protocols are:
 //! awsJson1_1 by `X-Amz-Target`, the EC2 query protocol by the form's `Action`
 //! (`../shared/spec/aws-apis.md` §1).
 
 mod ec2;
 mod instance_connect;
+mod ssm;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ async fn dispatch(
             let (svc, op) = t.split_once('.').unwrap_or((t.as_str(), ""));
             let service = match svc {
                 "AWSEC2InstanceConnectService" => "ec2-instance-connect",
+                "AmazonSSM" => "ssm",
                 other => other,
             };
             (Protocol::Json, service.to_string(), op.to_string(), Vec::new())
@@ -75,6 +77,7 @@ async fn dispatch(
     } else {
         match (protocol, service.as_str()) {
             (Protocol::Json, "ec2-instance-connect") => instance_connect::handle(&state, &operation, &body),
+            (Protocol::Json, "ssm") => ssm::handle(&state, &operation, &body),
             (Protocol::Query, _) => ec2::handle(&state, &operation, &params),
             _ => error(
                 protocol,

@@ -1,0 +1,142 @@
+//! Systems Manager: Session Manager sessions and agent status (`../shared/spec/ssm-data-channel.md`
+//! §2, `aws-apis.md` §2.2).
+
+use aws_sdk_ssm::types::InstanceInformationStringFilter;
+
+use super::{Aws, AwsError};
+
+const SERVICE: &str = "SSM";
+/// The session document for ssh over a port session (§3): no local listener, stdin/stdout.
+pub const SSH_DOCUMENT: &str = "AWS-StartSSHSession";
+
+/// A session that StartSession or ResumeSession handed out.
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    /// The session id (needed to resume and terminate).
+    pub session_id: String,
+    /// The websocket URL, used as given.
+    pub stream_url: String,
+    /// The bearer token for the websocket's open frame (never logged).
+    pub token: String,
+}
+
+/// What SSM knows of an instance's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStatus {
+    /// `Online`, `ConnectionLost` or `Inactive`.
+    pub ping_status: String,
+    /// The agent's version.
+    pub agent_version: Option<String>,
+    /// Unix seconds of the agent's last check-in.
+    pub last_ping: Option<i64>,
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// SSM cannot reach the instance's agent.
+    #[error("{id}: the SSM agent is not connected ({message})")]
+    TargetNotConnected {
+        /// Instance id.
+        id: String,
+        /// The service's text.
+        message: String,
+    },
+    /// Any other failure.
+    #[error(transparent)]
+    Api(#[from] AwsError),
+}
+
+impl Aws {
+    /// Starts an `AWS-StartSSHSession` session to `port` on `instance_id`.
+    pub async fn start_ssh_session(&self, instance_id: &str, port: u16) -> Result<SessionGrant, StartError> {
+        let out = self
+            .ssm
+            .start_session()
+            .target(instance_id)
+            .document_name(SSH_DOCUMENT)
+            .parameters("portNumber", vec![port.to_string()])
+            .reason("ec2-broker ssh")
+            .send()
+            .await
+            .map_err(|err| match AwsError::from_sdk(SERVICE, "StartSession", err) {
+                AwsError::Service { code, message, .. } if code == "TargetNotConnected" => {
+                    StartError::TargetNotConnected { id: instance_id.to_string(), message }
+                }
+                other => StartError::Api(other),
+            })?;
+        let grant = SessionGrant {
+            session_id: out.session_id.unwrap_or_default(),
+            stream_url: out.stream_url.unwrap_or_default(),
+            token: out.token_value.unwrap_or_default(),
+        };
+        if grant.session_id.is_empty() || grant.stream_url.is_empty() || grant.token.is_empty() {
+            return Err(StartError::Api(AwsError::Transport {
+                service: SERVICE,
+                operation: "StartSession",
+                detail: "the answer lacks SessionId, StreamUrl or TokenValue".into(),
+            }));
+        }
+        tracing::info!(session = %grant.session_id, "SSM session started");
+        Ok(grant)
+    }
+
+    /// A fresh token for a live session; `None` when the service says the session is over
+    /// (no token, or `DoesNotExistException`).
+    pub async fn resume_session(&self, session_id: &str) -> Result<Option<SessionGrant>, AwsError> {
+        let out = match self.ssm.resume_session().session_id(session_id).send().await {
+            Ok(out) => out,
+            Err(err) => {
+                return match AwsError::from_sdk(SERVICE, "ResumeSession", err) {
+                    e if e.code() == Some("DoesNotExistException") => Ok(None),
+                    e => Err(e),
+                };
+            }
+        };
+        let token = out.token_value.unwrap_or_default();
+        let stream_url = out.stream_url.unwrap_or_default();
+        if token.is_empty() || stream_url.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(SessionGrant { session_id: session_id.to_string(), stream_url, token }))
+    }
+
+    /// Ends a session.
+    pub async fn terminate_session(&self, session_id: &str) -> Result<(), AwsError> {
+        self.ssm
+            .terminate_session()
+            .session_id(session_id)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk(SERVICE, "TerminateSession", err))?;
+        tracing::debug!(session = %session_id, "SSM session terminated");
+        Ok(())
+    }
+
+    /// The agent's status, or `None` when SSM does not know the instance (no agent, no instance
+    /// profile, or another account or Region).
+    pub async fn agent_status(&self, instance_id: &str) -> Result<Option<AgentStatus>, AwsError> {
+        let filter =
+            InstanceInformationStringFilter::builder().key("InstanceIds").values(instance_id).build().map_err(|e| {
+                AwsError::Transport {
+                    service: SERVICE,
+                    operation: "DescribeInstanceInformation",
+                    detail: e.to_string(),
+                }
+            })?;
+        let out = self
+            .ssm
+            .describe_instance_information()
+            .filters(filter)
+            // 5..50 is the valid range (aws-apis.md §7.8).
+            .max_results(5)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk(SERVICE, "DescribeInstanceInformation", err))?;
+        Ok(out.instance_information_list().iter().find(|i| i.instance_id() == Some(instance_id)).map(|i| AgentStatus {
+            ping_status: i.ping_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            agent_version: i.agent_version().map(str::to_string),
+            last_ping: i.last_ping_date_time().map(|t| t.secs()),
+        }))
+    }
+}

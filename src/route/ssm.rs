@@ -1,0 +1,158 @@
+//! The `ssm` route: a Session Manager port session (`AWS-StartSSHSession`) to the instance's SSH
+//! port, carried by the native data-channel client in [`crate::ssm`]. No inbound network needed.
+
+use std::time::Duration;
+
+use crate::aws::ssm::{SessionGrant, StartError};
+use crate::aws::{Aws, AwsError};
+use crate::instance::Instance;
+use crate::ssm::driver::{self, BoxError, Channel, Connection, DriverError, Options, Outcome, Resume};
+
+/// How long `TerminateSession` may take when ssh has exited: the broker promises to be gone
+/// within 1 s of ssh.
+const TERMINATE_BUDGET: Duration = Duration::from_millis(500);
+
+/// Why the SSM route could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum SsmError {
+    /// SSM cannot reach the instance's agent.
+    #[error("instance {id} has no SSM agent online: {detail}; try --route direct")]
+    AgentOffline {
+        /// Instance id.
+        id: String,
+        /// What SSM knows of the agent.
+        detail: String,
+    },
+    /// StartSession failed otherwise.
+    #[error("starting a Session Manager session to {id}")]
+    Start {
+        /// Instance id.
+        id: String,
+        /// The cause.
+        #[source]
+        source: AwsError,
+    },
+    /// The data channel failed.
+    #[error("Session Manager session {session} to {id}")]
+    Channel {
+        /// Instance id.
+        id: String,
+        /// Session id.
+        session: String,
+        /// The cause.
+        #[source]
+        source: DriverError,
+    },
+    /// TLS trust could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// Settings of the route.
+#[derive(Debug, Clone, Copy)]
+pub struct SsmOptions {
+    /// Keep trying to resume a dropped connection this long.
+    pub resume_timeout: Duration,
+}
+
+/// An open session, handshake done, ready to pipe.
+pub struct SsmRoute {
+    aws: Aws,
+    instance_id: String,
+    session_id: String,
+    channel: Channel,
+}
+
+/// Starts the session and opens its data channel. On failure after StartSession the session is
+/// terminated, so nothing is left running on the instance.
+pub async fn open(aws: &Aws, instance: &Instance, port: u16, opts: SsmOptions) -> Result<SsmRoute, SsmError> {
+    let tls = crate::tls::client_config()?;
+    let grant = match aws.start_ssh_session(&instance.id, port).await {
+        Ok(g) => g,
+        Err(StartError::TargetNotConnected { id, message }) => {
+            let detail = explain_offline(aws, &id, &message).await;
+            return Err(SsmError::AgentOffline { id, detail });
+        }
+        Err(StartError::Api(source)) => return Err(SsmError::Start { id: instance.id.clone(), source }),
+    };
+    let options = Options {
+        tls,
+        resume_timeout: opts.resume_timeout,
+        // Every 10 s, and dead after 30 s of silence: found within half a minute, where the
+        // official plugin pings every 5 min and never checks the answer (spec §4.1).
+        ping_interval: Duration::from_secs(10),
+        silence_timeout: Duration::from_secs(30),
+    };
+    let SessionGrant { session_id, stream_url, token } = grant;
+    match Channel::open(Connection { url: stream_url, token }, options).await {
+        Ok(channel) => Ok(SsmRoute { aws: aws.clone(), instance_id: instance.id.clone(), session_id, channel }),
+        Err(source) => {
+            terminate(aws, &session_id).await;
+            Err(SsmError::Channel { id: instance.id.clone(), session: session_id, source })
+        }
+    }
+}
+
+impl SsmRoute {
+    /// The session id.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Pipes ssh's stdin/stdout through the session, then ends it.
+    pub async fn pipe(self) -> Result<Outcome, SsmError> {
+        let SsmRoute { aws, instance_id, session_id, channel } = self;
+        let (stdin, stdout) = crate::stdio::local_halves();
+        let mut resume = AwsResume { aws: &aws, session_id: &session_id };
+        let result = channel.run(&mut resume, stdin, stdout).await;
+        let closed_by_service = matches!(&result, Ok(o) if matches!(o.end, driver::End::ChannelClosed(_)));
+        if !closed_by_service && !matches!(result, Err(DriverError::SessionGone)) {
+            terminate(&aws, &session_id).await;
+        }
+        result.map_err(|source| SsmError::Channel { id: instance_id, session: session_id, source })
+    }
+}
+
+async fn terminate(aws: &Aws, session_id: &str) {
+    match tokio::time::timeout(TERMINATE_BUDGET, aws.terminate_session(session_id)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(session = %session_id, error = %e, "could not terminate the SSM session"),
+        Err(_) => {
+            tracing::warn!(session = %session_id, "TerminateSession did not answer in time; the session times out on its own")
+        }
+    }
+}
+
+/// Turns `TargetNotConnected` into something a user can act on, using the agent's status.
+async fn explain_offline(aws: &Aws, id: &str, message: &str) -> String {
+    match aws.agent_status(id).await {
+        Ok(None) => "SSM does not know it (no running SSM agent, no instance profile allowing SSM such as \
+                     AmazonSSMManagedInstanceCore, or another account or Region)"
+            .into(),
+        Ok(Some(status)) => {
+            let version = status.agent_version.map(|v| format!(", agent {v}")).unwrap_or_default();
+            format!(
+                "its agent's status is {}{version} (the agent stopped, or lost its network path to SSM)",
+                status.ping_status
+            )
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "DescribeInstanceInformation failed");
+            format!("StartSession said: {message}")
+        }
+    }
+}
+
+struct AwsResume<'a> {
+    aws: &'a Aws,
+    session_id: &'a str,
+}
+
+impl Resume for AwsResume<'_> {
+    async fn resume(&mut self) -> Result<Option<Connection>, BoxError> {
+        // The SDK's credential cache renews expiring credentials before signing, so a resume an
+        // hour in does not fail with stale session credentials (spec §12, plugin issue 136).
+        let grant = self.aws.resume_session(self.session_id).await?;
+        Ok(grant.map(|g| Connection { url: g.stream_url, token: g.token }))
+    }
+}

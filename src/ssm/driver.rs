@@ -1,0 +1,500 @@
+//! The only I/O in `ssm/`: a websocket, stdin/stdout and the clock around a [`Session`].
+//!
+//! One loop: read stdin only while the session's window is open, read the websocket, sleep until
+//! the session's next timer, and after each branch drain `poll_transmit` into the websocket writer
+//! and `poll_event` into stdout. A writer task owns the websocket's sending half, so a full socket
+//! never stops the loop from reading (and acknowledging) what the agent sends.
+//!
+//! When the websocket drops (an error, a close such as MGS's hourly `1000 Bye`, or no answer to
+//! pings), the driver asks its [`Resume`] for a fresh token and URL and reconnects with back-off
+//! until the service says the session is gone or the resume deadline passes; the session then
+//! resends everything unacknowledged, and ssh above never notices.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::stream::{SplitStream, StreamExt};
+use futures_util::{SinkExt, stream::SplitSink};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+use super::handshake::{CLIENT_VERSION, OpenDataChannel};
+use super::session::{CloseReason, Config, Event, Session, Stats};
+use crate::stdio::StopSignals;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long we wait for the websocket upgrade (the official plugin allows 45 s).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest websocket message we accept: a 1 KiB payload plus header is typical; anything near
+/// this is a broken peer, and the bound keeps memory bounded.
+const MAX_WS_MESSAGE: usize = 1 << 20;
+/// After stdin ends, the channel stays open while our last bytes are acknowledged and the instance
+/// still sends (spec §17.9), but at most this long: ssh has exited by then, and the broker
+/// promises to be gone within 1 s (this, plus at most 500 ms for TerminateSession).
+const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_millis(400);
+/// ... and ends sooner once everything is acknowledged and the instance was quiet this long.
+const DRAIN_IDLE: Duration = Duration::from_millis(100);
+/// First reconnect delay; doubled per attempt up to [`MAX_RESUME_DELAY`].
+const FIRST_RESUME_DELAY: Duration = Duration::from_millis(100);
+/// Longest pause between reconnect attempts.
+const MAX_RESUME_DELAY: Duration = Duration::from_secs(5);
+
+/// Where and how to open the data channel.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// `StreamUrl`, used as given (§2).
+    pub url: String,
+    /// `TokenValue` (a bearer token: never logged).
+    pub token: String,
+}
+
+/// Gets a new token for the same session (`ResumeSession`).
+pub trait Resume {
+    /// `Ok(None)` when the service says the session is over.
+    fn resume(&mut self) -> impl Future<Output = Result<Option<Connection>, BoxError>>;
+}
+
+/// Errors from a [`Resume`] implementation.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// TLS settings for `wss://` (roots including `AWS_CA_BUNDLE`).
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Give up resuming a dropped connection after this long.
+    pub resume_timeout: Duration,
+    /// Send a websocket ping this often.
+    pub ping_interval: Duration,
+    /// Declare the peer dead when nothing arrived for this long.
+    pub silence_timeout: Duration,
+}
+
+/// Why the data channel could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The websocket could not be opened.
+    #[error("cannot open the Session Manager data channel at {host}: {detail}")]
+    Dial {
+        /// Host and port of the StreamUrl (the query string carries nothing secret, but is long).
+        host: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The session ended during the handshake.
+    #[error("the SSM agent ended the session during the handshake: {0}")]
+    Handshake(String),
+    /// The channel broke and could not be resumed in time.
+    #[error("the Session Manager connection dropped and could not be resumed within {secs}s: {last}")]
+    ResumeTimedOut {
+        /// The configured deadline.
+        secs: u64,
+        /// The last failure.
+        last: String,
+    },
+    /// The connection dropped and the service says the session is gone.
+    #[error("the Session Manager connection dropped and the session no longer exists")]
+    SessionGone,
+    /// Reading stdin or writing stdout failed.
+    #[error("local i/o: {0}")]
+    Local(#[from] std::io::Error),
+}
+
+/// How a channel ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The service closed the channel (sshd closed the connection, or the session was terminated).
+    ChannelClosed(String),
+    /// ssh closed stdin (it exited) or stdout.
+    LocalClosed,
+    /// SIGHUP, SIGTERM or SIGINT.
+    Signal,
+}
+
+/// The result of [`Channel::run`].
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// How it ended.
+    pub end: End,
+    /// Protocol counters.
+    pub stats: Stats,
+    /// Successful reconnects.
+    pub reconnects: u32,
+}
+
+/// An open data channel whose handshake completed.
+pub struct Channel {
+    session: Session,
+    link: Link,
+    conn: Connection,
+    options: Options,
+    client_id: Uuid,
+    early: Vec<Vec<u8>>,
+}
+
+impl Channel {
+    /// Dials the StreamUrl, sends the open frame and runs the handshake. Returns once stream
+    /// data may flow, so a caller can still fall back to another route before reading stdin.
+    pub async fn open(conn: Connection, options: Options) -> Result<Channel, DriverError> {
+        let client_id = random_uuid();
+        let link = Link::dial(&conn, &options, client_id).await?;
+        let config = Config { unix_ms: unix_ms(), seed: rand::random(), ..Config::default() };
+        let mut channel = Channel {
+            session: Session::new(config, Instant::now()),
+            link,
+            conn,
+            options,
+            client_id,
+            early: Vec::new(),
+        };
+        channel.handshake().await?;
+        Ok(channel)
+    }
+
+    async fn handshake(&mut self) -> Result<(), DriverError> {
+        loop {
+            self.flush_transmit();
+            while let Some(event) = self.session.poll_event() {
+                match event {
+                    Event::Ready { agent_version, customer_message } => {
+                        tracing::debug!(%agent_version, %customer_message, "SSM handshake complete");
+                        return Ok(());
+                    }
+                    Event::Data(d) => self.early.push(d),
+                    Event::Closed(reason) => return Err(DriverError::Handshake(describe(&reason))),
+                }
+            }
+            let timeout = self.session.poll_timeout();
+            tokio::select! {
+                frame = self.link.stream.next() => match frame {
+                    Some(Ok(m)) => self.handle_ws(m),
+                    Some(Err(e)) => return Err(self.dial_error(e.to_string())),
+                    None => return Err(self.dial_error("the service closed the websocket during the handshake".into())),
+                },
+                () = sleep_until(timeout) => self.session.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Pipes `stdin`/`stdout` through the channel until one side ends.
+    pub async fn run<R, I, O>(mut self, resume: &mut R, mut stdin: I, mut stdout: O) -> Result<Outcome, DriverError>
+    where
+        R: Resume,
+        I: AsyncRead + Unpin,
+        O: AsyncWrite + Unpin,
+    {
+        let mut stop = StopSignals::new()?;
+        let mut reconnects = 0;
+        for d in std::mem::take(&mut self.early) {
+            stdout.write_all(&d).await?;
+        }
+        stdout.flush().await?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut stdin_done: Option<Instant> = None;
+        let mut last_data = Instant::now();
+        let mut ping = tokio::time::interval(self.options.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let end = loop {
+            self.flush_transmit();
+            match self.deliver(&mut stdout).await? {
+                Delivered::End(end) => break end,
+                Delivered::Data => last_data = Instant::now(),
+                Delivered::Nothing => {}
+            }
+            let drain_deadline = stdin_done.map(|eof| {
+                let quiet = eof.max(last_data) + DRAIN_IDLE;
+                if self.session.is_flushed() {
+                    quiet.min(eof + DRAIN_AFTER_STDIN_EOF)
+                } else {
+                    eof + DRAIN_AFTER_STDIN_EOF
+                }
+            });
+            if drain_deadline.is_some_and(|d| d <= Instant::now()) {
+                break End::LocalClosed;
+            }
+            let timeout = self.session.poll_timeout();
+            let room = self.session.send_capacity().min(buf.len());
+            let mut dropped = None;
+            tokio::select! {
+                () = stop.recv() => break End::Signal,
+                frame = self.link.stream.next() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(m)) => {
+                            if let WsMessage::Close(close) = &m {
+                                dropped = Some(format!("closed by the service ({})", close.as_ref().map_or("no reason".into(), |c| format!("{} {}", c.code, c.reason))));
+                            }
+                            self.handle_ws(m);
+                        }
+                        Some(Err(e)) => dropped = Some(e.to_string()),
+                        None => dropped = Some("connection closed".into()),
+                    }
+                }
+                read = stdin.read(&mut buf[..room.max(1)]), if stdin_done.is_none() && room > 0 => {
+                    match read {
+                        Ok(0) | Err(_) => {
+                            tracing::debug!("stdin closed");
+                            stdin_done = Some(Instant::now());
+                        }
+                        Ok(n) => {
+                            let accepted = self.session.send(Instant::now(), &buf[..n]);
+                            // `room` was the capacity: the session takes everything.
+                            debug_assert_eq!(accepted, n);
+                        }
+                    }
+                }
+                () = sleep_until(timeout) => self.session.handle_timeout(Instant::now()),
+                () = sleep_until(drain_deadline) => {}
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= self.options.silence_timeout {
+                        dropped = Some(format!("no answer from the service for {}s", last_heard.elapsed().as_secs()));
+                    } else {
+                        self.link.send(WsMessage::Ping(b"keepalive".to_vec().into()));
+                    }
+                }
+            }
+            if let Some(why) = dropped {
+                if stdin_done.is_some() {
+                    break End::LocalClosed;
+                }
+                tracing::warn!(reason = %why, "Session Manager connection lost; resuming the session");
+                self.session.handle_disconnect();
+                tokio::select! {
+                    () = stop.recv() => break End::Signal,
+                    link = self.reconnect(resume) => self.link = link?,
+                }
+                reconnects += 1;
+                last_heard = Instant::now();
+                self.session.handle_reconnect(Instant::now());
+                tracing::info!(reconnects, "Session Manager connection resumed");
+            }
+        };
+        if !self.session.is_closed() {
+            // Tell the agent to end the session now (port sessions, agents > 2.3.722.0); the caller
+            // also calls the TerminateSession API.
+            self.session.terminate(Instant::now());
+            self.flush_transmit();
+        }
+        self.link.close().await;
+        Ok(Outcome { end, stats: self.session.stats(), reconnects })
+    }
+
+    /// Writes the session's events to stdout.
+    async fn deliver<O: AsyncWrite + Unpin>(&mut self, stdout: &mut O) -> Result<Delivered, DriverError> {
+        let mut wrote = false;
+        let mut end = None;
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Data(d) => {
+                    if stdout.write_all(&d).await.is_err() {
+                        return Ok(Delivered::End(End::LocalClosed));
+                    }
+                    wrote = true;
+                }
+                Event::Closed(CloseReason::ChannelClosed { output }) => end = Some(End::ChannelClosed(output)),
+                Event::Closed(reason) => return Err(DriverError::Handshake(describe(&reason))),
+                Event::Ready { .. } => {}
+            }
+        }
+        if wrote && stdout.flush().await.is_err() {
+            return Ok(Delivered::End(End::LocalClosed));
+        }
+        Ok(match (end, wrote) {
+            (Some(end), _) => Delivered::End(end),
+            (None, true) => Delivered::Data,
+            (None, false) => Delivered::Nothing,
+        })
+    }
+
+    fn handle_ws(&mut self, m: WsMessage) {
+        let now = Instant::now();
+        let frame: &[u8] = match &m {
+            WsMessage::Binary(b) => b,
+            WsMessage::Text(t) => t.as_bytes(),
+            _ => return,
+        };
+        if let Err(e) = self.session.handle_frame(now, frame) {
+            tracing::debug!(error = %e, len = frame.len(), "dropped a bad frame from the service");
+        }
+    }
+
+    fn flush_transmit(&mut self) {
+        let mut buf = Vec::new();
+        while self.session.poll_transmit(Instant::now(), &mut buf) {
+            self.link.send(WsMessage::Binary(std::mem::take(&mut buf).into()));
+        }
+    }
+
+    async fn reconnect<R: Resume>(&mut self, resume: &mut R) -> Result<Link, DriverError> {
+        let started = Instant::now();
+        let mut delay = FIRST_RESUME_DELAY;
+        loop {
+            let last = match resume.resume().await {
+                Ok(None) => return Err(DriverError::SessionGone),
+                Ok(Some(conn)) => match Link::dial(&conn, &self.options, self.client_id).await {
+                    Ok(link) => {
+                        self.conn = conn;
+                        return Ok(link);
+                    }
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            tracing::info!(error = %last, "resume attempt failed");
+            if started.elapsed() + delay > self.options.resume_timeout {
+                return Err(DriverError::ResumeTimedOut { secs: self.options.resume_timeout.as_secs(), last });
+            }
+            tokio::time::sleep(jittered(delay)).await;
+            delay = (delay * 2).min(MAX_RESUME_DELAY);
+        }
+    }
+
+    fn dial_error(&self, detail: String) -> DriverError {
+        DriverError::Dial { host: url_host(&self.conn.url), detail }
+    }
+}
+
+/// What [`Channel::deliver`] did.
+enum Delivered {
+    /// Wrote bytes to stdout.
+    Data,
+    /// Nothing to write.
+    Nothing,
+    /// The channel ended.
+    End(End),
+}
+
+/// One websocket: the receiving half here, the sending half in a writer task.
+struct Link {
+    stream: SplitStream<Ws>,
+    tx: mpsc::UnboundedSender<WsMessage>,
+    writer: AbortOnDrop,
+}
+
+/// The writer task of a link; a replaced link's writer must not linger on a dead socket.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Link {
+    async fn dial(conn: &Connection, options: &Options, client_id: Uuid) -> Result<Link, DriverError> {
+        let err = |detail: String| DriverError::Dial { host: url_host(&conn.url), detail };
+        let config =
+            WebSocketConfig::default().max_message_size(Some(MAX_WS_MESSAGE)).max_frame_size(Some(MAX_WS_MESSAGE));
+        let connector = Connector::Rustls(options.tls.clone());
+        let dial =
+            tokio_tungstenite::connect_async_tls_with_config(conn.url.as_str(), Some(config), true, Some(connector));
+        let (ws, _) = tokio::time::timeout(DIAL_TIMEOUT, dial)
+            .await
+            .map_err(|_| err(format!("no answer within {}s", DIAL_TIMEOUT.as_secs())))?
+            .map_err(|e| err(e.to_string()))?;
+        let (mut sink, stream) = ws.split();
+        let open = OpenDataChannel {
+            message_schema_version: "1.0",
+            request_id: random_uuid().to_string(),
+            token_value: &conn.token,
+            client_id: client_id.to_string(),
+            client_version: CLIENT_VERSION,
+        };
+        // A struct of strings always serialises.
+        let open = serde_json::to_string(&open).expect("open frame serialises");
+        sink.send(WsMessage::Text(open.into())).await.map_err(|e| err(e.to_string()))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = AbortOnDrop(tokio::spawn(write_frames(sink, rx)));
+        Ok(Link { stream, tx, writer })
+    }
+
+    fn send(&self, m: WsMessage) {
+        // If the writer is gone, the reader sees the connection end and the driver resumes.
+        let _ = self.tx.send(m);
+    }
+
+    /// Sends what is queued, then a close frame; bounded so the broker exits promptly.
+    async fn close(mut self) {
+        let _ = self.tx.send(WsMessage::Close(None));
+        drop(self.tx);
+        let _ = tokio::time::timeout(Duration::from_millis(200), &mut self.writer.0).await;
+    }
+}
+
+/// The writer task: one websocket message per queued frame, flushed when the queue is empty.
+async fn write_frames(mut sink: SplitSink<Ws, WsMessage>, mut rx: mpsc::UnboundedReceiver<WsMessage>) {
+    while let Some(m) = rx.recv().await {
+        if sink.feed(m).await.is_err() {
+            return;
+        }
+        while let Ok(m) = rx.try_recv() {
+            if sink.feed(m).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn describe(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::ChannelClosed { output } if output.is_empty() => "the service closed the channel".into(),
+        CloseReason::ChannelClosed { output } => format!("the service closed the channel: {output}"),
+        CloseReason::HandshakeRefused(why) => why.clone(),
+        CloseReason::HandshakeTimeout => {
+            "the agent did not complete the handshake in time (is the SSM agent healthy? see its log)".into()
+        }
+        CloseReason::ConnectToPortError => "the agent could not connect to the port on the instance".into(),
+    }
+}
+
+/// Host and port of a URL, for messages (the query string is long and opaque).
+fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or(rest).to_string()
+}
+
+fn random_uuid() -> Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64)
+}
+
+/// Up to +50 % jitter, so many clients dropped at once do not resume in lockstep.
+fn jittered(d: Duration) -> Duration {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
+    d + d.mul_f64(f64::from(nanos % 500) / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_host_hides_path_and_query() {
+        assert_eq!(
+            url_host("wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1?role=publish_subscribe"),
+            "ssmmessages.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(url_host("ws://127.0.0.1:4000/v1/x"), "127.0.0.1:4000");
+    }
+}

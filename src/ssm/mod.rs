@@ -1,0 +1,27 @@
+//! The SSM Session Manager data channel, natively (`../shared/spec/ssm-data-channel.md`).
+//!
+//! No I/O and no clock in this module except `driver.rs` (checked by CI): the protocol is a
+//! state machine ([`session::Session`]) fed with frames, bytes and `now`, in the quinn-proto
+//! style; [`driver`] moves bytes between it, the websocket and stdin/stdout.
+//!
+//! ```text
+//!  stdin ──send()──▶ Session ──poll_transmit()──▶ websocket ──▶ MGS ──▶ agent ──▶ sshd
+//!  stdout ◀─poll_event()── Session ◀─handle_frame()── websocket ◀──────────────────┘
+//! ```
+//!
+//! - [`message`]: the binary frame codec (pinned by the spec's §16 vectors);
+//! - [`handshake`]: JSON payloads (open frame, acks, handshake, `channel_closed`);
+//! - `send_buffer`: unacknowledged messages, per-message retransmission, the flow-control window;
+//! - `recv_buffer`: reordering and duplicate detection;
+//! - [`session`]: the state machine; [`driver`]: the websocket, stdin/stdout and resume.
+
+pub mod driver;
+pub mod handshake;
+pub mod message;
+mod recv_buffer;
+mod send_buffer;
+pub mod session;
+#[cfg(test)]
+mod tests;
+
+pub use session::{CloseReason, Config, Event, Session, Stats};
