@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): the broker's direct route vs plain ssh to the same lab sshd, in one run.
-# Release build; prints login latency (median/p90 of 25) and scp 256 MiB throughput ratios.
+# Benchmarks (not tests), release build, one run each against the local lab:
+#   1. the direct route vs plain ssh: login latency (median/p90 of 25) and scp 256 MiB;
+#   2. the eice route vs direct (scp 256 MiB) and the ssm route vs direct (scp 128 MiB, agent pacing
+#      off and on), with the broker's peak RSS.
 # `scripts/bench.sh --quick` for a smaller run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --locked --release --bins
-exec target/release/ec2-lab bench "$@"
+target/release/ec2-lab bench "$@"
+exec target/release/ec2-lab bench-routes "$@"

@@ -97,6 +97,21 @@ pub struct ProxyArgs {
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub connect_timeout: u64,
 
+    /// eice route: the Instance Connect Endpoint to use (default: the one in the instance's subnet,
+    /// else in its VPC).
+    #[arg(long, value_name = "EICE_ID", env = "EC2_BROKER_EICE_ID")]
+    pub eice_id: Option<String>,
+
+    /// eice route: open the TCP connection to HOST:PORT instead of the endpoint's DNS name (a proxy,
+    /// private DNS, a local double). The URL, its signature and the TLS name stay the endpoint's.
+    #[arg(long, value_name = "HOST:PORT", env = "EC2_BROKER_EICE_CONNECT_TO")]
+    pub eice_connect_to: Option<String>,
+
+    /// eice route: ask for a tunnel of at most this many seconds (1-3600); needed when an IAM policy
+    /// caps ec2-instance-connect:maxTunnelDuration.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub eice_max_duration: Option<u32>,
+
     /// ssm route: keep trying this many seconds to resume a dropped Session Manager connection
     /// before giving up on the session.
     #[arg(long, default_value_t = 600, value_name = "SECONDS", env = "EC2_BROKER_SSM_RESUME_TIMEOUT")]
@@ -119,6 +134,8 @@ pub enum RouteArg {
     Direct,
     /// A Session Manager tunnel: needs only the SSM agent's outbound connection, no inbound network.
     Ssm,
+    /// An EC2 Instance Connect Endpoint tunnel to the instance's private address.
+    Eice,
 }
 
 /// How the private key reaches ssh.

@@ -88,7 +88,12 @@ pub fn run_demo() -> anyhow::Result<()> {
     println!("ec2-lab demo: lab files under {}", dir.display());
     let lab = Lab::start(Inventory::demo(), &dir)?;
     let config = write_ssh_config(&lab, &broker, &dir, "")?;
-    println!("API doubles at {}; SSM data channel at {}", lab.endpoint_url(), lab.ssm_url());
+    println!(
+        "API doubles at {}; SSM data channel at {}; EICE tunnels at wss://{}",
+        lab.endpoint_url(),
+        lab.ssm_url(),
+        lab.eice_addr()
+    );
     println!("instances: {}", lab.instance_ids().join(", "));
     println!("ssh_config: {}\n", config.display());
     let env = lab.env();
@@ -156,7 +161,21 @@ pub fn run_up() -> anyhow::Result<()> {
     println!("# then: ssh -F {} web-1", config.display());
     println!("# instances: {}", lab.instance_ids().join(", "));
     println!("# SSM data channel (StreamUrl base): {}", lab.ssm_url());
-    println!("# db-1 has no inbound network: only SSM (StartSession, AWS-StartSSHSession) reaches it");
+    let inventory = &lab.state().inventory;
+    for e in &inventory.endpoints {
+        println!(
+            "# Instance Connect Endpoint {} ({}, {}): wss://{} served at {} (EC2_BROKER_EICE_CONNECT_TO), \
+             certificate from the lab CA ({})",
+            e.id,
+            e.vpc_id,
+            e.state,
+            e.dns_name(&inventory.region),
+            lab.eice_addr(),
+            lab.ca_bundle().display()
+        );
+    }
+    println!("# db-1 has no inbound network: SSM (--route ssm) or the endpoint (--route eice) reaches it");
+    println!("# iso-1 is in a VPC without an Instance Connect Endpoint: --route eice fails there");
     println!("# Ctrl-C stops the lab");
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let _keep = tx;

@@ -1,9 +1,11 @@
-//! The lab's inventory: the instances the doubles pretend exist (TOML).
+//! The lab's inventory: the instances and EC2 Instance Connect Endpoints the doubles pretend
+//! exist (TOML).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use serde::Deserialize;
+use sha2::Digest;
 
 use crate::ssm::{DEFAULT_AGENT_VERSION, SsmStatus};
 
@@ -20,11 +22,97 @@ pub struct Inventory {
     /// The instances.
     #[serde(default, rename = "instance")]
     pub instances: Vec<InstanceSpec>,
-    /// Serve the SSM data channel over TLS (`wss://`, certificate from a lab CA whose PEM goes
-    /// to `<lab dir>/lab-ca.pem` and `AWS_CA_BUNDLE`) instead of plain `ws://`.
+    /// The EC2 Instance Connect Endpoints (`[[endpoint]]`).
+    #[serde(default, rename = "endpoint")]
+    pub endpoints: Vec<EndpointSpec>,
+    /// Serve the SSM data channel over TLS (`wss://`, certificate from the lab CA whose PEM is
+    /// always written to `<lab dir>/lab-ca.pem`, which `AWS_CA_BUNDLE` names) instead of plain
+    /// `ws://`. The EICE double always uses TLS.
     #[serde(default)]
     pub ssm_tls: bool,
 }
+
+/// One EC2 Instance Connect Endpoint (`../shared/spec/aws-apis.md` §2.3, §4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// `eice-…` (`^eice-[0-9a-zA-Z_]+$`, as the CLI validates it).
+    pub id: String,
+    /// The VPC it serves: it reaches the private IPv4 addresses of that VPC's instances.
+    #[serde(default = "default_vpc")]
+    pub vpc_id: String,
+    /// The subnet its network interface is in.
+    #[serde(default = "default_subnet")]
+    pub subnet_id: String,
+    /// Availability Zone of that subnet.
+    #[serde(default = "default_az")]
+    pub az: String,
+    /// Lifecycle state: `create-complete` (default), `create-in-progress`, `update-complete`, …
+    /// Tunnels open only in `create-complete`, `update-in-progress`, `update-complete` and
+    /// `update-failed` (the states the CLI looks for).
+    #[serde(default = "default_endpoint_state")]
+    pub state: String,
+    /// An IAM policy's cap on `ec2-instance-connect:maxTunnelDuration`, in seconds (1–3600).
+    /// When set, a tunnel request must carry `maxTunnelDuration` no larger than this, or it is
+    /// refused with 403 as IAM would.
+    pub max_tunnel_duration_cap: Option<u64>,
+    /// Concurrent tunnels the endpoint accepts (AWS: 20, spec §4.3).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The remote ports tunnels may reach; absent: any. (The 2023 service allowed only 22 and
+    /// 3389; today's does not restrict, spec §4.3.)
+    pub allowed_ports: Option<Vec<u16>>,
+    /// `preserveClientIp` as DescribeInstanceConnectEndpoints reports it (not modelled further).
+    #[serde(default)]
+    pub preserve_client_ip: bool,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl EndpointSpec {
+    /// `dnsName`: `<id>.<8 hex>.ec2-instance-connect-endpoint.<region>.amazonaws.com`, the
+    /// 8 hex digits derived from the id (stable across runs).
+    pub fn dns_name(&self, region: &str) -> String {
+        format!("{}.{}.ec2-instance-connect-endpoint.{region}.amazonaws.com", self.id, self.dns_label())
+    }
+
+    /// `fipsDnsName`: as [`EndpointSpec::dns_name`] with `.fips.` before the service name.
+    pub fn fips_dns_name(&self, region: &str) -> String {
+        format!("{}.{}.fips.ec2-instance-connect-endpoint.{region}.amazonaws.com", self.id, self.dns_label())
+    }
+
+    /// `instanceConnectEndpointArn`.
+    pub fn arn(&self, region: &str, account: &str) -> String {
+        format!("arn:aws:ec2:{region}:{account}:instance-connect-endpoint/{}", self.id)
+    }
+
+    /// Whether the state lets tunnels open (see [`EndpointSpec::state`]).
+    pub fn usable(&self) -> bool {
+        USABLE_ENDPOINT_STATES.contains(&self.state.as_str())
+    }
+
+    fn dns_label(&self) -> String {
+        sha2::Sha256::digest(self.id.as_bytes())[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The endpoint states in which tunnels open (the CLI's filter, spec §4.4).
+pub const USABLE_ENDPOINT_STATES: [&str; 4] =
+    ["create-complete", "update-in-progress", "update-complete", "update-failed"];
+
+/// Every endpoint state of the API model (spec §2.3).
+const ENDPOINT_STATES: [&str; 9] = [
+    "create-in-progress",
+    "create-complete",
+    "create-failed",
+    "delete-in-progress",
+    "delete-complete",
+    "delete-failed",
+    "update-in-progress",
+    "update-complete",
+    "update-failed",
+];
 
 /// One instance.
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +190,27 @@ impl Inventory {
                 );
             }
         }
+        for (n, e) in inv.endpoints.iter().enumerate() {
+            let body = e.id.strip_prefix("eice-").unwrap_or_default();
+            anyhow::ensure!(
+                !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "endpoint {}: the id must look like eice-0123456789abcdef0",
+                e.id
+            );
+            anyhow::ensure!(!inv.endpoints[..n].iter().any(|o| o.id == e.id), "endpoint {} is listed twice", e.id);
+            anyhow::ensure!(
+                ENDPOINT_STATES.contains(&e.state.as_str()),
+                "endpoint {}: unknown state {:?} (one of {})",
+                e.id,
+                e.state,
+                ENDPOINT_STATES.join(", ")
+            );
+            anyhow::ensure!(
+                e.max_tunnel_duration_cap.is_none_or(|c| (1..=3600).contains(&c)),
+                "endpoint {}: max_tunnel_duration_cap must be 1-3600 seconds",
+                e.id
+            );
+        }
         Ok(inv)
     }
 
@@ -113,6 +222,11 @@ impl Inventory {
     /// Looks an instance up by id.
     pub fn get(&self, id: &str) -> Option<&InstanceSpec> {
         self.instances.iter().find(|i| i.id == id)
+    }
+
+    /// Looks an Instance Connect Endpoint up by id.
+    pub fn endpoint(&self, id: &str) -> Option<&EndpointSpec> {
+        self.endpoints.iter().find(|e| e.id == id)
     }
 }
 
@@ -165,6 +279,20 @@ private_ip = "127.0.1.15"
 inbound = false
 ssm = "online"
 launch_time = "2026-11-22T07:30:00.000Z"
+
+# In a VPC of its own, which has no Instance Connect Endpoint: direct and ssm reach it, eice not.
+[[instance]]
+id = "i-01a0b0c0d0e0f0123"
+name = "iso-1"
+private_ip = "127.0.1.16"
+vpc_id = "vpc-0150a7ed000000001"
+subnet_id = "subnet-0150a7ed000000001"
+launch_time = "2026-11-22T08:00:00.000Z"
+
+# The Instance Connect Endpoint of the instances' VPC (web-1, api-1, api-2, legacy-1, db-1, and
+# the stopped batch-1).
+[[endpoint]]
+id = "eice-0e1c2e3d4f5a6b7c8"
 "#;
 
 fn default_region() -> String {
@@ -190,6 +318,12 @@ fn default_vpc() -> String {
 }
 fn default_subnet() -> String {
     "subnet-0123456789abcdef0".into()
+}
+fn default_endpoint_state() -> String {
+    "create-complete".into()
+}
+fn default_max_connections() -> usize {
+    20
 }
 fn default_users() -> Vec<String> {
     vec!["ec2-user".into()]

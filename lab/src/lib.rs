@@ -1,26 +1,37 @@
 //! ec2-lab: local doubles of the AWS endpoints ec2-broker talks to, on 127.0.0.1 with ephemeral
 //! ports, for the tests and the README demo. Never a dependency of the shipped binary.
 //!
-//! - `api`: the EC2 query API, EC2 Instance Connect and the SSM API on one endpoint
-//!   (`AWS_ENDPOINT_URL`);
+//! - `api`: the EC2 query API (with DescribeInstanceConnectEndpoints), EC2 Instance Connect and
+//!   the SSM API on one endpoint (`AWS_ENDPOINT_URL`);
 //! - `imds`: each instance's metadata service with the `managed-ssh-keys` paths;
 //! - `sshd`: each running instance's real OpenSSH server, whose AuthorizedKeysCommand reads
 //!   that instance's IMDS double;
 //! - `ssm`: SSM Session Manager: the data-channel websocket service (MGS, `ws://` or `wss://`)
 //!   and an agent per session that dials the instance's sshd, with its own frame codec;
-//! - `state`: pushed keys, a clock tests can advance, fault knobs (API and SSM), SSM agent
-//!   statuses and the request log.
+//! - `eice`: EC2 Instance Connect Endpoints: one `wss://` service for every endpoint of the
+//!   inventory, which checks the presigned URL with its own SigV4 code and relays to the
+//!   instance's sshd;
+//! - `tls`: the lab CA (always written to `<lab dir>/lab-ca.pem`) and the `wss://` certificates;
+//! - `state`: pushed keys, a clock tests can advance, fault knobs (API, SSM, EICE), SSM agent
+//!   statuses, EICE tunnels and the request log.
+//!
+//! The broker reaches the lab only through user-facing settings ([`Lab::env`]): the standard
+//! `AWS_ENDPOINT_URL` and `AWS_CA_BUNDLE`, and `EC2_BROKER_EICE_CONNECT_TO=127.0.0.1:PORT`, which
+//! opens the TCP connection of an EICE tunnel there while the URL, the signature, `Host` and the
+//! TLS name stay the endpoint's real `dnsName` (no AWS variable redirects that host, spec §1.4).
 
 mod api;
 pub mod bench;
-pub mod bench_ssm;
+pub mod bench_routes;
 pub mod demo;
+pub mod eice;
 mod imds;
 pub mod inventory;
 pub mod keys_blob;
 pub mod sshd;
 pub mod ssm;
 pub mod state;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -31,11 +42,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-pub use inventory::{InstanceSpec, Inventory};
+pub use eice::{EiceFaults, EiceTunnelInfo};
+pub use inventory::{EndpointSpec, InstanceSpec, Inventory};
 pub use ssm::{Disconnect, DisconnectKind, SsmFaults, SsmSessionInfo, SsmStatus};
 pub use state::{ApiCall, Faults, PushedKey, State};
 
-/// The lab's static credentials (any value works; the doubles only check that requests are signed).
+/// The lab's static credentials. The API doubles only check that requests are signed; the EICE
+/// double verifies its presigned URLs against these.
 pub const ACCESS_KEY_ID: &str = "AKIALABEXAMPLE000001";
 /// Secret for [`ACCESS_KEY_ID`].
 pub const SECRET_ACCESS_KEY: &str = "labSecretKeyEXAMPLEEXAMPLEEXAMPLEEXAMPLE";
@@ -48,7 +61,8 @@ pub struct Lab {
     instances: BTreeMap<String, LabInstance>,
     dir: PathBuf,
     ssm_url: String,
-    ca_bundle: Option<PathBuf>,
+    eice: SocketAddr,
+    ca_bundle: PathBuf,
 }
 
 /// What the lab runs for one instance.
@@ -83,25 +97,33 @@ impl Lab {
         let keys_command = sshd::install_keys_command()?;
 
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tls = if state.inventory.ssm_tls { Some(ssm::tls::generate()?) } else { None };
-        let ca_bundle = match &tls {
-            Some(tls) => {
-                let path = dir.join("lab-ca.pem");
-                std::fs::write(&path, &tls.ca_pem).with_context(|| format!("writing {}", path.display()))?;
-                Some(path)
-            }
-            None => None,
+        let ca = tls::LabCa::generate()?;
+        let ca_bundle = dir.join("lab-ca.pem");
+        std::fs::write(&ca_bundle, ca.pem()).with_context(|| format!("writing {}", ca_bundle.display()))?;
+        let local_names = ["127.0.0.1".to_string(), "localhost".to_string()];
+        let ssm_tls = match state.inventory.ssm_tls {
+            true => Some(ca.acceptor(&local_names, "ec2-lab ssmmessages")?),
+            false => None,
         };
+        let region = &state.inventory.region;
+        let eice_names: Vec<String> = (state.inventory.endpoints.iter())
+            .flat_map(|e| [e.dns_name(region), e.fips_dns_name(region)])
+            .chain(local_names.iter().cloned())
+            .collect();
+        let eice_tls = ca.acceptor(&eice_names, "ec2-lab ec2-instance-connect-endpoint")?;
 
-        let (api, instances, ssm_url) = runtime.block_on(async {
+        let (api, eice, instances, ssm_url) = runtime.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the API endpoint")?;
             let api = listener.local_addr()?;
             tokio::spawn(serve(listener, api::router(state.clone())));
             let mgs = TcpListener::bind("127.0.0.1:0").await.context("binding the SSM data-channel endpoint")?;
-            let scheme = if tls.is_some() { "wss" } else { "ws" };
+            let scheme = if ssm_tls.is_some() { "wss" } else { "ws" };
             let ssm_url = format!("{scheme}://{}", mgs.local_addr()?);
             state.ssm.set_endpoint(ssm_url.clone());
-            tokio::spawn(ssm::service::serve(mgs, state.clone(), tls.map(|t| t.acceptor)));
+            tokio::spawn(ssm::service::serve(mgs, state.clone(), ssm_tls));
+            let eice_listener = TcpListener::bind("127.0.0.1:0").await.context("binding the EICE endpoint")?;
+            let eice = eice_listener.local_addr()?;
+            tokio::spawn(eice::serve(eice_listener, state.clone(), eice_tls));
             let mut instances = BTreeMap::new();
             let mut port = None;
             for inst in &running {
@@ -116,9 +138,10 @@ impl Lab {
                 let lab_instance = LabInstance { ssh_port, agent_sshd, imds_url, sshd: files, accepted };
                 instances.insert(inst.id.clone(), lab_instance);
             }
-            anyhow::Ok((api, instances, ssm_url))
+            anyhow::Ok((api, eice, instances, ssm_url))
         })?;
-        Ok(Lab { runtime: Some(runtime), state, api, instances, dir: dir.to_path_buf(), ssm_url, ca_bundle })
+        let dir = dir.to_path_buf();
+        Ok(Lab { runtime: Some(runtime), state, api, instances, dir, ssm_url, eice, ca_bundle })
     }
 
     /// The API endpoint URL (`AWS_ENDPOINT_URL`).
@@ -132,9 +155,10 @@ impl Lab {
         self.ssm_url.clone()
     }
 
-    /// The lab CA's PEM file when the data channel uses TLS (`AWS_CA_BUNDLE` in [`Lab::env`]).
-    pub fn ca_bundle(&self) -> Option<&Path> {
-        self.ca_bundle.as_deref()
+    /// The lab CA's PEM file, `<lab dir>/lab-ca.pem` (`AWS_CA_BUNDLE` in [`Lab::env`]): it signed
+    /// the EICE service's certificate and, with `ssm_tls`, the data channel's.
+    pub fn ca_bundle(&self) -> &Path {
+        &self.ca_bundle
     }
 
     /// Every SSM session so far, oldest first.
@@ -142,9 +166,20 @@ impl Lab {
         self.state.ssm.infos()
     }
 
+    /// The EICE service's address (`127.0.0.1:PORT`, TLS), which every endpoint's `dnsName`
+    /// stands for (`EC2_BROKER_EICE_CONNECT_TO` in [`Lab::env`]).
+    pub fn eice_addr(&self) -> SocketAddr {
+        self.eice
+    }
+
+    /// Every EICE tunnel request so far (accepted or refused), oldest first.
+    pub fn eice_tunnels(&self) -> Vec<EiceTunnelInfo> {
+        self.state.eice.infos()
+    }
+
     /// Environment for the broker: endpoint, Region, static credentials, no real IMDS probing,
-    /// AWS config files inside the lab directory, and `AWS_CA_BUNDLE` when the SSM data channel
-    /// uses TLS.
+    /// AWS config files inside the lab directory, `AWS_CA_BUNDLE` (the lab CA) and
+    /// `EC2_BROKER_EICE_CONNECT_TO` (the EICE service's address).
     pub fn env(&self) -> Vec<(String, String)> {
         let config = self.dir.join("aws-config");
         let credentials = self.dir.join("aws-credentials");
@@ -160,9 +195,10 @@ impl Lab {
             ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
             ("AWS_USE_FIPS_ENDPOINT", "false".into()),
             ("AWS_USE_DUALSTACK_ENDPOINT", "false".into()),
+            ("AWS_CA_BUNDLE", self.ca_bundle.display().to_string()),
+            ("EC2_BROKER_EICE_CONNECT_TO", self.eice.to_string()),
         ]
         .into_iter()
-        .chain(self.ca_bundle.iter().map(|p| ("AWS_CA_BUNDLE", p.display().to_string())))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }

@@ -1,6 +1,6 @@
 //! `ec2-lab`: `demo` runs ssh, scp and rsync through ec2-broker against the lab; `up` keeps the
-//! lab running for use by hand; `bench` measures the broker against plain ssh; `bench-ssm` the
-//! SSM route against the direct route.
+//! lab running for use by hand; `bench` measures the broker against plain ssh; `bench-routes` the
+//! eice and ssm routes against the direct route.
 
 use std::process::ExitCode;
 
@@ -8,16 +8,20 @@ fn main() -> ExitCode {
     let result = match std::env::args().nth(1).as_deref() {
         Some("demo") => ec2_lab::demo::run_demo(),
         Some("up") => ec2_lab::demo::run_up(),
-        Some("bench-ssm") => {
+        Some("bench-routes") => {
             let quick = std::env::args().any(|a| a == "--quick");
-            ec2_lab::bench_ssm::run_bench_ssm(if quick { 16 } else { 128 })
+            if quick {
+                ec2_lab::bench_routes::run_bench_routes(16, 8)
+            } else {
+                ec2_lab::bench_routes::run_bench_routes(256, 128)
+            }
         }
         Some("bench") => {
             let quick = std::env::args().any(|a| a == "--quick");
             if quick { ec2_lab::bench::run_bench(5, 16) } else { ec2_lab::bench::run_bench(25, 256) }
         }
         _ => {
-            eprintln!("usage: ec2-lab demo | up | bench [--quick] | bench-ssm [--quick]");
+            eprintln!("usage: ec2-lab demo | up | bench [--quick] | bench-routes [--quick]");
             return ExitCode::from(2);
         }
     };

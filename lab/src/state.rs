@@ -1,10 +1,12 @@
-//! Shared lab state: pushed keys, the clock tests can advance, fault knobs, the request log, and
-//! the SSM double's sessions, agent statuses and fault knobs.
+//! Shared lab state: pushed keys, the clock tests can advance, fault knobs, the request log, the
+//! SSM double's sessions, agent statuses and fault knobs, and the EICE double's tunnels and fault
+//! knobs.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::eice::{self, EiceFaults};
 use crate::inventory::Inventory;
 use crate::ssm::session::Registry;
 use crate::ssm::{SsmFaults, SsmStatus};
@@ -30,7 +32,8 @@ pub struct PushedKey {
 /// One API call the lab answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiCall {
-    /// `ec2`, `ec2-instance-connect`, `ssm`, `ssmmessages` (data-channel opens), `imds`.
+    /// `ec2`, `ec2-instance-connect`, `ssm`, `ssmmessages` (data-channel opens),
+    /// `ec2-instance-connect-endpoint` (EICE tunnel opens, operation `OpenTunnel`), `imds`.
     pub service: String,
     /// Operation or path.
     pub operation: String,
@@ -51,7 +54,8 @@ pub struct Faults {
     pub down: bool,
     /// Delay every API answer by this much.
     pub latency: Duration,
-    /// Make DescribeInstances return at most this many instances per page.
+    /// Make DescribeInstances and DescribeInstanceConnectEndpoints return at most this many
+    /// items per page (when the request gives no `MaxResults`).
     pub page_size: Option<usize>,
 }
 
@@ -69,6 +73,8 @@ pub struct State {
     ssm_faults: Mutex<SsmFaults>,
     /// Agent statuses changed at run time, with the lab-clock second of the change.
     ssm_status: Mutex<BTreeMap<String, (SsmStatus, u64)>>,
+    pub(crate) eice: eice::Registry,
+    eice_faults: Mutex<EiceFaults>,
     started: u64,
 }
 
@@ -85,6 +91,8 @@ impl State {
             ssm: Registry::default(),
             ssm_faults: Mutex::default(),
             ssm_status: Mutex::default(),
+            eice: eice::Registry::default(),
+            eice_faults: Mutex::default(),
             started,
         }
     }
@@ -200,6 +208,18 @@ impl State {
         }
         let changed = lock(&self.ssm_status).get(instance).map(|(_, since)| *since);
         changed.unwrap_or_else(|| self.started.saturating_sub(OFFLINE_SINCE.as_secs()))
+    }
+}
+
+impl State {
+    /// Changes the EICE fault knobs, e.g. `state.set_eice_faults(|f| f.tunnel_cap = Some(Duration::from_secs(2)))`.
+    pub fn set_eice_faults(&self, f: impl FnOnce(&mut EiceFaults)) {
+        f(&mut lock(&self.eice_faults));
+    }
+
+    /// The EICE fault knobs now.
+    pub fn eice_faults(&self) -> EiceFaults {
+        lock(&self.eice_faults).clone()
     }
 }
 

@@ -7,6 +7,7 @@
 //! other way to point the broker at an endpoint.
 
 pub mod ec2;
+pub mod eice;
 pub mod instance_connect;
 pub mod ssm;
 
@@ -31,6 +32,7 @@ pub struct Aws {
     ec2: aws_sdk_ec2::Client,
     instance_connect: aws_sdk_ec2instanceconnect::Client,
     ssm: aws_sdk_ssm::Client,
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 /// An AWS call that failed.
@@ -121,6 +123,7 @@ impl Aws {
             ec2: aws_sdk_ec2::Client::new(&config),
             instance_connect: aws_sdk_ec2instanceconnect::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            credentials: config.credentials_provider(),
         })
     }
 }

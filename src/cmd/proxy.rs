@@ -13,7 +13,7 @@ use crate::host::HostSpec;
 use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
-use crate::route::{Route, direct, ssm};
+use crate::route::{Route, direct, eice, ssm};
 use crate::{auth_probe, key_agent, resolve, splice, stdio};
 
 /// Runs the proxy.
@@ -43,6 +43,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     match args.route {
         RouteArg::Direct => direct_route(&conn, key_holder).await,
         RouteArg::Ssm => ssm_route(&conn, key_holder).await,
+        RouteArg::Eice => eice_route(&conn, key_holder).await,
     }
 }
 
@@ -113,6 +114,22 @@ async fn ssm_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resul
         end = ?outcome.end, up = s.bytes_out, down = s.bytes_in, retransmits = s.retransmits,
         duplicates = s.duplicates, reconnects = outcome.reconnects, "done"
     );
+    drop(key_holder);
+    Ok(())
+}
+
+async fn eice_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
+    let Conn { args, aws, instance, user, port, started } = *c;
+    tracing::info!(route = %Route::Eice, port, "opening route");
+    let opts = eice::EiceOptions {
+        endpoint_id: args.eice_id.clone(),
+        connect_to: args.eice_connect_to.clone(),
+        max_duration: args.eice_max_duration,
+    };
+    let tunnel = push_while(aws, instance, user, key_holder.as_ref(), eice::open(aws, instance, port, &opts)).await?;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    let stats = tunnel.pipe().await?;
+    tracing::info!(up = stats.up, down = stats.down, "done");
     drop(key_holder);
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! another route before any byte of ssh's stdin has been read.
 
 pub mod direct;
+pub mod eice;
 pub mod ssm;
 
 use std::fmt;
@@ -15,6 +16,8 @@ pub enum Route {
     Direct,
     /// A Session Manager port session.
     Ssm,
+    /// An EC2 Instance Connect Endpoint tunnel.
+    Eice,
 }
 
 impl fmt::Display for Route {
@@ -22,6 +25,7 @@ impl fmt::Display for Route {
         f.write_str(match self {
             Route::Direct => "direct",
             Route::Ssm => "ssm",
+            Route::Eice => "eice",
         })
     }
 }

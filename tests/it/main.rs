@@ -11,6 +11,8 @@ mod faults;
 mod moto;
 /// The direct route end to end: login, scp, rsync, key expiry, stdout purity, exit.
 mod proxy_direct;
+/// The eice route end to end: presigned websocket, refusals, duration cap, exit.
+mod proxy_eice;
 /// The ssm route end to end: ssh, scp, rsync through the SSM double, with dropped websockets and bad frames.
 mod proxy_ssm;
 /// Resolution and error messages: ambiguity, stopped, unknown, bad input.

@@ -11,19 +11,14 @@ use std::time::{Duration, Instant};
 use ec2_lab::{Disconnect, DisconnectKind, Inventory, SsmStatus};
 
 use crate::assert_ok;
-use crate::harness::{World, random_file, remote_dir, sha256_file};
+use crate::harness::process::{alive, broker_pid};
+use crate::harness::{World, random_file, remote_dir, rsync_tree, scp, scp_round_trip, sha256_file};
 
 /// db-1 has no inbound network: only its SSM agent reaches its sshd.
 const DB_1: &str = "i-0f1b2c3d4e5f6071d";
 
 fn ssm_world() -> World {
     World::with(Inventory::demo(), "--route ssm")
-}
-
-fn scp(world: &World, from: &str, to: &str) -> crate::harness::Output {
-    let mut cmd = world.command("scp");
-    cmd.args(["-q", "-F"]).arg(&world.ssh_config).args([from, to]);
-    world.run(cmd, Duration::from_secs(300))
 }
 
 #[test]
@@ -56,37 +51,8 @@ fn scp_64_mib_both_ways_and_rsync_a_tree_over_ssm() {
     // Without the agent's 1 KiB/1 ms pacing: at its ~1 MB/s the download alone would take over a
     // minute of CI time. The other tests keep the pacing on.
     world.lab.state().set_ssm_faults(|f| f.pacing = false);
-    let remote = remote_dir(&world);
-    let local = world.path("blob.bin");
-    random_file(&local, 64 << 20, 0x55d);
-    let remote_file = format!("db-1:{}/blob.bin", remote.display());
-    assert_ok!(scp(&world, &local.display().to_string(), &remote_file));
-    assert_eq!(sha256_file(&remote.join("blob.bin")), sha256_file(&local), "upload corrupted");
-    let back = world.path("back.bin");
-    assert_ok!(scp(&world, &remote_file, &back.display().to_string()));
-    assert_eq!(sha256_file(&back), sha256_file(&local), "download corrupted");
-
-    // rsync a tree with small and large files, then again (nothing to send the second time).
-    let tree = world.path("tree");
-    for (i, size) in [0usize, 1, 4095, 70_000, 3 << 20].iter().enumerate() {
-        let sub = tree.join(format!("d{}", i % 2));
-        fs::create_dir_all(&sub).unwrap();
-        random_file(&sub.join(format!("f{i}")), *size, i as u64 + 1);
-    }
-    let rsync = |world: &World| {
-        let mut cmd = world.command("rsync");
-        cmd.args(["-a", "--checksum", "-e"])
-            .arg(format!("ssh -F {}", world.ssh_config.display()))
-            .arg(format!("{}/", tree.display()))
-            .arg(format!("db-1:{}/tree/", remote.display()));
-        world.run(cmd, Duration::from_secs(120))
-    };
-    assert_ok!(rsync(&world));
-    assert_ok!(rsync(&world));
-    for (i, _) in [0, 1, 2, 3, 4].iter().enumerate() {
-        let rel = format!("d{}/f{i}", i % 2);
-        assert_eq!(sha256_file(&remote.join("tree").join(&rel)), sha256_file(&tree.join(&rel)), "{rel}");
-    }
+    scp_round_trip(&world, "db-1", 64 << 20, 0x55d);
+    rsync_tree(&world, "db-1", &[0, 1, 4095, 70_000, 3 << 20]);
     let sessions = world.lab.ssm_sessions();
     assert_eq!(sessions.len(), 4);
     assert!(sessions.iter().all(|s| s.ended), "{sessions:#?}");
@@ -221,10 +187,7 @@ fn when_ssh_exits_the_session_is_terminated_and_the_broker_is_gone_within_a_seco
     ssh.kill().unwrap();
     let _ = ssh.wait();
     let killed = Instant::now();
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() && killed.elapsed() < Duration::from_secs(5) {
-        if fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z ")) {
-            break;
-        }
+    while alive(pid) && killed.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let gone_after = killed.elapsed();
@@ -252,13 +215,4 @@ fn wss_data_channel_trusts_the_lab_ca_through_aws_ca_bundle() {
     assert!(!out.success());
     assert!(out.stderr.contains("cannot open the Session Manager data channel at 127.0.0.1"), "{}", out.describe());
     assert!(out.stderr.to_lowercase().contains("certificate"), "{}", out.describe());
-}
-
-/// The broker's pid, from the `pid=` field of its log span.
-fn broker_pid(world: &World) -> u32 {
-    let log = fs::read_to_string(&world.broker_log).unwrap();
-    log.split("pid=")
-        .nth(1)
-        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in the broker log:\n{log}"))
 }

@@ -1,5 +1,6 @@
 //! EC2 query API double: DescribeInstances (filters, pagination) and GetConsoleOutput, with the
-//! real XML element names (`../shared/spec/aws-apis.md` §1.3, §2.3).
+//! real XML element names (`../shared/spec/aws-apis.md` §1.3, §2.3), and the dispatch to
+//! DescribeInstanceConnectEndpoints (`instance_connect_endpoints`).
 
 use std::fmt::Write;
 
@@ -16,6 +17,7 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -
     match action {
         "DescribeInstances" => describe_instances(state, params),
         "GetConsoleOutput" => get_console_output(state, params),
+        "DescribeInstanceConnectEndpoints" => super::instance_connect_endpoints::describe(state, params),
         "" => err(StatusCode::BAD_REQUEST, "MissingAction", "The request must contain the parameter Action"),
         other => err(
             StatusCode::BAD_REQUEST,
@@ -25,11 +27,11 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -
     }
 }
 
-fn err(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn err(status: StatusCode, code: &str, message: &str) -> Response {
     error(Protocol::Query, status, code, message)
 }
 
-fn ok(action: &str, state: &State, inner: &str) -> Response {
+pub(super) fn ok(action: &str, state: &State, inner: &str) -> Response {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response xmlns=\"{XMLNS}\"><requestId>{}</requestId>{inner}</{action}Response>",
         state.next_id("")
@@ -37,12 +39,12 @@ fn ok(action: &str, state: &State, inner: &str) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")], body).into_response()
 }
 
-fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// `Prefix.1`, `Prefix.2`, ... in index order.
-fn list(params: &[(String, String)], prefix: &str) -> Vec<String> {
+pub(super) fn list(params: &[(String, String)], prefix: &str) -> Vec<String> {
     (1..).map_while(|i| param(params, &format!("{prefix}.{i}")).map(str::to_string)).collect()
 }
 
@@ -68,13 +70,7 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
             );
         }
     }
-    let mut filters = Vec::new();
-    for i in 1.. {
-        let Some(name) = param(params, &format!("Filter.{i}.Name")) else {
-            break;
-        };
-        filters.push((name.to_string(), list(params, &format!("Filter.{i}.Value"))));
-    }
+    let filters = filters(params);
     for (name, _) in &filters {
         if !KNOWN_FILTERS.contains(&name.as_str()) && !name.starts_with("tag:") {
             return err(StatusCode::BAD_REQUEST, "InvalidParameterValue", &format!("The filter '{name}' is invalid"));
@@ -112,6 +108,18 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
         let _ = write!(xml, "<nextToken>{end}</nextToken>");
     }
     ok("DescribeInstances", state, &xml)
+}
+
+/// `Filter.N.Name` with its `Filter.N.Value.M`, in index order.
+pub(super) fn filters(params: &[(String, String)]) -> Vec<(String, Vec<String>)> {
+    let mut filters = Vec::new();
+    for i in 1.. {
+        let Some(name) = param(params, &format!("Filter.{i}.Name")) else {
+            break;
+        };
+        filters.push((name.to_string(), list(params, &format!("Filter.{i}.Value"))));
+    }
+    filters
 }
 
 const KNOWN_FILTERS: &[&str] = &[
@@ -154,7 +162,7 @@ fn tags(i: &InstanceSpec) -> Vec<(String, String)> {
 }
 
 /// EC2 filter wildcards: `*` any run, `?` one character.
-fn wildcard(pattern: &str, text: &str) -> bool {
+pub(super) fn wildcard(pattern: &str, text: &str) -> bool {
     fn go(p: &[char], t: &[char]) -> bool {
         match (p.first(), t.first()) {
             (None, None) => true,

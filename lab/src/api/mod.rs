@@ -4,6 +4,7 @@
 
 mod ec2;
 mod instance_connect;
+mod instance_connect_endpoints;
 mod ssm;
 
 use std::sync::Arc;

@@ -13,8 +13,8 @@
 //! - `agent`: the agent's side of one session (§8, §9, §10.2, §13), with `handshake` holding its
 //!   handshake payloads and `outgoing` its retransmission buffer and RTO estimator (§9.3);
 //! - `session`: the per-session record the three share, and the registry of sessions;
-//! - `frame`: the lab's own message codec (§5), pinned by the §16 vectors;
-//! - `tls`: the lab CA, the `wss` certificate and the plain-or-TLS connection.
+//! - `frame`: the lab's own message codec (§5), pinned by the §16 vectors; `wss://` uses the
+//!   lab CA of `crate::tls`.
 //!
 //! Where the agent dials: `portNumber` 22 (or the instance's nominal ssh port) reaches that
 //! instance's sshd (its hidden listener when it has no inbound network); any other port reaches
@@ -30,7 +30,6 @@ mod handshake;
 mod outgoing;
 pub(crate) mod service;
 pub(crate) mod session;
-pub(crate) mod tls;
 
 #[cfg(test)]
 mod tests;

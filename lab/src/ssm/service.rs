@@ -34,9 +34,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::frame::{self, CHANNEL_CLOSED, FLAG_SYN_FIN, Message};
 use super::session::{AgentInput, Session, ToClient};
-use super::tls::Conn;
 use super::{Disconnect, DisconnectKind};
 use crate::state::State;
+use crate::tls::Conn;
 
 /// How long a connection may take to send its open frame (an inference; MGS's value is unknown).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);

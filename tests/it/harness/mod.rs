@@ -1,6 +1,7 @@
 //! Test harness: each test owns a temp dir, a lab, an ssh_config and known_hosts, and gives
 //! its environment to child processes explicitly (the test process's own env is never changed).
 
+pub mod process;
 pub mod run;
 
 use std::fs;
@@ -143,4 +144,48 @@ macro_rules! assert_ok {
         let out = &$out;
         assert!(out.success(), "command failed: {}\n{}", out.describe(), out.context);
     }};
+}
+
+/// `scp -q -F <config> FROM TO` with a generous deadline.
+pub fn scp(world: &World, from: &str, to: &str) -> Output {
+    let mut cmd = world.command("scp");
+    cmd.args(["-q", "-F"]).arg(&world.ssh_config).args([from, to]);
+    world.run(cmd, Duration::from_secs(300))
+}
+
+/// Sends a random file of `len` bytes to `host` with scp and fetches it back; asserts that both
+/// copies have the original's checksum.
+pub fn scp_round_trip(world: &World, host: &str, len: usize, seed: u64) {
+    let remote = remote_dir(world);
+    let local = world.path("blob.bin");
+    random_file(&local, len, seed);
+    let remote_file = format!("{host}:{}/blob.bin", remote.display());
+    assert_ok!(scp(world, &local.display().to_string(), &remote_file));
+    assert_eq!(sha256_file(&remote.join("blob.bin")), sha256_file(&local), "upload corrupted");
+    let back = world.path("back.bin");
+    assert_ok!(scp(world, &remote_file, &back.display().to_string()));
+    assert_eq!(sha256_file(&back), sha256_file(&local), "download corrupted");
+}
+
+/// rsyncs a tree of random files with these sizes to `host` (twice: the second run has nothing
+/// to send); asserts every file arrived intact.
+pub fn rsync_tree(world: &World, host: &str, sizes: &[usize]) {
+    let remote = remote_dir(world).join("tree");
+    let tree = world.path("tree");
+    let rel = |i: usize| format!("d{}/f{i}", i % 2);
+    for (i, size) in sizes.iter().enumerate() {
+        fs::create_dir_all(tree.join(format!("d{}", i % 2))).expect("creating the tree");
+        random_file(&tree.join(rel(i)), *size, i as u64 + 1);
+    }
+    for _ in 0..2 {
+        let mut cmd = world.command("rsync");
+        cmd.args(["-a", "--checksum", "-e"])
+            .arg(format!("ssh -F {}", world.ssh_config.display()))
+            .arg(format!("{}/", tree.display()))
+            .arg(format!("{host}:{}/", remote.display()));
+        assert_ok!(world.run(cmd, Duration::from_secs(120)));
+    }
+    for i in 0..sizes.len() {
+        assert_eq!(sha256_file(&remote.join(rel(i))), sha256_file(&tree.join(rel(i))), "{}", rel(i));
+    }
 }

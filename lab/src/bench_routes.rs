@@ -1,0 +1,179 @@
+//! `ec2-lab bench-routes`: the broker's eice and ssm routes against its direct route, in one run.
+//!
+//! scp of an incompressible file up and down: direct route (web-1) against the eice route (web-1
+//! through the lab's Instance Connect Endpoint); then direct against the SSM route (db-1) with the
+//! agent's 1 KiB + 1 ms pacing (realistic: the real agent paces, spec §9.4) and with pacing off
+//! (the client's own ceiling). The pacing ceiling is what the agent could send if everything but
+//! its pacing sleeps took no time: bytes sent / time spent sleeping, from the agent's counters.
+//! The broker's peak RSS (VmHWM) is sampled from /proc while each transfer runs.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+
+use crate::demo::{find_broker, remote_dir, write_ssh_config};
+use crate::{Inventory, Lab};
+
+/// Runs the benchmark: `eice_mib` MiB for direct vs eice, `ssm_mib` MiB for direct vs ssm.
+pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
+    let broker = find_broker()?;
+    let dir = std::env::temp_dir().join(format!("ec2-lab-bench-routes-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    crate::demo::make_traversable(&dir)?;
+    let lab = Lab::start(Inventory::demo(), &dir.join("lab"))?;
+    let direct_dir = dir.join("direct");
+    let ssm_dir = dir.join("ssm");
+    let eice_dir = dir.join("eice");
+    for d in [&direct_dir, &ssm_dir, &eice_dir] {
+        fs::create_dir_all(d)?;
+    }
+    let direct_cfg = write_ssh_config(&lab, &broker, &direct_dir, "")?.display().to_string();
+    let ssm_cfg = write_ssh_config(&lab, &broker, &ssm_dir, "--route ssm")?.display().to_string();
+    let eice_cfg = write_ssh_config(&lab, &broker, &eice_dir, "--route eice")?.display().to_string();
+    let env = lab.env();
+
+    let remote = remote_dir(&dir, "ec2-user")?;
+    let back = dir.join("payload.back");
+    let back_s = back.display().to_string();
+    let remote_file = |host: &str| format!("{host}:{}/payload.bin", remote.display());
+
+    // The lab clock moves 61 s before each SSM-section run so one pushed key is live (the lab's
+    // AuthorizedKeysCommand costs the same every time); not in the EICE section, whose endpoint
+    // would then see the presigned URLs as expired.
+    let scp = |cfg: &str, from: &str, to: &str, advance: bool| -> anyhow::Result<(Duration, u64)> {
+        if advance {
+            lab.state().advance(Duration::from_secs(61));
+        }
+        let peak = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, done) = (peak.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    peak.fetch_max(broker_peak_rss_kib(), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        let started = Instant::now();
+        let out = Command::new("scp")
+            .args(["-q", "-F", cfg, from, to])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .context("running scp")?;
+        let took = started.elapsed();
+        done.store(true, Ordering::Relaxed);
+        let _ = sampler.join();
+        ensure!(out.status.success(), "scp {from} {to} failed: {}", String::from_utf8_lossy(&out.stderr));
+        Ok((took, peak.load(Ordering::Relaxed)))
+    };
+
+    let mut report = String::new();
+    for (title, mib, advance, variants) in [
+        (
+            "direct vs eice",
+            eice_mib,
+            false,
+            vec![("direct route", &direct_cfg, "web-1", true), ("eice route", &eice_cfg, "web-1", true)],
+        ),
+        (
+            "direct vs ssm",
+            ssm_mib,
+            true,
+            vec![
+                ("direct route", &direct_cfg, "web-1", true),
+                ("ssm route, agent pacing off", &ssm_cfg, "db-1", false),
+                ("ssm route, agent pacing on", &ssm_cfg, "db-1", true),
+            ],
+        ),
+    ] {
+        let local = dir.join("payload.bin");
+        crate::bench::write_random(&local, mib << 20, 0x9e37_79b9_7f4a_7c15)?;
+        let local_s = local.display().to_string();
+        let mbps = |d: Duration| (mib as f64 * 1.048_576) / d.as_secs_f64();
+        let _ = writeln!(report, "{title}: scp {mib} MiB incompressible, one run each, release build (MB/s):");
+        let mut rows = Vec::new();
+        for (label, cfg, host, pacing) in variants {
+            lab.state().set_ssm_faults(|f| f.pacing = pacing);
+            let sessions_before = lab.ssm_sessions().len();
+            let measured = (|| -> anyhow::Result<_> {
+                let (up, rss_up) = scp(cfg, &local_s, &remote_file(host), advance)?;
+                let (down, rss_down) = scp(cfg, &remote_file(host), &back_s, advance)?;
+                ensure!(fs::read(&back)? == fs::read(&local)?, "scp through the {label} changed the file");
+                Ok((up, down, rss_up.max(rss_down)))
+            })();
+            let _ = fs::remove_file(&back);
+            let (up, down, rss) = match measured {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = writeln!(report, "  {label:<28} failed: {e:#}");
+                    continue;
+                }
+            };
+            let sessions = lab.ssm_sessions();
+            let ceiling = if pacing && sessions.len() == sessions_before + 2 {
+                // The download session is the last one; its agent counted its pacing sleeps.
+                let s = sessions.last().expect("a session");
+                let slept = s.paced_sleep.as_secs_f64();
+                (slept > 0.0).then(|| s.bytes_to_client as f64 / slept / 1e6)
+            } else {
+                None
+            };
+            rows.push((label, mbps(up), mbps(down), rss, ceiling));
+        }
+        for (label, up, down, rss, ceiling) in &rows {
+            let _ = write!(
+                report,
+                "  {label:<28} up {up:>7.1}   down {down:>7.1}   broker peak RSS {:>5.1} MiB",
+                *rss as f64 / 1024.0
+            );
+            if let Some(c) = ceiling {
+                let _ = write!(report, "   (pacing ceiling {c:.2} MB/s: download at {:.1} % of it)", 100.0 * down / c);
+            }
+            let _ = writeln!(report);
+        }
+        if let [direct, other, ..] = rows.as_slice() {
+            let _ = writeln!(
+                report,
+                "  {} / {}   up {:>5.1} %   down {:>5.1} %",
+                other.0,
+                direct.0,
+                100.0 * other.1 / direct.1,
+                100.0 * other.2 / direct.2
+            );
+        }
+        print!("{report}");
+        report.clear();
+    }
+    drop(lab);
+    let _ = fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The largest VmHWM (KiB) among running `ec2-broker proxy` processes. About 12 MiB of it are
+/// file-backed pages of the binary's code (RssFile), shared with the page cache.
+fn broker_peak_rss_kib() -> u64 {
+    let Ok(entries) = fs::read_dir("/proc") else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| is_broker(&e.path()))
+        .filter_map(|e| fs::read_to_string(e.path().join("status")).ok())
+        .filter_map(|s| s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+fn is_broker(proc_dir: &Path) -> bool {
+    let Ok(cmdline) = fs::read(proc_dir.join("cmdline")) else { return false };
+    let mut args = cmdline.split(|b| *b == 0);
+    let exe = args.next().unwrap_or_default();
+    exe.ends_with(b"ec2-broker") && args.next() == Some(b"proxy".as_slice())
+}

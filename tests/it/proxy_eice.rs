@@ -1,0 +1,119 @@
+//! The eice route end to end: real ssh, scp, rsync and sshd through the broker's presigned
+//! websocket and the lab's EICE double, which verifies SigV4 signatures with its own code.
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ec2_lab::Inventory;
+
+use crate::harness::process::{alive, broker_pid, cpu_ticks};
+use crate::harness::{World, rsync_tree, scp_round_trip};
+
+fn eice_world() -> World {
+    World::with(Inventory::demo(), "--route eice")
+}
+
+/// ssh with extra environment on top of the world's.
+fn ssh_env(world: &World, env: &[(&str, &str)], args: &[&str]) -> crate::harness::Output {
+    let mut cmd = world.command("ssh");
+    cmd.envs(env.iter().copied()).arg("-F").arg(&world.ssh_config).args(args);
+    world.run(cmd, Duration::from_secs(60))
+}
+
+#[test]
+fn interactive_scp_64_mib_both_ways_and_rsync_over_eice() {
+    let world = eice_world();
+    let out = world.ssh_ok(&["web-1", "id -un"]);
+    assert_eq!(out.stdout, "ec2-user\n");
+    assert_eq!(out.stderr, "");
+    let tunnels = world.lab.eice_tunnels();
+    assert_eq!(tunnels.len(), 1, "{tunnels:#?}");
+    assert!(tunnels[0].accepted, "{tunnels:#?}");
+
+    scp_round_trip(&world, "web-1", 64 << 20, 0xe1ce);
+    rsync_tree(&world, "web-1", &[0, 1, 65_537, 2 << 20]);
+}
+
+#[test]
+fn refusals_are_distinct_and_clear() {
+    let world = eice_world();
+
+    // A wrong secret key: the endpoint recomputes the signature and refuses it.
+    let out =
+        ssh_env(&world, &[("AWS_SECRET_ACCESS_KEY", "wrongwrongwrongwrongwrongwrongwrongwrong")], &["web-1", "true"]);
+    assert!(!out.success());
+    assert!(out.stderr.contains("refused the tunnel (HTTP 403)"), "{}", out.describe());
+    assert!(out.stderr.to_lowercase().contains("signature"), "{}", out.describe());
+
+    // An expired URL: the endpoint's clock is two minutes ahead of ours.
+    world.lab.state().advance(Duration::from_secs(120));
+    let out = world.ssh(&["web-1", "true"]);
+    assert!(!out.success());
+    assert!(out.stderr.contains("refused the tunnel (HTTP 403)"), "{}", out.describe());
+    assert!(out.stderr.contains("expired"), "{}", out.describe());
+    assert!(out.stderr.contains("clock"), "{}", out.describe());
+}
+
+#[test]
+fn unknown_endpoint_and_vpc_without_endpoint() {
+    let world = eice_world();
+    let mut cmd = world.command(crate::harness::broker());
+    cmd.args(["proxy", "--route", "eice", "--eice-id", "eice-00000000000000000", "--no-push", "web-1:22"])
+        .stdin(Stdio::null());
+    let out = world.run(cmd, Duration::from_secs(30));
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("eice-00000000000000000 does not exist"), "{}", out.describe());
+
+    let mut cmd = world.command(crate::harness::broker());
+    cmd.args(["proxy", "--route", "eice", "--no-push", "iso-1:22"]).stdin(Stdio::null());
+    let out = world.run(cmd, Duration::from_secs(30));
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("no usable EC2 Instance Connect Endpoint in vpc-"), "{}", out.describe());
+    assert!(out.stderr.contains("--route ssm"), "{}", out.describe());
+    assert!(world.lab.eice_tunnels().is_empty());
+}
+
+#[test]
+fn tunnel_reaching_its_duration_cap_says_so() {
+    let world = eice_world();
+    world.lab.state().set_eice_faults(|f| f.tunnel_cap = Some(Duration::from_secs(2)));
+    let out = world.ssh(&["web-1", "sleep 10"]);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(out.stderr.contains("maximum duration"), "{}", out.describe());
+}
+
+#[test]
+fn text_frame_is_a_protocol_error() {
+    let world = eice_world();
+    world.lab.state().set_eice_faults(|f| f.send_text_frame = true);
+    let out = world.ssh(&["web-1", "true"]);
+    assert!(!out.success());
+    assert!(out.stderr.contains("sent text instead of tunnel data"), "{}", out.describe());
+}
+
+#[test]
+fn broker_idles_without_cpu_and_is_gone_within_a_second_after_ssh() {
+    let world = eice_world();
+    let mut cmd = world.command("ssh");
+    cmd.arg("-F").arg(&world.ssh_config).args(["web-1", "echo ready; exec sleep 60"]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut ssh = cmd.spawn().unwrap();
+    let mut first = [0u8; 6];
+    ssh.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let pid = broker_pid(&world);
+    // An idle session: the broker waits in epoll, it does not poll.
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = cpu_ticks(pid) - before;
+    assert!(idle <= 5, "broker used {idle} clock ticks while the session was idle");
+
+    ssh.kill().unwrap();
+    let _ = ssh.wait();
+    let killed = Instant::now();
+    while alive(pid) && killed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let gone_after = killed.elapsed();
+    assert!(gone_after < Duration::from_secs(1), "broker still there {gone_after:?} after ssh died\n{}", world.dump());
+}
