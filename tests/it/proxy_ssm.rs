@@ -216,3 +216,33 @@ fn wss_data_channel_trusts_the_lab_ca_through_aws_ca_bundle() {
     assert!(out.stderr.contains("cannot open the Session Manager data channel at 127.0.0.1"), "{}", out.describe());
     assert!(out.stderr.to_lowercase().contains("certificate"), "{}", out.describe());
 }
+
+#[test]
+fn resume_gives_up_at_its_deadline_with_a_clear_error() {
+    let world = World::with(Inventory::demo(), "--route ssm --ssm-resume-timeout 3");
+    // The websocket drops once the session has carried 60 kB, which the remote command below
+    // produces only after we have taken the SSM API down.
+    world
+        .lab
+        .state()
+        .set_ssm_faults(|f| f.disconnects.push_back(Disconnect::after_bytes(60_000, DisconnectKind::Drop)));
+    let mut cmd = world.command("ssh");
+    cmd.arg("-F").arg(&world.ssh_config).args(["db-1", "echo ready; sleep 1; head -c 200000 /dev/zero; sleep 30"]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut ssh = cmd.spawn().unwrap();
+    let mut stdout = ssh.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    stdout.read_exact(&mut first).unwrap();
+    world.lab.state().set_faults(|f| f.down = true);
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = stdout.read_to_end(&mut rest);
+    let status = ssh.wait().unwrap();
+    let mut stderr = String::new();
+    ssh.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(started.elapsed() < Duration::from_secs(25), "the broker did not give up");
+    assert!(stderr.contains("could not be resumed within 3s"), "{stderr}\n{}", world.dump());
+    let calls = world.lab.state().calls();
+    assert!(calls.iter().any(|c| c.operation == "ResumeSession" && c.status == 503), "{calls:#?}");
+}
