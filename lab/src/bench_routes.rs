@@ -119,10 +119,16 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
             };
             let sessions = lab.ssm_sessions();
             let ceiling = if pacing && sessions.len() == sessions_before + 2 {
-                // The download session is the last one; its agent counted its pacing sleeps.
+                // The download session is the last one. Its agent counted the payload it read from
+                // sshd and the time it slept for pacing: `bytes / sleep` is the pacing ceiling, and
+                // `bytes / download time` over it is the share of that ceiling the client reached.
                 let s = sessions.last().expect("a session");
                 let slept = s.paced_sleep.as_secs_f64();
-                (slept > 0.0).then(|| s.bytes_to_client as f64 / slept / 1e6)
+                (slept > 0.0).then(|| {
+                    let ceiling = s.bytes_from_port as f64 / slept / 1e6;
+                    let achieved = s.bytes_from_port as f64 / down.as_secs_f64() / 1e6;
+                    (ceiling, achieved)
+                })
             } else {
                 None
             };
@@ -134,8 +140,12 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
                 "  {label:<28} up {up:>7.1}   down {down:>7.1}   broker peak RSS {:>5.1} MiB",
                 *rss as f64 / 1024.0
             );
-            if let Some(c) = ceiling {
-                let _ = write!(report, "   (pacing ceiling {c:.2} MB/s: download at {:.1} % of it)", 100.0 * down / c);
+            if let Some((c, achieved)) = ceiling {
+                let _ = write!(
+                    report,
+                    "   (pacing ceiling {c:.3} MB/s of stream; download {achieved:.3} MB/s of stream = {:.1} % of it)",
+                    100.0 * achieved / c
+                );
             }
             let _ = writeln!(report);
         }

@@ -117,3 +117,19 @@ fn broker_idles_without_cpu_and_is_gone_within_a_second_after_ssh() {
     let gone_after = killed.elapsed();
     assert!(gone_after < Duration::from_secs(1), "broker still there {gone_after:?} after ssh died\n{}", world.dump());
 }
+
+#[test]
+fn iam_capped_tunnel_duration_needs_eice_max_duration() {
+    let mut inventory = Inventory::demo();
+    inventory.endpoints[0].max_tunnel_duration_cap = Some(600);
+    let world = World::with(inventory.clone(), "--route eice");
+    let out = world.ssh(&["web-1", "true"]);
+    assert!(!out.success());
+    assert!(out.stderr.contains("refused the tunnel (HTTP 403)"), "{}", out.describe());
+    assert!(out.stderr.contains("pass --eice-max-duration"), "{}", out.describe());
+
+    let world = World::with(inventory, "--route eice --eice-max-duration 600");
+    let out = world.ssh_ok(&["web-1", "echo capped"]);
+    assert_eq!(out.stdout, "capped\n");
+    assert_eq!(world.lab.eice_tunnels()[0].max_tunnel_duration, Some(600));
+}

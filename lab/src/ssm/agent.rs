@@ -381,7 +381,14 @@ async fn pump(
                 let _ = events.send(TcpEvent::Closed { generation, error: None });
                 return;
             }
-            Ok(n) => sender.send_stream(payload_type::OUTPUT, buf[..n].to_vec()),
+            Ok(n) => {
+                sender.send_stream(payload_type::OUTPUT, buf[..n].to_vec());
+                let now = Instant::now();
+                sender.session.update(|i| {
+                    i.bytes_from_port += n as u64;
+                    i.output_span = now - *i.first_output.get_or_insert(now);
+                });
+            }
             Err(e) => {
                 let _ = events.send(TcpEvent::Closed { generation, error: Some(e.to_string()) });
                 return;

@@ -191,9 +191,16 @@ pub struct SsmSessionInfo {
     pub client_version: Option<String>,
     /// `output_stream_data` frames the agent retransmitted.
     pub retransmits: u64,
+    /// Payload bytes the agent read from the instance's port and sent as `Output`.
+    pub bytes_from_port: u64,
     /// Time the agent spent in its 1 ms pacing sleeps after reads from the port (§9.4), as
-    /// measured: `bytes_to_client / paced_sleep` bounds what pacing allows.
+    /// measured: `bytes_from_port / paced_sleep` bounds what pacing allows.
     pub paced_sleep: Duration,
+    /// Time from the agent's first to its last `Output` message read from the instance's port:
+    /// `bytes_to_client / output_span` is the rate the (paced) agent actually emitted at.
+    pub output_span: Duration,
+    /// When the agent sent its first `Output` message (for `output_span`).
+    pub(crate) first_output: Option<std::time::Instant>,
     /// Why the session ended, once it has.
     pub end_reason: Option<String>,
 }
