@@ -141,6 +141,26 @@ pub fn run_demo() -> anyhow::Result<()> {
     ensure!(out.trim() == "20", "rsync left {} files, expected 20", out.trim());
     println!("rsync of a 20-file tree to i-0a1b2c3d4e5f60718: 20 files arrived ({} ms)", took.as_millis());
 
+    // The same instance through the other routes, and db-1, which has no inbound network at all.
+    for (route, host) in [("eice", "web-1"), ("ssm", "db-1"), ("eice", "db-1")] {
+        let route_dir = dir.join(format!("{route}-{host}"));
+        fs::create_dir_all(&route_dir)?;
+        let route_cfg = write_ssh_config(&lab, &broker, &route_dir, &format!("--route {route}"))?.display().to_string();
+        let (out, took) = ssh("ssh", &["-F", &route_cfg, host, "echo logged in as $(id -un)"])?;
+        ensure!(out.contains("logged in as ec2-user"), "unexpected ssh output over {route}: {out}");
+        let remote_file = format!("{host}:{}/payload.bin", remote.display());
+        let (_, up) = ssh("scp", &["-q", "-F", &route_cfg, &local.display().to_string(), &remote_file])?;
+        let (_, down) = ssh("scp", &["-q", "-F", &route_cfg, &remote_file, &back.display().to_string()])?;
+        ensure!(fs::read(&back)? == data, "scp round trip over {route} changed the file");
+        println!(
+            "--route {route:<4} {host}: {} ({} ms), scp 4 MiB up and back identical ({} ms up, {} ms down)",
+            out.trim(),
+            took.as_millis(),
+            up.as_millis(),
+            down.as_millis()
+        );
+    }
+
     let pushes = lab.state().pushed_keys().len();
     println!("\nall worked: {pushes} short-lived keys pushed, none of them stored by the instance beyond 60 s");
     drop(lab);
