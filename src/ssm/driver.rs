@@ -497,4 +497,75 @@ mod tests {
         );
         assert_eq!(url_host("ws://127.0.0.1:4000/v1/x"), "127.0.0.1:4000");
     }
+
+    fn agent_message(sequence: i64, payload_type: u32, payload: &[u8]) -> WsMessage {
+        let m = super::super::message::Message {
+            kind: super::super::message::kind::OUTPUT_STREAM_DATA.into(),
+            schema_version: 1,
+            created_ms: 1_700_000_000_000,
+            sequence,
+            flags: u64::from(sequence == 0),
+            id: Uuid::from_u128(0x5eed + sequence as u128),
+            payload_type,
+            payload: payload.to_vec(),
+        };
+        WsMessage::binary(m.encode())
+    }
+
+    /// A Resume that counts calls and says the session is gone.
+    struct Gone(u32);
+
+    impl Resume for Gone {
+        async fn resume(&mut self) -> Result<Option<Connection>, BoxError> {
+            self.0 += 1;
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_service_is_declared_dead_and_resumption_is_tried() {
+        use super::super::message::payload;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/data-channel/s-1?role=publish_subscribe", listener.local_addr().unwrap());
+        // The service completes the handshake, then goes silent: it stops reading, so it answers
+        // no ping, but keeps the TCP connection open (a dead path, not a closed one).
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            assert!(ws.next().await.unwrap().unwrap().is_text(), "the open frame comes first, as text");
+            let request = br#"{"AgentVersion":"3.3.1142.0","RequestedClientActions":[{"ActionType":"SessionType","ActionParameters":{"SessionType":"Port","Properties":{"portNumber":"22"}}}]}"#;
+            ws.send(agent_message(0, payload::HANDSHAKE_REQUEST, request)).await.unwrap();
+            loop {
+                if let Some(Ok(WsMessage::Binary(b))) = ws.next().await
+                    && super::super::message::Message::decode(&b).unwrap().payload_type == payload::HANDSHAKE_RESPONSE
+                {
+                    break;
+                }
+            }
+            let complete = br#"{"HandshakeTimeToComplete":1,"CustomerMessage":""}"#;
+            ws.send(agent_message(1, payload::HANDSHAKE_COMPLETE, complete)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(ws);
+        });
+        let options = Options {
+            tls: crate::tls::client_config_with(None).unwrap(),
+            resume_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_millis(100),
+            silence_timeout: Duration::from_millis(400),
+        };
+        let channel = Channel::open(Connection { url, token: "token".into() }, options).await.unwrap();
+        // stdin stays open (we hold its other end), so only the silence can end the session.
+        let (_stdin_writer, stdin) = tokio::io::duplex(64);
+        let (stdout, _stdout_reader) = tokio::io::duplex(1 << 16);
+        let mut resume = Gone(0);
+        let started = Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(10), channel.run(&mut resume, stdin, stdout))
+            .await
+            .expect("the silent service was never declared dead");
+        assert!(matches!(ended, Err(DriverError::SessionGone)), "{ended:?}");
+        assert_eq!(resume.0, 1, "one ResumeSession, which said the session is gone");
+        assert!(started.elapsed() >= Duration::from_millis(400), "declared dead before the silence timeout");
+        server.abort();
+    }
 }
