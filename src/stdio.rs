@@ -56,17 +56,8 @@ pub async fn pipe<S>(stream: S) -> io::Result<PipeStats>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    use std::os::fd::AsFd;
-    use tokio::net::unix::pipe;
-
-    let stdin = io::stdin().as_fd().try_clone_to_owned().and_then(pipe::Receiver::from_owned_fd);
-    let stdout = io::stdout().as_fd().try_clone_to_owned().and_then(pipe::Sender::from_owned_fd);
-    match (stdin, stdout) {
-        (Ok(rx), Ok(tx)) => pipe_with(stream, rx, tx).await,
-        (Ok(rx), Err(_)) => pipe_with(stream, rx, tokio::io::stdout()).await,
-        (Err(_), Ok(tx)) => pipe_with(stream, tokio::io::stdin(), tx).await,
-        (Err(_), Err(_)) => pipe_with(stream, tokio::io::stdin(), tokio::io::stdout()).await,
-    }
+    let (stdin, stdout) = local_halves();
+    pipe_with(stream, stdin, stdout).await
 }
 
 /// ssh's stdin and stdout as async halves: pipes driven through epoll when they are pipes,

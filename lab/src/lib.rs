@@ -23,6 +23,7 @@
 mod api;
 pub mod bench;
 pub mod bench_routes;
+mod civil_time;
 pub mod demo;
 pub mod eice;
 mod imds;

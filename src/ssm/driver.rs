@@ -479,6 +479,13 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64)
 }
 
+/// The origin of virtual time for the sans-IO tests: only this file may read the clock, so the
+/// state-machine tests take their first `Instant` from here and move time by hand after that.
+#[cfg(test)]
+pub(crate) fn test_epoch() -> Instant {
+    Instant::now()
+}
+
 /// Up to +50 % jitter, so many clients dropped at once do not resume in lockstep.
 fn jittered(d: Duration) -> Duration {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());

@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn each_message_has_its_own_timer_with_backoff() {
-        let t0 = crate::ssm::tests::epoch();
+        let t0 = crate::ssm::driver::test_epoch();
         let mut b = SendBuffer::new();
         b.push(0, vec![0], 1);
         b.push(1, vec![1], 1);
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn rtt_samples_only_from_messages_sent_once() {
-        let t0 = crate::ssm::tests::epoch();
+        let t0 = crate::ssm::driver::test_epoch();
         let mut b = SendBuffer::new();
         b.push(0, vec![0], 10);
         let _ = sent(&mut b, t0);
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn requeue_after_reconnect_resends_all_in_order() {
-        let t0 = crate::ssm::tests::epoch();
+        let t0 = crate::ssm::driver::test_epoch();
         let mut b = SendBuffer::new();
         for i in 0..5 {
             b.push(i, vec![i as u8], 1);

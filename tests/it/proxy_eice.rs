@@ -1,13 +1,12 @@
 //! The eice route end to end: real ssh, scp, rsync and sshd through the broker's presigned
 //! websocket and the lab's EICE double, which verifies SigV4 signatures with its own code.
 
-use std::io::Read;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ec2_lab::Inventory;
 
-use crate::harness::process::{alive, broker_pid, cpu_ticks};
+use crate::harness::process::{cpu_ticks, idle_session, kill_and_time_exit};
 use crate::harness::{World, rsync_tree, scp_round_trip};
 
 fn eice_world() -> World {
@@ -95,26 +94,14 @@ fn text_frame_is_a_protocol_error() {
 #[test]
 fn broker_idles_without_cpu_and_is_gone_within_a_second_after_ssh() {
     let world = eice_world();
-    let mut cmd = world.command("ssh");
-    cmd.arg("-F").arg(&world.ssh_config).args(["web-1", "echo ready; exec sleep 60"]);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut ssh = cmd.spawn().unwrap();
-    let mut first = [0u8; 6];
-    ssh.stdout.take().unwrap().read_exact(&mut first).unwrap();
-    let pid = broker_pid(&world);
+    let (ssh, pid) = idle_session(&world, "web-1");
     // An idle session: the broker waits in epoll, it does not poll.
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(2));
     let idle = cpu_ticks(pid) - before;
     assert!(idle <= 5, "broker used {idle} clock ticks while the session was idle");
 
-    ssh.kill().unwrap();
-    let _ = ssh.wait();
-    let killed = Instant::now();
-    while alive(pid) && killed.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let gone_after = killed.elapsed();
+    let gone_after = kill_and_time_exit(ssh, pid);
     assert!(gone_after < Duration::from_secs(1), "broker still there {gone_after:?} after ssh died\n{}", world.dump());
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ec2_lab::{Disconnect, DisconnectKind, Inventory, SsmStatus};
 
 use crate::assert_ok;
-use crate::harness::process::{alive, broker_pid};
+use crate::harness::process::{idle_session, kill_and_time_exit};
 use crate::harness::{World, random_file, remote_dir, rsync_tree, scp, scp_round_trip, sha256_file};
 
 /// db-1 has no inbound network: only its SSM agent reaches its sshd.
@@ -175,22 +175,8 @@ fn offline_agent_gives_a_clear_error_naming_the_instance() {
 #[test]
 fn when_ssh_exits_the_session_is_terminated_and_the_broker_is_gone_within_a_second() {
     let world = ssm_world();
-    let mut cmd = world.command("ssh");
-    cmd.arg("-F").arg(&world.ssh_config).args(["db-1", "echo ready; exec sleep 60"]);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut ssh = cmd.spawn().unwrap();
-    let mut first = [0u8; 6];
-    ssh.stdout.take().unwrap().read_exact(&mut first).unwrap();
-    assert_eq!(&first, b"ready\n");
-    let pid = broker_pid(&world);
-    // ssh dies without any goodbye (SIGKILL): the broker sees only stdin EOF / EPIPE.
-    ssh.kill().unwrap();
-    let _ = ssh.wait();
-    let killed = Instant::now();
-    while alive(pid) && killed.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let gone_after = killed.elapsed();
+    let (ssh, pid) = idle_session(&world, "db-1");
+    let gone_after = kill_and_time_exit(ssh, pid);
     assert!(gone_after < Duration::from_secs(1), "broker still there {gone_after:?} after ssh died\n{}", world.dump());
     let calls = world.lab.state().calls();
     assert!(calls.iter().any(|c| c.operation == "TerminateSession" && c.status == 200), "{calls:#?}");

@@ -32,12 +32,6 @@ pub(super) struct AgentSim {
     pub(super) completes_handshake: bool,
 }
 
-/// The start of virtual time for tests. (The sans-IO modules never read the clock themselves;
-/// their tests take their `Instant`s from here.)
-pub(super) fn epoch() -> Instant {
-    Instant::now()
-}
-
 const AGENT_RTO: Duration = Duration::from_millis(200);
 const TICK: Duration = Duration::from_millis(100);
 
