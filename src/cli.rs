@@ -34,6 +34,65 @@ pub struct Cli {
 pub enum Command {
     /// Connect stdin/stdout to an instance's SSH port (use as ssh's ProxyCommand).
     Proxy(ProxyArgs),
+    /// Open an instance's serial console: the way in when its network or sshd is broken.
+    #[command(long_about = CONSOLE_ABOUT)]
+    Console(ConsoleArgs),
+}
+
+const CONSOLE_ABOUT: &str = "Open an instance's serial console: the way in when its network or sshd is broken.
+
+Checks that serial access is enabled for the account and Region, that the instance is running and of a \
+Nitro-based type, pushes a fresh key with SendSerialConsoleSSHPublicKey, connects to the Region's \
+serial console endpoint (its host key must have the fingerprint AWS publishes), and hands you the \
+instance's ttyS0. Log in with an OS user's password: SSH keys do not apply at the console.
+
+At the start of a line: ~. leaves, ~? lists the escapes, ~~ sends a ~.
+
+One session per instance: a new one can start about 30 s after the last one closed (the broker waits \
+and retries). The session is a terminal, not a byte stream: scp and rsync cannot run over it. To use \
+your own ssh client instead, see `ec2-broker proxy --route serial`.";
+
+/// Where the serial console answers, for a Region the broker does not know or for private DNS.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SerialEndpointArgs {
+    /// serial: connect to HOST or HOST:PORT instead of the Region's published endpoint.
+    #[arg(long, value_name = "HOST[:PORT]", env = "EC2_BROKER_SERIAL_ENDPOINT")]
+    pub serial_endpoint: Option<String>,
+
+    /// serial: the SHA256 fingerprint the endpoint's host key must have (default: the one AWS
+    /// publishes for the Region).
+    #[arg(long, value_name = "SHA256:…", env = "EC2_BROKER_SERIAL_FINGERPRINT")]
+    pub serial_fingerprint: Option<String>,
+}
+
+/// Arguments of `ec2-broker console`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The instance: an instance id, a Name tag, tag:KEY=VALUE or an IPv4 address (a trailing
+    /// .ec2 or .REGION is understood).
+    #[arg(value_name = "HOST")]
+    pub host: String,
+
+    /// AWS account and Region.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Endpoint overrides.
+    #[command(flatten)]
+    pub endpoint: SerialEndpointArgs,
+
+    /// Also write everything the console prints to this file (a transcript).
+    #[arg(long, value_name = "FILE")]
+    pub log_session: Option<PathBuf>,
+
+    /// When another serial session holds the instance, wait up to this many seconds for it to
+    /// close before giving up.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub wait: u64,
+
+    /// Seconds to wait for the endpoint to connect and log in.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub connect_timeout: u64,
 }
 
 /// AWS account and Region selection, shared by every command that calls AWS.
@@ -116,6 +175,10 @@ pub struct ProxyArgs {
     /// before giving up on the session.
     #[arg(long, default_value_t = 600, value_name = "SECONDS", env = "EC2_BROKER_SSM_RESUME_TIMEOUT")]
     pub ssm_resume_timeout: u64,
+
+    /// serial route: endpoint overrides.
+    #[command(flatten)]
+    pub serial: SerialEndpointArgs,
 }
 
 /// Which address of the instance to dial.
@@ -136,6 +199,9 @@ pub enum RouteArg {
     Ssm,
     /// An EC2 Instance Connect Endpoint tunnel to the instance's private address.
     Eice,
+    /// The serial console's SSH endpoint, for your own ssh as `User INSTANCE.port0` (a terminal,
+    /// not a byte stream: no scp, rsync or forwarding).
+    Serial,
 }
 
 /// How the private key reaches ssh.

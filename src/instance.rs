@@ -77,6 +77,8 @@ pub struct Instance {
     pub subnet_id: Option<String>,
     /// `windows` for Windows instances, `None` on Linux.
     pub platform: Option<String>,
+    /// Instance type (`t3.micro`): decides whether the serial console is available.
+    pub instance_type: Option<String>,
     /// Launch time as the API printed it (ISO 8601).
     pub launch_time: Option<String>,
     /// All tags, in API order.
@@ -96,6 +98,7 @@ impl Instance {
             vpc_id: None,
             subnet_id: None,
             platform: None,
+            instance_type: None,
             launch_time: None,
             tags: Vec::new(),
         }
@@ -104,6 +107,14 @@ impl Instance {
     /// Whether this is a Windows instance (the API sends `windows` in lower case).
     pub fn is_windows(&self) -> bool {
         self.platform.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("windows"))
+    }
+
+    /// `instance i-… (Name)` for messages.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("instance {} ({n})", self.id),
+            None => format!("instance {}", self.id),
+        }
     }
 
     /// One line for candidate lists: id, Name, state, AZ, private IP, launch time.

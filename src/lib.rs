@@ -15,6 +15,8 @@
 //!   TCP socket on Linux); [`auth_probe`] tells a refused key from other endings;
 //! - [`ssm`] is the Session Manager data channel: a sans-IO state machine and its tokio driver;
 //!   [`tls`] holds the trust roots for the websockets the broker opens (`AWS_CA_BUNDLE`);
+//! - [`serial`] is the serial console: endpoints and pinned host keys, escapes, the russh client;
+//!   [`terminal`] puts the local terminal in raw mode and restores it;
 //! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -32,7 +34,9 @@ pub mod keys;
 pub mod logging;
 pub mod resolve;
 pub mod route;
+pub mod serial;
 pub mod splice;
 pub mod ssm;
 pub mod stdio;
+pub mod terminal;
 pub mod tls;

@@ -194,6 +194,12 @@ pub fn run_up() -> anyhow::Result<()> {
             lab.ca_bundle().display()
         );
     }
+    println!(
+        "# serial console: {} (EC2_BROKER_SERIAL_ENDPOINT, host key {}); after SendSerialConsoleSSHPublicKey, \
+         log in as <instance-id>.port0; web-1 and db-1 accept their OS users with the password lab-serial-pw",
+        lab.serial_addr(),
+        lab.serial_fingerprint()
+    );
     println!("# db-1 has no inbound network: SSM (--route ssm) or the endpoint (--route eice) reaches it");
     println!("# iso-1 is in a VPC without an Instance Connect Endpoint: --route eice fails there");
     println!("# Ctrl-C stops the lab");

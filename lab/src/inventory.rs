@@ -30,6 +30,11 @@ pub struct Inventory {
     /// `ws://`. The EICE double always uses TLS.
     #[serde(default)]
     pub ssm_tls: bool,
+    /// EC2 serial console access of the account in this Region (`EnableSerialConsoleAccess`,
+    /// spec §2.3; off by default on AWS, on by default in the lab). `State::set_serial_access`
+    /// overrides it at run time.
+    #[serde(default = "yes")]
+    pub serial_console_access: bool,
 }
 
 /// One EC2 Instance Connect Endpoint (`../shared/spec/aws-apis.md` §2.3, §4).
@@ -168,6 +173,10 @@ pub struct InstanceSpec {
     /// addresses at all (a direct connection is refused); only its SSM agent reaches it.
     #[serde(default = "yes")]
     pub inbound: bool,
+    /// The password every user of `os_users` has at the serial console's login prompt (spec §5.1:
+    /// a shell over the serial console needs an OS user with a password). Absent: every serial
+    /// login is refused with "Login incorrect".
+    pub serial_password: Option<String>,
 }
 
 impl InstanceSpec {
@@ -241,6 +250,7 @@ tags = { Role = "web", Team = "shop" }
 private_ip = "127.0.1.10"
 public_ip = "127.0.2.10"
 launch_time = "2026-11-20T09:00:00.000Z"
+serial_password = "lab-serial-pw"
 
 [[instance]]
 id = "i-0b1b2c3d4e5f60719"
@@ -279,6 +289,7 @@ private_ip = "127.0.1.15"
 inbound = false
 ssm = "online"
 launch_time = "2026-11-22T07:30:00.000Z"
+serial_password = "lab-serial-pw"
 
 # In a VPC of its own, which has no Instance Connect Endpoint: direct and ssm reach it, eice not.
 [[instance]]

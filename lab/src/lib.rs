@@ -11,14 +11,19 @@
 //! - `eice`: EC2 Instance Connect Endpoints: one `wss://` service for every endpoint of the
 //!   inventory, which checks the presigned URL with its own SigV4 code and relays to the
 //!   instance's sshd;
+//! - `serial`: the EC2 serial console's SSH endpoint (a russh server): publickey login as
+//!   `<instance-id>.port0` with the key SendSerialConsoleSSHPublicKey pushed, one session per
+//!   instance with its teardown, and a getty whose login runs a real shell on a real pty;
 //! - `tls`: the lab CA (always written to `<lab dir>/lab-ca.pem`) and the `wss://` certificates;
-//! - `state`: pushed keys, a clock tests can advance, fault knobs (API, SSM, EICE), SSM agent
-//!   statuses, EICE tunnels and the request log.
+//! - `state`: pushed keys, a clock tests can advance, fault knobs (API, SSM, EICE, serial), SSM
+//!   agent statuses, EICE tunnels, serial sessions and connections, and the request log.
 //!
 //! The broker reaches the lab only through user-facing settings ([`Lab::env`]): the standard
-//! `AWS_ENDPOINT_URL` and `AWS_CA_BUNDLE`, and `EC2_BROKER_EICE_CONNECT_TO=127.0.0.1:PORT`, which
+//! `AWS_ENDPOINT_URL` and `AWS_CA_BUNDLE`; `EC2_BROKER_EICE_CONNECT_TO=127.0.0.1:PORT`, which
 //! opens the TCP connection of an EICE tunnel there while the URL, the signature, `Host` and the
-//! TLS name stay the endpoint's real `dnsName` (no AWS variable redirects that host, spec §1.4).
+//! TLS name stay the endpoint's real `dnsName` (no AWS variable redirects that host, spec §1.4);
+//! and `EC2_BROKER_SERIAL_ENDPOINT=127.0.0.1:PORT` with `EC2_BROKER_SERIAL_FINGERPRINT`, the serial
+//! endpoint and its host key's fingerprint in place of the Region's published pair (spec §5.2).
 
 mod api;
 pub mod bench;
@@ -29,9 +34,12 @@ pub mod eice;
 mod imds;
 pub mod inventory;
 pub mod keys_blob;
+pub mod serial;
 pub mod sshd;
 pub mod ssm;
 pub mod state;
+#[cfg(test)]
+mod test_world;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -45,6 +53,7 @@ use tokio::net::TcpListener;
 
 pub use eice::{EiceFaults, EiceTunnelInfo};
 pub use inventory::{EndpointSpec, InstanceSpec, Inventory};
+pub use serial::{SerialConnInfo, SerialFaults};
 pub use ssm::{Disconnect, DisconnectKind, SsmFaults, SsmSessionInfo, SsmStatus};
 pub use state::{ApiCall, Faults, PushedKey, State};
 
@@ -64,6 +73,8 @@ pub struct Lab {
     ssm_url: String,
     eice: SocketAddr,
     ca_bundle: PathBuf,
+    serial: SocketAddr,
+    serial_fingerprint: String,
 }
 
 /// What the lab runs for one instance.
@@ -112,8 +123,10 @@ impl Lab {
             .chain(local_names.iter().cloned())
             .collect();
         let eice_tls = ca.acceptor(&eice_names, "ec2-lab ec2-instance-connect-endpoint")?;
+        let serial_key = serial::service::host_key()?;
+        let serial_fingerprint = serial::service::fingerprint(&serial_key);
 
-        let (api, eice, instances, ssm_url) = runtime.block_on(async {
+        let (api, eice, serial, instances, ssm_url) = runtime.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the API endpoint")?;
             let api = listener.local_addr()?;
             tokio::spawn(serve(listener, api::router(state.clone())));
@@ -125,6 +138,10 @@ impl Lab {
             let eice_listener = TcpListener::bind("127.0.0.1:0").await.context("binding the EICE endpoint")?;
             let eice = eice_listener.local_addr()?;
             tokio::spawn(eice::serve(eice_listener, state.clone(), eice_tls));
+            let serial_listener =
+                TcpListener::bind("127.0.0.1:0").await.context("binding the serial console endpoint")?;
+            let serial = serial_listener.local_addr()?;
+            tokio::spawn(serial::service::serve(serial_listener, state.clone(), serial_key));
             let mut instances = BTreeMap::new();
             let mut port = None;
             for inst in &running {
@@ -139,10 +156,21 @@ impl Lab {
                 let lab_instance = LabInstance { ssh_port, agent_sshd, imds_url, sshd: files, accepted };
                 instances.insert(inst.id.clone(), lab_instance);
             }
-            anyhow::Ok((api, eice, instances, ssm_url))
+            anyhow::Ok((api, eice, serial, instances, ssm_url))
         })?;
         let dir = dir.to_path_buf();
-        Ok(Lab { runtime: Some(runtime), state, api, instances, dir, ssm_url, eice, ca_bundle })
+        Ok(Lab {
+            runtime: Some(runtime),
+            state,
+            api,
+            instances,
+            dir,
+            ssm_url,
+            eice,
+            ca_bundle,
+            serial,
+            serial_fingerprint,
+        })
     }
 
     /// The API endpoint URL (`AWS_ENDPOINT_URL`).
@@ -178,9 +206,29 @@ impl Lab {
         self.state.eice.infos()
     }
 
+    /// The serial console endpoint's address (`127.0.0.1:PORT`, SSH), which stands for the
+    /// Region's `serial-console.ec2-instance-connect.<region>.aws:22` (`EC2_BROKER_SERIAL_ENDPOINT`
+    /// in [`Lab::env`]).
+    pub fn serial_addr(&self) -> SocketAddr {
+        self.serial
+    }
+
+    /// The serial endpoint's host key fingerprint, `SHA256:<base64 without padding>` exactly as
+    /// `ssh-keygen -l` prints it (`EC2_BROKER_SERIAL_FINGERPRINT` in [`Lab::env`]).
+    pub fn serial_fingerprint(&self) -> String {
+        self.serial_fingerprint.clone()
+    }
+
+    /// Every TCP connection to the serial endpoint so far, oldest first.
+    pub fn serial_connections(&self) -> Vec<SerialConnInfo> {
+        self.state.serial.infos()
+    }
+
     /// Environment for the broker: endpoint, Region, static credentials, no real IMDS probing,
-    /// AWS config files inside the lab directory, `AWS_CA_BUNDLE` (the lab CA) and
-    /// `EC2_BROKER_EICE_CONNECT_TO` (the EICE service's address).
+    /// AWS config files inside the lab directory, `AWS_CA_BUNDLE` (the lab CA),
+    /// `EC2_BROKER_EICE_CONNECT_TO` (the EICE service's address), `EC2_BROKER_SERIAL_ENDPOINT`
+    /// (the serial console endpoint's `127.0.0.1:PORT`) and `EC2_BROKER_SERIAL_FINGERPRINT` (its
+    /// host key's `SHA256:` fingerprint).
     pub fn env(&self) -> Vec<(String, String)> {
         let config = self.dir.join("aws-config");
         let credentials = self.dir.join("aws-credentials");
@@ -198,6 +246,8 @@ impl Lab {
             ("AWS_USE_DUALSTACK_ENDPOINT", "false".into()),
             ("AWS_CA_BUNDLE", self.ca_bundle.display().to_string()),
             ("EC2_BROKER_EICE_CONNECT_TO", self.eice.to_string()),
+            ("EC2_BROKER_SERIAL_ENDPOINT", self.serial.to_string()),
+            ("EC2_BROKER_SERIAL_FINGERPRINT", self.serial_fingerprint.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -1,6 +1,6 @@
 //! Shared lab state: pushed keys, the clock tests can advance, fault knobs, the request log, the
-//! SSM double's sessions, agent statuses and fault knobs, and the EICE double's tunnels and fault
-//! knobs.
+//! SSM double's sessions, agent statuses and fault knobs, the EICE double's tunnels and fault
+//! knobs, and the serial console's sessions, connections, access setting and fault knobs.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::eice::{self, EiceFaults};
 use crate::inventory::Inventory;
+use crate::serial::{self, SerialFaults};
 use crate::ssm::session::Registry;
 use crate::ssm::{SsmFaults, SsmStatus};
 
@@ -75,6 +76,10 @@ pub struct State {
     ssm_status: Mutex<BTreeMap<String, (SsmStatus, u64)>>,
     pub(crate) eice: eice::Registry,
     eice_faults: Mutex<EiceFaults>,
+    pub(crate) serial: serial::session::Registry,
+    serial_faults: Mutex<SerialFaults>,
+    /// `set_serial_access`, overriding the inventory's `serial_console_access`.
+    serial_access: Mutex<Option<bool>>,
     started: u64,
 }
 
@@ -93,6 +98,9 @@ impl State {
             ssm_status: Mutex::default(),
             eice: eice::Registry::default(),
             eice_faults: Mutex::default(),
+            serial: serial::session::Registry::default(),
+            serial_faults: Mutex::default(),
+            serial_access: Mutex::default(),
             started,
         }
     }
@@ -220,6 +228,31 @@ impl State {
     /// The EICE fault knobs now.
     pub fn eice_faults(&self) -> EiceFaults {
         lock(&self.eice_faults).clone()
+    }
+}
+
+impl State {
+    /// Turns the account's serial console access on or off from now on (overrides the
+    /// inventory's `serial_console_access`); pushes are refused with
+    /// `SerialConsoleAccessDisabledException` while it is off.
+    pub fn set_serial_access(&self, enabled: bool) {
+        *lock(&self.serial_access) = Some(enabled);
+    }
+
+    /// Whether serial console access is enabled (what GetSerialConsoleAccessStatus reports).
+    pub fn serial_access(&self) -> bool {
+        lock(&self.serial_access).unwrap_or(self.inventory.serial_console_access)
+    }
+
+    /// Changes the serial console's fault knobs, e.g.
+    /// `state.set_serial_faults(|f| f.teardown = Duration::from_secs(2))`.
+    pub fn set_serial_faults(&self, f: impl FnOnce(&mut SerialFaults)) {
+        f(&mut lock(&self.serial_faults));
+    }
+
+    /// The serial console's fault knobs now.
+    pub fn serial_faults(&self) -> SerialFaults {
+        lock(&self.serial_faults).clone()
     }
 }
 

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod console;
 pub mod proxy;
 
 use crate::cli::{Cli, Command};
@@ -8,5 +9,6 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Proxy(args) => proxy::run(args).await,
+        Command::Console(args) => console::run(args).await,
     }
 }

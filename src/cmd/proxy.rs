@@ -13,7 +13,7 @@ use crate::host::HostSpec;
 use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
-use crate::route::{Route, direct, eice, ssm};
+use crate::route::{Route, direct, eice, serial, ssm};
 use crate::{auth_probe, key_agent, resolve, splice, stdio};
 
 /// Runs the proxy.
@@ -44,6 +44,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         RouteArg::Direct => direct_route(&conn, key_holder).await,
         RouteArg::Ssm => ssm_route(&conn, key_holder).await,
         RouteArg::Eice => eice_route(&conn, key_holder).await,
+        RouteArg::Serial => serial_route(&conn, key_holder).await,
     }
 }
 
@@ -134,6 +135,36 @@ async fn eice_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
     Ok(())
 }
 
+async fn serial_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
+    let Conn { args, aws, instance, user, started, .. } = *c;
+    serial::check_user(user, &instance.id)?;
+    let endpoint = crate::serial::endpoints::resolve(
+        &aws.region,
+        args.serial.serial_endpoint.as_deref(),
+        args.serial.serial_fingerprint.as_deref(),
+    )?;
+    crate::serial::preflight::check(aws, instance, &instance.label()).await?;
+    tracing::info!(route = %Route::Serial, %endpoint, "opening route");
+    // The push opens the serial session: it waits until the endpoint proved to be AWS's.
+    let gate = match &key_holder {
+        None => None,
+        Some(holder) => {
+            holder.deliver().await?;
+            let (aws, id, public_key) = (aws.clone(), instance.id.clone(), holder.key().public_openssh());
+            let push: serial::Gate = Box::pin(async move {
+                aws.push_serial_key(&id, &public_key).await.map_err(|e| std::io::Error::other(format!("{e:#}")))
+            });
+            Some(push)
+        }
+    };
+    let stream = serial::open(&endpoint, Duration::from_secs(args.connect_timeout), gate).await?;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    let stats = stdio::pipe(stream).await.context("piping between ssh and the serial console")?;
+    tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+    drop(key_holder);
+    Ok(())
+}
+
 /// After a session that looks like a refused login, one probe login with the same key decides
 /// whether to tell the user that Instance Connect is not working on the instance.
 async fn check_key_refused(
@@ -157,17 +188,10 @@ async fn check_key_refused(
              sshd already has another AuthorizedKeysCommand, instance metadata is disabled, or there is no user {user}. \
              Try another user, --no-push with a key the instance already trusts, or a route that does not need the key \
              (--route ssm)",
-            instance_label(instance)
+            instance.label()
         );
     }
     Ok(())
-}
-
-fn instance_label(i: &Instance) -> String {
-    match &i.name {
-        Some(n) => format!("instance {} ({n})", i.id),
-        None => format!("instance {}", i.id),
-    }
 }
 
 /// The address the direct route dials.

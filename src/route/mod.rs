@@ -5,6 +5,7 @@
 
 pub mod direct;
 pub mod eice;
+pub mod serial;
 pub mod ssm;
 
 use std::fmt;
@@ -18,6 +19,8 @@ pub enum Route {
     Ssm,
     /// An EC2 Instance Connect Endpoint tunnel.
     Eice,
+    /// The serial console's SSH endpoint (for the user's own ssh).
+    Serial,
 }
 
 impl fmt::Display for Route {
@@ -26,6 +29,7 @@ impl fmt::Display for Route {
             Route::Direct => "direct",
             Route::Ssm => "ssm",
             Route::Eice => "eice",
+            Route::Serial => "serial",
         })
     }
 }

@@ -25,6 +25,19 @@ fn contrib_ssh_config_parses_with_real_ssh() {
         "{}",
         out.stdout
     );
+    // The serial console block: the user comes from the command line, a terminal is forced.
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-G", "-F", config, "i-0123456789abcdef0.port0@i-0123456789abcdef0.serial"]);
+    let out = run(cmd, Duration::from_secs(10));
+    assert!(out.success(), "{}", out.describe());
+    for line in [
+        "proxycommand ec2-broker proxy --route serial --strip-suffix .serial %r@%h:%p\n",
+        "user i-0123456789abcdef0.port0\n",
+        "requesttty force\n",
+        "stricthostkeychecking accept-new\n",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
 }
 
 #[test]
@@ -49,4 +62,12 @@ fn help_and_usage_errors() {
     );
     assert_eq!(out.code(), Some(2), "clap's usage errors exit 2");
     assert!(out.stderr.contains("[USER@]HOST[:PORT]"), "{}", out.stderr);
+    let mut c = Command::new(broker());
+    c.args(["console", "--help"]);
+    let out = run(c, Duration::from_secs(10));
+    assert!(out.success());
+    for needle in ["~. leaves", "password", "scp and rsync cannot run over it", "--log-session", "--serial-fingerprint"]
+    {
+        assert!(out.stdout.contains(needle), "{needle}: {}", out.stdout);
+    }
 }

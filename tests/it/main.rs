@@ -17,3 +17,5 @@ mod proxy_eice;
 mod proxy_ssm;
 /// Resolution and error messages: ambiguity, stopped, unknown, bad input.
 mod resolution;
+/// The serial console: `console` through a pseudo-terminal, and plain ssh over `--route serial`.
+mod serial_console;

@@ -48,14 +48,15 @@ import boto3
 ec2 = boto3.client("ec2", endpoint_url="{url}", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b")
 vpc = ec2.create_vpc(CidrBlock="127.0.0.0/16")["Vpc"]["VpcId"]
 sub = ec2.create_subnet(VpcId=vpc, CidrBlock="127.0.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
-def run(name, ip):
-    r = ec2.run_instances(ImageId="ami-760aaa0f", MinCount=1, MaxCount=1, SubnetId=sub, PrivateIpAddress=ip,
+def run(name, ip, instance_type="m1.small"):
+    r = ec2.run_instances(ImageId="ami-760aaa0f", MinCount=1, MaxCount=1, SubnetId=sub, PrivateIpAddress=ip, InstanceType=instance_type,
         TagSpecifications=[{{"ResourceType": "instance", "Tags": [{{"Key": "Name", "Value": name}}]}}])
     return r["Instances"][0]["InstanceId"]
 web = run("moto-web", "127.0.1.77")
 run("moto-api-1", "127.0.1.78")
 run("moto-api-2", "127.0.1.79")
 stopped = run("moto-old", "127.0.1.80")
+run("moto-nitro", "127.0.1.81", "t3.micro")
 ec2.stop_instances(InstanceIds=[stopped])
 print(web, stopped)
 "#
@@ -119,4 +120,21 @@ fn resolve_and_push_against_moto() {
         out.stderr,
         "ec2-broker: error: no instance matches i-0123456789abcdef0 in eu-west-1: check the spelling, --region and --profile\n"
     );
+
+    // The serial console's preflight reads moto's DescribeInstanceTypes catalogue: m1.small is Xen.
+    // (moto has no GetSerialConsoleAccessStatus: the broker warns and goes on.)
+    let console = |host: &str| {
+        let mut cmd = world.command(crate::harness::broker());
+        cmd.env("AWS_ENDPOINT_URL", &moto.url).args(["console", host]);
+        world.run(cmd, Duration::from_secs(60))
+    };
+    let out = console("moto-web");
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("m1.small runs on the xen hypervisor"), "{}", out.describe());
+    // t3.micro is Nitro: the preflight passes, the endpoint's key checks out (the lab's), and the
+    // push reaches moto, which does not implement it.
+    let out = console("moto-nitro");
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(!out.stderr.contains("hypervisor"), "{}", out.describe());
+    assert!(out.stderr.contains("pushing a key for the serial console"), "{}", out.describe());
 }

@@ -1,6 +1,7 @@
-//! EC2 query API double: DescribeInstances (filters, pagination) and GetConsoleOutput, with the
-//! real XML element names (`../shared/spec/aws-apis.md` §1.3, §2.3), and the dispatch to
-//! DescribeInstanceConnectEndpoints (`instance_connect_endpoints`).
+//! EC2 query API double: DescribeInstances (filters, pagination), GetConsoleOutput and
+//! GetSerialConsoleAccessStatus, with the real XML element names (`../shared/spec/aws-apis.md`
+//! §1.3, §2.3), and the dispatch to DescribeInstanceConnectEndpoints
+//! (`instance_connect_endpoints`) and DescribeInstanceTypes (`instance_types`).
 
 use std::fmt::Write;
 
@@ -18,6 +19,8 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -
         "DescribeInstances" => describe_instances(state, params),
         "GetConsoleOutput" => get_console_output(state, params),
         "DescribeInstanceConnectEndpoints" => super::instance_connect_endpoints::describe(state, params),
+        "DescribeInstanceTypes" => super::instance_types::describe(state, params),
+        "GetSerialConsoleAccessStatus" => get_serial_console_access_status(state),
         "" => err(StatusCode::BAD_REQUEST, "MissingAction", "The request must contain the parameter Action"),
         other => err(
             StatusCode::BAD_REQUEST,
@@ -251,6 +254,16 @@ fn get_console_output(state: &State, params: &[(String, String)]) -> Response {
         let _ = write!(xml, "<output>{}</output>", base64(inst.console_output.as_bytes()));
     }
     ok("GetConsoleOutput", state, &xml)
+}
+
+/// The account's serial console access in this Region (spec §2.3), set by the inventory or
+/// `State::set_serial_access`; always managed by the account here (no declarative policy).
+fn get_serial_console_access_status(state: &State) -> Response {
+    let xml = format!(
+        "<serialConsoleAccessEnabled>{}</serialConsoleAccessEnabled><managedBy>account</managedBy>",
+        state.serial_access()
+    );
+    ok("GetSerialConsoleAccessStatus", state, &xml)
 }
 
 /// Standard base64 with padding (the console output is sent encoded, spec §2.3).

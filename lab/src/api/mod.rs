@@ -5,6 +5,7 @@
 mod ec2;
 mod instance_connect;
 mod instance_connect_endpoints;
+mod instance_types;
 mod ssm;
 
 use std::sync::Arc;

@@ -3,11 +3,10 @@
 //! over rustls trusting only the lab CA, URLs signed by `sigv4`). Needs root and OpenSSH, like
 //! every test that starts a `Lab`.
 
+use crate::test_world::World;
 use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -61,29 +60,8 @@ tags = { Team = "net" }
 
 type Tunnel = WebSocketStream<TlsStream<TcpStream>>;
 
-/// A lab of its own per test, a client runtime, and cleanup.
-struct World {
-    lab: Lab,
-    rt: tokio::runtime::Runtime,
-    dir: PathBuf,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn world() -> World {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir =
-        std::env::temp_dir().join(format!("ec2-lab-eice-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
-    std::fs::create_dir_all(&dir).unwrap();
-    crate::demo::make_traversable(&dir).unwrap();
-    let lab = Lab::start(Inventory::from_toml(INVENTORY).unwrap(), &dir)
-        .expect("starting the lab (needs root and openssh-server)");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    World { lab, rt, dir }
+    crate::test_world::start("eice", Inventory::from_toml(INVENTORY).unwrap())
 }
 
 impl World {

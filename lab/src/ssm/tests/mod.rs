@@ -4,9 +4,8 @@
 
 mod client;
 
-use std::path::PathBuf;
+use crate::test_world::World;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -19,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use self::client::{Client, Event, call, connect, start};
 use super::frame::payload_type::OUTPUT;
 use super::{Disconnect, DisconnectKind, SsmStatus};
-use crate::{ApiCall, Inventory, Lab};
+use crate::{ApiCall, Inventory};
 
 const WEB: &str = "i-0aa0000000000000a";
 const DB: &str = "i-0bb0000000000000b";
@@ -51,30 +50,10 @@ state = "stopped"
 private_ip = "127.0.4.13"
 "#;
 
-/// A lab of its own per test, a client runtime, and cleanup.
-struct World {
-    lab: Lab,
-    rt: tokio::runtime::Runtime,
-    dir: PathBuf,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn world(tls: bool) -> World {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir =
-        std::env::temp_dir().join(format!("ec2-lab-ssm-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
-    std::fs::create_dir_all(&dir).unwrap();
-    crate::demo::make_traversable(&dir).unwrap();
     let mut inventory = Inventory::from_toml(INVENTORY).unwrap();
     inventory.ssm_tls = tls;
-    let lab = Lab::start(inventory, &dir).expect("starting the lab (needs root and openssh-server)");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    World { lab, rt, dir }
+    crate::test_world::start("ssm", inventory)
 }
 
 fn error_type(body: &Value) -> &str {

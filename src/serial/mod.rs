@@ -1,0 +1,21 @@
+//! The EC2 serial console (`../shared/spec/aws-apis.md` §5): the last resort when the instance's
+//! network or sshd is broken.
+//!
+//! ```text
+//!  preflight (state, account setting, type) ─▶ push key (opens the session) ─▶ client: SSH to
+//!  the Region's endpoint, host key pinned ─▶ driver: keyboard ⇄ escape ⇄ serial line ⇄ screen
+//! ```
+//!
+//! Sans-IO parts, unit-tested with vectors: [`endpoints`] (the published table), [`capable`]
+//! (which types have a console), [`escape`] (`~.`, `~?`, `~~`), [`login_hint`] and
+//! [`host_key_check`] (the endpoint's key inside a relayed stream, for `proxy --route serial`).
+//! I/O: [`preflight`] (AWS calls), [`client`] (russh) and [`driver`] (the loop).
+
+pub mod capable;
+pub mod client;
+pub mod driver;
+pub mod endpoints;
+pub mod escape;
+pub mod host_key_check;
+pub mod login_hint;
+pub mod preflight;
