@@ -91,6 +91,21 @@ fn console_logs_in_runs_a_command_follows_the_window_and_leaves() {
 }
 
 #[test]
+fn console_restores_the_terminal_when_killed() {
+    let world = World::new();
+    let pty = Pty::open(80, 24);
+    let before = pty.modes();
+    let stderr = world.path("console.err");
+    let mut child = console(&world, &pty, &["web-1"], &stderr);
+    pty.expect_after(0, "login: ", T);
+    assert!(!pty.modes().local_modes.contains(LocalModes::ICANON), "raw during the session");
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(kill.success());
+    assert!(wait_deadline(&mut child, T).is_some(), "still running after SIGTERM");
+    assert!(same_modes(&before, &pty.modes()), "the terminal was not restored:\n{}", read(&stderr));
+}
+
+#[test]
 fn console_refuses_an_endpoint_with_another_host_key_before_anything_else() {
     let world = World::new();
     let mut cmd = world.command(broker());
