@@ -161,11 +161,57 @@ pub fn run_demo() -> anyhow::Result<()> {
         );
     }
 
+    // The last resort: db-1's serial console, as if its network or sshd were broken.
+    let took = console_demo(&broker, &env, &dir)?;
+    println!(
+        "console db-1: serial getty, logged in with the OS password, ran a command, left with ~. ({} ms; \
+         endpoint host key checked against its pinned fingerprint before the key was pushed)",
+        took.as_millis()
+    );
+
     let pushes = lab.state().pushed_keys().len();
     println!("\nall worked: {pushes} short-lived keys pushed, none of them stored by the instance beyond 60 s");
     drop(lab);
     let _ = fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Drives `ec2-broker console db-1` through a pseudo-terminal as a user would.
+fn console_demo(broker: &Path, env: &[(String, String)], dir: &Path) -> anyhow::Result<Duration> {
+    const STEP: Duration = Duration::from_secs(30);
+    let started = Instant::now();
+    let pty = crate::pty::Pty::open(100, 30)?;
+    let mut cmd = Command::new(broker);
+    cmd.args(["console", "db-1"]).envs(env.iter().map(|(k, v)| (k, v))).env("TERM", "xterm");
+    let stderr = dir.join("console.err");
+    let mut child = pty.spawn(cmd, &stderr)?;
+    let dialogue = || -> anyhow::Result<()> {
+        let at = pty.expect_after(0, "login: ", STEP)?;
+        pty.type_text("ec2-user\r")?;
+        let at = pty.expect_after(at, "Password: ", STEP)?;
+        pty.type_text("lab-serial-pw\r")?;
+        pty.type_text("echo serial console of $(hostname), user $(id -un): $((6*7))\r")?;
+        pty.expect_after(at, "user ec2-user: 42", STEP)?;
+        pty.type_text("\r~.")?;
+        Ok(())
+    };
+    let result = dialogue();
+    let end = Instant::now() + STEP;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if result.is_err() || Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let errors = fs::read_to_string(&stderr).unwrap_or_default();
+    result.with_context(|| format!("ec2-broker console db-1:\n{errors}"))?;
+    ensure!(status.is_some_and(|s| s.success()), "ec2-broker console db-1 did not leave on ~.:\n{errors}");
+    Ok(started.elapsed())
 }
 
 /// Starts the lab and keeps it running, printing what to use by hand.

@@ -34,6 +34,7 @@ pub mod eice;
 mod imds;
 pub mod inventory;
 pub mod keys_blob;
+pub mod pty;
 pub mod serial;
 pub mod sshd;
 pub mod ssm;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use ec2_lab::Inventory;
 use rustix::termios::LocalModes;
 
-use crate::harness::pty::{Pty, same_modes};
 use crate::harness::run::wait_deadline;
 use crate::harness::{World, broker};
+use ec2_lab::pty::{Pty, same_modes};
 
 const WEB1: &str = "i-0a1b2c3d4e5f60718";
 const PASSWORD: &str = "lab-serial-pw";
@@ -23,26 +23,26 @@ const OTHER_FINGERPRINT: &str = "SHA256:dXwn5ma/xadVMeBZGEru5l2gx+yI5LDiJaLUcz0F
 fn console(world: &World, pty: &Pty, args: &[&str], stderr: &Path) -> Child {
     let mut cmd = world.command(broker());
     cmd.arg("console").args(args).env("TERM", "xterm");
-    pty.spawn(cmd, stderr)
+    pty.spawn(cmd, stderr).unwrap()
 }
 
 /// Waits for the getty, logs in as ec2-user; returns the screen position after the password prompt.
 fn login(pty: &Pty, from: usize) -> usize {
-    let at = pty.expect_after(from, "login: ", T);
-    pty.type_text("ec2-user\r");
-    let at = pty.expect_after(at, "Password: ", T);
-    pty.type_text(&format!("{PASSWORD}\r"));
+    let at = pty.expect_after(from, "login: ", T).unwrap();
+    pty.type_text("ec2-user\r").unwrap();
+    let at = pty.expect_after(at, "Password: ", T).unwrap();
+    pty.type_text(&format!("{PASSWORD}\r")).unwrap();
     at
 }
 
 /// Runs a command in the logged-in shell and waits for its output (`serial-42` is not in the echo).
 fn run_echo(pty: &Pty, from: usize) -> usize {
-    pty.type_text("echo serial-$((6*7))\r");
-    pty.expect_after(from, "serial-42", T)
+    pty.type_text("echo serial-$((6*7))\r").unwrap();
+    pty.expect_after(from, "serial-42", T).unwrap()
 }
 
 fn leave(pty: &Pty, child: &mut Child) -> std::process::ExitStatus {
-    pty.type_text("\r~.");
+    pty.type_text("\r~.").unwrap();
     wait_deadline(child, T).unwrap_or_else(|| panic!("still running after ~.; screen:\n{}", pty.screen()))
 }
 
@@ -57,28 +57,31 @@ fn pushes(world: &World) -> usize {
 #[test]
 fn console_logs_in_runs_a_command_follows_the_window_and_leaves() {
     let world = World::new();
-    let pty = Pty::open(100, 30);
-    let before = pty.modes();
+    let pty = Pty::open(100, 30).unwrap();
+    let before = pty.modes().unwrap();
     let (transcript, stderr) = (world.path("session.log"), world.path("console.err"));
     let mut child = console(&world, &pty, &["web-1", "--log-session", transcript.to_str().unwrap()], &stderr);
 
     let at = login(&pty, 0);
-    assert!(!pty.modes().local_modes.contains(LocalModes::ICANON), "the terminal must be raw during the session");
+    assert!(
+        !pty.modes().unwrap().local_modes.contains(LocalModes::ICANON),
+        "the terminal must be raw during the session"
+    );
     let at = run_echo(&pty, at);
-    pty.type_text("stty size\r");
-    let at = pty.expect_after(at, "30 100", T);
+    pty.type_text("stty size\r").unwrap();
+    let at = pty.expect_after(at, "30 100", T).unwrap();
     // A window change reaches the instance's terminal.
-    pty.resize(120, 40);
+    pty.resize(120, 40).unwrap();
     let kill = Command::new("kill").args(["-WINCH", &child.id().to_string()]).status().expect("kill");
     assert!(kill.success());
     std::thread::sleep(Duration::from_millis(300));
-    pty.type_text("stty size\r");
-    pty.expect_after(at, "40 120", T);
+    pty.type_text("stty size\r").unwrap();
+    pty.expect_after(at, "40 120", T).unwrap();
 
     let status = leave(&pty, &mut child);
     let err = read(&stderr);
     assert!(status.success(), "{status:?}\n{err}\n{}", world.dump());
-    assert!(same_modes(&before, &pty.modes()), "the terminal was not restored");
+    assert!(same_modes(&before, &pty.modes().unwrap()), "the terminal was not restored");
     assert_eq!(err.matches("OS user's PASSWORD").count(), 1, "one password reminder:\n{err}");
     assert!(err.contains("left the serial console of instance i-0a1b2c3d4e5f60718 (web-1)"), "{err}");
     assert!(read(&transcript).contains("serial-42"), "transcript:\n{}", read(&transcript));
@@ -93,16 +96,16 @@ fn console_logs_in_runs_a_command_follows_the_window_and_leaves() {
 #[test]
 fn console_restores_the_terminal_when_killed() {
     let world = World::new();
-    let pty = Pty::open(80, 24);
-    let before = pty.modes();
+    let pty = Pty::open(80, 24).unwrap();
+    let before = pty.modes().unwrap();
     let stderr = world.path("console.err");
     let mut child = console(&world, &pty, &["web-1"], &stderr);
-    pty.expect_after(0, "login: ", T);
-    assert!(!pty.modes().local_modes.contains(LocalModes::ICANON), "raw during the session");
+    pty.expect_after(0, "login: ", T).unwrap();
+    assert!(!pty.modes().unwrap().local_modes.contains(LocalModes::ICANON), "raw during the session");
     let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(kill.success());
     assert!(wait_deadline(&mut child, T).is_some(), "still running after SIGTERM");
-    assert!(same_modes(&before, &pty.modes()), "the terminal was not restored:\n{}", read(&stderr));
+    assert!(same_modes(&before, &pty.modes().unwrap()), "the terminal was not restored:\n{}", read(&stderr));
 }
 
 #[test]
@@ -173,7 +176,7 @@ fn console_says_why_it_cannot_open() {
 fn console_retries_a_spurious_first_close() {
     let world = World::new();
     world.lab.state().set_serial_faults(|f| f.spurious_first_close = true);
-    let pty = Pty::open(80, 24);
+    let pty = Pty::open(80, 24).unwrap();
     let stderr = world.path("console.err");
     let mut child = console(&world, &pty, &["web-1"], &stderr);
     let at = login(&pty, 0);
@@ -190,10 +193,10 @@ fn console_retries_a_spurious_first_close() {
 fn console_waits_for_the_previous_session_to_close() {
     let world = World::new();
     world.lab.state().set_serial_faults(|f| f.teardown = Duration::from_secs(2));
-    let (first, second) = (Pty::open(80, 24), Pty::open(80, 24));
+    let (first, second) = (Pty::open(80, 24).unwrap(), Pty::open(80, 24).unwrap());
     let (err1, err2) = (world.path("first.err"), world.path("second.err"));
     let mut one = console(&world, &first, &["web-1"], &err1);
-    first.expect_after(0, "login: ", T);
+    first.expect_after(0, "login: ", T).unwrap();
 
     let mut two = console(&world, &second, &["web-1", "--wait", "60"], &err2);
     let deadline = std::time::Instant::now() + T;
@@ -232,14 +235,14 @@ fn serial_ssh_config(world: &World) -> std::path::PathBuf {
 fn plain_ssh_through_the_serial_route() {
     let world = World::new();
     let config = serial_ssh_config(&world);
-    let pty = Pty::open(80, 24);
+    let pty = Pty::open(80, 24).unwrap();
     let mut cmd = world.command("ssh");
     cmd.arg("-F").arg(&config).arg("web-1-serial");
     let stderr = world.path("ssh.err");
-    let mut ssh = pty.spawn(cmd, &stderr);
+    let mut ssh = pty.spawn(cmd, &stderr).unwrap();
     let at = login(&pty, 0);
     run_echo(&pty, at);
-    pty.type_text("\r~.");
+    pty.type_text("\r~.").unwrap();
     assert!(wait_deadline(&mut ssh, T).is_some(), "ssh did not leave on ~.:\n{}", pty.screen());
     let conns = world.lab.serial_connections();
     assert_eq!(conns.len(), 1, "{conns:#?}\n{}", read(&stderr));

@@ -2,7 +2,6 @@
 //! its environment to child processes explicitly (the test process's own env is never changed).
 
 pub mod process;
-pub mod pty;
 pub mod run;
 
 use std::fs;
