@@ -37,6 +37,42 @@ pub enum Command {
     /// Open an instance's serial console: the way in when its network or sshd is broken.
     #[command(long_about = CONSOLE_ABOUT)]
     Console(ConsoleArgs),
+    /// Audit known_hosts files: weak, stale, conflicting and recycled entries, and host keys
+    /// checked against the fingerprints EC2 instances print to their console.
+    #[command(subcommand)]
+    KnownHosts(KnownHostsCommand),
+}
+
+/// `ec2-broker known-hosts …`.
+#[derive(Debug, Subcommand)]
+pub enum KnownHostsCommand {
+    /// Report on known_hosts files (exit 0: nothing to fix, 1: findings, 2: error).
+    Audit(AuditArgs),
+}
+
+/// Arguments of `ec2-broker known-hosts audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// known_hosts files (default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, those that exist).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// AWS account and Region whose instances the addresses are looked up in.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Only check the files themselves: no AWS calls.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Remove duplicate, conflicting, terminated and recycled entries (and serial endpoints with
+    /// the wrong key); each changed file is first copied to FILE.old.
+    #[arg(long)]
+    pub fix: bool,
 }
 
 const CONSOLE_ABOUT: &str = "Open an instance's serial console: the way in when its network or sshd is broken.

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     // A blocking stdin read may still be parked in a worker thread: do not wait for it.
     runtime.shutdown_background();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => error::report(&err),
     }
 }

@@ -1,5 +1,13 @@
-//! The lab's inventory: the instances and EC2 Instance Connect Endpoints the doubles pretend
-//! exist (TOML).
+//! The lab's inventory: the instances, key pairs and EC2 Instance Connect Endpoints the doubles
+//! pretend exist (TOML), its checks (`check`), the names EC2 derives from addresses (`names`),
+//! and a generator of large inventories for benchmarks (`generated`).
+
+mod check;
+mod generated;
+mod key_pair;
+mod names;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -7,6 +15,9 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 use sha2::Digest;
 
+pub use key_pair::{KeyPairSpec, LAB_ADMIN_PRIVATE_KEY, LAB_ADMIN_PUBLIC_KEY};
+
+use crate::console::ConsoleKeys;
 use crate::ssm::{DEFAULT_AGENT_VERSION, SsmStatus};
 
 /// The whole inventory.
@@ -25,6 +36,19 @@ pub struct Inventory {
     /// The EC2 Instance Connect Endpoints (`[[endpoint]]`).
     #[serde(default, rename = "endpoint")]
     pub endpoints: Vec<EndpointSpec>,
+    /// The account's key pairs (`[[key_pair]]`, DescribeKeyPairs).
+    #[serde(default, rename = "key_pair")]
+    pub key_pairs: Vec<KeyPairSpec>,
+    /// Run each running instance's sshd and IMDS double (default). `false`: nothing listens
+    /// for any instance (no sshd, IMDS, SSM agent target), so an inventory of thousands of
+    /// instances starts in well under a second; the API doubles still answer for all of them,
+    /// and consoles print stand-in host keys derived from `seed`.
+    #[serde(default = "yes")]
+    pub serve_ssh: bool,
+    /// Seeds the stand-in host keys of instances without an sshd (see `serve_ssh`), and the
+    /// keys a tampered or mismatching console shows, so they are the same on every run.
+    #[serde(default)]
+    pub seed: u64,
     /// Serve the SSM data channel over TLS (`wss://`, certificate from the lab CA whose PEM is
     /// always written to `<lab dir>/lab-ca.pem`, which `AWS_CA_BUNDLE` names) instead of plain
     /// `ws://`. The EICE double always uses TLS.
@@ -130,7 +154,12 @@ pub struct InstanceSpec {
     /// Other tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// `running`, `stopped`, `pending`, `terminated` ...
+    /// `running`, `stopped`, `pending`, `terminated` ... Only running instances get an sshd
+    /// and listen on their addresses, so only they must have addresses of their own; stopped
+    /// and terminated instances may share a running one's (EC2 recycles addresses).
+    /// DescribeInstances reports the addresses the inventory gives, whatever the state: on AWS a
+    /// terminated instance usually reports none (its network interface is gone), so leave them
+    /// out to model that.
     #[serde(default = "default_state")]
     pub state: String,
     /// Availability Zone.
@@ -160,9 +189,16 @@ pub struct InstanceSpec {
     /// Whether the EC2 Instance Connect package is installed (sshd gets the AuthorizedKeysCommand).
     #[serde(default = "yes")]
     pub instance_connect: bool,
-    /// What GetConsoleOutput returns (decoded).
+    /// What GetConsoleOutput returns (decoded), verbatim; when set, `console_keys` is not used.
     #[serde(default)]
     pub console_output: String,
+    /// What the console output shows of the SSH host keys (`cloud-init`, `legacy`, `none`,
+    /// `tampered`, `mismatch`, `cut`: see [`ConsoleKeys`]). Absent: `cloud-init` for running
+    /// Linux instances, `none` for Windows and for instances that are not running.
+    pub console_keys: Option<ConsoleKeys>,
+    /// The key pair the instance was launched with (`keyName`). When the inventory has that
+    /// key pair, its public key is in the instance's `authorized_keys`, as cloud-init puts it.
+    pub key_name: Option<String>,
     /// The SSM agent: `online`, `connection_lost`, `inactive` or `none` (not registered).
     /// Absent: `online` on Linux, `none` on Windows (the lab's agent double speaks for Linux).
     pub ssm: Option<SsmStatus>,
@@ -184,42 +220,22 @@ impl InstanceSpec {
     pub fn ssm_status(&self) -> SsmStatus {
         self.ssm.unwrap_or(if self.platform.is_none() { SsmStatus::Online } else { SsmStatus::None })
     }
+
+    /// What the console shows of the host keys (see [`InstanceSpec::console_keys`]).
+    pub fn console_keys(&self) -> ConsoleKeys {
+        match self.console_keys {
+            Some(kind) => kind,
+            None if self.state == "running" && self.platform.is_none() => ConsoleKeys::CloudInit,
+            None => ConsoleKeys::Absent,
+        }
+    }
 }
 
 impl Inventory {
-    /// Parses TOML.
+    /// Parses TOML and checks it (see [`Inventory::check`]).
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
         let inv: Inventory = toml::from_str(text)?;
-        for i in &inv.instances {
-            for ip in [i.private_ip, i.public_ip].into_iter().flatten() {
-                anyhow::ensure!(
-                    ip.is_loopback(),
-                    "instance {}: address {ip} is not loopback: the lab only uses 127.0.0.0/8",
-                    i.id
-                );
-            }
-        }
-        for (n, e) in inv.endpoints.iter().enumerate() {
-            let body = e.id.strip_prefix("eice-").unwrap_or_default();
-            anyhow::ensure!(
-                !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
-                "endpoint {}: the id must look like eice-0123456789abcdef0",
-                e.id
-            );
-            anyhow::ensure!(!inv.endpoints[..n].iter().any(|o| o.id == e.id), "endpoint {} is listed twice", e.id);
-            anyhow::ensure!(
-                ENDPOINT_STATES.contains(&e.state.as_str()),
-                "endpoint {}: unknown state {:?} (one of {})",
-                e.id,
-                e.state,
-                ENDPOINT_STATES.join(", ")
-            );
-            anyhow::ensure!(
-                e.max_tunnel_duration_cap.is_none_or(|c| (1..=3600).contains(&c)),
-                "endpoint {}: max_tunnel_duration_cap must be 1-3600 seconds",
-                e.id
-            );
-        }
+        inv.check()?;
         Ok(inv)
     }
 
@@ -231,6 +247,11 @@ impl Inventory {
     /// Looks an instance up by id.
     pub fn get(&self, id: &str) -> Option<&InstanceSpec> {
         self.instances.iter().find(|i| i.id == id)
+    }
+
+    /// Looks a key pair up by name.
+    pub fn key_pair(&self, name: &str) -> Option<&KeyPairSpec> {
+        self.key_pairs.iter().find(|k| k.name == name)
     }
 
     /// Looks an Instance Connect Endpoint up by id.
@@ -251,6 +272,7 @@ private_ip = "127.0.1.10"
 public_ip = "127.0.2.10"
 launch_time = "2026-11-20T09:00:00.000Z"
 serial_password = "lab-serial-pw"
+key_name = "lab-admin"
 
 [[instance]]
 id = "i-0b1b2c3d4e5f60719"
@@ -259,6 +281,7 @@ tags = { Role = "api" }
 az = "eu-west-1b"
 private_ip = "127.0.1.11"
 launch_time = "2026-11-20T09:05:00.000Z"
+key_name = "lab-admin"
 
 [[instance]]
 id = "i-0c1b2c3d4e5f6071a"
@@ -304,6 +327,11 @@ launch_time = "2026-11-22T08:00:00.000Z"
 # the stopped batch-1).
 [[endpoint]]
 id = "eice-0e1c2e3d4f5a6b7c8"
+
+# The key pair web-1 and api-1 were launched with (LAB_ADMIN_PUBLIC_KEY).
+[[key_pair]]
+name = "lab-admin"
+public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINYty6T5SkXeQOkFfXnrzMghT3hM1xSvDhM9xqLNTjhH lab-admin"
 "#;
 
 fn default_region() -> String {

@@ -1,11 +1,14 @@
 //! ec2-lab: local doubles of the AWS endpoints ec2-broker talks to, on 127.0.0.1 with ephemeral
 //! ports, for the tests and the README demo. Never a dependency of the shipped binary.
 //!
-//! - `api`: the EC2 query API (with DescribeInstanceConnectEndpoints), EC2 Instance Connect and
-//!   the SSM API on one endpoint (`AWS_ENDPOINT_URL`);
+//! - `api`: the EC2 query API (with DescribeInstanceConnectEndpoints and DescribeKeyPairs), EC2
+//!   Instance Connect and the SSM API on one endpoint (`AWS_ENDPOINT_URL`);
+//! - `console`: what GetConsoleOutput returns: boot text with cloud-init's SSH host key block
+//!   (current, legacy, absent, tampered, mismatching or cut), from `host_keys`: each instance's
+//!   real sshd host keys, or stand-ins derived from the inventory's seed;
 //! - `imds`: each instance's metadata service with the `managed-ssh-keys` paths;
 //! - `sshd`: each running instance's real OpenSSH server, whose AuthorizedKeysCommand reads
-//!   that instance's IMDS double;
+//!   that instance's IMDS double (none with the inventory's `serve_ssh = false`);
 //! - `ssm`: SSM Session Manager: the data-channel websocket service (MGS, `ws://` or `wss://`)
 //!   and an agent per session that dials the instance's sshd, with its own frame codec;
 //! - `eice`: EC2 Instance Connect Endpoints: one `wss://` service for every endpoint of the
@@ -26,11 +29,14 @@
 //! endpoint and its host key's fingerprint in place of the Region's published pair (spec §5.2).
 
 mod api;
+mod base64;
 pub mod bench;
 pub mod bench_routes;
 mod civil_time;
+pub mod console;
 pub mod demo;
 pub mod eice;
+mod host_keys;
 mod imds;
 pub mod inventory;
 pub mod keys_blob;
@@ -52,8 +58,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+pub use console::ConsoleKeys;
 pub use eice::{EiceFaults, EiceTunnelInfo};
-pub use inventory::{EndpointSpec, InstanceSpec, Inventory};
+pub use inventory::{EndpointSpec, InstanceSpec, Inventory, KeyPairSpec};
 pub use serial::{SerialConnInfo, SerialFaults};
 pub use ssm::{Disconnect, DisconnectKind, SsmFaults, SsmSessionInfo, SsmStatus};
 pub use state::{ApiCall, Faults, PushedKey, State};
@@ -95,19 +102,28 @@ pub struct LabInstance {
 }
 
 impl Lab {
-    /// Starts every double for `inventory`, keeping configs and logs under `dir`.
+    /// Starts every double for `inventory`, keeping configs and logs under `dir`. Checks the
+    /// inventory first (`Inventory::check`: two running instances on one address are refused).
+    /// With `serve_ssh = false` no instance gets an sshd or IMDS listener: then
+    /// [`Lab::instance_ids`] is empty and [`Lab::instance`] knows no instance.
     pub fn start(inventory: Inventory, dir: &Path) -> anyhow::Result<Lab> {
+        inventory.check().context("checking the lab inventory")?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .thread_name("ec2-lab")
             .build()?;
         let state = Arc::new(State::new(inventory));
-        let running: Vec<InstanceSpec> =
-            state.inventory.instances.iter().filter(|i| i.state == "running").cloned().collect();
+        let running: Vec<InstanceSpec> = match state.inventory.serve_ssh {
+            true => state.inventory.instances.iter().filter(|i| i.state == "running").cloned().collect(),
+            false => Vec::new(),
+        };
         let users: Vec<String> = running.iter().flat_map(|i| i.os_users.clone()).collect();
         sshd::ensure_users(&users)?;
-        let keys_command = sshd::install_keys_command()?;
+        let keys_command = match running.is_empty() {
+            true => PathBuf::new(),
+            false => sshd::install_keys_command()?,
+        };
 
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let ca = tls::LabCa::generate()?;
@@ -149,7 +165,14 @@ impl Lab {
                 let imds_listener = TcpListener::bind("127.0.0.1:0").await?;
                 let imds_url = format!("http://{}", imds_listener.local_addr()?);
                 tokio::spawn(serve(imds_listener, imds::router(state.clone(), inst.id.clone())));
-                let files = sshd::prepare(inst, &dir.join(&inst.id), &imds_url, &keys_command)?;
+                let key_pair = inst.key_name.as_deref().and_then(|n| state.inventory.key_pair(n));
+                let launch = sshd::Launch {
+                    instance: inst,
+                    region: &state.inventory.region,
+                    key_pair: key_pair.map(|k| k.public_key.as_str()),
+                };
+                let files = sshd::prepare(launch, &dir.join(&inst.id), &imds_url, &keys_command)?;
+                state.host_keys.set_sshd(&inst.id, files.host_public_keys.clone());
                 let accepted = Arc::new(AtomicUsize::new(0));
                 let (ssh_port, agent_sshd) = listen_ssh(inst, &files, &accepted, port).await?;
                 port.get_or_insert(ssh_port);

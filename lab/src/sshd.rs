@@ -1,9 +1,12 @@
 //! A real OpenSSH `sshd` per lab instance, run in inetd mode (`sshd -i`) once per accepted
 //! connection, so there is no pick-a-free-port race and the lab sees every connection.
 //!
-//! Each instance gets its own config, host key, log and a static `authorized_keys` holding only
-//! an unrelated "AMI" key. Instances with Instance Connect get an `AuthorizedKeysCommand` that
-//! reads the instance's IMDS double the way `eic_run_authorized_keys` does (spec §3.2).
+//! Each instance gets its own config, host keys (ECDSA and Ed25519, as cloud-init generates them
+//! at first boot, with the `root@<private DNS name>` comment), log and a static
+//! `authorized_keys` holding an unrelated "AMI" key and, when the instance was launched with a
+//! key pair, that key pair's public key (as cloud-init installs it). Instances with Instance
+//! Connect get an `AuthorizedKeysCommand` that reads the instance's IMDS double the way
+//! `eic_run_authorized_keys` does (spec §3.2).
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -30,31 +33,65 @@ pub struct SshdFiles {
     pub config: PathBuf,
     /// The log passed with `-E`.
     pub log: PathBuf,
-    /// The host public key (`ssh-ed25519 AAAA…`).
+    /// The Ed25519 host public key line (`ssh-ed25519 AAAA… root@ip-….compute.internal`).
     pub host_public_key: String,
-    /// The static `authorized_keys` (the AMI's; only an unrelated key unless a test adds one).
+    /// Every host public key line, in the order cloud-init prints them (the sorted
+    /// `ssh_host_*key.pub` glob): ECDSA, then Ed25519.
+    pub host_public_keys: Vec<String>,
+    /// The host private key files, in the order of `host_public_keys` (each `.pub` beside it).
+    pub host_key_files: Vec<PathBuf>,
+    /// The static `authorized_keys`: the AMI's unrelated key, plus the launch key pair's public
+    /// key when the instance has one the inventory knows (`key_name`), plus whatever a test adds.
     pub authorized_keys: PathBuf,
 }
 
-/// Writes config, host key and authorized_keys for `inst` under `dir`.
-pub fn prepare(inst: &InstanceSpec, dir: &Path, imds_url: &str, keys_command: &Path) -> anyhow::Result<SshdFiles> {
+/// The host key types each sshd gets, in the order cloud-init prints them (`ssh-keygen -t`).
+const HOST_KEY_TYPES: [&str; 2] = ["ecdsa", "ed25519"];
+
+/// Where an instance's sshd files go and what it was launched with.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    /// The instance.
+    pub instance: &'a InstanceSpec,
+    /// The Region (the host keys' comment names the private DNS name).
+    pub region: &'a str,
+    /// The public key line of the key pair the instance was launched with, if any.
+    pub key_pair: Option<&'a str>,
+}
+
+/// Writes config, host keys and authorized_keys for `launch.instance` under `dir`.
+pub fn prepare(launch: Launch<'_>, dir: &Path, imds_url: &str, keys_command: &Path) -> anyhow::Result<SshdFiles> {
+    let inst = launch.instance;
     ensure!(Path::new(SSHD).exists(), "{SSHD} not found: install openssh-server (apt-get install openssh-server)");
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let host_key = dir.join("ssh_host_ed25519_key");
-    keygen(&host_key, "lab-host-key")?;
+    let comment = inst.host_key_comment(launch.region);
+    let mut host_key_files = Vec::new();
+    let mut host_public_keys = Vec::new();
+    for kind in HOST_KEY_TYPES {
+        let file = dir.join(format!("ssh_host_{kind}_key"));
+        keygen(&file, kind, &comment)?;
+        host_public_keys.push(fs::read_to_string(file.with_extension("pub"))?.trim().to_string());
+        host_key_files.push(file);
+    }
     let ami_key = dir.join("ami_key");
-    keygen(&ami_key, "ami-owner@other-account")?;
+    keygen(&ami_key, "ed25519", "ami-owner@other-account")?;
     let authorized = dir.join("authorized_keys");
-    fs::copy(ami_key.with_extension("pub"), &authorized).context("writing authorized_keys")?;
+    let mut authorized_text = fs::read_to_string(ami_key.with_extension("pub")).context("reading the AMI key")?;
+    if let Some(key) = launch.key_pair {
+        authorized_text.push_str(key.trim());
+        authorized_text.push('\n');
+    }
+    fs::write(&authorized, authorized_text).context("writing authorized_keys")?;
     fs::remove_file(&ami_key).ok(); // Nobody in the lab holds the AMI's private key.
     fs::set_permissions(&authorized, fs::Permissions::from_mode(0o644))?;
 
     let log = dir.join("sshd.log");
+    // Ed25519 first: the key `host_public_key` names and the tests' known_hosts hold.
+    let host_key_lines: String = host_key_files.iter().rev().map(|f| format!("HostKey {}\n", f.display())).collect();
     let mut config = format!(
-        "HostKey {}\nPidFile none\nUsePAM no\nStrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+        "{host_key_lines}PidFile none\nUsePAM no\nStrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
          KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAuthorizedKeysFile {}\n\
          Subsystem sftp internal-sftp\nLogLevel VERBOSE\nMaxStartups 100:30:200\n",
-        host_key.display(),
         authorized.display()
     );
     if inst.instance_connect {
@@ -65,7 +102,7 @@ pub fn prepare(inst: &InstanceSpec, dir: &Path, imds_url: &str, keys_command: &P
     }
     let config_path = dir.join("sshd_config");
     fs::write(&config_path, config)?;
-    let host_public_key = fs::read_to_string(host_key.with_extension("pub"))?.trim().to_string();
+    let host_public_key = host_public_keys.iter().find(|k| k.starts_with("ssh-ed25519 ")).cloned().unwrap_or_default();
     // sshd refuses to start when its privilege-separation directory is missing (lab note 4).
     fs::create_dir_all("/run/sshd").ok();
     let check = Command::new(SSHD).arg("-t").arg("-f").arg(&config_path).output().context("running sshd -t")?;
@@ -75,7 +112,14 @@ pub fn prepare(inst: &InstanceSpec, dir: &Path, imds_url: &str, keys_command: &P
         config_path.display(),
         String::from_utf8_lossy(&check.stderr)
     );
-    Ok(SshdFiles { config: config_path, log, host_public_key, authorized_keys: authorized })
+    Ok(SshdFiles {
+        config: config_path,
+        log,
+        host_public_key,
+        host_public_keys,
+        host_key_files,
+        authorized_keys: authorized,
+    })
 }
 
 /// Accepts connections on `listener` and serves each with `sshd -i`; counts them in `accepted`.
@@ -119,11 +163,11 @@ async fn run_one(stream: tokio::net::TcpStream, files: &SshdFiles) -> anyhow::Re
     Ok(())
 }
 
-fn keygen(path: &Path, comment: &str) -> anyhow::Result<()> {
+fn keygen(path: &Path, kind: &str, comment: &str) -> anyhow::Result<()> {
     let _ = fs::remove_file(path);
     let _ = fs::remove_file(path.with_extension("pub"));
     let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .args(["-q", "-t", kind, "-N", "", "-C", comment, "-f"])
         .arg(path)
         .output()
         .context("running ssh-keygen (install openssh-client)")?;

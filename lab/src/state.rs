@@ -1,13 +1,16 @@
 //! Shared lab state: pushed keys, the clock tests can advance, fault knobs, the request log, the
 //! SSM double's sessions, agent statuses and fault knobs, the EICE double's tunnels and fault
-//! knobs, and the serial console's sessions, connections, access setting and fault knobs.
+//! knobs, the serial console's sessions, connections, access setting and fault knobs, and the
+//! host keys each instance's console prints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::console::{self, Console};
 use crate::eice::{self, EiceFaults};
-use crate::inventory::Inventory;
+use crate::host_keys;
+use crate::inventory::{InstanceSpec, Inventory};
 use crate::serial::{self, SerialFaults};
 use crate::ssm::session::Registry;
 use crate::ssm::{SsmFaults, SsmStatus};
@@ -65,6 +68,8 @@ pub struct Faults {
 pub struct State {
     /// The instances.
     pub inventory: Inventory,
+    /// Instance id → index in `inventory.instances` (inventories can hold thousands).
+    index: HashMap<String, usize>,
     pub(crate) keys: Mutex<Vec<PushedKey>>,
     pub(crate) clock_offset: Mutex<Duration>,
     pub(crate) faults: Mutex<Faults>,
@@ -80,14 +85,17 @@ pub struct State {
     serial_faults: Mutex<SerialFaults>,
     /// `set_serial_access`, overriding the inventory's `serial_console_access`.
     serial_access: Mutex<Option<bool>>,
+    pub(crate) host_keys: host_keys::Registry,
     started: u64,
 }
 
 impl State {
     pub(crate) fn new(inventory: Inventory) -> Self {
         let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let index = inventory.instances.iter().enumerate().map(|(n, i)| (i.id.clone(), n)).collect();
         State {
             inventory,
+            index,
             keys: Mutex::default(),
             clock_offset: Mutex::default(),
             faults: Mutex::default(),
@@ -101,8 +109,14 @@ impl State {
             serial: serial::session::Registry::default(),
             serial_faults: Mutex::default(),
             serial_access: Mutex::default(),
+            host_keys: host_keys::Registry::default(),
             started,
         }
+    }
+
+    /// Looks an instance up by id (as `Inventory::get`, in constant time).
+    pub fn instance(&self, id: &str) -> Option<&InstanceSpec> {
+        self.index.get(id).map(|&n| &self.inventory.instances[n])
     }
 
     /// The lab clock: real time plus what tests advanced it by (Unix seconds).
@@ -253,6 +267,48 @@ impl State {
     /// The serial console's fault knobs now.
     pub fn serial_faults(&self) -> SerialFaults {
         lock(&self.serial_faults).clone()
+    }
+}
+
+impl State {
+    /// The decoded text GetConsoleOutput returns for `id` (with or without `Latest`): the
+    /// inventory's `console_output` when set, else the boot text its `console_keys` asks for
+    /// (`console::text`). `None` for an unknown instance.
+    pub fn console_output(&self, id: &str) -> Option<String> {
+        let inst = self.instance(id)?;
+        if !inst.console_output.is_empty() {
+            return Some(inst.console_output.clone());
+        }
+        let host_keys = self.host_keys.own(&self.inventory, inst);
+        let kind = inst.console_keys();
+        let needs_foreign = matches!(kind, console::ConsoleKeys::Tampered | console::ConsoleKeys::Mismatch);
+        let foreign_keys = if needs_foreign { self.host_keys.foreign(&self.inventory, inst) } else { Vec::new() };
+        let key_pair = inst.key_name.as_deref().and_then(|name| self.inventory.key_pair(name));
+        Some(console::text(&Console {
+            instance: inst,
+            region: &self.inventory.region,
+            host_keys: &host_keys,
+            foreign_keys: &foreign_keys,
+            authorized_key: key_pair.map(|k| k.public_key.as_str()),
+        }))
+    }
+
+    /// The host keys (`.pub` lines) `id`'s console prints as its own: its sshd's real keys
+    /// (ECDSA then Ed25519, as `ssh-keygen -l -f <SshdFiles::host_key_files>.pub` shows them)
+    /// when it runs one, else stand-in keys derived from the inventory's `seed`.
+    pub fn host_keys(&self, id: &str) -> Vec<String> {
+        self.instance(id).map(|inst| self.host_keys.own(&self.inventory, inst)).unwrap_or_default()
+    }
+
+    /// The keys a `tampered` or `mismatch` console of `id` shows instead of its own: never the
+    /// instance's, the same on every call.
+    pub fn foreign_host_keys(&self, id: &str) -> Vec<String> {
+        self.instance(id).map(|inst| self.host_keys.foreign(&self.inventory, inst)).unwrap_or_default()
+    }
+
+    /// Whether `id` runs an sshd (running, and the inventory's `serve_ssh` is on).
+    pub fn serves_ssh(&self, id: &str) -> bool {
+        self.host_keys.has_sshd(id)
     }
 }
 

@@ -54,7 +54,7 @@ impl Aws {
     }
 }
 
-fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+pub(super) fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     let id = i.instance_id()?;
     let state =
         i.state().and_then(|s| s.name()).map_or(InstanceState::Unknown, |n| InstanceState::from_name(n.as_str()));

@@ -9,6 +9,7 @@
 pub mod ec2;
 pub mod eice;
 pub mod instance_connect;
+pub mod known_hosts;
 pub mod serial;
 pub mod ssm;
 

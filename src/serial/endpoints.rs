@@ -250,6 +250,11 @@ pub fn resolve(region: &str, host: Option<&str>, fingerprint: Option<&str>) -> R
     Ok(Endpoint { host, port, fingerprint })
 }
 
+/// The Region and published fingerprint of a serial console endpoint host name, if it is one.
+pub fn published_for_host(host: &str) -> Option<(&'static str, &'static str)> {
+    TABLE.iter().find(|(_, h, _)| h.eq_ignore_ascii_case(host)).map(|(r, _, f)| (*r, *f))
+}
+
 /// Every Region of the table, in its order.
 pub fn regions() -> impl Iterator<Item = &'static str> {
     TABLE.iter().map(|(r, _, _)| *r)

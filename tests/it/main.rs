@@ -7,6 +7,8 @@ mod harness;
 mod cli;
 /// Faults: throttled, failing and unreachable APIs, instances without Instance Connect.
 mod faults;
+/// known-hosts audit: matching against ssh-keygen -F, findings as JSON.
+mod known_hosts;
 /// The same resolution and push against moto's server, an independent double.
 mod moto;
 /// The direct route end to end: login, scp, rsync, key expiry, stdout purity, exit.

@@ -1,13 +1,16 @@
 //! EC2 query API double: DescribeInstances (filters, pagination), GetConsoleOutput and
 //! GetSerialConsoleAccessStatus, with the real XML element names (`../shared/spec/aws-apis.md`
 //! §1.3, §2.3), and the dispatch to DescribeInstanceConnectEndpoints
-//! (`instance_connect_endpoints`) and DescribeInstanceTypes (`instance_types`).
+//! (`instance_connect_endpoints`), DescribeInstanceTypes (`instance_types`) and
+//! DescribeKeyPairs (`key_pairs`).
 
+use std::collections::HashSet;
 use std::fmt::Write;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::filters::{Values, filters, limit_error};
 use super::{Protocol, error, xml_escape};
 use crate::inventory::InstanceSpec;
 use crate::state::State;
@@ -20,6 +23,7 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -
         "GetConsoleOutput" => get_console_output(state, params),
         "DescribeInstanceConnectEndpoints" => super::instance_connect_endpoints::describe(state, params),
         "DescribeInstanceTypes" => super::instance_types::describe(state, params),
+        "DescribeKeyPairs" => super::key_pairs::describe(state, params),
         "GetSerialConsoleAccessStatus" => get_serial_console_access_status(state),
         "" => err(StatusCode::BAD_REQUEST, "MissingAction", "The request must contain the parameter Action"),
         other => err(
@@ -51,6 +55,8 @@ pub(super) fn list(params: &[(String, String)], prefix: &str) -> Vec<String> {
     (1..).map_while(|i| param(params, &format!("{prefix}.{i}")).map(str::to_string)).collect()
 }
 
+/// `DescribeInstances`: `InstanceId.N`, `Filter.N` (values ORed, at most 200 in all),
+/// `MaxResults` (5–1000, not with `InstanceId.N`), `NextToken`.
 fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
     let ids = list(params, "InstanceId");
     let max_results = param(params, "MaxResults");
@@ -65,7 +71,7 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
         if !id.starts_with("i-") || id.len() < 10 || !id[2..].bytes().all(|b| b.is_ascii_hexdigit()) {
             return err(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed", &format!("Invalid id: \"{id}\""));
         }
-        if state.inventory.get(id).is_none() {
+        if state.instance(id).is_none() {
             return err(
                 StatusCode::BAD_REQUEST,
                 "InvalidInstanceID.NotFound",
@@ -74,17 +80,23 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
         }
     }
     let filters = filters(params);
+    if let Some(response) = limit_error(&filters) {
+        return response;
+    }
     for (name, _) in &filters {
         if !KNOWN_FILTERS.contains(&name.as_str()) && !name.starts_with("tag:") {
             return err(StatusCode::BAD_REQUEST, "InvalidParameterValue", &format!("The filter '{name}' is invalid"));
         }
     }
+    let filters: Vec<(String, Values)> = filters.into_iter().map(|(n, v)| (n, Values::new(&v))).collect();
+    let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let region = &state.inventory.region;
     let matching: Vec<&InstanceSpec> = state
         .inventory
         .instances
         .iter()
-        .filter(|i| ids.is_empty() || ids.contains(&i.id))
-        .filter(|i| filters.iter().all(|(name, values)| values.iter().any(|v| filter_matches(i, name, v))))
+        .filter(|i| ids.is_empty() || ids.contains(i.id.as_str()))
+        .filter(|i| filters.iter().all(|(name, values)| filter_matches(i, region, name, values)))
         .collect();
 
     let page_size = match max_results.map(str::parse::<usize>) {
@@ -113,44 +125,42 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
     ok("DescribeInstances", state, &xml)
 }
 
-/// `Filter.N.Name` with its `Filter.N.Value.M`, in index order.
-pub(super) fn filters(params: &[(String, String)]) -> Vec<(String, Vec<String>)> {
-    let mut filters = Vec::new();
-    for i in 1.. {
-        let Some(name) = param(params, &format!("Filter.{i}.Name")) else {
-            break;
-        };
-        filters.push((name.to_string(), list(params, &format!("Filter.{i}.Value"))));
-    }
-    filters
-}
-
 const KNOWN_FILTERS: &[&str] = &[
     "instance-id",
     "tag-key",
     "tag-value",
     "private-ip-address",
     "ip-address",
+    "private-dns-name",
+    "dns-name",
+    "key-name",
     "instance-state-name",
+    "instance-state-code",
     "vpc-id",
     "subnet-id",
     "availability-zone",
     "instance-type",
+    "platform",
 ];
 
-fn filter_matches(i: &InstanceSpec, name: &str, value: &str) -> bool {
-    let m = |s: &str| wildcard(value, s);
+fn filter_matches(i: &InstanceSpec, region: &str, name: &str, values: &Values) -> bool {
+    let m = |s: &str| values.matches(s);
     match name {
         "instance-id" => m(&i.id),
         "tag-key" => tags(i).iter().any(|(k, _)| m(k)),
         "tag-value" => tags(i).iter().any(|(_, v)| m(v)),
         "private-ip-address" => i.private_ip.is_some_and(|ip| m(&ip.to_string())),
         "ip-address" => i.public_ip.is_some_and(|ip| m(&ip.to_string())),
+        "private-dns-name" => i.private_ip.is_some() && m(&i.private_dns_name(region)),
+        "dns-name" => i.public_ip.is_some() && m(&i.public_dns_name(region)),
+        "key-name" => i.key_name.as_deref().is_some_and(m),
         "instance-state-name" => m(&i.state),
+        "instance-state-code" => m(&state_code(&i.state).to_string()),
         "vpc-id" => m(&i.vpc_id),
         "subnet-id" => m(&i.subnet_id),
         "availability-zone" => m(&i.az),
         "instance-type" => m(&i.instance_type),
+        "platform" => i.platform.as_deref().is_some_and(m),
         _ => match name.strip_prefix("tag:") {
             Some(key) => tags(i).iter().any(|(k, v)| k == key && m(v)),
             None => false,
@@ -162,21 +172,6 @@ fn tags(i: &InstanceSpec) -> Vec<(String, String)> {
     let mut t: Vec<(String, String)> = i.name.iter().map(|n| ("Name".to_string(), n.clone())).collect();
     t.extend(i.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     t
-}
-
-/// EC2 filter wildcards: `*` any run, `?` one character.
-pub(super) fn wildcard(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    go(&p, &t)
 }
 
 fn state_code(state: &str) -> u8 {
@@ -205,14 +200,17 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
         e(&i.id),
         state_code(&i.state),
         e(&i.state),
-        i.private_ip.map(|ip| format!("ip-{}.lab.internal", ip.to_string().replace('.', "-"))).unwrap_or_default(),
-        i.public_ip.map(|ip| format!("ec2-{}.lab.compute", ip.to_string().replace('.', "-"))).unwrap_or_default(),
+        e(&i.private_dns_name(&state.inventory.region)),
+        e(&i.public_dns_name(&state.inventory.region)),
         e(&i.instance_type),
         e(&i.launch_time),
         e(&i.az),
     );
     if let Some(p) = &i.platform {
         let _ = write!(xml, "<platform>{}</platform>", e(p));
+    }
+    if let Some(k) = &i.key_name {
+        let _ = write!(xml, "<keyName>{}</keyName>", e(k));
     }
     let _ = write!(xml, "<subnetId>{}</subnetId><vpcId>{}</vpcId>", e(&i.subnet_id), e(&i.vpc_id));
     if let Some(ip) = i.private_ip {
@@ -241,17 +239,19 @@ fn get_console_output(state: &State, params: &[(String, String)]) -> Response {
     let Some(id) = param(params, "InstanceId") else {
         return err(StatusCode::BAD_REQUEST, "MissingParameter", "The request must contain the parameter InstanceId");
     };
-    let Some(inst) = state.inventory.get(id) else {
+    let (Some(inst), Some(text)) = (state.instance(id), state.console_output(id)) else {
         return err(
             StatusCode::BAD_REQUEST,
             "InvalidInstanceID.NotFound",
             &format!("The instance ID '{id}' does not exist"),
         );
     };
+    // `Latest=true` returns the same text: the lab's console is its first boot's, and nothing
+    // has been written since.
     let mut xml =
         format!("<instanceId>{}</instanceId><timestamp>{}</timestamp>", xml_escape(id), xml_escape(&inst.launch_time));
-    if !inst.console_output.is_empty() {
-        let _ = write!(xml, "<output>{}</output>", base64(inst.console_output.as_bytes()));
+    if !text.is_empty() {
+        let _ = write!(xml, "<output>{}</output>", crate::base64::encode(text.as_bytes()));
     }
     ok("GetConsoleOutput", state, &xml)
 }
@@ -266,41 +266,9 @@ fn get_serial_console_access_status(state: &State) -> Response {
     ok("GetSerialConsoleAccessStatus", state, &xml)
 }
 
-/// Standard base64 with padding (the console output is sent encoded, spec §2.3).
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(T[(n >> shift & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_vectors() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard("web-*", "web-1"));
-        assert!(wildcard("a?c", "abc"));
-        assert!(!wildcard("web-*", "api-1"));
-    }
+/// The answer to `DryRun=true` (EC2's "would have succeeded"), if the request asks for one.
+pub(super) fn dry_run(params: &[(String, String)]) -> Option<Response> {
+    (param(params, "DryRun") == Some("true")).then(|| {
+        err(StatusCode::PRECONDITION_FAILED, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+    })
 }

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use sha2::Digest;
 
-use super::ec2::{err, filters, list, ok, param, wildcard};
+use super::ec2::{dry_run, err, list, ok, param};
+use super::filters::{filters, wildcard};
 use super::xml_escape;
 use crate::inventory::EndpointSpec;
 use crate::state::State;
@@ -19,12 +20,8 @@ const KNOWN_FILTERS: &[&str] =
     &["instance-connect-endpoint-id", "state", "subnet-id", "vpc-id", "tag-key", "tag-value"];
 
 pub(super) fn describe(state: &State, params: &[(String, String)]) -> Response {
-    if param(params, "DryRun") == Some("true") {
-        return err(
-            StatusCode::PRECONDITION_FAILED,
-            "DryRunOperation",
-            "Request would have succeeded, but DryRun flag is set.",
-        );
+    if let Some(refusal) = dry_run(params) {
+        return refusal;
     }
     let ids = list(params, "InstanceConnectEndpointId");
     for id in &ids {

@@ -7,7 +7,8 @@ use std::fmt::Write;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::ec2::{err, filters, list, ok, param, wildcard};
+use super::ec2::{err, list, ok, param};
+use super::filters::{filters, wildcard};
 use super::xml_escape;
 use crate::state::State;
 

@@ -3,10 +3,14 @@
 //! (`../shared/spec/aws-apis.md` §1).
 
 mod ec2;
+mod filters;
 mod instance_connect;
 mod instance_connect_endpoints;
 mod instance_types;
+mod key_pairs;
 mod ssm;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -13,14 +13,12 @@ mod client;
 mod console;
 mod session;
 
-use crate::test_world::World;
-use std::io::{Read, Write};
-use std::net::TcpStream as StdTcpStream;
 use std::time::Duration;
 
 use russh::keys::{Algorithm, PrivateKey};
 use serde_json::{Value, json};
 
+use crate::test_world::{World, ec2, post};
 use crate::{ApiCall, Inventory, Lab};
 
 /// Every wait in these tests is bounded by this.
@@ -63,23 +61,6 @@ fn world() -> World {
     world
 }
 
-/// A raw HTTP POST to the lab's API endpoint; returns the status and the body.
-fn post(lab: &Lab, headers: &str, body: &str) -> (u16, String) {
-    let addr = lab.endpoint_url().trim_start_matches("http://").to_string();
-    let mut tcp = StdTcpStream::connect(&addr).expect("connecting to the lab API");
-    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\n{headers}Authorization: AWS4-HMAC-SHA256 Credential=lab\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    tcp.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    (status, response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string())
-}
-
 /// `SendSerialConsoleSSHPublicKey` with `body`; returns the status and the JSON answer.
 fn push_raw(lab: &Lab, body: Value) -> (u16, Value) {
     let headers = "Content-Type: application/x-amz-json-1.1\r\n\
@@ -96,11 +77,6 @@ fn push(lab: &Lab, instance: &str, key: &PrivateKey) -> (u16, String) {
         assert!(body["RequestId"].is_string(), "{body}");
     }
     (status, body["__type"].as_str().unwrap_or_default().to_string())
-}
-
-/// An EC2 query call; returns the status and the XML.
-fn ec2(lab: &Lab, form: &str) -> (u16, String) {
-    post(lab, "Content-Type: application/x-www-form-urlencoded\r\n", &format!("{form}&Version=2016-11-15"))
 }
 
 fn new_key() -> PrivateKey {

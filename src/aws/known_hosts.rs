@@ -1,0 +1,60 @@
+//! The EC2 calls of `known-hosts audit`: instances by many addresses and ids at once (filters
+//! take up to 200 values: one call per 200 hosts and per page, not one per line), and console
+//! output (`../shared/spec/aws-apis.md` §2.3, §6).
+
+use aws_sdk_ec2::types::Filter;
+use russh::keys::ssh_key::encoding::base64::{Base64, Encoding};
+
+use super::{Aws, AwsError};
+use crate::instance::Instance;
+
+/// Values per filter in one DescribeInstances call (AWS's limit).
+const VALUES_PER_CALL: usize = 200;
+
+impl Aws {
+    /// Every instance (any state, terminated included) whose primary private IPv4, public IPv4
+    /// or id is one of `hosts`.
+    pub async fn instances_for_hosts(&self, addresses: &[String], ids: &[String]) -> Result<Vec<Instance>, AwsError> {
+        let mut calls = Vec::new();
+        for (filter, values) in [("private-ip-address", addresses), ("ip-address", addresses), ("instance-id", ids)] {
+            for chunk in values.chunks(VALUES_PER_CALL) {
+                calls.push(self.describe_many(filter, chunk));
+            }
+        }
+        let mut out: Vec<Instance> = Vec::new();
+        for found in futures_util::future::join_all(calls).await {
+            for i in found? {
+                if !out.iter().any(|o| o.id == i.id) {
+                    out.push(i);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn describe_many(&self, filter: &str, values: &[String]) -> Result<Vec<Instance>, AwsError> {
+        let filter = Filter::builder().name(filter).set_values(Some(values.to_vec())).build();
+        let mut pages = self.ec2.describe_instances().filters(filter).into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("EC2", "DescribeInstances", e))?;
+            for reservation in page.reservations() {
+                out.extend(reservation.instances().iter().filter_map(super::ec2::convert));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The instance's console output, decoded (`None` when there is none).
+    pub async fn console_output(&self, id: &str) -> Result<Option<String>, AwsError> {
+        let out = (self.ec2.get_console_output().instance_id(id).send().await)
+            .map_err(|e| AwsError::from_sdk("EC2", "GetConsoleOutput", e))?;
+        let Some(b64) = out.output().filter(|o| !o.is_empty()) else { return Ok(None) };
+        let bytes = Base64::decode_vec(b64.trim()).map_err(|e| AwsError::Transport {
+            service: "EC2",
+            operation: "GetConsoleOutput",
+            detail: format!("the console output is not base64: {e}"),
+        })?;
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}

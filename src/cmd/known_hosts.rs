@@ -1,0 +1,195 @@
+//! `ec2-broker known-hosts audit`: what the user's known_hosts says, checked against EC2.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::aws::Aws;
+use crate::cli::AuditArgs;
+use crate::instance::{Instance, InstanceState};
+use crate::known_hosts::console;
+use crate::known_hosts::file::KnownHostsFile;
+use crate::known_hosts::findings::{self, Ec2Facts, Finding, InstanceFacts, Severity};
+use crate::known_hosts::fix;
+
+/// Console outputs fetched at once.
+const CONSOLE_CONCURRENCY: usize = 8;
+
+/// Runs the audit; returns the exit code: 0 nothing to fix, 1 findings, 2 error (printed).
+pub async fn audit(args: AuditArgs) -> u8 {
+    match run(&args).await {
+        Ok(report) => {
+            let out = match args.json {
+                true => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+                false => table(&report),
+            };
+            print!("{out}");
+            u8::from(report.findings.iter().any(|f| f.severity >= Severity::Warning))
+        }
+        Err(e) => {
+            crate::error::report(&e);
+            2
+        }
+    }
+}
+
+/// What `--json` prints.
+#[derive(Debug, Serialize)]
+struct Report {
+    files: Vec<String>,
+    entries: usize,
+    findings: Vec<Finding>,
+}
+
+async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
+    let paths = files(&args.files)?;
+    let mut parsed = Vec::new();
+    for path in &paths {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        parsed.push((path.display().to_string(), KnownHostsFile::parse(&text)));
+    }
+    let mut findings: Vec<Finding> = parsed.iter().flat_map(|(name, f)| findings::from_file(name, f)).collect();
+    if !args.offline {
+        let facts = ec2_facts(args, &parsed).await?;
+        findings.extend(parsed.iter().flat_map(|(name, f)| findings::from_ec2(name, f, &facts)));
+    }
+    findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    if args.fix {
+        for ((name, file), path) in parsed.iter().zip(&paths) {
+            let mine: Vec<Finding> = findings.iter().filter(|f| &f.file == name).cloned().collect();
+            let (text, removed) = fix::fix(file, &mine);
+            if !removed.is_empty() {
+                write_fixed(path, &text).with_context(|| format!("fixing {}", path.display()))?;
+                let lines = removed.iter().filter(|r| r.whole_line).count();
+                eprintln!(
+                    "fixed {name}: {lines} line(s) removed, {} line(s) narrowed; the old file is {name}.old",
+                    removed.len() - lines
+                );
+            }
+        }
+    }
+    let entries = parsed.iter().map(|(_, f)| f.entries().count()).sum();
+    Ok(Report { files: parsed.into_iter().map(|(n, _)| n).collect(), entries, findings })
+}
+
+/// Keeps the old file as `FILE.old` (as `ssh-keygen -R` does) and replaces FILE atomically,
+/// with the same permissions.
+fn write_fixed(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut old = path.as_os_str().to_owned();
+    old.push(".old");
+    std::fs::copy(path, &old).context("writing the backup")?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".ec2-broker-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text).context("writing the new file")?;
+    std::fs::set_permissions(&tmp, std::fs::metadata(path)?.permissions())?;
+    std::fs::rename(&tmp, path).context("replacing the file")?;
+    Ok(())
+}
+
+/// The files to read: the ones named (each must exist), else the default ones that exist.
+fn files(named: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    if !named.is_empty() {
+        return Ok(named.to_vec());
+    }
+    let mut out: Vec<PathBuf> = dirs::home_dir().map(|h| h.join(".ssh/known_hosts")).into_iter().collect();
+    out.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
+    out.retain(|p| Path::exists(p));
+    anyhow::ensure!(
+        !out.is_empty(),
+        "no known_hosts file found (~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts): name one"
+    );
+    Ok(out)
+}
+
+/// Looks up every EC2 address and id the files name, and the consoles of the instances found.
+async fn ec2_facts(args: &AuditArgs, parsed: &[(String, KnownHostsFile)]) -> anyhow::Result<Ec2Facts> {
+    let mut addresses = Vec::new();
+    let mut ids = Vec::new();
+    for (_, file) in parsed {
+        for (_, entry) in file.entries() {
+            let russh::keys::ssh_key::known_hosts::HostPatterns::Patterns(patterns) = &entry.hosts else { continue };
+            for host in patterns.iter().filter(|p| !p.starts_with('!')).map(|p| findings::bare_host(p)) {
+                match (findings::ec2_host(host), host.starts_with("i-")) {
+                    (true, true) => ids.push(host.to_string()),
+                    (true, false) => addresses.push(host.to_string()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    addresses.sort_unstable();
+    addresses.dedup();
+    ids.sort_unstable();
+    ids.dedup();
+    if addresses.is_empty() && ids.is_empty() {
+        return Ok(Ec2Facts::default());
+    }
+    let aws = Aws::load(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?;
+    let instances = aws.instances_for_hosts(&addresses, &ids).await.context("looking up the addresses in EC2")?;
+
+    let live: Vec<&Instance> = instances.iter().filter(|i| i.state != InstanceState::Terminated).collect();
+    let consoles: BTreeMap<String, Option<console::ConsoleKeys>> = futures_util::stream::iter(live)
+        .map(|i| {
+            let aws = &aws;
+            async move {
+                let text = aws.console_output(&i.id).await;
+                (i.id.clone(), text)
+            }
+        })
+        .buffer_unordered(CONSOLE_CONCURRENCY)
+        .map(|(id, text)| match text {
+            Ok(t) => Ok((id, t.as_deref().and_then(console::find))),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("reading the console output of {id}"))),
+        })
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+
+    let mut facts = Ec2Facts::default();
+    let mut ordered: Vec<&Instance> = instances.iter().collect();
+    // Running (and other live) instances first: they own the address now.
+    ordered.sort_by_key(|i| i.state == InstanceState::Terminated);
+    for i in ordered {
+        let fact = InstanceFacts {
+            id: i.id.clone(),
+            state: i.state.as_str().to_string(),
+            console: consoles.get(&i.id).cloned().flatten(),
+        };
+        let hosts = [i.private_ip.map(|a| a.to_string()), i.public_ip.map(|a| a.to_string()), Some(i.id.clone())];
+        for host in hosts.into_iter().flatten() {
+            facts.by_host.entry(host).or_default().push(fact.clone());
+        }
+    }
+    Ok(facts)
+}
+
+fn table(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} entries in {}", report.entries, report.files.join(", "));
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "no findings");
+        return out;
+    }
+    for f in &report.findings {
+        let severity =
+            serde_json::to_value(f.severity).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<8} {:<26} {}:{}  {}  {} {}",
+            severity, kind, f.file, f.line, f.host, f.key_type, f.fingerprint
+        );
+        let instance = f.instance.as_deref().map(|i| format!(" [{i}]")).unwrap_or_default();
+        let _ = writeln!(out, "         {}{instance}", f.detail);
+        if f.action != "none" {
+            let _ = writeln!(out, "         → {}", f.action);
+        }
+    }
+    out
+}

@@ -1,0 +1,313 @@
+//! `known-hosts audit`: the parser and matcher against OpenSSH's own `ssh-keygen -F` (hashed
+//! entries included), and the audit's findings as JSON, offline and against the lab.
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use ec2_broker::known_hosts::file::KnownHostsFile;
+use ec2_broker::known_hosts::pattern;
+use serde_json::Value;
+
+use crate::harness::{World, broker};
+
+const T: Duration = Duration::from_secs(60);
+
+fn keygen_ed25519(dir: &std::path::Path, name: &str) -> String {
+    let path = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = fs::read_to_string(path.with_extension("pub")).unwrap();
+    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `ssh-keygen -F QUERY -f FILE` finds an entry.
+fn keygen_finds(file: &std::path::Path, query: &str) -> bool {
+    let out = Command::new("ssh-keygen").args(["-F", query, "-f"]).arg(file).output().unwrap();
+    out.status.success() && !out.stdout.is_empty()
+}
+
+#[test]
+fn matching_agrees_with_ssh_keygen_including_hashed_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (keygen_ed25519(dir.path(), "a"), keygen_ed25519(dir.path(), "b"));
+    let text = [
+        format!("web-1,10.0.1.5 {a}"),
+        format!("[bastion.example.com]:2222 {a}"),
+        format!("*.example.com,!bad.example.com {b}"),
+        format!("db-?.corp {b}"),
+        format!("UPPER.example.org {a}"),
+        format!("@revoked revoked.example.net {a}"),
+        format!("i-0a1b2c3d4e5f60718 {b}"),
+    ]
+    .join("\n")
+        + "\n";
+    let plain = dir.path().join("plain");
+    let hashed = dir.path().join("hashed");
+    fs::write(&plain, &text).unwrap();
+    fs::write(&hashed, &text).unwrap();
+    let out = Command::new("ssh-keygen").args(["-H", "-f"]).arg(&hashed).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let hashed_text = fs::read_to_string(&hashed).unwrap();
+    assert!(hashed_text.matches("|1|").count() >= 5, "ssh-keygen -H hashed the plain names:\n{hashed_text}");
+
+    let queries = [
+        "web-1",
+        "WEB-1",
+        "10.0.1.5",
+        "10.0.1.6",
+        "[bastion.example.com]:2222",
+        "bastion.example.com",
+        "ok.example.com",
+        "bad.example.com",
+        "db-1.corp",
+        "db-10.corp",
+        "upper.example.org",
+        "revoked.example.net",
+        "i-0a1b2c3d4e5f60718",
+        "[web-1]:2200",
+    ];
+    for path in [&plain, &hashed] {
+        let file = KnownHostsFile::parse(&fs::read_to_string(path).unwrap());
+        assert!(file.entries().count() >= 7);
+        for q in queries {
+            // ssh lowercases the host name before it looks it up; ssh-keygen -F hashes the query
+            // as typed, so an upper-case query is not one ssh would ever make on a hashed file.
+            if path == &hashed && q.chars().any(|c| c.is_ascii_uppercase()) {
+                continue;
+            }
+            let (host, port) = match q.strip_prefix('[').and_then(|r| r.split_once("]:")) {
+                Some((h, p)) => (h, p.parse().unwrap()),
+                None => (q, 22),
+            };
+            let ours = file.entries().any(|(_, e)| pattern::matches(&e.hosts, host, port));
+            assert_eq!(ours, keygen_finds(path, q), "{q} in {}", path.display());
+        }
+    }
+}
+
+#[test]
+fn offline_audit_reports_each_file_finding_as_json() {
+    let world = World::new();
+    let (a, b) = (keygen_ed25519(world.dir.path(), "a"), keygen_ed25519(world.dir.path(), "b"));
+    let file = world.path("known_hosts");
+    let text = [
+        "# a comment".to_string(),
+        format!("web-1,10.0.1.5 {a}"),
+        format!("web-1 {a}"),
+        format!("10.0.1.5 {b}"),
+        "web-2 ssh-ed25519".to_string(),
+        format!("serial-console.ec2-instance-connect.eu-west-1.aws {a}"),
+        String::new(),
+    ]
+    .join("\n");
+    fs::write(&file, text).unwrap();
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--offline", "--json"]).arg(&file);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(1), "findings exit 1: {}", out.describe());
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    // Fingerprints as ssh-keygen prints them for the same keys.
+    let fp = |k: &str| {
+        let path = world.path("fp.pub");
+        fs::write(&path, format!("{k}\n")).unwrap();
+        let out = Command::new("ssh-keygen").arg("-l").arg("-f").arg(&path).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().split_whitespace().nth(1).unwrap().to_string()
+    };
+    let name = file.display().to_string();
+    let expected = serde_json::json!({
+        "files": [name],
+        "entries": 4,
+        "findings": [
+            {"file": name, "line": 3, "host": "web-1", "key_type": "ssh-ed25519", "fingerprint": fp(&a),
+             "kind": "duplicate", "severity": "warning", "other_line": 2,
+             "detail": "web-1 has the same ssh-ed25519 key on line 2",
+             "action": "delete this line"},
+            {"file": name, "line": 4, "host": "10.0.1.5", "key_type": "ssh-ed25519", "fingerprint": fp(&b),
+             "kind": "conflict", "severity": "serious", "other_line": 2,
+             "detail": "10.0.1.5 has a different ssh-ed25519 key on line 2: ssh accepts either",
+             "action": "find out which key is right (known-hosts pin for EC2 instances) and delete the other line"},
+            {"file": name, "line": 5, "host": "", "key_type": "", "fingerprint": "", "kind": "malformed",
+             "severity": "warning", "detail": "no key after the host names (expected: HOSTS KEYTYPE BASE64 [COMMENT])",
+             "action": "fix or delete the line"},
+            {"file": name, "line": 6, "host": "serial-console.ec2-instance-connect.eu-west-1.aws",
+             "key_type": "ssh-ed25519", "fingerprint": fp(&a), "kind": "serial-endpoint-mismatch", "severity": "serious",
+             "detail": format!("serial-console.ec2-instance-connect.eu-west-1.aws is the eu-west-1 serial console endpoint, whose published key is SHA256:h2AaGAWO4Hathhtm6ezs3Bj7udgUxi2qTrHjZAwCW6E; this entry holds {}", fp(&a)),
+             "action": "delete the line: it was learned from something that is not AWS's endpoint"},
+        ]
+    });
+    assert_eq!(report, expected, "{}", serde_json::to_string_pretty(&report).unwrap());
+
+    // --fix on a copy: a backup, only the stale lines and hosts gone, and ssh-keygen agrees.
+    let copy = world.path("known_hosts.copy");
+    fs::copy(&file, &copy).unwrap();
+    let original = fs::read_to_string(&copy).unwrap();
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--offline", "--fix"]).arg(&copy);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("3 line(s) removed, 1 line(s) narrowed"), "{}", out.stderr);
+    assert_eq!(fs::read_to_string(world.path("known_hosts.copy.old")).unwrap(), original);
+    assert_eq!(fs::read_to_string(&copy).unwrap(), format!("# a comment\nweb-1 {a}\nweb-2 ssh-ed25519\n"));
+    assert!(keygen_finds(&copy, "web-1") && !keygen_finds(&copy, "10.0.1.5"));
+    assert!(!keygen_finds(&copy, "serial-console.ec2-instance-connect.eu-west-1.aws"));
+
+    // A clean file exits 0, a missing one 2.
+    let clean = world.path("clean");
+    fs::write(&clean, format!("web-1 {a}\n")).unwrap();
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--offline"]).arg(&clean);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("1 entries in") && out.stdout.contains("no findings"), "{}", out.stdout);
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--offline"]).arg(world.path("missing"));
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(2), "{}", out.describe());
+    assert!(out.stderr.contains("reading"), "{}", out.stderr);
+}
+
+/// Instances for each thing the console and the addresses can say.
+const AUDIT_INVENTORY: &str = r#"
+region = "eu-west-1"
+
+[[instance]]
+id = "i-0e1000000000000a1"
+name = "kh-web"
+private_ip = "127.0.6.10"
+
+[[instance]]
+id = "i-0e1000000000000a2"
+name = "kh-legacy"
+private_ip = "127.0.6.11"
+console_keys = "legacy"
+
+[[instance]]
+id = "i-0e1000000000000a3"
+name = "kh-rebuilt"
+private_ip = "127.0.6.12"
+console_keys = "mismatch"
+
+[[instance]]
+id = "i-0e1000000000000a4"
+name = "kh-rebooted"
+private_ip = "127.0.6.13"
+console_keys = "none"
+
+[[instance]]
+id = "i-0e1000000000000a5"
+name = "kh-tampered"
+private_ip = "127.0.6.14"
+console_keys = "tampered"
+
+[[instance]]
+id = "i-0e1000000000000a6"
+name = "kh-new"
+private_ip = "127.0.6.15"
+
+[[instance]]
+id = "i-0e1000000000000b6"
+name = "kh-old"
+state = "terminated"
+private_ip = "127.0.6.15"
+
+[[instance]]
+id = "i-0e1000000000000b7"
+name = "kh-gone"
+state = "terminated"
+private_ip = "127.0.6.16"
+"#;
+
+#[test]
+fn audit_against_the_lab_checks_consoles_and_addresses() {
+    let world = World::with(ec2_lab::Inventory::from_toml(AUDIT_INVENTORY).unwrap(), "");
+    let state = world.lab.state();
+    // The instance's real ed25519 host key (what ssh learned when it connected).
+    let real = |id: &str| {
+        let keys = state.host_keys(id);
+        let line = keys.iter().find(|k| k.starts_with("ssh-ed25519 ")).unwrap_or_else(|| panic!("{id}: {keys:?}"));
+        line.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    };
+    let stranger = keygen_ed25519(world.dir.path(), "stranger");
+    let port = world.lab.ssh_port("i-0e1000000000000a1");
+    let rows = [
+        (format!("[127.0.6.10]:{port}"), real("i-0e1000000000000a1")),
+        (format!("[127.0.6.11]:{port}"), real("i-0e1000000000000a2")),
+        (format!("[127.0.6.12]:{port}"), real("i-0e1000000000000a3")),
+        (format!("[127.0.6.13]:{port}"), real("i-0e1000000000000a4")),
+        (format!("[127.0.6.14]:{port}"), real("i-0e1000000000000a5")),
+        (format!("[127.0.6.15]:{port}"), stranger.clone()),
+        ("127.0.6.16".to_string(), stranger.clone()),
+        ("127.0.8.8".to_string(), stranger.clone()),
+        ("i-0e1000000000000a1".to_string(), real("i-0e1000000000000a1")),
+        ("i-0e1000000000000b7".to_string(), stranger.clone()),
+        ("home.lan".to_string(), stranger.clone()),
+    ];
+    let text: String = rows.iter().map(|(h, k)| format!("{h} {k}\n")).collect();
+    let file = world.path("known_hosts");
+    fs::write(&file, text).unwrap();
+    let calls_before = state.calls().len();
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--json"]).arg(&file);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()));
+    let got: Vec<(u64, String, String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or("-").to_string();
+            (f["line"].as_u64().unwrap(), s("kind"), s("severity"), s("instance"))
+        })
+        .collect();
+    let row = |line: u64, kind: &str, severity: &str, instance: &str| {
+        (line, kind.to_string(), severity.to_string(), instance.to_string())
+    };
+    assert_eq!(
+        got,
+        [
+            row(1, "verified", "ok", "i-0e1000000000000a1"),
+            row(2, "verified", "ok", "i-0e1000000000000a2"),
+            row(3, "console-mismatch", "serious", "i-0e1000000000000a3"),
+            row(4, "unknown", "info", "i-0e1000000000000a4"),
+            row(5, "verified", "ok", "i-0e1000000000000a5"),
+            row(6, "recycled", "serious", "i-0e1000000000000a6"),
+            row(7, "terminated", "warning", "i-0e1000000000000b7"),
+            row(8, "no-instance", "info", "-"),
+            row(9, "verified", "ok", "i-0e1000000000000a1"),
+            row(10, "terminated", "warning", "i-0e1000000000000b7"),
+        ],
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+    let findings = report["findings"].as_array().unwrap();
+    let foreign = state.foreign_host_keys("i-0e1000000000000a3");
+    let shown = foreign.iter().find(|k| k.starts_with("ssh-ed25519 ")).unwrap();
+    let shown_fp = {
+        let path = world.path("shown.pub");
+        fs::write(&path, format!("{shown}\n")).unwrap();
+        let out = Command::new("ssh-keygen").arg("-l").arg("-f").arg(&path).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().split_whitespace().nth(1).unwrap().to_string()
+    };
+    assert_eq!(
+        findings[2]["detail"],
+        format!("i-0e1000000000000a3's console shows {shown_fp} for this key type"),
+        "the mismatch names the key the console shows"
+    );
+    assert_eq!(findings[2]["host"], format!("[127.0.6.12]:{port}"));
+    assert!(findings[5]["detail"].as_str().unwrap().starts_with(
+        "127.0.6.15 now belongs to i-0e1000000000000a6 (it had 1 terminated owner(s) before), whose console shows SHA256:"
+    ));
+
+    // Batched lookups: one DescribeInstances per filter kind (addresses twice: private and
+    // public), not one per line, and one GetConsoleOutput per live instance found.
+    let calls: Vec<String> = state.calls()[calls_before..].iter().map(|c| c.operation.clone()).collect();
+    let count = |op: &str| calls.iter().filter(|c| *c == op).count();
+    assert_eq!(count("DescribeInstances"), 3, "{calls:?}");
+    assert_eq!(count("GetConsoleOutput"), 6, "{calls:?}");
+}
