@@ -48,6 +48,53 @@ pub enum Command {
 pub enum KnownHostsCommand {
     /// Report on known_hosts files (exit 0: nothing to fix, 1: findings, 2: error).
     Audit(AuditArgs),
+    /// Fetch an instance's host keys through a broker route, check them against the keys its
+    /// console printed at first boot, and record them under its instance id (HostKeyAlias).
+    Pin(PinArgs),
+}
+
+/// Arguments of `ec2-broker known-hosts pin`.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The instance: an instance id, a Name tag, tag:KEY=VALUE or an IPv4 address.
+    #[arg(value_name = "HOST")]
+    pub host: String,
+
+    /// AWS account and Region.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// How to reach the instance's SSH port for the key scan.
+    #[arg(long, value_enum, default_value_t = RouteArg::Direct)]
+    pub route: RouteArg,
+
+    /// The SSH port.
+    #[arg(long, default_value_t = 22)]
+    pub port: u16,
+
+    /// Which instance address the direct route dials.
+    #[arg(long, value_enum, default_value_t = AddressKind::Private)]
+    pub address: AddressKind,
+
+    /// The known_hosts file to write [default: ~/.ssh/known_hosts].
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Also pin keys the console cannot vouch for (it shows no host keys, e.g. after a reboot).
+    #[arg(long)]
+    pub accept_unverified: bool,
+
+    /// eice route: the Instance Connect Endpoint to use.
+    #[arg(long, value_name = "EICE_ID", env = "EC2_BROKER_EICE_ID")]
+    pub eice_id: Option<String>,
+
+    /// eice route: open the TCP connection to HOST:PORT instead of the endpoint's DNS name.
+    #[arg(long, value_name = "HOST:PORT", env = "EC2_BROKER_EICE_CONNECT_TO")]
+    pub eice_connect_to: Option<String>,
+
+    /// Seconds to wait for each key exchange.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub connect_timeout: u64,
 }
 
 /// Arguments of `ec2-broker known-hosts audit`.

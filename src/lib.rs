@@ -31,6 +31,7 @@ pub mod instance;
 pub mod key_agent;
 pub mod key_file;
 pub mod keys;
+pub mod keyscan;
 pub mod known_hosts;
 pub mod logging;
 pub mod resolve;

@@ -8,13 +8,12 @@ use anyhow::{Context, bail};
 use crate::aws::Aws;
 use crate::aws::serial::SerialPushError;
 use crate::cli::ConsoleArgs;
-use crate::host::HostSpec;
 use crate::keys::EphemeralKey;
 use crate::serial::client::{ConnectError, Connected, Size};
 use crate::serial::driver::{self, End, Sinks};
 use crate::serial::{endpoints, preflight};
+use crate::stdio;
 use crate::terminal::{self, RawMode};
-use crate::{resolve, stdio};
 
 /// A console that closes this soon without printing anything closed "for no reason": retry once.
 const SPURIOUS_CLOSE: Duration = Duration::from_secs(5);
@@ -27,12 +26,7 @@ const KEY_VALIDITY: Duration = Duration::from_secs(crate::keys::KEY_VALIDITY_SEC
 
 /// Runs the console.
 pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
-    let spec =
-        HostSpec::parse_with_suffix(&args.host, None).with_context(|| format!("reading host {:?}", args.host))?;
-    let region = args.aws.region.as_deref().or(spec.region.as_deref());
-    let aws = Aws::load(args.aws.profile.as_deref(), region).await?;
-    let found = aws.find_instances(&spec.target).await.with_context(|| format!("looking up {}", spec.target))?;
-    let instance = resolve::pick(&spec.target, &aws.region, found)?;
+    let (aws, instance) = super::aws_and_instance(&args.host, &args.aws).await?;
     let label = instance.label();
     let endpoint = endpoints::resolve(
         &aws.region,

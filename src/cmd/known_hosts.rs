@@ -78,7 +78,7 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
 
 /// Keeps the old file as `FILE.old` (as `ssh-keygen -R` does) and replaces FILE atomically,
 /// with the same permissions.
-fn write_fixed(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_fixed(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut old = path.as_os_str().to_owned();
     old.push(".old");
     std::fs::copy(path, &old).context("writing the backup")?;

@@ -2,9 +2,15 @@
 
 pub mod console;
 pub mod known_hosts;
+pub mod pin;
 pub mod proxy;
 
-use crate::cli::{Cli, Command, KnownHostsCommand};
+use anyhow::Context;
+
+use crate::aws::Aws;
+use crate::cli::{AwsArgs, Cli, Command, KnownHostsCommand};
+use crate::host::HostSpec;
+use crate::instance::Instance;
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (0, or a command's own such as the
 /// audit's 1 for findings).
@@ -13,5 +19,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(args) => proxy::run(args).await.map(|()| 0),
         Command::Console(args) => console::run(args).await.map(|()| 0),
         Command::KnownHosts(KnownHostsCommand::Audit(args)) => Ok(known_hosts::audit(args).await),
+        Command::KnownHosts(KnownHostsCommand::Pin(args)) => pin::run(args).await.map(|()| 0),
     }
+}
+
+/// The AWS clients and the one running instance `host` names (an id, a Name tag, a tag or an
+/// address, with an optional `.REGION` suffix), for commands that take a single HOST.
+pub(crate) async fn aws_and_instance(host: &str, aws: &AwsArgs) -> anyhow::Result<(Aws, Instance)> {
+    let spec = HostSpec::parse_with_suffix(host, None).with_context(|| format!("reading host {host:?}"))?;
+    let region = aws.region.as_deref().or(spec.region.as_deref());
+    let clients = Aws::load(aws.profile.as_deref(), region).await?;
+    let found = clients.find_instances(&spec.target).await.with_context(|| format!("looking up {}", spec.target))?;
+    let instance = crate::resolve::pick(&spec.target, &clients.region, found)?;
+    Ok((clients, instance))
 }

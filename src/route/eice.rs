@@ -232,7 +232,16 @@ pub struct TunnelStats {
 impl Tunnel {
     /// Pipes ssh's stdin/stdout through the tunnel until either side ends.
     pub async fn pipe(self) -> Result<TunnelStats, EiceError> {
-        let (mut stdin, mut stdout) = crate::stdio::local_halves();
+        let (stdin, stdout) = crate::stdio::local_halves();
+        self.pipe_with(stdin, stdout).await
+    }
+
+    /// [`Tunnel::pipe`] with other local halves (an in-process SSH client, for `known-hosts pin`).
+    pub async fn pipe_with<R, W>(self, mut stdin: R, mut stdout: W) -> Result<TunnelStats, EiceError>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
         let mut stop = StopSignals::new()?;
         let (mut sink, mut stream) = self.ws.split();
         let mut stats = TunnelStats::default();

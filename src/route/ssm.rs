@@ -101,8 +101,17 @@ impl SsmRoute {
 
     /// Pipes ssh's stdin/stdout through the session, then ends it.
     pub async fn pipe(self) -> Result<Outcome, SsmError> {
-        let SsmRoute { aws, instance_id, session_id, channel } = self;
         let (stdin, stdout) = crate::stdio::local_halves();
+        self.pipe_with(stdin, stdout).await
+    }
+
+    /// [`SsmRoute::pipe`] with other local halves (an in-process SSH client, for `known-hosts pin`).
+    pub async fn pipe_with<R, W>(self, stdin: R, stdout: W) -> Result<Outcome, SsmError>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let SsmRoute { aws, instance_id, session_id, channel } = self;
         let mut resume = AwsResume { aws: &aws, session_id: &session_id };
         let result = channel.run(&mut resume, stdin, stdout).await;
         let closed_by_service = matches!(&result, Ok(o) if matches!(o.end, driver::End::ChannelClosed(_)));

@@ -311,3 +311,74 @@ fn audit_against_the_lab_checks_consoles_and_addresses() {
     assert_eq!(count("DescribeInstances"), 3, "{calls:?}");
     assert_eq!(count("GetConsoleOutput"), 6, "{calls:?}");
 }
+
+/// `known-hosts pin HOST --route ROUTE` into `file`.
+fn pin(world: &World, host: &str, route: &str, file: &std::path::Path) -> crate::harness::Output {
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "pin", host, "--route", route, "--port"])
+        .arg(world.lab.ssh_port(world.lab.instance_ids().first().unwrap()).to_string())
+        .arg("--file")
+        .arg(file);
+    world.run(cmd, T)
+}
+
+#[test]
+fn pin_then_plain_ssh_needs_no_prompt_on_every_route() {
+    let world = World::new();
+    let file = world.path("pinned_known_hosts");
+    // A stale entry under the alias is replaced; other lines stay.
+    fs::write(&file, "# mine\ni-0a1b2c3d4e5f60718 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHlIyUPli2C+DZM+2WMDUmv0mT+LQ0Z79e+LxSm5RsL0\n")
+        .unwrap();
+    for (host, id, route) in [
+        ("web-1", "i-0a1b2c3d4e5f60718", "direct"),
+        ("db-1", "i-0f1b2c3d4e5f6071d", "ssm"),
+        ("db-1", "i-0f1b2c3d4e5f6071d", "eice"),
+    ] {
+        let out = pin(&world, host, route, &file);
+        assert!(out.success(), "{route}: {}\n{}", out.describe(), out.context);
+        assert!(out.stdout.contains(&format!("HostKeyAlias {id}")), "{}", out.stdout);
+        assert_eq!(out.stdout.matches("matches the console").count(), 2, "ed25519 and ecdsa: {}", out.stdout);
+        // Plain ssh, strict checking, only the pinned file: no prompt, no failure.
+        let route_cfg = if route == "direct" { String::new() } else { format!("--route {route}") };
+        let dir = world.path(&format!("cfg-{route}"));
+        fs::create_dir_all(&dir).unwrap();
+        let config = ec2_lab::demo::write_ssh_config(&world.lab, &broker(), &dir, &route_cfg).unwrap();
+        let mut cmd = world.command("ssh");
+        cmd.arg("-F").arg(&config).arg("-o").arg(format!("UserKnownHostsFile={}", file.display()));
+        cmd.args(["-o", &format!("HostKeyAlias={id}"), "-o", "StrictHostKeyChecking=yes", host, "echo pinned-ok"]);
+        let out = world.run(cmd, T);
+        assert!(out.success() && out.stdout.contains("pinned-ok"), "{route}: {}\n{}", out.describe(), out.context);
+    }
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with("# mine\n"), "{text}");
+    assert!(!text.contains("AAAAC3NzaC1lZDI1NTE5AAAAIHlIyUPli2C"), "the stale pin is gone:\n{text}");
+    assert_eq!(text.matches("i-0a1b2c3d4e5f60718 ").count(), 2, "{text}");
+    assert_eq!(text.matches("i-0f1b2c3d4e5f6071d ").count(), 2, "re-pinning replaces, never piles up:\n{text}");
+}
+
+#[test]
+fn pin_refuses_a_key_the_console_contradicts() {
+    let text = format!(
+        "{}\n[[instance]]\nid = \"i-0e2000000000000c1\"\nname = \"rebuilt\"\nprivate_ip = \"127.0.1.31\"\nconsole_keys = \"mismatch\"\n\n\
+         [[instance]]\nid = \"i-0e2000000000000c2\"\nname = \"rebooted\"\nprivate_ip = \"127.0.1.32\"\nconsole_keys = \"none\"\n",
+        ec2_lab::inventory::DEMO
+    );
+    let world = World::with(ec2_lab::Inventory::from_toml(&text).unwrap(), "");
+    let file = world.path("pinned");
+    let out = pin(&world, "rebuilt", "direct", &file);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("refusing to pin instance i-0e2000000000000c1 (rebuilt)"), "{}", out.stderr);
+    assert!(!file.exists(), "nothing written on a mismatch");
+    let out = pin(&world, "rebooted", "direct", &file);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("shows no host keys") && out.stderr.contains("--accept-unverified"), "{}", out.stderr);
+    assert!(!file.exists());
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "pin", "rebooted", "--accept-unverified", "--port"])
+        .arg(world.lab.ssh_port("i-0e2000000000000c2").to_string())
+        .arg("--file")
+        .arg(&file);
+    let out = world.run(cmd, T);
+    assert!(out.success(), "{}", out.describe());
+    assert_eq!(out.stdout.matches("NOT checked").count(), 2, "{}", out.stdout);
+}

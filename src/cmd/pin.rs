@@ -1,0 +1,185 @@
+//! `ec2-broker known-hosts pin HOST`: the instance's host keys, fetched through a broker route,
+//! checked against its console, recorded under its instance id.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use russh::keys::{Algorithm, HashAlg, PublicKey};
+
+use crate::aws::Aws;
+use crate::cli::{AddressKind, PinArgs, RouteArg};
+use crate::instance::Instance;
+use crate::keyscan;
+use crate::known_hosts::console::{self, ConsoleVerdict};
+use crate::known_hosts::file::KnownHostsFile;
+use crate::known_hosts::pattern;
+use crate::route::{direct, eice, ssm};
+
+/// Runs the pin.
+pub async fn run(args: PinArgs) -> anyhow::Result<()> {
+    let (aws, instance) = super::aws_and_instance(&args.host, &args.aws).await?;
+    let label = instance.label();
+
+    let console_text = aws.console_output(&instance.id).await.context("reading the console output")?;
+    let console = console_text.as_deref().and_then(console::find);
+    let mut scanned = Vec::new();
+    for algorithm in keyscan::KEY_TYPES {
+        if let Some(key) = scan(&aws, &instance, &args, algorithm.clone()).await? {
+            scanned.push(key);
+        }
+    }
+    if scanned.is_empty() {
+        bail!("{label} offered no host key over --route {}", route_name(args.route));
+    }
+
+    let mut pinned = Vec::new();
+    let mut report = String::new();
+    for key in &scanned {
+        let verdict = console.as_ref().map_or(ConsoleVerdict::Unknown, |c| console::verify(c, key));
+        let fp = key.fingerprint(HashAlg::Sha256);
+        match verdict {
+            ConsoleVerdict::Mismatch { console } => bail!(
+                "refusing to pin {label}: it presented {} {fp}, but its console shows {} for that key type. \
+                 Someone may be in the middle, or the key changed after first boot: find out before trusting it",
+                key.algorithm().as_str(),
+                console.join(", ")
+            ),
+            ConsoleVerdict::Verified => {
+                let _ = writeln!(report, "  {} {fp}  matches the console", key.algorithm().as_str());
+                pinned.push(key);
+            }
+            ConsoleVerdict::Unknown if args.accept_unverified => {
+                let _ =
+                    writeln!(report, "  {} {fp}  NOT checked (the console does not show it)", key.algorithm().as_str());
+                pinned.push(key);
+            }
+            ConsoleVerdict::Unknown => {
+                let _ = writeln!(report, "  {} {fp}  skipped: the console does not show it", key.algorithm().as_str());
+            }
+        }
+    }
+    if pinned.is_empty() {
+        bail!(
+            "{label}'s console shows no host keys to check the scanned ones against (the block is printed only at \
+             first boot): nothing pinned. Pass --accept-unverified to pin them anyway (the route reached the \
+             instance through AWS)"
+        );
+    }
+
+    let file = match &args.file {
+        Some(f) => f.clone(),
+        None => dirs::home_dir().context("no home directory: pass --file")?.join(".ssh/known_hosts"),
+    };
+    write_pins(&file, &instance.id, &pinned)?;
+    println!("pinned host keys of {label} in {} under the alias {}:", file.display(), instance.id);
+    print!("{report}");
+    let name = instance.name.as_deref().unwrap_or(&instance.id);
+    println!("Add to your ssh_config so ssh looks the keys up by instance id, whatever its address:");
+    println!("Host {name}\n    HostKeyAlias {}", instance.id);
+    Ok(())
+}
+
+fn route_name(route: RouteArg) -> crate::route::Route {
+    match route {
+        RouteArg::Direct => crate::route::Route::Direct,
+        RouteArg::Ssm => crate::route::Route::Ssm,
+        RouteArg::Eice => crate::route::Route::Eice,
+        RouteArg::Serial => crate::route::Route::Serial,
+    }
+}
+
+/// One key exchange offering `algorithm`, over a fresh connection of the chosen route.
+async fn scan(
+    aws: &Aws,
+    instance: &Instance,
+    args: &PinArgs,
+    algorithm: Algorithm,
+) -> anyhow::Result<Option<PublicKey>> {
+    let timeout = Duration::from_secs(args.connect_timeout);
+    match args.route {
+        RouteArg::Direct => {
+            let ip = match args.address {
+                AddressKind::Private => instance.private_ip,
+                AddressKind::Public => instance.public_ip,
+            };
+            let ip = ip.with_context(|| format!("{} has no {:?} IPv4 address", instance.id, args.address))?;
+            let stream = direct::connect(SocketAddr::new(IpAddr::V4(ip), args.port), timeout).await?;
+            Ok(keyscan::scan_one(stream, algorithm, timeout).await)
+        }
+        RouteArg::Eice => {
+            let opts = eice::EiceOptions {
+                endpoint_id: args.eice_id.clone(),
+                connect_to: args.eice_connect_to.clone(),
+                max_duration: None,
+            };
+            let tunnel = eice::open(aws, instance, args.port, &opts).await?;
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            let (rd, wr) = tokio::io::split(theirs);
+            let (key, piped) = tokio::join!(keyscan::scan_one(ours, algorithm, timeout), tunnel.pipe_with(rd, wr));
+            piped?;
+            Ok(key)
+        }
+        RouteArg::Ssm => {
+            let opts = ssm::SsmOptions { resume_timeout: timeout };
+            let route = ssm::open(aws, instance, args.port, opts).await?;
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            let (rd, wr) = tokio::io::split(theirs);
+            let (key, piped) = tokio::join!(keyscan::scan_one(ours, algorithm, timeout), route.pipe_with(rd, wr));
+            piped?;
+            Ok(key)
+        }
+        RouteArg::Serial => {
+            bail!("the serial console has no SSH server of the instance behind it: use direct, ssm or eice")
+        }
+    }
+}
+
+/// Replaces the alias's entries in `file` (keeping everything else as it was) with `keys`.
+fn write_pins(file: &std::path::Path, alias: &str, keys: &[&PublicKey]) -> anyhow::Result<()> {
+    let old = match std::fs::read_to_string(file) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let mut text = String::new();
+    if let Some(old) = &old {
+        let parsed = KnownHostsFile::parse(old);
+        for (_, line, parsed_line) in &parsed.lines {
+            let ours = match parsed_line {
+                crate::known_hosts::file::Line::Entry(e) => {
+                    e.marker.is_none()
+                        && matches!(&e.hosts, russh::keys::ssh_key::known_hosts::HostPatterns::Patterns(p) if p.len() == 1)
+                        && pattern::matches(&e.hosts, alias, 22)
+                }
+                _ => false,
+            };
+            if !ours {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    for key in keys {
+        let mut key = (*key).clone();
+        key.set_comment("ec2-broker pin");
+        let _ = writeln!(text, "{alias} {}", key.to_openssh().context("encoding a host key")?);
+    }
+    match old {
+        Some(_) => super::known_hosts::write_fixed(file, &text),
+        None => {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(file)
+                .with_context(|| format!("creating {}", file.display()))?;
+            std::io::Write::write_all(&mut f, text.as_bytes()).with_context(|| format!("writing {}", file.display()))
+        }
+    }
+}
