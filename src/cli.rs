@@ -116,6 +116,11 @@ pub struct AuditArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// A user key (a .pub file or SHA256:… fingerprint): list the key pairs that hold it and every
+    /// instance launched with one of them (where a lost or leaked key still opens a door).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+
     /// Remove duplicate, conflicting, terminated and recycled entries (and serial endpoints with
     /// the wrong key); each changed file is first copied to FILE.old.
     #[arg(long)]

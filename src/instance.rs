@@ -79,6 +79,8 @@ pub struct Instance {
     pub platform: Option<String>,
     /// Instance type (`t3.micro`): decides whether the serial console is available.
     pub instance_type: Option<String>,
+    /// The key pair it was launched with (`KeyName`).
+    pub key_name: Option<String>,
     /// Launch time as the API printed it (ISO 8601).
     pub launch_time: Option<String>,
     /// All tags, in API order.
@@ -99,6 +101,7 @@ impl Instance {
             subnet_id: None,
             platform: None,
             instance_type: None,
+            key_name: None,
             launch_time: None,
             tags: Vec::new(),
         }

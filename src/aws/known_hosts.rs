@@ -8,6 +8,17 @@ use russh::keys::ssh_key::encoding::base64::{Base64, Encoding};
 use super::{Aws, AwsError};
 use crate::instance::Instance;
 
+/// A key pair as DescribeKeyPairs lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    /// `KeyName`.
+    pub name: String,
+    /// The public key in OpenSSH form, when the API returns it.
+    pub public_key: Option<String>,
+    /// `KeyFingerprint` (format depends on how the pair was made).
+    pub fingerprint: Option<String>,
+}
+
 /// Values per filter in one DescribeInstances call (AWS's limit).
 const VALUES_PER_CALL: usize = 200;
 
@@ -41,6 +52,33 @@ impl Aws {
             for reservation in page.reservations() {
                 out.extend(reservation.instances().iter().filter_map(super::ec2::convert));
             }
+        }
+        Ok(out)
+    }
+
+    /// Every key pair of the Region with its public key (`IncludePublicKey`); one call, the API
+    /// does not paginate it.
+    pub async fn key_pairs(&self) -> Result<Vec<KeyPair>, AwsError> {
+        let out = (self.ec2.describe_key_pairs().include_public_key(true).send().await)
+            .map_err(|e| AwsError::from_sdk("EC2", "DescribeKeyPairs", e))?;
+        Ok(out
+            .key_pairs()
+            .iter()
+            .filter_map(|k| {
+                Some(KeyPair {
+                    name: k.key_name()?.to_string(),
+                    public_key: k.public_key().map(str::to_string),
+                    fingerprint: k.key_fingerprint().map(str::to_string),
+                })
+            })
+            .collect())
+    }
+
+    /// Every instance (any state) launched with one of the key pairs `names`.
+    pub async fn instances_with_key_pairs(&self, names: &[String]) -> Result<Vec<Instance>, AwsError> {
+        let mut out = Vec::new();
+        for chunk in names.chunks(VALUES_PER_CALL) {
+            out.extend(self.describe_many("key-name", chunk).await?);
         }
         Ok(out)
     }

@@ -12,9 +12,11 @@ use crate::aws::Aws;
 use crate::cli::AuditArgs;
 use crate::instance::{Instance, InstanceState};
 use crate::known_hosts::console;
+use crate::known_hosts::exposure::{self, ExposedInstance, Exposure, UserKey};
 use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::findings::{self, Ec2Facts, Finding, InstanceFacts, Severity};
 use crate::known_hosts::fix;
+use russh::keys::ssh_key::known_hosts::HostPatterns;
 
 /// Console outputs fetched at once.
 const CONSOLE_CONCURRENCY: usize = 8;
@@ -43,6 +45,8 @@ struct Report {
     files: Vec<String>,
     entries: usize,
     findings: Vec<Finding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_exposure: Option<Exposure>,
 }
 
 async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
@@ -53,10 +57,19 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
         parsed.push((path.display().to_string(), KnownHostsFile::parse(&text)));
     }
     let mut findings: Vec<Finding> = parsed.iter().flat_map(|(name, f)| findings::from_file(name, f)).collect();
-    if !args.offline {
-        let facts = ec2_facts(args, &parsed).await?;
+    let aws = match args.offline {
+        true if args.key.is_some() => anyhow::bail!("--key asks EC2 which key pairs hold the key: drop --offline"),
+        true => None,
+        false => Some(Aws::load(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?),
+    };
+    if let Some(aws) = &aws {
+        let facts = ec2_facts(aws, &parsed).await?;
         findings.extend(parsed.iter().flat_map(|(name, f)| findings::from_ec2(name, f, &facts)));
     }
+    let key_exposure = match (&args.key, &aws) {
+        (Some(key), Some(aws)) => Some(exposure(aws, key, &parsed).await?),
+        _ => None,
+    };
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     if args.fix {
         for ((name, file), path) in parsed.iter().zip(&paths) {
@@ -73,7 +86,47 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
         }
     }
     let entries = parsed.iter().map(|(_, f)| f.entries().count()).sum();
-    Ok(Report { files: parsed.into_iter().map(|(n, _)| n).collect(), entries, findings })
+    Ok(Report { files: parsed.into_iter().map(|(n, _)| n).collect(), entries, findings, key_exposure })
+}
+
+/// Which key pairs hold `key`, and every instance launched with one of them.
+async fn exposure(aws: &Aws, key: &str, parsed: &[(String, KnownHostsFile)]) -> anyhow::Result<Exposure> {
+    let text = std::fs::read_to_string(key).ok();
+    let user = UserKey::parse(key, text.as_deref()).map_err(anyhow::Error::msg)?;
+    let pairs = aws.key_pairs().await.context("listing key pairs")?;
+    let (key_pairs, undetermined_key_pairs) = exposure::classify(&pairs, &user);
+    let launched = match key_pairs.is_empty() {
+        true => Vec::new(),
+        false => aws.instances_with_key_pairs(&key_pairs).await.context("looking up instances by key pair")?,
+    };
+    let instances = launched
+        .into_iter()
+        .map(|i| {
+            let names: Vec<String> =
+                [i.private_ip.map(|a| a.to_string()), i.public_ip.map(|a| a.to_string()), Some(i.id.clone())]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            let known_as = parsed
+                .iter()
+                .flat_map(|(file, f)| f.entries().map(move |(n, e)| (file, n, e)))
+                .filter_map(|(file, n, e)| {
+                    let HostPatterns::Patterns(p) = &e.hosts else { return None };
+                    let hit =
+                        p.iter().find(|h| !h.starts_with('!') && names.iter().any(|n| n == findings::bare_host(h)))?;
+                    Some(format!("{file}:{n} {hit}"))
+                })
+                .collect();
+            ExposedInstance {
+                id: i.id.clone(),
+                name: i.name.clone(),
+                state: i.state.as_str().to_string(),
+                key_name: i.key_name.clone().unwrap_or_default(),
+                known_as,
+            }
+        })
+        .collect();
+    Ok(Exposure { key: user.fingerprint(), key_pairs, undetermined_key_pairs, instances, note: exposure::NOTE.into() })
 }
 
 /// Keeps the old file as `FILE.old` (as `ssh-keygen -R` does) and replaces FILE atomically,
@@ -107,12 +160,12 @@ fn files(named: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Looks up every EC2 address and id the files name, and the consoles of the instances found.
-async fn ec2_facts(args: &AuditArgs, parsed: &[(String, KnownHostsFile)]) -> anyhow::Result<Ec2Facts> {
+async fn ec2_facts(aws: &Aws, parsed: &[(String, KnownHostsFile)]) -> anyhow::Result<Ec2Facts> {
     let mut addresses = Vec::new();
     let mut ids = Vec::new();
     for (_, file) in parsed {
         for (_, entry) in file.entries() {
-            let russh::keys::ssh_key::known_hosts::HostPatterns::Patterns(patterns) = &entry.hosts else { continue };
+            let HostPatterns::Patterns(patterns) = &entry.hosts else { continue };
             for host in patterns.iter().filter(|p| !p.starts_with('!')).map(|p| findings::bare_host(p)) {
                 match (findings::ec2_host(host), host.starts_with("i-")) {
                     (true, true) => ids.push(host.to_string()),
@@ -129,17 +182,13 @@ async fn ec2_facts(args: &AuditArgs, parsed: &[(String, KnownHostsFile)]) -> any
     if addresses.is_empty() && ids.is_empty() {
         return Ok(Ec2Facts::default());
     }
-    let aws = Aws::load(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?;
     let instances = aws.instances_for_hosts(&addresses, &ids).await.context("looking up the addresses in EC2")?;
 
     let live: Vec<&Instance> = instances.iter().filter(|i| i.state != InstanceState::Terminated).collect();
     let consoles: BTreeMap<String, Option<console::ConsoleKeys>> = futures_util::stream::iter(live)
-        .map(|i| {
-            let aws = &aws;
-            async move {
-                let text = aws.console_output(&i.id).await;
-                (i.id.clone(), text)
-            }
+        .map(|i| async move {
+            let text = aws.console_output(&i.id).await;
+            (i.id.clone(), text)
         })
         .buffer_unordered(CONSOLE_CONCURRENCY)
         .map(|(id, text)| match text {
@@ -174,7 +223,18 @@ fn table(report: &Report) -> String {
     let _ = writeln!(out, "{} entries in {}", report.entries, report.files.join(", "));
     if report.findings.is_empty() {
         let _ = writeln!(out, "no findings");
-        return out;
+    }
+    if let Some(x) = &report.key_exposure {
+        let _ = writeln!(out, "key {}: key pairs holding it: {}", x.key, list_or_none(&x.key_pairs));
+        if !x.undetermined_key_pairs.is_empty() {
+            let _ = writeln!(out, "  the API cannot tell for: {}", x.undetermined_key_pairs.join(", "));
+        }
+        for i in &x.instances {
+            let known = if i.known_as.is_empty() { "not in known_hosts".to_string() } else { i.known_as.join(", ") };
+            let name = i.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            let _ = writeln!(out, "  {}{name} {} launched with {}: {known}", i.id, i.state, i.key_name);
+        }
+        let _ = writeln!(out, "  note: {}", x.note);
     }
     for f in &report.findings {
         let severity =
@@ -192,4 +252,11 @@ fn table(report: &Report) -> String {
         }
     }
     out
+}
+
+fn list_or_none(items: &[String]) -> String {
+    match items.is_empty() {
+        true => "none".into(),
+        false => items.join(", "),
+    }
 }

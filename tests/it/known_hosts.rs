@@ -382,3 +382,48 @@ fn pin_refuses_a_key_the_console_contradicts() {
     assert!(out.success(), "{}", out.describe());
     assert_eq!(out.stdout.matches("NOT checked").count(), 2, "{}", out.stdout);
 }
+
+#[test]
+fn key_exposure_lists_every_instance_launched_with_the_key() {
+    let world = World::new();
+    let port = world.lab.ssh_port("i-0a1b2c3d4e5f60718");
+    let file = world.path("known_hosts");
+    let host_key = world.lab.state().host_keys("i-0a1b2c3d4e5f60718");
+    let host_key = host_key.iter().find(|k| k.starts_with("ssh-ed25519")).unwrap();
+    fs::write(&file, format!("[127.0.1.10]:{port} {host_key}\n")).unwrap();
+    let lab_admin = world.path("lab-admin.pub");
+    fs::write(&lab_admin, format!("{}\n", ec2_lab::inventory::LAB_ADMIN_PUBLIC_KEY)).unwrap();
+    let audit = |key: &std::path::Path| {
+        let mut cmd = world.command(broker());
+        cmd.args(["known-hosts", "audit", "--json", "--key"]).arg(key).arg(&file);
+        let out = world.run(cmd, T);
+        assert_eq!(out.code(), Some(0), "{}", out.describe());
+        serde_json::from_str::<Value>(&out.stdout).unwrap()["key_exposure"].clone()
+    };
+    let exposure = audit(&lab_admin);
+    let fp = {
+        let out = Command::new("ssh-keygen").arg("-l").arg("-f").arg(&lab_admin).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().split_whitespace().nth(1).unwrap().to_string()
+    };
+    assert_eq!(
+        exposure,
+        serde_json::json!({
+            "key": fp,
+            "key_pairs": ["lab-admin"],
+            "undetermined_key_pairs": [],
+            "instances": [
+                {"id": "i-0a1b2c3d4e5f60718", "name": "web-1", "state": "running", "key_name": "lab-admin",
+                 "known_as": [format!("{}:1 [127.0.1.10]:{port}", file.display())]},
+                {"id": "i-0b1b2c3d4e5f60719", "name": "api-1", "state": "running", "key_name": "lab-admin", "known_as": []},
+            ],
+            "note": ec2_broker::known_hosts::exposure::NOTE,
+        })
+    );
+    // Another key: no key pair holds it.
+    let other = keygen_ed25519(world.dir.path(), "other");
+    let other_pub = world.path("other.pub");
+    assert!(other_pub.exists(), "{other}");
+    let exposure = audit(&other_pub);
+    assert_eq!(exposure["key_pairs"], serde_json::json!([]));
+    assert_eq!(exposure["instances"], serde_json::json!([]));
+}
