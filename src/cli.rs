@@ -116,6 +116,11 @@ pub struct AuditArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Do not read console output (one GetConsoleOutput per instance found): only addresses are
+    /// checked, and keys are neither verified nor found mismatching.
+    #[arg(long)]
+    pub no_console: bool,
+
     /// A user key (a .pub file or SHA256:… fingerprint): list the key pairs that hold it and every
     /// instance launched with one of them (where a lost or leaked key still opens a door).
     #[arg(long, value_name = "KEY")]

@@ -31,6 +31,7 @@
 mod api;
 mod base64;
 pub mod bench;
+pub mod bench_known_hosts;
 pub mod bench_routes;
 mod civil_time;
 pub mod console;

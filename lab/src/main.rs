@@ -1,6 +1,6 @@
 //! `ec2-lab`: `demo` runs ssh, scp and rsync through ec2-broker against the lab; `up` keeps the
 //! lab running for use by hand; `bench` measures the broker against plain ssh; `bench-routes` the
-//! eice and ssm routes against the direct route.
+//! eice and ssm routes against the direct route; `bench-known-hosts` the known_hosts audit.
 
 use std::process::ExitCode;
 
@@ -16,12 +16,22 @@ fn main() -> ExitCode {
                 ec2_lab::bench_routes::run_bench_routes(256, 128)
             }
         }
+        Some("bench-known-hosts") => {
+            let quick = std::env::args().any(|a| a == "--quick");
+            if quick {
+                ec2_lab::bench_known_hosts::run_bench_known_hosts(1_000, 10_000)
+            } else {
+                ec2_lab::bench_known_hosts::run_bench_known_hosts(10_000, 100_000)
+            }
+        }
         Some("bench") => {
             let quick = std::env::args().any(|a| a == "--quick");
             if quick { ec2_lab::bench::run_bench(5, 16) } else { ec2_lab::bench::run_bench(25, 256) }
         }
         _ => {
-            eprintln!("usage: ec2-lab demo | up | bench [--quick] | bench-routes [--quick]");
+            eprintln!(
+                "usage: ec2-lab demo | up | bench [--quick] | bench-routes [--quick] | bench-known-hosts [--quick]"
+            );
             return ExitCode::from(2);
         }
     };

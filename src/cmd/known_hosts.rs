@@ -63,7 +63,7 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
         false => Some(Aws::load(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?),
     };
     if let Some(aws) = &aws {
-        let facts = ec2_facts(aws, &parsed).await?;
+        let facts = ec2_facts(aws, &parsed, !args.no_console).await?;
         findings.extend(parsed.iter().flat_map(|(name, f)| findings::from_ec2(name, f, &facts)));
     }
     let key_exposure = match (&args.key, &aws) {
@@ -99,24 +99,22 @@ async fn exposure(aws: &Aws, key: &str, parsed: &[(String, KnownHostsFile)]) -> 
         true => Vec::new(),
         false => aws.instances_with_key_pairs(&key_pairs).await.context("looking up instances by key pair")?,
     };
+    // Each known_hosts name once: host → the lines naming it.
+    let mut lines_for: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (file, f) in parsed {
+        for (n, e) in f.entries() {
+            let HostPatterns::Patterns(p) = &e.hosts else { continue };
+            for h in p.iter().filter(|h| !h.starts_with('!')) {
+                lines_for.entry(findings::bare_host(h)).or_default().push(format!("{file}:{n} {h}"));
+            }
+        }
+    }
     let instances = launched
         .into_iter()
         .map(|i| {
-            let names: Vec<String> =
-                [i.private_ip.map(|a| a.to_string()), i.public_ip.map(|a| a.to_string()), Some(i.id.clone())]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-            let known_as = parsed
-                .iter()
-                .flat_map(|(file, f)| f.entries().map(move |(n, e)| (file, n, e)))
-                .filter_map(|(file, n, e)| {
-                    let HostPatterns::Patterns(p) = &e.hosts else { return None };
-                    let hit =
-                        p.iter().find(|h| !h.starts_with('!') && names.iter().any(|n| n == findings::bare_host(h)))?;
-                    Some(format!("{file}:{n} {hit}"))
-                })
-                .collect();
+            let names = [i.private_ip.map(|a| a.to_string()), i.public_ip.map(|a| a.to_string()), Some(i.id.clone())];
+            let known_as =
+                names.iter().flatten().flat_map(|n| lines_for.get(n.as_str()).cloned().unwrap_or_default()).collect();
             ExposedInstance {
                 id: i.id.clone(),
                 name: i.name.clone(),
@@ -160,7 +158,7 @@ fn files(named: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Looks up every EC2 address and id the files name, and the consoles of the instances found.
-async fn ec2_facts(aws: &Aws, parsed: &[(String, KnownHostsFile)]) -> anyhow::Result<Ec2Facts> {
+async fn ec2_facts(aws: &Aws, parsed: &[(String, KnownHostsFile)], consoles: bool) -> anyhow::Result<Ec2Facts> {
     let mut addresses = Vec::new();
     let mut ids = Vec::new();
     for (_, file) in parsed {
@@ -184,7 +182,7 @@ async fn ec2_facts(aws: &Aws, parsed: &[(String, KnownHostsFile)]) -> anyhow::Re
     }
     let instances = aws.instances_for_hosts(&addresses, &ids).await.context("looking up the addresses in EC2")?;
 
-    let live: Vec<&Instance> = instances.iter().filter(|i| i.state != InstanceState::Terminated).collect();
+    let live: Vec<&Instance> = instances.iter().filter(|i| consoles && i.state != InstanceState::Terminated).collect();
     let consoles: BTreeMap<String, Option<console::ConsoleKeys>> = futures_util::stream::iter(live)
         .map(|i| async move {
             let text = aws.console_output(&i.id).await;
