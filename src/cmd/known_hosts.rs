@@ -12,7 +12,7 @@ use crate::aws::Aws;
 use crate::cli::AuditArgs;
 use crate::instance::{Instance, InstanceState};
 use crate::known_hosts::console;
-use crate::known_hosts::exposure::{self, ExposedInstance, Exposure, UserKey};
+use crate::known_hosts::exposure::{self, AuditedInstance, ExposedInstance, Exposure, UserKey};
 use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::findings::{self, Ec2Facts, Finding, InstanceFacts, Severity};
 use crate::known_hosts::fix;
@@ -62,12 +62,14 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
         true => None,
         false => Some(Aws::load(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?),
     };
+    let mut audited = Vec::new();
     if let Some(aws) = &aws {
-        let facts = ec2_facts(aws, &parsed, !args.no_console).await?;
+        let (facts, instances) = ec2_facts(aws, &parsed, !args.no_console).await?;
         findings.extend(parsed.iter().flat_map(|(name, f)| findings::from_ec2(name, f, &facts)));
+        audited = instances;
     }
     let key_exposure = match (&args.key, &aws) {
-        (Some(key), Some(aws)) => Some(exposure(aws, key, &parsed).await?),
+        (Some(key), Some(aws)) => Some(exposure(aws, key, &parsed, &audited).await?),
         _ => None,
     };
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
@@ -90,7 +92,12 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
 }
 
 /// Which key pairs hold `key`, and every instance launched with one of them.
-async fn exposure(aws: &Aws, key: &str, parsed: &[(String, KnownHostsFile)]) -> anyhow::Result<Exposure> {
+async fn exposure(
+    aws: &Aws,
+    key: &str,
+    parsed: &[(String, KnownHostsFile)],
+    audited: &[Instance],
+) -> anyhow::Result<Exposure> {
     let text = std::fs::read_to_string(key).ok();
     let user = UserKey::parse(key, text.as_deref()).map_err(anyhow::Error::msg)?;
     let pairs = aws.key_pairs().await.context("listing key pairs")?;
@@ -109,22 +116,44 @@ async fn exposure(aws: &Aws, key: &str, parsed: &[(String, KnownHostsFile)]) -> 
             }
         }
     }
+    let known_as = |i: &Instance| -> Vec<String> {
+        let names = [i.private_ip.map(|a| a.to_string()), i.public_ip.map(|a| a.to_string()), Some(i.id.clone())];
+        names.iter().flatten().flat_map(|n| lines_for.get(n.as_str()).cloned().unwrap_or_default()).collect()
+    };
     let instances = launched
-        .into_iter()
-        .map(|i| {
-            let names = [i.private_ip.map(|a| a.to_string()), i.public_ip.map(|a| a.to_string()), Some(i.id.clone())];
-            let known_as =
-                names.iter().flatten().flat_map(|n| lines_for.get(n.as_str()).cloned().unwrap_or_default()).collect();
-            ExposedInstance {
-                id: i.id.clone(),
-                name: i.name.clone(),
-                state: i.state.as_str().to_string(),
-                key_name: i.key_name.clone().unwrap_or_default(),
-                known_as,
-            }
+        .iter()
+        .map(|i| ExposedInstance {
+            id: i.id.clone(),
+            name: i.name.clone(),
+            state: i.state.as_str().to_string(),
+            key_name: i.key_name.clone().unwrap_or_default(),
+            known_as: known_as(i),
         })
         .collect();
-    Ok(Exposure { key: user.fingerprint(), key_pairs, undetermined_key_pairs, instances, note: exposure::NOTE.into() })
+    // The instances known_hosts leads to: launched with the key, with another key pair, or unknown.
+    let audited = audited
+        .iter()
+        .filter(|i| i.state != InstanceState::Terminated)
+        .map(|i| AuditedInstance {
+            id: i.id.clone(),
+            key_name: i.key_name.clone(),
+            launched_with_key: match i.key_name.as_deref() {
+                None => Some(false),
+                Some(k) if key_pairs.iter().any(|p| p == k) => Some(true),
+                Some(k) if undetermined_key_pairs.iter().any(|p| p == k) => None,
+                Some(_) => Some(false),
+            },
+            known_as: known_as(i),
+        })
+        .collect();
+    Ok(Exposure {
+        key: user.fingerprint(),
+        key_pairs,
+        undetermined_key_pairs,
+        instances,
+        audited,
+        note: exposure::NOTE.into(),
+    })
 }
 
 /// Keeps the old file as `FILE.old` (as `ssh-keygen -R` does) and replaces FILE atomically,
@@ -158,7 +187,11 @@ fn files(named: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Looks up every EC2 address and id the files name, and the consoles of the instances found.
-async fn ec2_facts(aws: &Aws, parsed: &[(String, KnownHostsFile)], consoles: bool) -> anyhow::Result<Ec2Facts> {
+async fn ec2_facts(
+    aws: &Aws,
+    parsed: &[(String, KnownHostsFile)],
+    consoles: bool,
+) -> anyhow::Result<(Ec2Facts, Vec<Instance>)> {
     let mut addresses = Vec::new();
     let mut ids = Vec::new();
     for (_, file) in parsed {
@@ -178,7 +211,7 @@ async fn ec2_facts(aws: &Aws, parsed: &[(String, KnownHostsFile)], consoles: boo
     ids.sort_unstable();
     ids.dedup();
     if addresses.is_empty() && ids.is_empty() {
-        return Ok(Ec2Facts::default());
+        return Ok((Ec2Facts::default(), Vec::new()));
     }
     let instances = aws.instances_for_hosts(&addresses, &ids).await.context("looking up the addresses in EC2")?;
 
@@ -213,7 +246,7 @@ async fn ec2_facts(aws: &Aws, parsed: &[(String, KnownHostsFile)], consoles: boo
             facts.by_host.entry(host).or_default().push(fact.clone());
         }
     }
-    Ok(facts)
+    Ok((facts, instances))
 }
 
 fn table(report: &Report) -> String {
@@ -231,6 +264,15 @@ fn table(report: &Report) -> String {
             let known = if i.known_as.is_empty() { "not in known_hosts".to_string() } else { i.known_as.join(", ") };
             let name = i.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
             let _ = writeln!(out, "  {}{name} {} launched with {}: {known}", i.id, i.state, i.key_name);
+        }
+        for a in &x.audited {
+            let verdict = match a.launched_with_key {
+                Some(true) => "launched with this key",
+                Some(false) => "not launched with this key",
+                None => "cannot tell",
+            };
+            let pair = a.key_name.as_deref().unwrap_or("no key pair");
+            let _ = writeln!(out, "  known_hosts → {} ({pair}): {verdict}", a.id);
         }
         let _ = writeln!(out, "  note: {}", x.note);
     }

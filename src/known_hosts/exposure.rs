@@ -69,6 +69,8 @@ pub struct Exposure {
     pub undetermined_key_pairs: Vec<String>,
     /// Every instance launched with one of `key_pairs`, whether or not known_hosts names it.
     pub instances: Vec<ExposedInstance>,
+    /// The (not terminated) instances the audited known_hosts entries lead to.
+    pub audited: Vec<AuditedInstance>,
     /// What this cannot see.
     pub note: String,
 }
@@ -86,6 +88,19 @@ pub struct ExposedInstance {
     /// The key pair.
     pub key_name: String,
     /// The known_hosts names that lead to it (`file:line host`), if any.
+    pub known_as: Vec<String>,
+}
+
+/// An instance the audited files lead to, and whether its launch key pair holds the key.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditedInstance {
+    /// `i-…`.
+    pub id: String,
+    /// Its launch key pair, if any.
+    pub key_name: Option<String>,
+    /// `true`/`false`, or `null` when the API cannot tell for its key pair.
+    pub launched_with_key: Option<bool>,
+    /// The known_hosts lines that lead to it.
     pub known_as: Vec<String>,
 }
 

@@ -416,6 +416,10 @@ fn key_exposure_lists_every_instance_launched_with_the_key() {
                  "known_as": [format!("{}:1 [127.0.1.10]:{port}", file.display())]},
                 {"id": "i-0b1b2c3d4e5f60719", "name": "api-1", "state": "running", "key_name": "lab-admin", "known_as": []},
             ],
+            "audited": [
+                {"id": "i-0a1b2c3d4e5f60718", "key_name": "lab-admin", "launched_with_key": true,
+                 "known_as": [format!("{}:1 [127.0.1.10]:{port}", file.display())]},
+            ],
             "note": ec2_broker::known_hosts::exposure::NOTE,
         })
     );
@@ -426,4 +430,5 @@ fn key_exposure_lists_every_instance_launched_with_the_key() {
     let exposure = audit(&other_pub);
     assert_eq!(exposure["key_pairs"], serde_json::json!([]));
     assert_eq!(exposure["instances"], serde_json::json!([]));
+    assert_eq!(exposure["audited"][0]["launched_with_key"], serde_json::json!(false));
 }
