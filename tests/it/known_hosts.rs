@@ -12,6 +12,8 @@ use serde_json::Value;
 use crate::harness::{World, broker};
 
 const T: Duration = Duration::from_secs(60);
+/// A 1024-bit DSA public key (a weak host key).
+const DSA: &str = "AAAAB3NzaC1kc3MAAACBAP1/U4EddRIpUt9KnC7s5Of2EbdSPO9EAMMeP4C2USZpRV1AIlH7WT2NWPq/xfW6MPbLm1Vs14E7gB00b/JmYLdrmVClpJ+f6AR7ECLCT7up1/63xhv4O1fnxqimFQ8E+4P208UewwI1VBNaFpEy9nXzrith1yrv8iIDGZ3RSAHHAAAAFQCXYFCPFSMLzLKSuYKi64QL8Fgc9QAAAIEA9+GghdabPd7LvKtcNrhXuXmUr7v6OuqC+VdMCz0HgmdRWVeOutRZT+ZxBxCBgLRJFnEj6EwoFhO3zwkyjMim4TwWeotUfI0o4KOuHiuzpnWRbqN/C/ohNWLx+2J6ASQ7zKTxvqhRkImog9/hWuWfBpKLZl6Ae1UlZAFMO/7PSSoAAACBAPhUGIqqDqR1qT4dTC4YRWgBRNKbcbS3GdJ0fd/BPG9FuZB1zEOvtXdoh4XtyD3yIn62C4p7Xlc8Ybyi+FfpRE/OlyHG+ue1vKDPn/pjdq6dLf0Q5IxRtsCvCAkVoRHD6XWmA7Jr7SJCExaJB6H6VmNOHLX4TsVDaI1z9dzsNrDZ";
 
 fn keygen_ed25519(dir: &std::path::Path, name: &str) -> String {
     let path = dir.join(name);
@@ -102,6 +104,7 @@ fn offline_audit_reports_each_file_finding_as_json() {
         format!("10.0.1.5 {b}"),
         "web-2 ssh-ed25519".to_string(),
         format!("serial-console.ec2-instance-connect.eu-west-1.aws {a}"),
+        format!("old-nas ssh-dss {DSA}"),
         String::new(),
     ]
     .join("\n");
@@ -121,7 +124,7 @@ fn offline_audit_reports_each_file_finding_as_json() {
     let name = file.display().to_string();
     let expected = serde_json::json!({
         "files": [name],
-        "entries": 4,
+        "entries": 5,
         "findings": [
             {"file": name, "line": 3, "host": "web-1", "key_type": "ssh-ed25519", "fingerprint": fp(&a),
              "kind": "duplicate", "severity": "warning", "other_line": 2,
@@ -138,6 +141,10 @@ fn offline_audit_reports_each_file_finding_as_json() {
              "key_type": "ssh-ed25519", "fingerprint": fp(&a), "kind": "serial-endpoint-mismatch", "severity": "serious",
              "detail": format!("serial-console.ec2-instance-connect.eu-west-1.aws is the eu-west-1 serial console endpoint, whose published key is SHA256:h2AaGAWO4Hathhtm6ezs3Bj7udgUxi2qTrHjZAwCW6E; this entry holds {}", fp(&a)),
              "action": "delete the line: it was learned from something that is not AWS's endpoint"},
+            {"file": name, "line": 7, "host": "old-nas", "key_type": "ssh-dss", "fingerprint": fp(&format!("ssh-dss {DSA}")),
+             "kind": "weak-key", "severity": "warning",
+             "detail": "DSA host key: OpenSSH no longer accepts DSA by default, and it is weak",
+             "action": "replace the host key (ssh-keygen -t ed25519 on the host) and re-learn it"},
         ]
     });
     assert_eq!(report, expected, "{}", serde_json::to_string_pretty(&report).unwrap());
@@ -152,7 +159,10 @@ fn offline_audit_reports_each_file_finding_as_json() {
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     assert!(out.stderr.contains("3 line(s) removed, 1 line(s) narrowed"), "{}", out.stderr);
     assert_eq!(fs::read_to_string(world.path("known_hosts.copy.old")).unwrap(), original);
-    assert_eq!(fs::read_to_string(&copy).unwrap(), format!("# a comment\nweb-1 {a}\nweb-2 ssh-ed25519\n"));
+    assert_eq!(
+        fs::read_to_string(&copy).unwrap(),
+        format!("# a comment\nweb-1 {a}\nweb-2 ssh-ed25519\nold-nas ssh-dss {DSA}\n")
+    );
     assert!(keygen_finds(&copy, "web-1") && !keygen_finds(&copy, "10.0.1.5"));
     assert!(!keygen_finds(&copy, "serial-console.ec2-instance-connect.eu-west-1.aws"));
 
