@@ -2,6 +2,7 @@
 
 use std::net::Ipv4Addr;
 
+use aws_sdk_ec2::operation::describe_instances::builders::DescribeInstancesFluentBuilder;
 use aws_sdk_ec2::types::Filter;
 
 use super::{Aws, AwsError};
@@ -42,16 +43,21 @@ impl Aws {
             tracing::debug!(filter = %name, %value, "DescribeInstances");
             req = req.filters(Filter::builder().name(name).values(value).build());
         }
-        let mut pages = req.into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk(SERVICE, "DescribeInstances", e))?;
-            for reservation in page.reservations() {
-                out.extend(reservation.instances().iter().filter_map(convert));
-            }
-        }
-        Ok(out)
+        collect_instances(req).await
     }
+}
+
+/// Every instance of every page of a DescribeInstances request.
+pub(super) async fn collect_instances(req: DescribeInstancesFluentBuilder) -> Result<Vec<Instance>, AwsError> {
+    let mut pages = req.into_paginator().send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk(SERVICE, "DescribeInstances", e))?;
+        for reservation in page.reservations() {
+            out.extend(reservation.instances().iter().filter_map(convert));
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {

@@ -1,10 +1,12 @@
 //! The EC2 calls of `known-hosts audit`: instances by many addresses and ids at once (filters
-//! take up to 200 values: one call per 200 hosts and per page, not one per line), and console
-//! output (`../shared/spec/aws-apis.md` §2.3, §6).
+//! take up to 200 values: one call per 200 hosts and per page, not one per line; for thousands of
+//! addresses one listing of the Region, 1000 instances a page), console output and key pairs
+//! (`../shared/spec/aws-apis.md` §2.3, §6).
 
 use aws_sdk_ec2::types::Filter;
 use russh::keys::ssh_key::encoding::base64::{Base64, Encoding};
 
+use super::ec2::collect_instances;
 use super::{Aws, AwsError};
 use crate::instance::Instance;
 
@@ -21,11 +23,27 @@ pub struct KeyPair {
 
 /// Values per filter in one DescribeInstances call (AWS's limit).
 const VALUES_PER_CALL: usize = 200;
+/// More filtered calls than this: list the whole Region instead (a page holds 1000 instances, so
+/// this wins from 1600 addresses on for Regions up to 8000 instances, and bounds the calls).
+const LIST_ALL_ABOVE: usize = 16;
 
 impl Aws {
     /// Every instance (any state, terminated included) whose primary private IPv4, public IPv4
     /// or id is one of `hosts`.
     pub async fn instances_for_hosts(&self, addresses: &[String], ids: &[String]) -> Result<Vec<Instance>, AwsError> {
+        let filtered_calls = 2 * addresses.len().div_ceil(VALUES_PER_CALL) + ids.len().div_ceil(VALUES_PER_CALL);
+        if filtered_calls > LIST_ALL_ABOVE {
+            // Cheaper to list the Region once (1000 per page) and match here.
+            let wanted: std::collections::HashSet<&str> = addresses.iter().chain(ids).map(String::as_str).collect();
+            let all = self.describe_all().await?;
+            return Ok(all
+                .into_iter()
+                .filter(|i| {
+                    let ip = |a: Option<std::net::Ipv4Addr>| a.is_some_and(|a| wanted.contains(a.to_string().as_str()));
+                    wanted.contains(i.id.as_str()) || ip(i.private_ip) || ip(i.public_ip)
+                })
+                .collect());
+        }
         let mut calls = Vec::new();
         for (filter, values) in [("private-ip-address", addresses), ("ip-address", addresses), ("instance-id", ids)] {
             for chunk in values.chunks(VALUES_PER_CALL) {
@@ -43,17 +61,13 @@ impl Aws {
         Ok(out)
     }
 
+    async fn describe_all(&self) -> Result<Vec<Instance>, AwsError> {
+        collect_instances(self.ec2.describe_instances().max_results(1000)).await
+    }
+
     async fn describe_many(&self, filter: &str, values: &[String]) -> Result<Vec<Instance>, AwsError> {
         let filter = Filter::builder().name(filter).set_values(Some(values.to_vec())).build();
-        let mut pages = self.ec2.describe_instances().filters(filter).into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("EC2", "DescribeInstances", e))?;
-            for reservation in page.reservations() {
-                out.extend(reservation.instances().iter().filter_map(super::ec2::convert));
-            }
-        }
-        Ok(out)
+        collect_instances(self.ec2.describe_instances().filters(filter)).await
     }
 
     /// Every key pair of the Region with its public key (`IncludePublicKey`); one call, the API

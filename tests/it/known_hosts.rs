@@ -442,3 +442,38 @@ fn key_exposure_lists_every_instance_launched_with_the_key() {
     assert_eq!(exposure["instances"], serde_json::json!([]));
     assert_eq!(exposure["audited"][0]["launched_with_key"], serde_json::json!(false));
 }
+
+#[test]
+fn thousands_of_addresses_cost_one_listing_not_a_call_per_batch() {
+    let world = World::with(ec2_lab::Inventory::generated(300, 1), "");
+    let state = world.lab.state();
+    let mut text = String::new();
+    let mut instance_lines = 0;
+    for inst in state.inventory.instances.iter().filter(|i| i.state == "running") {
+        let keys = state.host_keys(&inst.id);
+        let key: String = keys[0].split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        text += &format!("{} {key}\n", inst.private_ip.unwrap());
+        instance_lines += 1;
+    }
+    for n in 0..3000u32 {
+        text += &format!(
+            "10.9.{}.{} {}\n",
+            n >> 8,
+            n & 255,
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHlIyUPli2C+DZM+2WMDUmv0mT+LQ0Z79e+LxSm5RsL0"
+        );
+    }
+    let file = world.path("known_hosts");
+    fs::write(&file, text).unwrap();
+    let before = state.calls().len();
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--json", "--no-console"]).arg(&file);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    let calls: Vec<String> = state.calls()[before..].iter().map(|c| c.operation.clone()).collect();
+    assert_eq!(calls, ["DescribeInstances"], "one page lists 300 instances");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let count = |kind: &str| report["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == kind).count();
+    assert_eq!(count("no-instance"), 3000);
+    assert_eq!(count("unknown") + count("recycled"), instance_lines, "every instance address was found");
+}
