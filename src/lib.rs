@@ -15,6 +15,8 @@
 //!   TCP socket on Linux); [`auth_probe`] tells a refused key from other endings;
 //! - [`ssm`] is the Session Manager data channel: a sans-IO state machine and its tokio driver;
 //!   [`tls`] holds the trust roots for the websockets the broker opens (`AWS_CA_BUNDLE`);
+//! - [`known_hosts`] reads known_hosts files, matches hosts like ssh, reads the host keys EC2
+//!   consoles print, and turns both into audit findings; [`keyscan`] fetches host keys over a route;
 //! - [`serial`] is the serial console: endpoints and pinned host keys, escapes, the russh client;
 //!   [`terminal`] puts the local terminal in raw mode and restores it;
 //! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
