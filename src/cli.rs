@@ -272,6 +272,17 @@ pub struct ProxyArgs {
     /// serial route: endpoint overrides.
     #[command(flatten)]
     pub serial: SerialEndpointArgs,
+
+    /// auto route: the routes to try, in order (leave one out to never use it).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = [RouteArg::Direct, RouteArg::Eice, RouteArg::Ssm],
+        env = "EC2_BROKER_TRY_ROUTES",
+        value_name = "ROUTE,…"
+    )]
+    pub try_routes: Vec<RouteArg>,
 }
 
 /// Which address of the instance to dial.
@@ -295,6 +306,9 @@ pub enum RouteArg {
     /// The serial console's SSH endpoint, for your own ssh as `User INSTANCE.port0` (a terminal,
     /// not a byte stream: no scp, rsync or forwarding).
     Serial,
+    /// Try direct, then an Instance Connect Endpoint, then Session Manager (see --try-routes),
+    /// keeping the first whose sshd answers.
+    Auto,
 }
 
 /// How the private key reaches ssh.

@@ -31,7 +31,7 @@ pub async fn run(args: PinArgs) -> anyhow::Result<()> {
         }
     }
     if scanned.is_empty() {
-        bail!("{label} offered no host key over --route {}", route_name(args.route));
+        bail!("{label} offered no host key over the {:?} route", args.route);
     }
 
     let mut pinned = Vec::new();
@@ -81,15 +81,6 @@ pub async fn run(args: PinArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn route_name(route: RouteArg) -> crate::route::Route {
-    match route {
-        RouteArg::Direct => crate::route::Route::Direct,
-        RouteArg::Ssm => crate::route::Route::Ssm,
-        RouteArg::Eice => crate::route::Route::Eice,
-        RouteArg::Serial => crate::route::Route::Serial,
-    }
-}
-
 /// One key exchange offering `algorithm`, over a fresh connection of the chosen route.
 async fn scan(
     aws: &Aws,
@@ -130,8 +121,8 @@ async fn scan(
             piped?;
             Ok(key)
         }
-        RouteArg::Serial => {
-            bail!("the serial console has no SSH server of the instance behind it: use direct, ssm or eice")
+        RouteArg::Serial | RouteArg::Auto => {
+            bail!("pin needs one route: --route direct, ssm or eice (the serial console has no sshd behind it)")
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::host::HostSpec;
 use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
-use crate::route::{Route, direct, eice, serial, ssm};
+use crate::route::{Route, auto, direct, eice, plan, serial, ssm};
 use crate::{auth_probe, key_agent, resolve, splice, stdio};
 
 /// Runs the proxy.
@@ -45,6 +45,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         RouteArg::Ssm => ssm_route(&conn, key_holder).await,
         RouteArg::Eice => eice_route(&conn, key_holder).await,
         RouteArg::Serial => serial_route(&conn, key_holder).await,
+        RouteArg::Auto => auto_route(&conn, key_holder).await,
     }
 }
 
@@ -133,6 +134,86 @@ async fn eice_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
     tracing::info!(up = stats.up, down = stats.down, "done");
     drop(key_holder);
     Ok(())
+}
+
+async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
+    let Conn { args, aws, instance, user, port, started } = *c;
+    let address = address(instance, args.address).ok();
+    let facts = plan::Facts {
+        has_address: address.is_some(),
+        in_vpc: instance.vpc_id.is_some() && instance.private_ip.is_some(),
+    };
+    let order: Vec<Route> = args.try_routes.iter().filter_map(|r| route_of(*r)).collect();
+    let routes = plan::plan(facts, &order, &[]);
+    if routes.is_empty() {
+        bail!(
+            "no route to try for {} (--try-routes {:?}, and it has no address or VPC for them)",
+            instance.label(),
+            order
+        );
+    }
+    let target = auto::Target {
+        aws,
+        instance,
+        address,
+        port,
+        eice: eice::EiceOptions {
+            endpoint_id: args.eice_id.clone(),
+            connect_to: args.eice_connect_to.clone(),
+            max_duration: args.eice_max_duration,
+        },
+        ssm: ssm::SsmOptions { resume_timeout: Duration::from_secs(args.ssm_resume_timeout) },
+    };
+    let push = async {
+        match &key_holder {
+            Some(holder) => {
+                aws.push_key(instance, user, &holder.key().public_openssh()).await.map_err(anyhow::Error::from)
+            }
+            None => Ok(()),
+        }
+    };
+    // The push and the route attempts do not depend on each other.
+    let (pushed, (opened, attempts)) = tokio::join!(push, auto::open(&target, &routes));
+    pushed.with_context(|| format!("pushing a key for {user} to {}", instance.id))?;
+    let Some((route, opened)) = opened else {
+        let tried: Vec<String> =
+            attempts.iter().map(|a| format!("{}: {}", a.route, a.failure.as_deref().unwrap_or("?"))).collect();
+        bail!("no route reached {}. {}", instance.label(), tried.join(". "));
+    };
+    if let Some(holder) = &key_holder {
+        holder.deliver().await?;
+    }
+    tracing::info!(%route, elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    match opened {
+        auto::Opened::Direct(stream) => {
+            let stats = if splice::stdio_are_pipes() { splice::pipe(stream).await } else { stdio::pipe(stream).await }
+                .context("piping between ssh and the instance")?;
+            tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+        }
+        auto::Opened::Relayed { local, hello, task } => {
+            auto::replay_hello(&hello).context("writing to ssh")?;
+            let stats =
+                stdio::pipe(local).await.with_context(|| format!("piping between ssh and the {route} route"))?;
+            tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+            // The route ends its session (SSM TerminateSession) once ssh's side closed.
+            match tokio::time::timeout(Duration::from_secs(1), task).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %format!("{e:#}"), "the {route} route ended with an error"),
+                Ok(_) => {}
+                Err(_) => tracing::warn!("the {route} route did not finish within 1 s"),
+            }
+        }
+    }
+    drop(key_holder);
+    Ok(())
+}
+
+fn route_of(r: RouteArg) -> Option<Route> {
+    match r {
+        RouteArg::Direct => Some(Route::Direct),
+        RouteArg::Eice => Some(Route::Eice),
+        RouteArg::Ssm => Some(Route::Ssm),
+        RouteArg::Serial | RouteArg::Auto => None,
+    }
 }
 
 async fn serial_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {

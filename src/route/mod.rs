@@ -3,8 +3,10 @@
 //! Each route's `connect` returns a stream only once it is really open, so a caller can try
 //! another route before any byte of ssh's stdin has been read.
 
+pub mod auto;
 pub mod direct;
 pub mod eice;
+pub mod plan;
 pub mod serial;
 pub mod ssm;
 

@@ -11,6 +11,8 @@ mod faults;
 mod known_hosts;
 /// The same resolution and push against moto's server, an independent double.
 mod moto;
+/// --route auto: the one route that works, falling through a route that fails after opening.
+mod proxy_auto;
 /// The direct route end to end: login, scp, rsync, key expiry, stdout purity, exit.
 mod proxy_direct;
 /// The eice route end to end: presigned websocket, refusals, duration cap, exit.

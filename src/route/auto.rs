@@ -1,0 +1,181 @@
+//! `--route auto`: try the planned routes in turn ([`super::plan`]) and keep the first that is
+//! really open: a route counts as open only once the instance's SSH server has spoken (its
+//! identification line), so a tunnel that is accepted and then closed, or a port that accepts and
+//! says nothing, falls through to the next route before ssh sees a single byte. Nothing is read
+//! from ssh's stdin until a route is chosen.
+
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, DuplexStream};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+use super::{Route, direct, eice, ssm};
+use crate::aws::Aws;
+use crate::instance::Instance;
+
+/// How long the SSH server may take to send its identification once a route is open.
+pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+/// The direct route's connect deadline when other routes wait behind it.
+pub const DIRECT_DEADLINE: Duration = Duration::from_secs(3);
+/// Opening an endpoint tunnel or a Session Manager session, at most.
+pub const RELAYED_DEADLINE: Duration = Duration::from_secs(20);
+/// Buffer between a relayed route and ssh's stdio.
+const RELAY_BUFFER: usize = 256 * 1024;
+
+/// A route that is open and whose SSH server has spoken.
+pub enum Opened {
+    /// The direct TCP connection (the server's first bytes are still unread in the socket).
+    Direct(TcpStream),
+    /// An endpoint tunnel or a Session Manager session, running in a task, reached through an
+    /// in-memory pipe; `hello` holds the bytes already read from it.
+    Relayed {
+        /// Our end of the pipe.
+        local: DuplexStream,
+        /// What the server sent before the choice was made (its identification).
+        hello: Vec<u8>,
+        /// The route's own relay task.
+        task: JoinHandle<anyhow::Result<()>>,
+    },
+}
+
+/// What trying one route gave.
+pub struct Attempt {
+    /// The route.
+    pub route: Route,
+    /// Why it was not taken (`None`: taken).
+    pub failure: Option<String>,
+}
+
+/// Everything the routes need.
+pub struct Target<'a> {
+    /// AWS clients.
+    pub aws: &'a Aws,
+    /// The instance.
+    pub instance: &'a Instance,
+    /// The address the direct route dials, if any.
+    pub address: Option<Ipv4Addr>,
+    /// The SSH port.
+    pub port: u16,
+    /// Options of the eice route.
+    pub eice: eice::EiceOptions,
+    /// Options of the ssm route.
+    pub ssm: ssm::SsmOptions,
+}
+
+/// Tries `routes` in order; returns the first that is really open, and what happened to each
+/// route tried.
+pub async fn open(target: &Target<'_>, routes: &[Route]) -> (Option<(Route, Opened)>, Vec<Attempt>) {
+    let mut attempts = Vec::new();
+    for &route in routes {
+        tracing::info!(%route, "trying route");
+        match try_route(target, route).await {
+            Ok(opened) => {
+                attempts.push(Attempt { route, failure: None });
+                return (Some((route, opened)), attempts);
+            }
+            Err(why) => {
+                tracing::info!(%route, %why, "route did not open; trying the next");
+                attempts.push(Attempt { route, failure: Some(why) });
+            }
+        }
+    }
+    (None, attempts)
+}
+
+async fn try_route(t: &Target<'_>, route: Route) -> Result<Opened, String> {
+    match route {
+        Route::Direct => {
+            let ip = t.address.ok_or("the instance has no such address")?;
+            let stream = direct::connect(SocketAddr::new(IpAddr::V4(ip), t.port), DIRECT_DEADLINE)
+                .await
+                .map_err(|e| e.to_string())?;
+            peek_hello(&stream).await?;
+            Ok(Opened::Direct(stream))
+        }
+        Route::Eice => {
+            let tunnel = tokio::time::timeout(RELAYED_DEADLINE, eice::open(t.aws, t.instance, t.port, &t.eice))
+                .await
+                .map_err(|_| format!("no tunnel within {} s", RELAYED_DEADLINE.as_secs()))?
+                .map_err(|e| e.to_string())?;
+            relayed(|rd, wr| async move { tunnel.pipe_with(rd, wr).await.map(drop).map_err(anyhow::Error::from) }).await
+        }
+        Route::Ssm => {
+            let route = tokio::time::timeout(RELAYED_DEADLINE, ssm::open(t.aws, t.instance, t.port, t.ssm))
+                .await
+                .map_err(|_| format!("no session within {} s", RELAYED_DEADLINE.as_secs()))?
+                .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+            relayed(|rd, wr| async move { route.pipe_with(rd, wr).await.map(drop).map_err(anyhow::Error::from) }).await
+        }
+        Route::Serial => Err("the serial console is not a byte stream to sshd".into()),
+    }
+}
+
+/// Waits until the server's first line is in the socket (without consuming it).
+async fn peek_hello(stream: &TcpStream) -> Result<(), String> {
+    let wait = async {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = stream.peek(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the port closed without a word from sshd".to_string());
+            }
+            if buf[..n].contains(&b'\n') || n == buf.len() {
+                return Ok(());
+            }
+            // Only part of the line yet: wait for more.
+            stream.readable().await.map_err(|e| e.to_string())?;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(HELLO_DEADLINE, wait)
+        .await
+        .map_err(|_| format!("sshd said nothing within {} s", HELLO_DEADLINE.as_secs()))?
+}
+
+/// Runs a relayed route in a task behind an in-memory pipe and waits for the server's first line.
+async fn relayed<F, Fut>(run: F) -> Result<Opened, String>
+where
+    F: FnOnce(tokio::io::ReadHalf<DuplexStream>, tokio::io::WriteHalf<DuplexStream>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (mut local, remote) = tokio::io::duplex(RELAY_BUFFER);
+    let (rd, wr) = tokio::io::split(remote);
+    let task = tokio::spawn(run(rd, wr));
+    let mut hello = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 512];
+        while !hello.contains(&b'\n') {
+            let n = local.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed before sshd said anything".to_string());
+            }
+            hello.extend_from_slice(&buf[..n]);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(HELLO_DEADLINE, read).await {
+        Ok(Ok(())) => Ok(Opened::Relayed { local, hello, task }),
+        Ok(Err(why)) => {
+            drop(local);
+            let detail = match tokio::time::timeout(Duration::from_millis(500), task).await {
+                Ok(Ok(Err(e))) => format!("{why}: {e:#}"),
+                _ => why,
+            };
+            Err(detail)
+        }
+        Err(_) => {
+            task.abort();
+            Err(format!("sshd said nothing within {} s", HELLO_DEADLINE.as_secs()))
+        }
+    }
+}
+
+/// Writes the bytes already read from a relayed route to ssh (stdout), before piping the rest.
+pub fn replay_hello(hello: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(hello)?;
+    out.flush()
+}
