@@ -13,7 +13,7 @@ use crate::host::HostSpec;
 use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
-use crate::route::{Route, auto, direct, eice, plan, serial, ssm};
+use crate::route::{Route, auto, direct, eice, memory, plan, serial, ssm};
 use crate::{auth_probe, key_agent, resolve, splice, stdio};
 
 /// Runs the proxy.
@@ -144,7 +144,13 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
         in_vpc: instance.vpc_id.is_some() && instance.private_ip.is_some(),
     };
     let order: Vec<Route> = args.try_routes.iter().filter_map(|r| route_of(*r)).collect();
-    let routes = plan::plan(facts, &order, &[]);
+    let memory_file = dirs::cache_dir().map(|d| d.join("ec2-broker").join("routes.json"));
+    let memory = memory_file.as_deref().map_or_else(memory::Memory::default, |f| {
+        memory::Memory::parse(&std::fs::read_to_string(f).unwrap_or_default())
+    });
+    let remembered = memory.remembered(&instance.id, unix_now());
+    let routes = memory::first_of(plan::plan(facts, &order, &[]), remembered);
+    tracing::debug!(?routes, ?remembered, "auto route plan");
     if routes.is_empty() {
         bail!(
             "no route to try for {} (--try-routes {:?}, and it has no address or VPC for them)",
@@ -184,6 +190,15 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
         holder.deliver().await?;
     }
     tracing::info!(%route, elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    if remembered != Some(route)
+        && let Some(file) = &memory_file
+    {
+        let mut memory = memory;
+        memory.record(&instance.id, route, unix_now());
+        if let Err(e) = write_private(file, &memory.to_json()) {
+            tracing::debug!(error = %e, "could not remember the route");
+        }
+    }
     match opened {
         auto::Opened::Direct(stream) => {
             let stats = if splice::stdio_are_pipes() { splice::pipe(stream).await } else { stdio::pipe(stream).await }
@@ -205,6 +220,22 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
     }
     drop(key_holder);
     Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Writes `text` to `file` atomically, in a 0700 directory, mode 0600.
+fn write_private(file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = file.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    std::fs::rename(&tmp, file)
 }
 
 fn route_of(r: RouteArg) -> Option<Route> {

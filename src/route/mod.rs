@@ -6,6 +6,7 @@
 pub mod auto;
 pub mod direct;
 pub mod eice;
+pub mod memory;
 pub mod plan;
 pub mod serial;
 pub mod ssm;

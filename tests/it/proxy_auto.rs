@@ -82,3 +82,30 @@ fn no_route_says_why_for_each() {
     assert!(!out.stderr.contains("eice:"), "{}", out.describe());
     assert_eq!(out.stdout, "");
 }
+
+#[test]
+fn the_next_connection_tries_the_remembered_route_first() {
+    let world = auto_world();
+    let calls_of = |f: &dyn Fn()| {
+        let before = world.lab.state().calls().len();
+        f();
+        world.lab.state().calls()[before..].iter().map(|c| c.operation.clone()).collect::<Vec<_>>()
+    };
+    let first = calls_of(&|| {
+        world.ssh_ok(&["ssm-only", "true"]);
+    });
+    let second = calls_of(&|| {
+        world.ssh_ok(&["ssm-only", "true"]);
+    });
+    assert!(
+        first.iter().any(|c| c == "DescribeInstanceConnectEndpoints"),
+        "the first looked for an endpoint: {first:?}"
+    );
+    assert!(
+        !second.iter().any(|c| c == "DescribeInstanceConnectEndpoints"),
+        "the second went to SSM first: {second:?}"
+    );
+    assert!(second.len() < first.len(), "{first:?} vs {second:?}");
+    let memory = fs::read_to_string(world.path("home/.cache/ec2-broker/routes.json")).unwrap();
+    assert!(memory.contains("\"i-0e3000000000000d1\":[\"ssm\","), "{memory}");
+}

@@ -1,0 +1,103 @@
+//! Which route worked for an instance lately (sans-IO), so `--route auto` tries it first next
+//! time. Entries last [`TTL_SECS`]; a route that stops working is simply replaced by the one that
+//! works next.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Route;
+
+/// How long a remembered route is tried first.
+pub const TTL_SECS: u64 = 3600;
+/// Entries kept at most (oldest dropped first).
+const MAX_ENTRIES: usize = 1000;
+
+/// The remembered routes, as stored (JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Instance id → the route and when it last worked (Unix seconds).
+    routes: BTreeMap<String, (String, u64)>,
+}
+
+impl Memory {
+    /// Reads stored JSON; anything unreadable is an empty memory (it is only a hint).
+    pub fn parse(text: &str) -> Memory {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    /// The JSON to store.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The route that worked for `id` less than [`TTL_SECS`] before `now`.
+    pub fn remembered(&self, id: &str, now: u64) -> Option<Route> {
+        let (name, at) = self.routes.get(id)?;
+        if now.saturating_sub(*at) >= TTL_SECS {
+            return None;
+        }
+        match name.as_str() {
+            "direct" => Some(Route::Direct),
+            "eice" => Some(Route::Eice),
+            "ssm" => Some(Route::Ssm),
+            _ => None,
+        }
+    }
+
+    /// Notes that `route` worked for `id` at `now`; drops expired and surplus entries.
+    pub fn record(&mut self, id: &str, route: Route, now: u64) {
+        self.routes.retain(|_, (_, at)| now.saturating_sub(*at) < TTL_SECS);
+        self.routes.insert(id.to_string(), (route.to_string(), now));
+        while self.routes.len() > MAX_ENTRIES {
+            let oldest = self.routes.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.routes.remove(&k),
+                None => break,
+            };
+        }
+    }
+}
+
+/// `plan` with `first` moved to the front (when it is in the plan at all).
+pub fn first_of(mut plan: Vec<Route>, first: Option<Route>) -> Vec<Route> {
+    if let Some(pos) = first.and_then(|r| plan.iter().position(|p| *p == r)) {
+        let r = plan.remove(pos);
+        plan.insert(0, r);
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_for_an_hour_and_survives_a_round_trip() {
+        let mut m = Memory::default();
+        m.record("i-01", Route::Ssm, 1_000);
+        let m = Memory::parse(&m.to_json());
+        assert_eq!(m.remembered("i-01", 1_000 + TTL_SECS - 1), Some(Route::Ssm));
+        assert_eq!(m.remembered("i-01", 1_000 + TTL_SECS), None);
+        assert_eq!(m.remembered("i-02", 1_000), None);
+        assert_eq!(Memory::parse("not json"), Memory::default());
+        assert_eq!(
+            first_of(vec![Route::Direct, Route::Eice, Route::Ssm], Some(Route::Ssm)),
+            [Route::Ssm, Route::Direct, Route::Eice]
+        );
+        assert_eq!(first_of(vec![Route::Direct, Route::Ssm], Some(Route::Eice)), [Route::Direct, Route::Ssm]);
+    }
+
+    #[test]
+    fn bounded() {
+        let mut m = Memory::default();
+        for i in 0..(MAX_ENTRIES as u64 + 10) {
+            m.record(&format!("i-{i:08x}"), Route::Direct, 10_000 + i);
+        }
+        assert_eq!(m.routes.len(), MAX_ENTRIES);
+        assert_eq!(m.remembered("i-00000000", 10_000 + 20), None, "the oldest went first");
+        // Expired entries go on the next record.
+        m.record("i-new", Route::Eice, 10_000 + TTL_SECS + 2_000);
+        assert_eq!(m.routes.len(), 1);
+    }
+}
