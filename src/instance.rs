@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 /// The lifecycle state of an instance (`instanceState/name`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InstanceState {
     /// Booting; not reachable yet.
     Pending,
@@ -57,7 +57,7 @@ impl fmt::Display for InstanceState {
 }
 
 /// The facts about one instance that route choice and messages need.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
     /// `i-…`.
     pub id: String,

@@ -36,6 +36,7 @@ pub mod keys;
 pub mod keyscan;
 pub mod known_hosts;
 pub mod logging;
+pub mod lookup_cache;
 pub mod resolve;
 pub mod route;
 pub mod serial;

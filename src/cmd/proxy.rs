@@ -14,7 +14,7 @@ use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
 use crate::route::{Route, auto, direct, eice, memory, plan, serial, ssm};
-use crate::{auth_probe, key_agent, resolve, splice, stdio};
+use crate::{auth_probe, key_agent, lookup_cache, resolve, splice, stdio};
 
 /// Runs the proxy.
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
@@ -30,8 +30,25 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
 
     let region = args.aws.region.as_deref().or(spec.region.as_deref());
     let aws = Aws::load(args.aws.profile.as_deref(), region).await?;
-    let found = aws.find_instances(&spec.target).await.with_context(|| format!("looking up {}", spec.target))?;
-    let instance = resolve::pick(&spec.target, &aws.region, found)?;
+    let cache_file = dirs::cache_dir().map(|d| d.join("ec2-broker").join("instances.json"));
+    let cache_key = lookup_cache::key(&aws.region, args.aws.profile.as_deref(), &spec.target.to_string());
+    let mut cache = cache_file.as_deref().map_or_else(lookup_cache::LookupCache::default, |f| {
+        lookup_cache::LookupCache::parse(&std::fs::read_to_string(f).unwrap_or_default())
+    });
+    let instance = match cache.get(&cache_key, unix_now()) {
+        Some(i) => {
+            tracing::debug!(instance = %i.id, "lookup from the cache");
+            i.clone()
+        }
+        None => {
+            let found =
+                aws.find_instances(&spec.target).await.with_context(|| format!("looking up {}", spec.target))?;
+            let instance = resolve::pick(&spec.target, &aws.region, found)?;
+            cache.put(&cache_key, instance.clone(), unix_now());
+            save(cache_file.as_deref(), &cache.to_json());
+            instance
+        }
+    };
     tracing::info!(instance = %instance.id, name = instance.name.as_deref().unwrap_or("-"), "resolved");
     if instance.is_windows() {
         tracing::warn!(instance = %instance.id, "this is a Windows instance: it needs an SSH server, and Instance Connect does not push keys to Windows");
@@ -40,12 +57,31 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let key_holder =
         if args.no_push { None } else { Some(KeyHolder::prepare(&args, &user, host_for_key_name(&args.host))?) };
     let conn = Conn { args: &args, aws: &aws, instance: &instance, user: &user, port: spec.port, started };
-    match args.route {
+    let result = match args.route {
         RouteArg::Direct => direct_route(&conn, key_holder).await,
         RouteArg::Ssm => ssm_route(&conn, key_holder).await,
         RouteArg::Eice => eice_route(&conn, key_holder).await,
         RouteArg::Serial => serial_route(&conn, key_holder).await,
         RouteArg::Auto => auto_route(&conn, key_holder).await,
+    };
+    if result.is_err() {
+        // The instance may have moved, stopped or gone: look it up afresh next time.
+        let mut cache = cache_file.as_deref().map_or_else(lookup_cache::LookupCache::default, |f| {
+            lookup_cache::LookupCache::parse(&std::fs::read_to_string(f).unwrap_or_default())
+        });
+        if cache.remove(&cache_key) {
+            save(cache_file.as_deref(), &cache.to_json());
+        }
+    }
+    result
+}
+
+/// Stores a cache file; a cache that cannot be written only costs speed.
+fn save(file: Option<&std::path::Path>, text: &str) {
+    if let Some(file) = file
+        && let Err(e) = write_private(file, text)
+    {
+        tracing::debug!(error = %e, file = %file.display(), "could not write a cache file");
     }
 }
 
@@ -195,9 +231,7 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
     {
         let mut memory = memory;
         memory.record(&instance.id, route, unix_now());
-        if let Err(e) = write_private(file, &memory.to_json()) {
-            tracing::debug!(error = %e, "could not remember the route");
-        }
+        save(Some(file), &memory.to_json());
     }
     match opened {
         auto::Opened::Direct(stream) => {

@@ -106,3 +106,27 @@ fn pagination_is_followed() {
     let pages = world.lab.state().calls().iter().filter(|c| c.operation == "DescribeInstances").count();
     assert_eq!(pages, 2, "two instances, one per page");
 }
+
+#[test]
+fn a_warm_connection_makes_only_the_key_push_and_a_failure_forgets_the_lookup() {
+    let world = World::new();
+    let ops = |w: &World| {
+        w.lab.state().calls().iter().filter(|c| c.service != "imds").map(|c| c.operation.clone()).collect::<Vec<_>>()
+    };
+    world.ssh_ok(&["web-1", "true"]);
+    world.ssh_ok(&["web-1", "true"]);
+    assert_eq!(
+        ops(&world),
+        ["DescribeInstances", "SendSSHPublicKey", "SendSSHPublicKey"],
+        "the second lookup came from the cache"
+    );
+    // A connection that fails drops the cached lookup: the next one asks EC2 again.
+    world.lab.state().set_faults(|f| {
+        f.fail_next = 3;
+        f.fail_only = Some("SendSSHPublicKey".into());
+    });
+    assert!(!world.ssh(&["web-1", "true"]).success());
+    world.ssh_ok(&["web-1", "true"]);
+    let after: Vec<String> = ops(&world)[3..].to_vec();
+    assert_eq!(after.iter().filter(|o| *o == "DescribeInstances").count(), 1, "{after:?}");
+}
