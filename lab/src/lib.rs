@@ -33,6 +33,7 @@ mod base64;
 pub mod bench;
 pub mod bench_known_hosts;
 pub mod bench_routes;
+pub mod bench_warm;
 mod civil_time;
 pub mod console;
 pub mod demo;

@@ -1,6 +1,7 @@
 //! `ec2-lab`: `demo` runs ssh, scp and rsync through ec2-broker against the lab; `up` keeps the
 //! lab running for use by hand; `bench` measures the broker against plain ssh; `bench-routes` the
-//! eice and ssm routes against the direct route; `bench-known-hosts` the known_hosts audit.
+//! eice and ssm routes against the direct route; `bench-known-hosts` the known_hosts audit; `bench-warm` cold and warm
+//! connections through `--route auto`.
 
 use std::process::ExitCode;
 
@@ -24,13 +25,17 @@ fn main() -> ExitCode {
                 ec2_lab::bench_known_hosts::run_bench_known_hosts(10_000, 100_000)
             }
         }
+        Some("bench-warm") => {
+            let quick = std::env::args().any(|a| a == "--quick");
+            ec2_lab::bench_warm::run_bench_warm(if quick { 3 } else { 11 })
+        }
         Some("bench") => {
             let quick = std::env::args().any(|a| a == "--quick");
             if quick { ec2_lab::bench::run_bench(5, 16) } else { ec2_lab::bench::run_bench(25, 256) }
         }
         _ => {
             eprintln!(
-                "usage: ec2-lab demo | up | bench [--quick] | bench-routes [--quick] | bench-known-hosts [--quick]"
+                "usage: ec2-lab demo | up | bench [--quick] | bench-routes [--quick] | bench-known-hosts [--quick] | bench-warm [--quick]"
             );
             return ExitCode::from(2);
         }
