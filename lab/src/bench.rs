@@ -72,17 +72,7 @@ pub fn run_bench(runs: usize, mib: usize) -> anyhow::Result<()> {
         fresh_clock();
         lab.state().push_key(WEB_1, "ec2-user", &plain_pub)
     };
-    let run = |program: &str, args: &[&str]| -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        let out = Command::new(program)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {program}"))?;
-        ensure!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        Ok(started.elapsed())
-    };
+    let run = |program: &str, args: &[&str]| timed_run(program, args, &env);
 
     // Warm up both paths (page cache, sshd binary, first connection).
     push_plain();
@@ -184,4 +174,17 @@ pub fn write_random(path: &Path, len: usize, seed: u64) -> std::io::Result<()> {
     data.truncate(len);
     fs::write(path, data)?;
     Ok(())
+}
+
+/// Runs `program args` with `env` and stdin null; its wall time, or an error with its stderr.
+pub(crate) fn timed_run(program: &str, args: &[&str], env: &[(String, String)]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let out = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    ensure!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(started.elapsed())
 }

@@ -5,10 +5,10 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 
 use crate::demo::{find_broker, write_ssh_config};
 use crate::inventory::LAB_ADMIN_PRIVATE_KEY;
@@ -49,15 +49,7 @@ pub fn run_bench_warm(runs: usize) -> anyhow::Result<()> {
     };
     let run = |program: &str, args: &[&str]| -> anyhow::Result<(Duration, Vec<String>)> {
         let before = lab.state().calls().len();
-        let started = Instant::now();
-        let out = Command::new(program)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {program}"))?;
-        let took = started.elapsed();
-        ensure!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let took = crate::bench::timed_run(program, args, &env)?;
         let calls =
             lab.state().calls()[before..].iter().filter(|c| c.service != "imds").map(|c| c.operation.clone()).collect();
         Ok((took, calls))
