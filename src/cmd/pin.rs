@@ -106,20 +106,12 @@ async fn scan(
                 max_duration: None,
             };
             let tunnel = eice::open(aws, instance, args.port, &opts).await?;
-            let (ours, theirs) = tokio::io::duplex(64 * 1024);
-            let (rd, wr) = tokio::io::split(theirs);
-            let (key, piped) = tokio::join!(keyscan::scan_one(ours, algorithm, timeout), tunnel.pipe_with(rd, wr));
-            piped?;
-            Ok(key)
+            Ok(keyscan::scan_through(algorithm, timeout, |rd, wr| tunnel.pipe_with(rd, wr)).await?)
         }
         RouteArg::Ssm => {
             let opts = ssm::SsmOptions { resume_timeout: timeout };
             let route = ssm::open(aws, instance, args.port, opts).await?;
-            let (ours, theirs) = tokio::io::duplex(64 * 1024);
-            let (rd, wr) = tokio::io::split(theirs);
-            let (key, piped) = tokio::join!(keyscan::scan_one(ours, algorithm, timeout), route.pipe_with(rd, wr));
-            piped?;
-            Ok(key)
+            Ok(keyscan::scan_through(algorithm, timeout, |rd, wr| route.pipe_with(rd, wr)).await?)
         }
         RouteArg::Serial | RouteArg::Auto => {
             bail!("pin needs one route: --route direct, ssm or eice (the serial console has no sshd behind it)")

@@ -32,9 +32,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let aws = Aws::load(args.aws.profile.as_deref(), region).await?;
     let cache_file = dirs::cache_dir().map(|d| d.join("ec2-broker").join("instances.json"));
     let cache_key = lookup_cache::key(&aws.region, args.aws.profile.as_deref(), &spec.target.to_string());
-    let mut cache = cache_file.as_deref().map_or_else(lookup_cache::LookupCache::default, |f| {
-        lookup_cache::LookupCache::parse(&std::fs::read_to_string(f).unwrap_or_default())
-    });
+    let mut cache = lookup_cache::LookupCache::parse(&read_cache(cache_file.as_deref()));
     let instance = match cache.get(&cache_key, unix_now()) {
         Some(i) => {
             tracing::debug!(instance = %i.id, "lookup from the cache");
@@ -66,14 +64,17 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     };
     if result.is_err() {
         // The instance may have moved, stopped or gone: look it up afresh next time.
-        let mut cache = cache_file.as_deref().map_or_else(lookup_cache::LookupCache::default, |f| {
-            lookup_cache::LookupCache::parse(&std::fs::read_to_string(f).unwrap_or_default())
-        });
+        let mut cache = lookup_cache::LookupCache::parse(&read_cache(cache_file.as_deref()));
         if cache.remove(&cache_key) {
             save(cache_file.as_deref(), &cache.to_json());
         }
     }
     result
+}
+
+/// A cache file's text; empty when there is none (a cache is only a hint).
+fn read_cache(file: Option<&std::path::Path>) -> String {
+    file.and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default()
 }
 
 /// Stores a cache file; a cache that cannot be written only costs speed.
@@ -181,9 +182,7 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
     };
     let order: Vec<Route> = args.try_routes.iter().filter_map(|r| route_of(*r)).collect();
     let memory_file = dirs::cache_dir().map(|d| d.join("ec2-broker").join("routes.json"));
-    let memory = memory_file.as_deref().map_or_else(memory::Memory::default, |f| {
-        memory::Memory::parse(&std::fs::read_to_string(f).unwrap_or_default())
-    });
+    let memory = memory::Memory::parse(&read_cache(memory_file.as_deref()));
     let remembered = memory.remembered(&instance.id, unix_now());
     let routes = memory::first_of(plan::plan(facts, &order, &[]), remembered);
     tracing::debug!(?routes, ?remembered, "auto route plan");
@@ -239,8 +238,7 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
                 .context("piping between ssh and the instance")?;
             tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
         }
-        auto::Opened::Relayed { local, hello, task } => {
-            auto::replay_hello(&hello).context("writing to ssh")?;
+        auto::Opened::Relayed { local, task } => {
             let stats =
                 stdio::pipe(local).await.with_context(|| format!("piping between ssh and the {route} route"))?;
             tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");

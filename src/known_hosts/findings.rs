@@ -197,7 +197,7 @@ fn weakness(e: &Entry) -> Option<String> {
 fn serial_endpoint(name: &str, n: usize, e: &Entry, out: &mut Vec<Finding>) {
     let (HostPatterns::Patterns(patterns), Some(key)) = (&e.hosts, &e.key) else { return };
     for p in patterns {
-        let host = p.strip_prefix('[').and_then(|r| r.split_once("]:")).map_or(p.as_str(), |(h, _)| h);
+        let host = bare_host(p);
         let Some((region, expected)) = endpoints::published_for_host(host) else { continue };
         let found = fingerprint(key);
         if found == expected {

@@ -4,11 +4,14 @@
 //! says nothing, falls through to the next route before ssh sees a single byte. Nothing is read
 //! from ssh's stdin until a route is chosen.
 
-use std::io::Write as _;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, DuplexStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
@@ -30,12 +33,10 @@ pub enum Opened {
     /// The direct TCP connection (the server's first bytes are still unread in the socket).
     Direct(TcpStream),
     /// An endpoint tunnel or a Session Manager session, running in a task, reached through an
-    /// in-memory pipe; `hello` holds the bytes already read from it.
+    /// in-memory pipe whose reads start again with the identification already read.
     Relayed {
         /// Our end of the pipe.
-        local: DuplexStream,
-        /// What the server sent before the choice was made (its identification).
-        hello: Vec<u8>,
+        local: Replayed<DuplexStream>,
         /// The route's own relay task.
         task: JoinHandle<anyhow::Result<()>>,
     },
@@ -157,7 +158,7 @@ where
         Ok(())
     };
     match tokio::time::timeout(HELLO_DEADLINE, read).await {
-        Ok(Ok(())) => Ok(Opened::Relayed { local, hello, task }),
+        Ok(Ok(())) => Ok(Opened::Relayed { local: Replayed { first: hello, inner: local }, task }),
         Ok(Err(why)) => {
             drop(local);
             let detail = match tokio::time::timeout(Duration::from_millis(500), task).await {
@@ -173,9 +174,51 @@ where
     }
 }
 
-/// Writes the bytes already read from a relayed route to ssh (stdout), before piping the rest.
-pub fn replay_hello(hello: &[u8]) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(hello)?;
-    out.flush()
+/// A stream whose reads give `first` before anything else (the bytes read while deciding).
+pub struct Replayed<S> {
+    first: Vec<u8>,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replayed<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.first.is_empty() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        let n = self.first.len().min(buf.remaining());
+        buf.put_slice(&self.first[..n]);
+        self.first.drain(..n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replayed<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn replayed_bytes_come_first_and_writes_pass() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut r = Replayed { first: b"SSH-2.0-x\r\n".to_vec(), inner: a };
+        b.write_all(b"rest").await.unwrap();
+        drop(b);
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"SSH-2.0-x\r\nrest");
+    }
 }
