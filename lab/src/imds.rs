@@ -37,7 +37,7 @@ async fn token_handler(AxState(imds): AxState<Imds>, headers: HeaderMap) -> Resp
         Some(1..=21600) => StatusCode::OK,
         _ => StatusCode::BAD_REQUEST,
     };
-    imds.state.record("imds", "PUT api/token", status.as_u16());
+    imds.state.record("imds", "PUT api/token", status.as_u16(), "");
     if status != StatusCode::OK {
         return status.into_response();
     }
@@ -51,7 +51,7 @@ async fn meta_data(
     Path(path): Path<String>,
 ) -> Response {
     let response = answer(&imds, &method, &headers, &path);
-    imds.state.record("imds", &format!("{method} {path}"), response.status().as_u16());
+    imds.state.record("imds", &format!("{method} {path}"), response.status().as_u16(), "");
     response
 }
 

@@ -1,11 +1,15 @@
-//! The lab's inventory: the instances, key pairs and EC2 Instance Connect Endpoints the doubles
-//! pretend exist (TOML), its checks (`check`), the names EC2 derives from addresses (`names`),
-//! and a generator of large inventories for benchmarks (`generated`).
+//! The lab's inventory: the instances, key pairs, EC2 Instance Connect Endpoints, security
+//! groups and IAM roles the doubles pretend exist (TOML), its checks (`check`), the names EC2
+//! derives from addresses (`names`), instance profiles (`instance_profile`), and a generator of
+//! large inventories for benchmarks (`generated`).
 
 mod check;
 mod generated;
+mod instance_profile;
 mod key_pair;
 mod names;
+mod role;
+mod security_group;
 #[cfg(test)]
 mod tests;
 
@@ -15,7 +19,13 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 use sha2::Digest;
 
+pub use instance_profile::{DEFAULT_INSTANCE_PROFILE_NAME, NO_INSTANCE_PROFILE, instance_profile_id};
 pub use key_pair::{KeyPairSpec, LAB_ADMIN_PRIVATE_KEY, LAB_ADMIN_PUBLIC_KEY};
+pub use role::RoleSpec;
+pub use security_group::{
+    CLOSED_SECURITY_GROUP_ID, CLOSED_SECURITY_GROUP_NAME, IngressRule, OPEN_SECURITY_GROUP_ID,
+    OPEN_SECURITY_GROUP_NAME, SecurityGroupSpec, implicit_security_groups,
+};
 
 use crate::console::ConsoleKeys;
 use crate::ssm::{DEFAULT_AGENT_VERSION, SsmStatus};
@@ -39,6 +49,13 @@ pub struct Inventory {
     /// The account's key pairs (`[[key_pair]]`, DescribeKeyPairs).
     #[serde(default, rename = "key_pair")]
     pub key_pairs: Vec<KeyPairSpec>,
+    /// The account's security groups (`[[security_group]]`) besides the two implicit ones
+    /// ([`implicit_security_groups`]), which always exist.
+    #[serde(default, rename = "security_group")]
+    pub security_groups: Vec<SecurityGroupSpec>,
+    /// The IAM roles the lab's user may assume (`[[role]]`, STS AssumeRole).
+    #[serde(default, rename = "role")]
+    pub roles: Vec<RoleSpec>,
     /// Run each running instance's sshd and IMDS double (default). `false`: nothing listens
     /// for any instance (no sshd, IMDS, SSM agent target), so an inventory of thousands of
     /// instances starts in well under a second; the API doubles still answer for all of them,
@@ -213,6 +230,14 @@ pub struct InstanceSpec {
     /// a shell over the serial console needs an OS user with a password). Absent: every serial
     /// login is refused with "Login incorrect".
     pub serial_password: Option<String>,
+    /// Ids of the security groups the instance is in (`groupSet`; each a `[[security_group]]` or
+    /// an implicit group). Absent: [`OPEN_SECURITY_GROUP_ID`] with `inbound = true`, else
+    /// [`CLOSED_SECURITY_GROUP_ID`]. Reported only: `inbound` decides what listens.
+    pub security_groups: Option<Vec<String>>,
+    /// The instance profile's ARN (`arn:aws:iam::<account>:instance-profile/<name>`), or `none`.
+    /// Absent: `…:instance-profile/lab-ssm` when the SSM agent is registered (`ssm` not `none`),
+    /// else no profile.
+    pub instance_profile: Option<String>,
 }
 
 impl InstanceSpec {
@@ -258,7 +283,25 @@ impl Inventory {
     pub fn endpoint(&self, id: &str) -> Option<&EndpointSpec> {
         self.endpoints.iter().find(|e| e.id == id)
     }
+
+    /// Every security group: the two implicit ones, then the inventory's.
+    pub fn all_security_groups(&self) -> impl Iterator<Item = &SecurityGroupSpec> {
+        implicit_security_groups().iter().chain(&self.security_groups)
+    }
+
+    /// Looks a security group up by id (the implicit ones too).
+    pub fn security_group(&self, id: &str) -> Option<&SecurityGroupSpec> {
+        self.all_security_groups().find(|g| g.id == id)
+    }
+
+    /// Looks a role up by ARN.
+    pub fn role(&self, arn: &str) -> Option<&RoleSpec> {
+        self.roles.iter().find(|r| r.arn == arn)
+    }
 }
+
+/// The VPC instances, endpoints and security groups are in when the inventory names none.
+pub const DEFAULT_VPC_ID: &str = "vpc-0123456789abcdef0";
 
 /// The built-in inventory.
 pub const DEMO: &str = r#"
@@ -332,6 +375,16 @@ id = "eice-0e1c2e3d4f5a6b7c8"
 [[key_pair]]
 name = "lab-admin"
 public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINYty6T5SkXeQOkFfXnrzMghT3hM1xSvDhM9xqLNTjhH lab-admin"
+
+# Roles the lab user may assume (STS AssumeRole). lab-admin-mfa's trust policy requires MFA: any
+# device arn:aws:iam::123456789012:mfa/<name>, code State::mfa_code ("123456" unless changed).
+[[role]]
+arn = "arn:aws:iam::123456789012:role/lab-admin-mfa"
+mfa = true
+
+[[role]]
+arn = "arn:aws:iam::123456789012:role/lab-readonly"
+mfa = false
 "#;
 
 fn default_region() -> String {
@@ -353,7 +406,7 @@ fn default_launch() -> String {
     "2026-11-01T08:00:00.000Z".into()
 }
 fn default_vpc() -> String {
-    "vpc-0123456789abcdef0".into()
+    DEFAULT_VPC_ID.into()
 }
 fn default_subnet() -> String {
     "subnet-0123456789abcdef0".into()

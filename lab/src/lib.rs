@@ -1,8 +1,11 @@
 //! ec2-lab: local doubles of the AWS endpoints ec2-broker talks to, on 127.0.0.1 with ephemeral
 //! ports, for the tests and the README demo. Never a dependency of the shipped binary.
 //!
-//! - `api`: the EC2 query API (with DescribeInstanceConnectEndpoints and DescribeKeyPairs), EC2
-//!   Instance Connect and the SSM API on one endpoint (`AWS_ENDPOINT_URL`);
+//! - `api`: the EC2 query API (with DescribeInstanceConnectEndpoints, DescribeKeyPairs and
+//!   DescribeSecurityGroups), EC2 Instance Connect, the SSM API and STS on one endpoint
+//!   (`AWS_ENDPOINT_URL`), with IAM denials (`Faults::deny`);
+//! - `identity`: who signs requests: the lab's IAM user and the session credentials STS's
+//!   AssumeRole issued, and the MFA code;
 //! - `console`: what GetConsoleOutput returns: boot text with cloud-init's SSH host key block
 //!   (current, legacy, absent, tampered, mismatching or cut), from `host_keys`: each instance's
 //!   real sshd host keys, or stand-ins derived from the inventory's seed;
@@ -39,6 +42,7 @@ pub mod console;
 pub mod demo;
 pub mod eice;
 mod host_keys;
+pub mod identity;
 mod imds;
 pub mod inventory;
 pub mod keys_blob;
@@ -62,13 +66,15 @@ use tokio::net::TcpListener;
 
 pub use console::ConsoleKeys;
 pub use eice::{EiceFaults, EiceTunnelInfo};
-pub use inventory::{EndpointSpec, InstanceSpec, Inventory, KeyPairSpec};
+pub use identity::AssumedRole;
+pub use inventory::{EndpointSpec, IngressRule, InstanceSpec, Inventory, KeyPairSpec, RoleSpec, SecurityGroupSpec};
 pub use serial::{SerialConnInfo, SerialFaults};
 pub use ssm::{Disconnect, DisconnectKind, SsmFaults, SsmSessionInfo, SsmStatus};
 pub use state::{ApiCall, Faults, PushedKey, State};
 
-/// The lab's static credentials. The API doubles only check that requests are signed; the EICE
-/// double verifies its presigned URLs against these.
+/// The lab's static credentials (the IAM user `lab-user`). The API doubles only check that
+/// requests are signed; the EICE double verifies its presigned URLs against these (or the
+/// session credentials AssumeRole issued).
 pub const ACCESS_KEY_ID: &str = "AKIALABEXAMPLE000001";
 /// Secret for [`ACCESS_KEY_ID`].
 pub const SECRET_ACCESS_KEY: &str = "labSecretKeyEXAMPLEEXAMPLEEXAMPLEEXAMPLE";

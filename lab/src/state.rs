@@ -1,15 +1,16 @@
 //! Shared lab state: pushed keys, the clock tests can advance, fault knobs, the request log, the
 //! SSM double's sessions, agent statuses and fault knobs, the EICE double's tunnels and fault
 //! knobs, the serial console's sessions, connections, access setting and fault knobs, and the
-//! host keys each instance's console prints.
+//! host keys each instance's console prints, and the credentials the STS double issued.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::console::{self, Console};
 use crate::eice::{self, EiceFaults};
 use crate::host_keys;
+use crate::identity::{self, AssumedRole, Caller};
 use crate::inventory::{InstanceSpec, Inventory};
 use crate::serial::{self, SerialFaults};
 use crate::ssm::session::Registry;
@@ -43,6 +44,10 @@ pub struct ApiCall {
     pub operation: String,
     /// HTTP status returned.
     pub status: u16,
+    /// The access key id that signed it (the SigV4 `Credential=` of the API endpoint, the
+    /// presigned URL's for EICE tunnels); empty when the call carries none (IMDS, the SSM data
+    /// channel).
+    pub access_key: String,
 }
 
 /// Fault knobs for the API doubles.
@@ -61,6 +66,13 @@ pub struct Faults {
     /// Make DescribeInstances and DescribeInstanceConnectEndpoints return at most this many
     /// items per page (when the request gives no `MaxResults`).
     pub page_size: Option<usize>,
+    /// IAM actions the caller is not allowed, as `<service prefix>:<operation>`:
+    /// `ec2:DescribeInstances`, `ec2-instance-connect:SendSSHPublicKey`,
+    /// `ec2-instance-connect:OpenTunnel` (EICE tunnels), `ssm:StartSession`, `sts:AssumeRole`, …
+    /// A denied call is answered as IAM answers it: EC2 403 `UnauthorizedOperation`, SSM and
+    /// Instance Connect 400 `AccessDeniedException`, STS 403 `AccessDenied`, an EICE tunnel 403
+    /// `AccessDeniedException`.
+    pub deny: BTreeSet<String>,
 }
 
 /// Everything the doubles share.
@@ -86,6 +98,7 @@ pub struct State {
     /// `set_serial_access`, overriding the inventory's `serial_console_access`.
     serial_access: Mutex<Option<bool>>,
     pub(crate) host_keys: host_keys::Registry,
+    identity: identity::Registry,
     started: u64,
 }
 
@@ -110,6 +123,7 @@ impl State {
             serial_faults: Mutex::default(),
             serial_access: Mutex::default(),
             host_keys: host_keys::Registry::default(),
+            identity: identity::Registry::default(),
             started,
         }
     }
@@ -172,8 +186,10 @@ impl State {
         lock(&self.keys).clone()
     }
 
-    pub(crate) fn record(&self, service: &str, operation: &str, status: u16) {
-        lock(&self.log).push(ApiCall { service: service.into(), operation: operation.into(), status });
+    pub(crate) fn record(&self, service: &str, operation: &str, status: u16, access_key: &str) {
+        let call =
+            ApiCall { service: service.into(), operation: operation.into(), status, access_key: access_key.into() };
+        lock(&self.log).push(call);
     }
 
     /// The request log so far.
@@ -309,6 +325,46 @@ impl State {
     /// Whether `id` runs an sshd (running, and the inventory's `serve_ssh` is on).
     pub fn serves_ssh(&self, id: &str) -> bool {
         self.host_keys.has_sshd(id)
+    }
+}
+
+impl State {
+    /// Changes the MFA device's current one-time code ([`identity::DEFAULT_MFA_CODE`] until
+    /// then): the only `TokenCode` AssumeRole accepts.
+    pub fn set_mfa_code(&self, code: &str) {
+        self.identity.set_mfa_code(code);
+    }
+
+    /// The MFA one-time code AssumeRole accepts now.
+    pub fn mfa_code(&self) -> String {
+        self.identity.mfa_code()
+    }
+
+    /// Every set of credentials AssumeRole issued, oldest first (expired ones too).
+    pub fn assumed_roles(&self) -> Vec<AssumedRole> {
+        self.identity.all()
+    }
+
+    /// The ARN of whoever signs with `access_key`: the assumed-role ARN of a key AssumeRole
+    /// issued (expired or not), else the lab user's (`arn:aws:iam::<account>:user/lab-user`).
+    pub fn caller_arn(&self, access_key: &str) -> String {
+        match self.caller(access_key) {
+            Caller::Role(r) | Caller::Expired(r) => r.arn,
+            Caller::User | Caller::Unknown => identity::user_arn(&self.inventory.account),
+        }
+    }
+
+    pub(crate) fn caller(&self, access_key: &str) -> Caller {
+        self.identity.caller(access_key, self.now())
+    }
+
+    pub(crate) fn issue_credentials(&self, make: impl FnOnce(String) -> AssumedRole) -> AssumedRole {
+        self.identity.issue(make)
+    }
+
+    /// Whether IAM denies `action` (`Faults::deny`).
+    pub(crate) fn denied(&self, action: &str) -> bool {
+        lock(&self.faults).deny.contains(action)
     }
 }
 

@@ -37,25 +37,62 @@ pub(crate) fn start(prefix: &str, inventory: Inventory) -> World {
 /// How long a raw API call may take.
 const CALL_DEADLINE: Duration = Duration::from_secs(20);
 
-/// A raw HTTP POST to the lab's API endpoint; returns the status and the body.
+/// A raw HTTP POST to the lab's API endpoint, signed `Credential=lab`; returns the status and
+/// the body.
 pub(crate) fn post(lab: &Lab, headers: &str, body: &str) -> (u16, String) {
+    post_signed(lab, "lab", headers, body)
+}
+
+/// A raw HTTP POST with `Authorization: AWS4-HMAC-SHA256 Credential=<credential>, …`.
+pub(crate) fn post_signed(lab: &Lab, credential: &str, headers: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = exchange(lab, credential, headers, body);
+    (status, body)
+}
+
+/// As [`post_signed`]; returns the status, the response head and the body.
+pub(crate) fn exchange(lab: &Lab, credential: &str, headers: &str, body: &str) -> (u16, String, String) {
     let addr = lab.endpoint_url().trim_start_matches("http://").to_string();
     let mut tcp = TcpStream::connect(&addr).expect("connecting to the lab API");
     tcp.set_read_timeout(Some(CALL_DEADLINE)).unwrap();
     let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\n{headers}Authorization: AWS4-HMAC-SHA256 Credential=lab\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: {addr}\r\n{headers}Authorization: AWS4-HMAC-SHA256 Credential={credential}, \
+         SignedHeaders=host, Signature=00\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     tcp.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     tcp.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    (status, response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string())
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response.as_str(), ""));
+    (status, head.to_string(), body.to_string())
 }
 
 /// An EC2 query call (`form` is the url-encoded body without `Version`); returns the status and
 /// the XML.
 pub(crate) fn ec2(lab: &Lab, form: &str) -> (u16, String) {
     post(lab, "Content-Type: application/x-www-form-urlencoded\r\n", &format!("{form}&Version=2016-11-15"))
+}
+
+/// The SigV4 credential of `access_key` for `service` in the lab's Region.
+pub(crate) fn scope(access_key: &str, service: &str) -> String {
+    format!("{access_key}/20261123/eu-west-1/{service}/aws4_request")
+}
+
+/// An EC2 query call signed with `access_key`.
+pub(crate) fn ec2_as(lab: &Lab, access_key: &str, form: &str) -> (u16, String) {
+    let headers = "Content-Type: application/x-www-form-urlencoded\r\n";
+    post_signed(lab, &scope(access_key, "ec2"), headers, &format!("{form}&Version=2016-11-15"))
+}
+
+/// An STS call (`form` without `Version`) signed with `access_key`; returns the status and the XML.
+pub(crate) fn sts(lab: &Lab, access_key: &str, form: &str) -> (u16, String) {
+    let headers = "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n";
+    post_signed(lab, &scope(access_key, "sts"), headers, &format!("{form}&Version=2011-06-15"))
+}
+
+/// An awsJson call (`target` like `AmazonSSM.StartSession`) signed with `access_key`.
+pub(crate) fn json_as(lab: &Lab, access_key: &str, target: &str, body: &str) -> (u16, String) {
+    let service = if target.starts_with("AmazonSSM.") { "ssm" } else { "ec2-instance-connect" };
+    let headers = format!("Content-Type: application/x-amz-json-1.1\r\nX-Amz-Target: {target}\r\n");
+    post_signed(lab, &scope(access_key, service), &headers, body)
 }

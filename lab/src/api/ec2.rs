@@ -1,8 +1,8 @@
 //! EC2 query API double: DescribeInstances (filters, pagination), GetConsoleOutput and
 //! GetSerialConsoleAccessStatus, with the real XML element names (`../shared/spec/aws-apis.md`
 //! §1.3, §2.3), and the dispatch to DescribeInstanceConnectEndpoints
-//! (`instance_connect_endpoints`), DescribeInstanceTypes (`instance_types`) and
-//! DescribeKeyPairs (`key_pairs`).
+//! (`instance_connect_endpoints`), DescribeInstanceTypes (`instance_types`),
+//! DescribeKeyPairs (`key_pairs`) and DescribeSecurityGroups (`security_groups`).
 
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::filters::{Values, filters, limit_error};
 use super::{Protocol, error, xml_escape};
-use crate::inventory::InstanceSpec;
+use crate::inventory::{InstanceSpec, Inventory, instance_profile_id};
 use crate::state::State;
 
 const XMLNS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
@@ -24,6 +24,7 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -
         "DescribeInstanceConnectEndpoints" => super::instance_connect_endpoints::describe(state, params),
         "DescribeInstanceTypes" => super::instance_types::describe(state, params),
         "DescribeKeyPairs" => super::key_pairs::describe(state, params),
+        "DescribeSecurityGroups" => super::security_groups::describe(state, params),
         "GetSerialConsoleAccessStatus" => get_serial_console_access_status(state),
         "" => err(StatusCode::BAD_REQUEST, "MissingAction", "The request must contain the parameter Action"),
         other => err(
@@ -90,13 +91,12 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
     }
     let filters: Vec<(String, Values)> = filters.into_iter().map(|(n, v)| (n, Values::new(&v))).collect();
     let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let region = &state.inventory.region;
-    let matching: Vec<&InstanceSpec> = state
-        .inventory
+    let inventory = &state.inventory;
+    let matching: Vec<&InstanceSpec> = inventory
         .instances
         .iter()
         .filter(|i| ids.is_empty() || ids.contains(i.id.as_str()))
-        .filter(|i| filters.iter().all(|(name, values)| filter_matches(i, region, name, values)))
+        .filter(|i| filters.iter().all(|(name, values)| filter_matches(i, inventory, name, values)))
         .collect();
 
     let page_size = match max_results.map(str::parse::<usize>) {
@@ -141,9 +141,13 @@ const KNOWN_FILTERS: &[&str] = &[
     "availability-zone",
     "instance-type",
     "platform",
+    "instance.group-id",
+    "instance.group-name",
+    "iam-instance-profile.arn",
 ];
 
-fn filter_matches(i: &InstanceSpec, region: &str, name: &str, values: &Values) -> bool {
+fn filter_matches(i: &InstanceSpec, inventory: &Inventory, name: &str, values: &Values) -> bool {
+    let region = &inventory.region;
     let m = |s: &str| values.matches(s);
     match name {
         "instance-id" => m(&i.id),
@@ -161,6 +165,11 @@ fn filter_matches(i: &InstanceSpec, region: &str, name: &str, values: &Values) -
         "availability-zone" => m(&i.az),
         "instance-type" => m(&i.instance_type),
         "platform" => i.platform.as_deref().is_some_and(m),
+        "instance.group-id" => i.security_group_ids().iter().any(|id| m(id)),
+        "instance.group-name" => {
+            (i.security_group_ids().iter()).filter_map(|id| inventory.security_group(id)).any(|g| m(&g.name))
+        }
+        "iam-instance-profile.arn" => i.instance_profile_arn(&inventory.account).is_some_and(|arn| m(&arn)),
         _ => match name.strip_prefix("tag:") {
             Some(key) => tags(i).iter().any(|(k, v)| k == key && m(v)),
             None => false,
@@ -218,6 +227,20 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
     }
     if let Some(ip) = i.public_ip {
         let _ = write!(xml, "<ipAddress>{ip}</ipAddress>");
+    }
+    xml.push_str("<groupSet>");
+    for id in i.security_group_ids() {
+        let name = state.inventory.security_group(&id).map_or("", |g| g.name.as_str());
+        let _ = write!(xml, "<item><groupId>{}</groupId><groupName>{}</groupName></item>", e(&id), e(name));
+    }
+    xml.push_str("</groupSet>");
+    if let Some(arn) = i.instance_profile_arn(&state.inventory.account) {
+        let _ = write!(
+            xml,
+            "<iamInstanceProfile><arn>{}</arn><id>{}</id></iamInstanceProfile>",
+            e(&arn),
+            instance_profile_id(&arn)
+        );
     }
     let _ = write!(
         xml,

@@ -42,6 +42,20 @@ pub(super) fn limit_error(filters: &[(String, Vec<String>)]) -> Option<Response>
     None
 }
 
+/// The request's filters, checked against EC2's limits and the operation's `known` filter names,
+/// each ready to match; or the error EC2 answers.
+pub(super) fn checked(params: &[(String, String)], known: &[&str]) -> Result<Vec<(String, Values)>, Box<Response>> {
+    let filters = filters(params);
+    if let Some(response) = limit_error(&filters) {
+        return Err(Box::new(response));
+    }
+    if let Some((name, _)) = filters.iter().find(|(name, _)| !known.contains(&name.as_str())) {
+        let message = format!("The filter '{name}' is invalid");
+        return Err(Box::new(err(StatusCode::BAD_REQUEST, "InvalidParameterValue", &message)));
+    }
+    Ok(filters.into_iter().map(|(n, v)| (n, Values::new(&v))).collect())
+}
+
 /// One filter's values, ready to match many items: plain values in a set (one lookup), values
 /// with wildcards apart.
 #[derive(Debug, Clone)]

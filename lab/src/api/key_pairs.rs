@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::ec2::{dry_run, err, list, ok, param};
-use super::filters::{Values, filters, limit_error};
+use super::filters::{Values, checked};
 use super::xml_escape;
 use crate::inventory::KeyPairSpec;
 use crate::state::State;
@@ -37,14 +37,10 @@ pub(super) fn describe(state: &State, params: &[(String, String)]) -> Response {
             &format!("The key pair ID '{id}' does not exist"),
         );
     }
-    let filters = filters(params);
-    if let Some(response) = limit_error(&filters) {
-        return response;
-    }
-    if let Some((name, _)) = filters.iter().find(|(name, _)| !KNOWN_FILTERS.contains(&name.as_str())) {
-        return err(StatusCode::BAD_REQUEST, "InvalidParameterValue", &format!("The filter '{name}' is invalid"));
-    }
-    let filters: Vec<(String, Values)> = filters.into_iter().map(|(n, v)| (n, Values::new(&v))).collect();
+    let filters = match checked(params, KNOWN_FILTERS) {
+        Ok(f) => f,
+        Err(response) => return *response,
+    };
     let include_public_key = param(params, "IncludePublicKey") == Some("true");
     let mut xml = String::from("<keySet>");
     for k in key_pairs {

@@ -6,7 +6,8 @@
 //! | path is not `/openTunnel` | 404 | `NotFound` |
 //! | no `X-Amz-*` signing parameter at all | 403 | `MissingAuthenticationToken` |
 //! | a signing parameter missing or malformed | 400 | `IncompleteSignature` |
-//! | access key is not the lab's | 403 | `UnrecognizedClientException` |
+//! | access key is neither the lab's nor issued by AssumeRole (with its session token) | 403 | `UnrecognizedClientException` |
+//! | issued access key expired | 403 | `ExpiredTokenException` |
 //! | scope service, Region or date wrong | 403 | `SignatureDoesNotMatch` |
 //! | signature wrong | 403 | `SignatureDoesNotMatch` |
 //! | `X-Amz-Date` + `X-Amz-Expires` before the lab clock | 403 | `RequestExpired` |
@@ -17,6 +18,7 @@
 //! | endpoint state does not take tunnels | 400 | `IncorrectState` |
 //! | port not in `allowed_ports` | 400 | `InvalidParameter` |
 //! | `privateIpAddress` is no instance of the endpoint's VPC | 400 | `InvalidParameter` |
+//! | IAM: `ec2-instance-connect:OpenTunnel` in `Faults::deny` | 403 | `AccessDeniedException` |
 //! | IAM cap: `maxTunnelDuration` missing or above it | 403 | `AccessDeniedException` |
 //! | endpoint at its connection limit (checked by the service) | 429 | `ThrottlingException` |
 
@@ -24,7 +26,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::sigv4::{Presigned, QueryError, amz_date_from_unix, decode_query};
-use super::{EiceTunnelInfo, MAX_TUNNEL_DURATION, PATH, SIGNING_NAME};
+use super::{EiceTunnelInfo, LOG_OPERATION, MAX_TUNNEL_DURATION, PATH, SIGNING_NAME};
+use crate::identity::Caller;
 use crate::state::State;
 
 /// How far in the future `X-Amz-Date` may be (SigV4's clock-skew allowance).
@@ -92,6 +95,7 @@ pub(super) fn admit(
     info.private_ip = raw("privateIpAddress").unwrap_or_default().into();
     info.port = raw("remotePort").and_then(|v| v.parse().ok()).filter(|p| *p != 0);
     info.max_tunnel_duration = raw("maxTunnelDuration").and_then(|v| v.parse().ok());
+    info.access_key = raw("X-Amz-Credential").and_then(|c| c.split('/').next()).unwrap_or_default().into();
     if path != PATH {
         return Err(Refusal::new(404, "NotFound", format!("No such resource: {path}. Tunnels open at {PATH}.")));
     }
@@ -174,17 +178,18 @@ pub(super) fn admit(
                 )
             },
         )?;
-    if let Some(cap) = endpoint.max_tunnel_duration_cap
-        && duration.is_none_or(|d| d > cap)
-    {
-        // What IAM says when a condition on ec2-instance-connect:maxTunnelDuration fails: it
-        // names the action and resource, never the condition (spec §4.1).
+    // What IAM says when the action is denied, or when a condition on
+    // ec2-instance-connect:maxTunnelDuration fails: it names the action and resource, never the
+    // condition (spec §4.1).
+    let action = format!("{SIGNING_NAME}:{LOG_OPERATION}");
+    let capped = endpoint.max_tunnel_duration_cap.is_some_and(|cap| duration.is_none_or(|d| d > cap));
+    if state.denied(&action) || capped {
         return Err(Refusal::new(
             403,
             "AccessDeniedException",
             format!(
-                "User: arn:aws:iam::{}:user/ec2-lab is not authorized to perform: ec2-instance-connect:OpenTunnel on resource: {} because no identity-based policy allows the ec2-instance-connect:OpenTunnel action",
-                inventory.account,
+                "User: {} is not authorized to perform: {action} on resource: {} because no identity-based policy allows the {action} action",
+                state.caller_arn(&p.access_key_id),
                 endpoint.arn(&inventory.region, &inventory.account)
             ),
         ));
@@ -202,13 +207,20 @@ pub(super) fn admit(
 /// Key, scope, signature and validity period, against the lab's credentials and clock.
 fn check_signature(state: &State, p: &Presigned, path: &str, headers: &[(String, String)]) -> Result<(), Refusal> {
     let mismatch = |m: String| Refusal::new(403, "SignatureDoesNotMatch", m);
-    if p.access_key_id != crate::ACCESS_KEY_ID {
-        return Err(Refusal::new(
-            403,
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        ));
-    }
+    let invalid =
+        || Refusal::new(403, "UnrecognizedClientException", "The security token included in the request is invalid.");
+    let secret = match state.caller(&p.access_key_id) {
+        Caller::User => crate::SECRET_ACCESS_KEY.to_string(),
+        Caller::Role(r) if p.param("X-Amz-Security-Token") == Some(r.session_token.as_str()) => r.secret_access_key,
+        Caller::Expired(r) if p.param("X-Amz-Security-Token") == Some(r.session_token.as_str()) => {
+            return Err(Refusal::new(
+                403,
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+            ));
+        }
+        _ => return Err(invalid()),
+    };
     if p.service != SIGNING_NAME {
         return Err(mismatch(format!("Credential should be scoped to correct service: '{SIGNING_NAME}'. ")));
     }
@@ -223,7 +235,7 @@ fn check_signature(state: &State, p: &Presigned, path: &str, headers: &[(String,
             p.amz_date
         )));
     }
-    let expected = p.expected_signature("GET", path, headers, crate::SECRET_ACCESS_KEY).map_err(mismatch)?;
+    let expected = p.expected_signature("GET", path, headers, &secret).map_err(mismatch)?;
     if expected != p.signature {
         return Err(mismatch(
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),

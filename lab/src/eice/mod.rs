@@ -26,8 +26,13 @@
 //! `privateIpAddress:remotePort` itself. An instance that is not running has no sshd: the tunnel
 //! opens and then closes with "Unable to connect to target".
 //!
+//! Credentials: the lab's static key (its `X-Amz-Security-Token`, if any, is signed and otherwise
+//! ignored), or session credentials the STS double issued, valid until they expire and only with
+//! their own session token. `ec2-instance-connect:OpenTunnel` in `Faults::deny` refuses every
+//! tunnel as IAM would (403 `AccessDeniedException`).
+//!
 //! Not modelled: client IP preservation, IPv6 and dual-stack endpoints, throttling of high
-//! volume transfers, session tokens (`X-Amz-Security-Token` is signed and otherwise ignored).
+//! volume transfers.
 
 mod admission;
 mod service;
@@ -88,6 +93,9 @@ pub struct EiceTunnelInfo {
     pub port: Option<u16>,
     /// `maxTunnelDuration`, when sent and valid.
     pub max_tunnel_duration: Option<u64>,
+    /// The access key id of `X-Amz-Credential` (empty when missing): the lab's, or session
+    /// credentials AssumeRole issued.
+    pub access_key: String,
     /// The HTTP status of the answer: 101 when accepted, else the refusal's.
     pub status: u16,
     /// The upgrade was accepted.

@@ -66,13 +66,13 @@ async fn handle(stream: TlsStream<TcpStream>, state: &Arc<State>) {
         let request_id = HeaderValue::from_str(&state.next_id("")).expect("ids are ASCII");
         match result {
             Ok(ok) => {
-                state.record(LOG_SERVICE, LOG_OPERATION, 101);
+                state.record(LOG_SERVICE, LOG_OPERATION, 101, &info.access_key);
                 response.headers_mut().insert("x-amzn-requestid", request_id);
                 accepted = Some(ok);
                 Ok(response)
             }
             Err(refusal) => {
-                state.record(LOG_SERVICE, LOG_OPERATION, refusal.status);
+                state.record(LOG_SERVICE, LOG_OPERATION, refusal.status, &info.access_key);
                 state.eice.refused(EiceTunnelInfo {
                     status: refusal.status,
                     refusal: Some(refusal.message.clone()),

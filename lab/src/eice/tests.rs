@@ -1,7 +1,9 @@
 //! The EICE double end to end inside the lab: DescribeInstanceConnectEndpoints over HTTP, then
 //! tunnels through the `wss://` service to a real sshd, with an in-test client (tokio-tungstenite
 //! over rustls trusting only the lab CA, URLs signed by `sigv4`). Needs root and OpenSSH, like
-//! every test that starts a `Lab`.
+//! every test that starts a `Lab`. `iam`: denied tunnels and assumed-role credentials.
+
+mod iam;
 
 use crate::test_world::World;
 use std::io::{Read, Write};
@@ -160,7 +162,8 @@ fn tunnel_reaches_sshd_and_ends_with_1000() {
     assert!(w.lab.state().calls().contains(&ApiCall {
         service: LOG_SERVICE.into(),
         operation: LOG_OPERATION.into(),
-        status: 101
+        status: 101,
+        access_key: crate::ACCESS_KEY_ID.into(),
     }));
     assert_eq!(w.lab.connections("i-0aa0000000000000a"), 1);
 }

@@ -5,13 +5,18 @@ use std::net::Ipv4Addr;
 
 use anyhow::{bail, ensure};
 
-use super::{ENDPOINT_STATES, Inventory};
+use super::instance_profile::valid_profile_name;
+use super::role::valid_role_name;
+use super::security_group::{rule_problem, valid_group_id};
+use super::{ENDPOINT_STATES, Inventory, NO_INSTANCE_PROFILE, implicit_security_groups};
 
 impl Inventory {
     /// Checks the inventory: loopback addresses only; unique instance ids; no address shared
     /// by two running instances (each running instance's sshd listens on its addresses, while
     /// stopped and terminated ones may share a running one's: EC2 recycles addresses);
-    /// well-formed endpoints; key pairs with unique names and an Ed25519 or RSA public key.
+    /// well-formed endpoints; key pairs with unique names and an Ed25519 or RSA public key;
+    /// security groups with unique `sg-` hex ids and valid rules, which instances name only if
+    /// they exist; instance profiles and roles as ARNs of the inventory's account.
     /// `from_toml` and `Lab::start` call it.
     pub fn check(&self) -> anyhow::Result<()> {
         let mut ids = HashSet::with_capacity(self.instances.len());
@@ -65,6 +70,57 @@ impl Inventory {
                 "key pair {}: public_key must be an OpenSSH ssh-ed25519 or ssh-rsa public key line (EC2 takes no other type)",
                 k.name
             );
+        }
+        self.check_security_groups()?;
+        self.check_iam()
+    }
+
+    fn check_security_groups(&self) -> anyhow::Result<()> {
+        for (n, g) in self.security_groups.iter().enumerate() {
+            ensure!(
+                valid_group_id(&g.id),
+                "security group {}: the id must be sg- and 8 or 17 lower-case hex digits",
+                g.id
+            );
+            ensure!(
+                !implicit_security_groups().iter().any(|o| o.id == g.id),
+                "security group {}: that id is one of the lab's implicit groups",
+                g.id
+            );
+            ensure!(!self.security_groups[..n].iter().any(|o| o.id == g.id), "security group {} is listed twice", g.id);
+            ensure!(!g.name.is_empty(), "security group {}: the name is empty", g.id);
+            if let Some(problem) = g.ingress.iter().find_map(rule_problem) {
+                bail!("security group {}: {problem}", g.id);
+            }
+        }
+        for i in &self.instances {
+            for id in i.security_groups.iter().flatten() {
+                ensure!(self.security_group(id).is_some(), "instance {}: security group {id} does not exist", i.id);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_iam(&self) -> anyhow::Result<()> {
+        let profile_prefix = format!("arn:aws:iam::{}:instance-profile/", self.account);
+        for i in &self.instances {
+            let Some(profile) = i.instance_profile.as_deref().filter(|p| *p != NO_INSTANCE_PROFILE) else {
+                continue;
+            };
+            ensure!(
+                profile.strip_prefix(&profile_prefix).is_some_and(valid_profile_name),
+                "instance {}: instance_profile must be \"none\" or {profile_prefix}<name>, not {profile:?}",
+                i.id
+            );
+        }
+        let role_prefix = format!("arn:aws:iam::{}:role/", self.account);
+        for (n, r) in self.roles.iter().enumerate() {
+            ensure!(
+                r.arn.strip_prefix(&role_prefix).is_some_and(valid_role_name),
+                "role {}: the ARN must be {role_prefix}<name>",
+                r.arn
+            );
+            ensure!(!self.roles[..n].iter().any(|o| o.arn == r.arn), "role {} is listed twice", r.arn);
         }
         Ok(())
     }

@@ -105,6 +105,8 @@ impl Inventory {
                 ssm_agent_version: super::default_agent_version(),
                 inbound: true,
                 serial_password: None,
+                security_groups: None,
+                instance_profile: None,
             });
         }
         Inventory {
@@ -119,6 +121,8 @@ impl Inventory {
                 fingerprint: None,
                 create_time: super::key_pair::default_create_time(),
             }],
+            security_groups: Vec::new(),
+            roles: Vec::new(),
             ssm_tls: false,
             serial_console_access: true,
             serve_ssh: false,

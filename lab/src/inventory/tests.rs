@@ -112,3 +112,78 @@ fn generated_inventory_is_large_varied_and_reproducible() {
     let ids: HashSet<&str> = inv.instances.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids.len(), 10_000);
 }
+
+#[test]
+fn demo_roles_and_implicit_groups() {
+    let demo = Inventory::demo();
+    let roles: Vec<(&str, bool, &str)> = demo.roles.iter().map(|r| (r.arn.as_str(), r.mfa, r.name())).collect();
+    assert_eq!(
+        roles,
+        [
+            ("arn:aws:iam::123456789012:role/lab-admin-mfa", true, "lab-admin-mfa"),
+            ("arn:aws:iam::123456789012:role/lab-readonly", false, "lab-readonly"),
+        ]
+    );
+    let db = demo.instances.iter().find(|i| i.name.as_deref() == Some("db-1")).unwrap();
+    assert_eq!(db.security_group_ids(), [CLOSED_SECURITY_GROUP_ID]);
+    assert_eq!(demo.instances[0].security_group_ids(), [OPEN_SECURITY_GROUP_ID]);
+    assert_eq!(
+        demo.instances[0].instance_profile_arn(&demo.account).as_deref(),
+        Some("arn:aws:iam::123456789012:instance-profile/lab-ssm")
+    );
+    let ids: Vec<&str> = demo.all_security_groups().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids, [OPEN_SECURITY_GROUP_ID, CLOSED_SECURITY_GROUP_ID]);
+    assert_eq!(demo.security_group(OPEN_SECURITY_GROUP_ID).map(|g| g.name.as_str()), Some(OPEN_SECURITY_GROUP_NAME));
+    assert_eq!(
+        demo.security_group(CLOSED_SECURITY_GROUP_ID).map(|g| g.name.as_str()),
+        Some(CLOSED_SECURITY_GROUP_NAME)
+    );
+}
+
+#[test]
+fn groups_roles_and_profiles_are_checked() {
+    let err = |text: &str| Inventory::from_toml(text).unwrap_err().to_string();
+    let group = |id: &str, rule: &str| format!("[[security_group]]\nid = \"{id}\"\nname = \"g\"\ningress = [{rule}]\n");
+    assert!(
+        Inventory::from_toml(&group("sg-0123abcd", "{ from_port = 22, to_port = 22, cidrs = [\"10.0.0.0/8\"] }"))
+            .is_ok()
+    );
+    assert!(err(&group("sg-web", "")).contains("8 or 17 lower-case hex digits"));
+    assert!(err(&group(OPEN_SECURITY_GROUP_ID, "")).contains("implicit"));
+    assert!(err(&group("sg-0123abcd", "{ protocol = \"tcp\" }")).contains("need from_port and to_port"));
+    assert!(err(&group("sg-0123abcd", "{ from_port = 23, to_port = 22 }")).contains("above to_port"));
+    assert!(
+        err(&group("sg-0123abcd", "{ protocol = \"-1\", cidrs = [\"10.0.0.0/33\"] }")).contains("not an IPv4 CIDR")
+    );
+    assert!(err(&group("sg-0123abcd", "{ protocol = \"icmp\" }")).contains("not tcp, udp or -1"));
+    let twice = format!("{}{}", group("sg-0123abcd", ""), group("sg-0123abcd", ""));
+    assert_eq!(err(&twice), "security group sg-0123abcd is listed twice");
+
+    let instance = |extra: &str| format!("[[instance]]\nid = \"i-0f0000000000000a1\"\n{extra}\n");
+    assert_eq!(
+        err(&instance("security_groups = [\"sg-0123abcd\"]")),
+        "instance i-0f0000000000000a1: security group sg-0123abcd does not exist"
+    );
+    assert!(Inventory::from_toml(&instance("security_groups = [\"sg-0000000000000000c\"]")).is_ok());
+    assert!(Inventory::from_toml(&instance("instance_profile = \"none\"")).is_ok());
+    assert!(
+        Inventory::from_toml(&instance("instance_profile = \"arn:aws:iam::123456789012:instance-profile/x\"")).is_ok()
+    );
+    assert!(
+        err(&instance("instance_profile = \"arn:aws:iam::999999999999:instance-profile/x\""))
+            .contains("instance_profile must be")
+    );
+
+    let role = |arn: &str| format!("[[role]]\narn = \"{arn}\"\n");
+    assert!(Inventory::from_toml(&role("arn:aws:iam::123456789012:role/ops")).is_ok());
+    for bad in [
+        "arn:aws:iam::999999999999:role/ops",
+        "arn:aws:iam::123456789012:user/ops",
+        "arn:aws:iam::123456789012:role/",
+        "arn:aws:iam::123456789012:role/a/b",
+    ] {
+        assert!(err(&role(bad)).contains("the ARN must be arn:aws:iam::123456789012:role/<name>"), "{bad}");
+    }
+    let twice = format!("{}{}", role("arn:aws:iam::123456789012:role/ops"), role("arn:aws:iam::123456789012:role/ops"));
+    assert_eq!(err(&twice), "role arn:aws:iam::123456789012:role/ops is listed twice");
+}

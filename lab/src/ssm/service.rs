@@ -107,13 +107,13 @@ async fn handle(stream: Conn, abort_handle: TcpStream, state: &Arc<State>, conn:
     let session = match opened {
         Ok(session) => session,
         Err(reason) => {
-            state.record("ssmmessages", "OpenDataChannel", 403);
+            state.record("ssmmessages", "OpenDataChannel", 403, "");
             let close = CloseFrame { code: CloseCode::Policy, reason: reason.into() };
             let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(Some(close))).await;
             return;
         }
     };
-    state.record("ssmmessages", "OpenDataChannel", 200);
+    state.record("ssmmessages", "OpenDataChannel", 200, "");
     let disconnect = state.with_ssm_faults(|f| f.disconnects.pop_front());
     let (sink, stream) = ws.split();
     let (out_tx, out_rx) = mpsc::unbounded_channel();

@@ -119,7 +119,12 @@ fn every_call_is_in_the_request_log() {
     ec2(&w.lab, "Action=DescribeKeyPairs");
     ec2(&w.lab, &filter_form("private-ip-address", &vec!["x".to_string(); 201], ""));
     let calls = w.lab.state().calls()[before..].to_vec();
-    let call = |operation: &str, status| ApiCall { service: "ec2".into(), operation: operation.into(), status };
+    let call = |operation: &str, status| ApiCall {
+        service: "ec2".into(),
+        operation: operation.into(),
+        status,
+        access_key: "lab".into(),
+    };
     assert_eq!(
         calls,
         vec![

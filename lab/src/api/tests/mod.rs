@@ -1,18 +1,25 @@
-//! The EC2 doubles the known-hosts audit uses (issue 6), over HTTP as the SDK sends them:
-//! GetConsoleOutput's host key blocks against each instance's real sshd keys, DescribeInstances
-//! with recycled addresses and many-valued filters, DescribeKeyPairs, and a generated lab of
-//! 10 000 instances. Needs root and OpenSSH, like every test that starts a `Lab`.
+//! The API doubles over HTTP as the SDK sends them: the EC2 doubles the known-hosts audit uses
+//! (issue 6): GetConsoleOutput's host key blocks against each instance's real sshd keys,
+//! DescribeInstances with recycled addresses and many-valued filters, DescribeKeyPairs, and a
+//! generated lab of 10 000 instances; then STS, security groups and IAM denials. Needs root and
+//! OpenSSH, like every test that starts a `Lab`.
 //!
 //! - `console`: each `console_keys` kind, checked with `ssh-keygen -l`, `ssh-keyscan` and `ssh`;
 //! - `describe_instances`: terminated and stopped instances on recycled addresses, OR-ed
 //!   filter values with pagination, the filter limits, DNS names and `keyName`;
 //! - `key_pairs`: DescribeKeyPairs' fingerprints (checked with `ssh-keygen` and `openssl`);
-//! - `generated`: `Inventory::generated` started without listeners.
+//! - `generated`: `Inventory::generated` started without listeners;
+//! - `sts`: AssumeRole (MFA, issued keys, expiry), GetCallerIdentity, STS errors;
+//! - `security_groups`: `groupSet`, `iamInstanceProfile`, DescribeSecurityGroups;
+//! - `iam`: `Faults::deny` in each protocol, and the access key of each logged call.
 
 mod console;
 mod describe_instances;
 mod generated;
+mod iam;
 mod key_pairs;
+mod security_groups;
+mod sts;
 
 use crate::Inventory;
 use crate::test_world::{World, ec2};

@@ -211,3 +211,76 @@ fn refusal_bodies_are_json() {
     assert_eq!(body["ErrorCode"], "ThrottlingException");
     assert!(body["Message"].as_str().unwrap().contains("limit of 20 concurrent connections"));
 }
+
+/// Session credentials as the STS double issues them, valid for `secs`.
+fn issue(state: &State, secs: u64) -> crate::AssumedRole {
+    let now = state.now();
+    state.issue_credentials(|access_key_id| crate::AssumedRole {
+        access_key_id,
+        secret_access_key: "issued-secret".into(),
+        session_token: "issued-token".into(),
+        role_arn: "arn:aws:iam::123456789012:role/ops".into(),
+        session_name: "tunnel".into(),
+        arn: "arn:aws:sts::123456789012:assumed-role/ops/tunnel".into(),
+        assumed_role_id: "AROAEXAMPLE:tunnel".into(),
+        caller_key: crate::ACCESS_KEY_ID.into(),
+        mfa: false,
+        issued: now,
+        expires: now + secs,
+    })
+}
+
+#[test]
+fn denied_open_tunnel_names_the_caller_and_issued_keys_sign_with_their_token() {
+    let s = state();
+    let a = "eice-0aa0000000000000a";
+    let h = host(&s, a);
+    let params = [("instanceConnectEndpointId", a), ("remotePort", "22"), ("privateIpAddress", "127.0.5.10")];
+    s.set_faults(|f| {
+        f.deny.insert("ec2-instance-connect:OpenTunnel".into());
+    });
+    let (status, code, message) = refusal(&s, &h, &tunnel(a, "127.0.5.10", "22"));
+    assert_eq!((status, code), (403, "AccessDeniedException"));
+    assert_eq!(
+        message,
+        "User: arn:aws:iam::123456789012:user/lab-user is not authorized to perform: ec2-instance-connect:OpenTunnel \
+         on resource: arn:aws:ec2:eu-west-1:123456789012:instance-connect-endpoint/eice-0aa0000000000000a because no \
+         identity-based policy allows the ec2-instance-connect:OpenTunnel action"
+    );
+
+    let role = issue(&s, 900);
+    let sign = |token: Option<&str>, secret: &str| {
+        presign(&PresignRequest {
+            host: &h,
+            path: PATH,
+            params: &params,
+            access_key_id: &role.access_key_id,
+            secret,
+            session_token: token,
+            region: "eu-west-1",
+            service: SIGNING_NAME,
+            now: s.now(),
+            expires: 60,
+        })
+    };
+    let mut info = EiceTunnelInfo::default();
+    let headers = [("Host".to_string(), h.clone())];
+    let r = admit(&s, PATH, &sign(Some("issued-token"), "issued-secret"), &headers, &mut info).unwrap_err();
+    assert!(
+        r.message.starts_with("User: arn:aws:sts::123456789012:assumed-role/ops/tunnel is not authorized"),
+        "{r:?}"
+    );
+    assert_eq!(info.access_key, role.access_key_id);
+
+    s.set_faults(|f| f.deny.clear());
+    assert!(check(&s, &h, &sign(Some("issued-token"), "issued-secret")).is_ok());
+    let r = check(&s, &h, &sign(Some("issued-token"), crate::SECRET_ACCESS_KEY)).unwrap_err();
+    assert_eq!(r.code, "SignatureDoesNotMatch", "an issued key signs with its own secret");
+    for token in [None, Some("other-token")] {
+        let r = check(&s, &h, &sign(token, "issued-secret")).unwrap_err();
+        assert_eq!((r.status, r.code), (403, "UnrecognizedClientException"), "token {token:?}");
+    }
+    s.advance(Duration::from_secs(900));
+    let r = check(&s, &h, &sign(Some("issued-token"), "issued-secret")).unwrap_err();
+    assert_eq!((r.status, r.code), (403, "ExpiredTokenException"));
+}

@@ -92,7 +92,11 @@ fn user(instance: &str) -> String {
 }
 
 fn calls(lab: &Lab, status: u16) -> usize {
-    let call =
-        ApiCall { service: "ec2-instance-connect".into(), operation: "SendSerialConsoleSSHPublicKey".into(), status };
+    let call = ApiCall {
+        service: "ec2-instance-connect".into(),
+        operation: "SendSerialConsoleSSHPublicKey".into(),
+        status,
+        access_key: "lab".into(),
+    };
     lab.state().calls().iter().filter(|c| **c == call).count()
 }
