@@ -41,6 +41,89 @@ pub enum Command {
     /// checked against the fingerprints EC2 instances print to their console.
     #[command(subcommand)]
     KnownHosts(KnownHostsCommand),
+    /// Assume a profile's MFA role now (asks for the code on the terminal) and cache its
+    /// credentials, so ssh connections through the broker do not ask.
+    #[command(long_about = LOGIN_ABOUT)]
+    Login(LoginArgs),
+    /// Why each route reaches an instance or not, with the evidence and the fix (exit 0: some
+    /// route ssh can use works, 1: none does).
+    #[command(long_about = DOCTOR_ABOUT)]
+    Doctor(DoctorArgs),
+}
+
+const DOCTOR_ABOUT: &str = "Why each route reaches an instance or not, with the evidence and the fix.
+
+Checks the credentials (whose they are), the instance (state, addresses, VPC), then tries every route \
+the way `--route auto` would: direct (TCP to the address, with the security groups' inbound rules \
+when it fails), an Instance Connect Endpoint (present in the VPC, tunnel opened), Session Manager \
+(agent registered and online, instance profile, a session opened). It pushes a key with Instance \
+Connect and logs in once with it over the first route that opened, telling a refused key \
+(\"Permission denied\") apart from a network failure. The serial console is checked but not opened \
+(account setting, instance type). Finally it reads `ssh -G HOST` for settings that keep ssh from \
+using the broker or hide its errors (ControlPersist).
+
+Exit status: 0 when some route ssh can use works, 1 when none does.";
+
+/// Arguments of `ec2-broker doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The instance as you give it to ssh: `[USER@]HOST[:PORT]` (user and port default to what
+    /// `ssh -G HOST` says).
+    #[arg(value_name = "[USER@]HOST[:PORT]")]
+    pub host: String,
+
+    /// AWS account and Region.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Which instance address the direct route dials.
+    #[arg(long, value_enum, default_value_t = AddressKind::Private, env = "EC2_BROKER_ADDRESS")]
+    pub address: AddressKind,
+
+    /// Remove this suffix from the host before resolving it (as the ProxyCommand does).
+    #[arg(long, value_name = "SUFFIX")]
+    pub strip_suffix: Option<String>,
+
+    /// The ssh configuration file to read with `ssh -G` (default: ssh's own).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+
+    /// Do not push a key (and so do not check that sshd accepts one).
+    #[arg(long)]
+    pub no_push: bool,
+
+    /// eice route: the Instance Connect Endpoint to use.
+    #[arg(long, value_name = "EICE_ID", env = "EC2_BROKER_EICE_ID")]
+    pub eice_id: Option<String>,
+
+    /// eice route: open the TCP connection to HOST:PORT instead of the endpoint's DNS name.
+    #[arg(long, value_name = "HOST:PORT", env = "EC2_BROKER_EICE_CONNECT_TO")]
+    pub eice_connect_to: Option<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const LOGIN_ABOUT: &str = "Assume a profile's MFA role now and cache its credentials, so ssh connections \
+through the broker do not ask for a code.
+
+For a profile with role_arn, mfa_serial and source_profile (or credential_source = Environment), which \
+aws-config cannot assume by itself. The code is read from the terminal (/dev/tty). The role's credentials \
+are cached, mode 0600, in ~/.cache/ec2-broker/credentials/ until 5 minutes before they expire; until then \
+every broker process uses them. A connection that finds no usable credentials asks for the code itself \
+when it has a terminal, and otherwise fails with a message pointing here.";
+
+/// Arguments of `ec2-broker login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// AWS profile and the Region STS is called in.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Ask for a code even when cached credentials are still good.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `ec2-broker known-hosts …`.
@@ -219,8 +302,9 @@ pub struct ProxyArgs {
     #[arg(long, value_enum, default_value_t = AddressKind::Private, env = "EC2_BROKER_ADDRESS")]
     pub address: AddressKind,
 
-    /// How to reach the instance.
-    #[arg(long, value_enum, default_value_t = RouteArg::Direct, env = "EC2_BROKER_ROUTE")]
+    /// How to reach the instance (auto: try the routes of --try-routes in turn, starting with the
+    /// one that worked last time for this instance).
+    #[arg(long, value_enum, default_value_t = RouteArg::Auto, env = "EC2_BROKER_ROUTE")]
     pub route: RouteArg,
 
     /// Do not push a key with EC2 Instance Connect (your own key already works).

@@ -49,7 +49,7 @@ fn aws_hint(err: &AwsError) -> Option<String> {
                 Some("check the network path to the AWS endpoint (and AWS_ENDPOINT_URL* if you set them)".into())
             }
         }
-        AwsError::NoRegion => None,
+        AwsError::NoRegion | AwsError::Mfa(_) => None,
     }
 }
 

@@ -85,6 +85,12 @@ pub struct Instance {
     pub launch_time: Option<String>,
     /// All tags, in API order.
     pub tags: Vec<(String, String)>,
+    /// Its security groups' ids.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// The ARN of its instance profile (the IAM role the SSM agent uses), if it has one.
+    #[serde(default)]
+    pub instance_profile: Option<String>,
 }
 
 impl Instance {
@@ -104,6 +110,8 @@ impl Instance {
             key_name: None,
             launch_time: None,
             tags: Vec::new(),
+            security_groups: Vec::new(),
+            instance_profile: None,
         }
     }
 

@@ -19,6 +19,8 @@
 //!   consoles print, and turns both into audit findings; [`keyscan`] fetches host keys over a route;
 //! - [`serial`] is the serial console: endpoints and pinned host keys, escapes, the russh client;
 //!   [`terminal`] puts the local terminal in raw mode and restores it;
+//! - [`credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty` and cached
+//!   in [`private_file`]s, which aws-config cannot do;
 //! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,6 +29,9 @@ pub mod auth_probe;
 pub mod aws;
 pub mod cli;
 pub mod cmd;
+pub mod config;
+pub mod credentials;
+pub mod doctor;
 pub mod error;
 pub mod host;
 pub mod instance;
@@ -37,6 +42,7 @@ pub mod keyscan;
 pub mod known_hosts;
 pub mod logging;
 pub mod lookup_cache;
+pub mod private_file;
 pub mod resolve;
 pub mod route;
 pub mod serial;

@@ -2,14 +2,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use ec2_broker::cli::Cli;
-use ec2_broker::{cmd, error, logging};
+use ec2_broker::{cmd, config, error, logging};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(err) = logging::init(cli.verbose, cli.log_file.as_deref()) {
         return error::report(&err);
+    }
+    match config::path().map(|p| config::load(&p)).transpose() {
+        Ok(settings) => config::apply(&mut cli, &matches, &settings.unwrap_or_default()),
+        Err(err) => return error::report(&anyhow::Error::new(err).context("reading the settings file")),
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

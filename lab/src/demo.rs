@@ -96,7 +96,9 @@ pub fn run_demo() -> anyhow::Result<()> {
     );
     println!("instances: {}", lab.instance_ids().join(", "));
     println!("ssh_config: {}\n", config.display());
-    let env = lab.env();
+    let mut env = lab.env();
+    // The broker's caches (lookups, remembered routes) stay in the demo's directory.
+    env.push(("XDG_CACHE_HOME".into(), dir.join("cache").display().to_string()));
     let ssh = |program: &str, args: &[&str]| -> anyhow::Result<(String, Duration)> {
         let started = Instant::now();
         let mut cmd = Command::new(program);
@@ -160,6 +162,13 @@ pub fn run_demo() -> anyhow::Result<()> {
             down.as_millis()
         );
     }
+
+    // No --route: the broker finds db-1's way in by itself, and `doctor` says why each route works or not.
+    let (out, took) = ssh("ssh", &["-F", &cfg, "db-1", "echo logged in as $(id -un)"])?;
+    ensure!(out.contains("logged in as ec2-user"), "unexpected ssh output over the automatic route: {out}");
+    println!("ssh db-1 with no --route (direct refused, so the next route): {} ({} ms)", out.trim(), took.as_millis());
+    let (report, _) = ssh(&broker.display().to_string(), &["doctor", "--ssh-config", &cfg, "db-1"])?;
+    println!("\n$ ec2-broker doctor db-1\n{report}");
 
     // The last resort: db-1's serial console, as if its network or sshd were broken.
     let took = console_demo(&broker, &env, &dir)?;

@@ -81,6 +81,8 @@ pub(super) fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     out.platform = i.platform().map(|p| p.as_str().to_string());
     out.instance_type = i.instance_type().map(|t| t.as_str().to_string());
     out.key_name = i.key_name().map(str::to_string);
+    out.security_groups = i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect();
+    out.instance_profile = i.iam_instance_profile().and_then(|p| p.arn()).map(str::to_string);
     out.launch_time = i.launch_time().and_then(|t| t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime).ok());
     Some(out)
 }

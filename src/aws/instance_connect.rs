@@ -76,8 +76,12 @@ impl Aws {
                         .unwrap_or("")
                         .to_string()
                 };
+                // The model's denial is AuthException; the generic AccessDeniedException is read the same way.
+                let code =
+                    err.as_service_error().and_then(aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::code);
                 return Err(match err.as_service_error() {
                     Some(SendSSHPublicKeyError::AuthException(_)) => PushError::Denied { id, user, message: message() },
+                    _ if code == Some("AccessDeniedException") => PushError::Denied { id, user, message: message() },
                     Some(SendSSHPublicKeyError::Ec2InstanceStateInvalidException(_)) => {
                         PushError::State { id, message: message() }
                     }

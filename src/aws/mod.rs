@@ -10,8 +10,10 @@ pub mod ec2;
 pub mod eice;
 pub mod instance_connect;
 pub mod known_hosts;
+pub mod security_groups;
 pub mod serial;
 pub mod ssm;
+pub mod sts;
 
 use std::fmt;
 use std::time::Duration;
@@ -34,6 +36,7 @@ pub struct Aws {
     ec2: aws_sdk_ec2::Client,
     instance_connect: aws_sdk_ec2instanceconnect::Client,
     ssm: aws_sdk_ssm::Client,
+    sts: aws_sdk_sts::Client,
     credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
@@ -43,6 +46,9 @@ pub enum AwsError {
     /// No Region could be found anywhere in the chain.
     #[error("no AWS Region: pass --region, add .REGION to the host, or set AWS_REGION")]
     NoRegion,
+    /// The profile's MFA role could not be assumed (see [`crate::credentials`]).
+    #[error(transparent)]
+    Mfa(Box<crate::credentials::MfaError>),
     /// The service answered with an error code.
     #[error("{service} {operation}: {code}: {message}")]
     Service {
@@ -102,15 +108,15 @@ impl AwsError {
     }
 }
 
+/// Per-attempt and per-operation timeouts for every client.
+pub(crate) fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).operation_timeout(OPERATION_TIMEOUT).build()
+}
+
 impl Aws {
     /// Loads configuration: `profile` and `region` override the environment and config files.
     pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Aws, AwsError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        );
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts());
         if let Some(p) = profile {
             loader = loader.profile_name(p);
         }
@@ -119,12 +125,25 @@ impl Aws {
         }
         let config = loader.load().await;
         let region = config.region().ok_or(AwsError::NoRegion)?.to_string();
+        // aws-config ignores `mfa_serial`: such a role is the broker's to assume. Its credentials
+        // are had now, so a refused or missing code reads as such, not as a failed EC2 call.
+        let mfa =
+            crate::credentials::provider::for_profile(profile, &region).await.map_err(|e| AwsError::Mfa(e.into()))?;
+        let config = match mfa {
+            None => config,
+            Some(provider) => {
+                provider.credentials().await.map_err(|e| AwsError::Mfa(e.into()))?;
+                let provider = aws_credential_types::provider::SharedCredentialsProvider::new(provider);
+                config.into_builder().credentials_provider(provider).build()
+            }
+        };
         tracing::debug!(%region, profile = profile.unwrap_or("(default)"), "AWS configuration loaded");
         Ok(Aws {
             region,
             ec2: aws_sdk_ec2::Client::new(&config),
             instance_connect: aws_sdk_ec2instanceconnect::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
             credentials: config.credentials_provider(),
         })
     }

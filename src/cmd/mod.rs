@@ -1,7 +1,9 @@
 //! One file per subcommand.
 
 pub mod console;
+pub mod doctor;
 pub mod known_hosts;
+pub mod login;
 pub mod pin;
 pub mod proxy;
 
@@ -18,8 +20,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Proxy(args) => proxy::run(args).await.map(|()| 0),
         Command::Console(args) => console::run(args).await.map(|()| 0),
+        Command::Doctor(args) => doctor::run(args).await,
         Command::KnownHosts(KnownHostsCommand::Audit(args)) => Ok(known_hosts::audit(args).await),
         Command::KnownHosts(KnownHostsCommand::Pin(args)) => pin::run(args).await.map(|()| 0),
+        Command::Login(args) => login::run(args).await.map(|()| 0),
     }
 }
 

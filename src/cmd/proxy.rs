@@ -13,6 +13,7 @@ use crate::host::HostSpec;
 use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
+use crate::private_file::write_private;
 use crate::route::{Route, auto, direct, eice, memory, plan, serial, ssm};
 use crate::{auth_probe, key_agent, lookup_cache, resolve, splice, stdio};
 
@@ -234,9 +235,16 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
     }
     match opened {
         auto::Opened::Direct(stream) => {
+            let addr = stream.peer_addr().context("reading the direct connection's address")?;
+            let piping = Instant::now();
             let stats = if splice::stdio_are_pipes() { splice::pipe(stream).await } else { stdio::pipe(stream).await }
                 .context("piping between ssh and the instance")?;
             tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+            if let Some(holder) =
+                key_holder.as_ref().filter(|_| auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
+            {
+                check_key_refused(instance, user, holder.key(), addr, auto::DIRECT_DEADLINE).await?;
+            }
         }
         auto::Opened::Relayed { local, task } => {
             let stats =
@@ -256,18 +264,6 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Writes `text` to `file` atomically, in a 0700 directory, mode 0600.
-fn write_private(file: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = file.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    }
-    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    std::io::Write::write_all(&mut f, text.as_bytes())?;
-    std::fs::rename(&tmp, file)
 }
 
 fn route_of(r: RouteArg) -> Option<Route> {

@@ -72,7 +72,7 @@ pub async fn open(target: &Target<'_>, routes: &[Route]) -> (Option<(Route, Open
     let mut attempts = Vec::new();
     for &route in routes {
         tracing::info!(%route, "trying route");
-        match try_route(target, route).await {
+        match open_route(target, route).await {
             Ok(opened) => {
                 attempts.push(Attempt { route, failure: None });
                 return (Some((route, opened)), attempts);
@@ -86,7 +86,8 @@ pub async fn open(target: &Target<'_>, routes: &[Route]) -> (Option<(Route, Open
     (None, attempts)
 }
 
-async fn try_route(t: &Target<'_>, route: Route) -> Result<Opened, String> {
+/// Opens one route: `Ok` once its SSH server has sent its identification.
+pub async fn open_route(t: &Target<'_>, route: Route) -> Result<Opened, String> {
     match route {
         Route::Direct => {
             let ip = t.address.ok_or("the instance has no such address")?;

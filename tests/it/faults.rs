@@ -132,7 +132,7 @@ fn instance_refusing_tcp_names_the_address() {
     // Connect to a port where nothing listens on the ghost's address.
     let closed = std::net::TcpListener::bind("127.0.1.99:0").unwrap().local_addr().unwrap().port();
     let mut cmd = world.command(crate::harness::broker());
-    cmd.args(["proxy", "--key-dir"]).arg(world.key_dir()).arg(format!("ghost:{closed}"));
+    cmd.args(["proxy", "--route", "direct", "--key-dir"]).arg(world.key_dir()).arg(format!("ghost:{closed}"));
     let out = world.run(cmd, Duration::from_secs(60));
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     assert!(

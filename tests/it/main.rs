@@ -5,6 +5,10 @@ mod harness;
 
 /// The CLI surface and the example ssh_config in contrib/.
 mod cli;
+/// MFA roles: the code asked on the terminal, AssumeRole, the credentials cache, `login`.
+mod credentials;
+/// doctor: the exact report for each kind of instance, IAM denials, ssh settings.
+mod doctor;
 /// Faults: throttled, failing and unreachable APIs, instances without Instance Connect.
 mod faults;
 /// known-hosts audit: matching against ssh-keygen -F, findings as JSON.

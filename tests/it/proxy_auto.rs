@@ -11,7 +11,7 @@ use crate::harness::{World, scp_round_trip};
 /// The demo plus one instance reachable only through SSM (no inbound network, in a VPC without
 /// an endpoint), one only through the endpoint (no inbound network, no SSM agent) and one through
 /// nothing.
-fn auto_world() -> World {
+pub(crate) fn auto_world() -> World {
     let text = format!(
         "{}\n[[instance]]\nid = \"i-0e3000000000000d1\"\nname = \"ssm-only\"\nprivate_ip = \"127.0.1.41\"\ninbound = false\n\
          ssm = \"online\"\nvpc_id = \"vpc-0150a7ed000000001\"\nsubnet_id = \"subnet-0150a7ed000000001\"\n\n\
@@ -108,4 +108,38 @@ fn the_next_connection_tries_the_remembered_route_first() {
     assert!(second.len() < first.len(), "{first:?} vs {second:?}");
     let memory = fs::read_to_string(world.path("home/.cache/ec2-broker/routes.json")).unwrap();
     assert!(memory.contains("\"i-0e3000000000000d1\":[\"ssm\","), "{memory}");
+}
+
+#[test]
+fn the_settings_file_orders_the_routes_below_flags_and_environment() {
+    let world = auto_world();
+    let settings = world.path("settings");
+    fs::write(&settings, "# from the user's config dir\ntry-routes = ssm, direct\n").unwrap();
+    let ssh = |extra_env: &[(&str, &str)]| {
+        let _ = fs::remove_file(&world.broker_log);
+        let _ = fs::remove_file(world.path("home/.cache/ec2-broker/routes.json"));
+        let mut cmd = world.command("ssh");
+        cmd.env("EC2_BROKER_CONFIG", &settings).envs(extra_env.iter().copied());
+        cmd.arg("-F").arg(&world.ssh_config).args(["web-1", "echo ok"]);
+        world.run(cmd, std::time::Duration::from_secs(60))
+    };
+    let out = ssh(&[]);
+    assert_eq!(out.stdout, "ok\n", "{}", out.describe());
+    assert!(log(&world).contains("route open, piping route=ssm"), "{}", log(&world));
+    // The environment wins over the file.
+    let out = ssh(&[("EC2_BROKER_TRY_ROUTES", "direct")]);
+    assert_eq!(out.stdout, "ok\n", "{}", out.describe());
+    assert!(log(&world).contains("route open, piping route=direct"), "{}", log(&world));
+    // A bad file stops the broker with the file, the line and what is allowed.
+    fs::write(&settings, "try-routes = ssm, carrier-pigeon\n").unwrap();
+    let out = ssh(&[]);
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains(&format!(
+            "ec2-broker: error: reading the settings file: {}:1: \"carrier-pigeon\" is not one of direct, ssm, eice, serial, auto",
+            settings.display()
+        )),
+        "{}",
+        out.describe()
+    );
 }

@@ -64,9 +64,9 @@ fn by_tag_private_ip_and_public_ip() {
         assert_eq!(code, Some(0), "{spec}: {stderr}\n{}", world.dump());
         assert!(stdout.starts_with("SSH-2.0-"), "{spec}: {stdout:?}");
     }
-    // The public address only answers with --address public.
+    // The direct route with --address public needs a public address (auto would go on to eice).
     let mut cmd = world.command(crate::harness::broker());
-    cmd.args(["proxy", "--address", "public", "--no-push", &format!("api-1:{port}")]);
+    cmd.args(["proxy", "--route", "direct", "--address", "public", "--no-push", &format!("api-1:{port}")]);
     let out = world.run(cmd, Duration::from_secs(60));
     assert_eq!(out.code(), Some(1));
     assert_eq!(

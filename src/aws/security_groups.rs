@@ -1,0 +1,98 @@
+//! EC2 DescribeSecurityGroups: the inbound rules that decide whether a TCP port is open (`doctor`).
+
+use super::{Aws, AwsError};
+
+/// One security group's inbound rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityGroup {
+    /// `sg-…`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Inbound rules.
+    pub ingress: Vec<Ingress>,
+}
+
+/// One inbound rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingress {
+    /// `tcp`, `udp`, `icmp`, or `-1` (all traffic).
+    pub protocol: String,
+    /// First port (`None` for all traffic).
+    pub from_port: Option<i32>,
+    /// Last port.
+    pub to_port: Option<i32>,
+    /// Who may connect: CIDR blocks, IPv6 blocks, prefix lists and other security groups.
+    pub sources: Vec<String>,
+}
+
+impl Ingress {
+    /// Whether the rule lets TCP to `port` in.
+    pub fn allows_tcp(&self, port: u16) -> bool {
+        let port = i32::from(port);
+        match self.protocol.as_str() {
+            "-1" | "all" => true,
+            "tcp" | "6" => {
+                self.from_port.is_none_or(|f| f == -1 || f <= port) && self.to_port.is_none_or(|t| t == -1 || port <= t)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Aws {
+    /// The groups `ids` (in the Region), with their inbound rules.
+    pub async fn security_groups(&self, ids: &[String]) -> Result<Vec<SecurityGroup>, AwsError> {
+        let out = self
+            .ec2
+            .describe_security_groups()
+            .set_group_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("EC2", "DescribeSecurityGroups", e))?;
+        Ok(out
+            .security_groups()
+            .iter()
+            .map(|g| SecurityGroup {
+                id: g.group_id().unwrap_or_default().to_string(),
+                name: g.group_name().unwrap_or_default().to_string(),
+                ingress: g
+                    .ip_permissions()
+                    .iter()
+                    .map(|p| Ingress {
+                        protocol: p.ip_protocol().unwrap_or("-1").to_string(),
+                        from_port: p.from_port(),
+                        to_port: p.to_port(),
+                        sources: p
+                            .ip_ranges()
+                            .iter()
+                            .filter_map(|r| r.cidr_ip().map(str::to_string))
+                            .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6().map(str::to_string)))
+                            .chain(p.prefix_list_ids().iter().filter_map(|r| r.prefix_list_id().map(str::to_string)))
+                            .chain(p.user_id_group_pairs().iter().filter_map(|r| r.group_id().map(str::to_string)))
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(protocol: &str, from: Option<i32>, to: Option<i32>) -> Ingress {
+        Ingress { protocol: protocol.into(), from_port: from, to_port: to, sources: vec!["0.0.0.0/0".into()] }
+    }
+
+    #[test]
+    fn tcp_ranges() {
+        assert!(rule("tcp", Some(22), Some(22)).allows_tcp(22));
+        assert!(!rule("tcp", Some(22), Some(22)).allows_tcp(2222));
+        assert!(rule("tcp", Some(0), Some(65535)).allows_tcp(2222));
+        assert!(rule("-1", None, None).allows_tcp(22));
+        assert!(!rule("udp", Some(0), Some(65535)).allows_tcp(22));
+        assert!(rule("6", Some(20), Some(30)).allows_tcp(22));
+    }
+}

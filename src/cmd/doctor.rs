@@ -1,0 +1,88 @@
+//! `ec2-broker doctor [USER@]HOST[:PORT]`: runs `ssh -G HOST` for the user, port and the settings
+//! that hide errors, examines the instance ([`crate::doctor`]) and prints the report.
+
+use std::process::Command;
+
+use anyhow::Context;
+
+use crate::aws::Aws;
+use crate::cli::DoctorArgs;
+use crate::doctor::examine::{self, Options};
+use crate::doctor::ssh_config::{self, SshSettings};
+use crate::host::HostSpec;
+use crate::route::eice::EiceOptions;
+
+/// Runs the doctor; the exit code is the report's (0: some route works).
+pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
+    let spec = HostSpec::parse_with_suffix(&args.host, args.strip_suffix.as_deref())
+        .with_context(|| format!("reading host {:?}", args.host))?;
+    let alias = ssh_alias(&args.host);
+    let (settings, ssh_problem) = match ssh_g(alias, args.ssh_config.as_deref()) {
+        Ok(text) => (ssh_config::parse(&text), None),
+        Err(e) => (SshSettings::default(), Some(format!("could not read ssh's settings for {alias}: {e:#}"))),
+    };
+    let user = spec.user.clone().or(settings.user.clone()).unwrap_or_else(|| "ec2-user".into());
+    let port = match explicit_port(&args.host) {
+        Some(p) => p,
+        None => settings.port.unwrap_or(spec.port),
+    };
+    let region = args.aws.region.as_deref().or(spec.region.as_deref());
+    let aws = Aws::load(args.aws.profile.as_deref(), region).await?;
+    let opts = Options {
+        user,
+        port,
+        address: args.address,
+        eice: EiceOptions { endpoint_id: args.eice_id, connect_to: args.eice_connect_to, max_duration: None },
+        push: !args.no_push,
+    };
+    let mut report = examine::examine(alias, &aws, &spec.target, &opts).await;
+    match ssh_problem {
+        Some(p) => report.warnings.push(p),
+        None => report.warnings.extend(ssh_config::warnings(&settings, alias)),
+    }
+    let text = if args.json { report.to_json() } else { report.to_text() };
+    print!("{text}");
+    Ok(report.exit_code())
+}
+
+/// The host as ssh sees it (`%h`): without the user and the port.
+fn ssh_alias(arg: &str) -> &str {
+    let host = arg.rsplit_once('@').map_or(arg, |(_, h)| h);
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok() => h,
+        _ => host,
+    }
+}
+
+/// The port written in the argument, if any.
+fn explicit_port(arg: &str) -> Option<u16> {
+    let host = arg.rsplit_once('@').map_or(arg, |(_, h)| h);
+    host.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+/// `ssh -G [-F FILE] HOST`'s output.
+fn ssh_g(host: &str, config: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let mut cmd = Command::new("ssh");
+    if let Some(file) = config {
+        cmd.arg("-F").arg(file);
+    }
+    let out = cmd.arg("-G").arg("--").arg(host).output().context("running ssh -G")?;
+    if !out.status.success() {
+        anyhow::bail!("ssh -G failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_and_port() {
+        assert_eq!(ssh_alias("ec2-user@web-1:2222"), "web-1");
+        assert_eq!(explicit_port("ec2-user@web-1:2222"), Some(2222));
+        assert_eq!(ssh_alias("tag:Role=db"), "tag:Role=db");
+        assert_eq!(explicit_port("tag:Role=db"), None);
+        assert_eq!(explicit_port("web-1"), None);
+    }
+}

@@ -1,0 +1,93 @@
+//! Roles that need an MFA code (`mfa_serial` in a profile), which aws-config ignores: it would
+//! call AssumeRole without the code, and IAM refuses that.
+//!
+//! ```text
+//!  mfa_profile: ProfileSet + name ─▶ Option<MfaRole>          (pure)
+//!  provider:    held ─▶ cache file ─▶ source credentials ─▶ prompt (/dev/tty) ─▶ STS AssumeRole ─▶ cache file
+//! ```
+//!
+//! As a ProxyCommand the broker runs once per ssh connection, so the role's credentials are kept in
+//! a private [`cache`] file (the AWS CLI's format) until they are about to expire, and the code is
+//! asked for only then, on `/dev/tty` ([`prompt`]): never on stdin or stdout, which are ssh's.
+
+pub mod cache;
+pub mod mfa_profile;
+pub mod prompt;
+pub mod provider;
+
+pub use mfa_profile::{MfaRole, ProfileError, RoleSource};
+pub use provider::MfaCredentialsProvider;
+
+use crate::aws::AwsError;
+
+/// Why an MFA role's credentials could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    /// The profile names an MFA role in a way the broker cannot use.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// A code is needed and there is no terminal (`/dev/tty`) to ask on.
+    #[error(
+        "profile {profile} needs an MFA code and there is no terminal to ask on: run `ec2-broker login --profile \
+         {profile}` in a terminal first (the code is then cached until the role's credentials expire)"
+    )]
+    NoTerminal {
+        /// The profile.
+        profile: String,
+    },
+    /// The user typed something other than 6 digits, [`prompt::TRIES`] times.
+    #[error("no valid MFA code for {serial} after {tries} tries: a code is 6 digits")]
+    Malformed {
+        /// The MFA device.
+        serial: String,
+        /// How many lines were read.
+        tries: u32,
+    },
+    /// The terminal closed (end of file) before a code was typed.
+    #[error("no MFA code for {serial}: the terminal closed")]
+    NoCode {
+        /// The MFA device.
+        serial: String,
+    },
+    /// Reading or writing the terminal failed.
+    #[error("asking for the MFA code on /dev/tty")]
+    Terminal(#[source] std::io::Error),
+    /// A signal (^C, hang-up) arrived while the code was being asked for.
+    #[error("interrupted while asking for the MFA code")]
+    Interrupted,
+    /// The role's source credentials (`source_profile`, `credential_source`) are missing.
+    #[error("no credentials for {origin}, the source of role {role_arn}: {detail}")]
+    SourceCredentials {
+        /// `profile base` or `the environment …`.
+        origin: String,
+        /// The role.
+        role_arn: String,
+        /// What aws-config said.
+        detail: String,
+    },
+    /// STS refused the code.
+    #[error("the MFA code was refused for {serial} (STS AssumeRole {role_arn}: {message}): try again")]
+    CodeRefused {
+        /// The MFA device.
+        serial: String,
+        /// The role.
+        role_arn: String,
+        /// STS's message.
+        message: String,
+    },
+    /// AssumeRole failed for another reason.
+    #[error("assuming role {role_arn}")]
+    AssumeRole {
+        /// The role.
+        role_arn: String,
+        /// The STS error.
+        #[source]
+        source: AwsError,
+    },
+    /// STS answered without credentials.
+    #[error("STS AssumeRole {role_arn} returned no credentials")]
+    NoCredentials {
+        /// The role.
+        role_arn: String,
+    },
+}

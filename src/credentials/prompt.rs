@@ -1,0 +1,199 @@
+//! Asking for an MFA code on `/dev/tty`: never stdin or stdout, which are ssh's byte stream when
+//! the broker is a ProxyCommand. Echo is off while the code is typed and comes back on every way
+//! out (a code, an error, ^C or a hang-up).
+//!
+//! [`converse`] is the dialogue over any reader and writer; [`ask`] runs it on the terminal.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
+
+use rustix::termios::{self, LocalModes, OptionalActions, Termios};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::MfaError;
+
+/// The controlling terminal, whatever stdin and stdout are.
+pub const TTY: &str = "/dev/tty";
+/// Lines read before giving up on a malformed code.
+pub const TRIES: u32 = 3;
+
+/// A code as typed: exactly 6 ASCII digits. Its `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MfaCode(String);
+
+impl MfaCode {
+    /// A code from a typed line (surrounding white space ignored).
+    pub fn parse(line: &str) -> Option<MfaCode> {
+        let code = line.trim();
+        (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then(|| MfaCode(code.to_string()))
+    }
+
+    /// The digits, for STS's `TokenCode`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MfaCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MfaCode(<redacted>)")
+    }
+}
+
+/// Asks for the code of `serial` on `/dev/tty`; `profile` names what to log in to when there is no
+/// terminal ([`MfaError::NoTerminal`]).
+pub async fn ask(profile: &str, serial: &str) -> Result<MfaCode, MfaError> {
+    ask_on(Path::new(TTY), profile, serial).await
+}
+
+/// [`ask`] on the terminal device `tty`.
+pub async fn ask_on(tty: &Path, profile: &str, serial: &str) -> Result<MfaCode, MfaError> {
+    let terminal = File::options().read(true).write(true).open(tty).map_err(|e| {
+        tracing::debug!(tty = %tty.display(), error = %e, "no terminal for the MFA prompt");
+        MfaError::NoTerminal { profile: profile.to_string() }
+    })?;
+    let (mut hup, mut int, mut term) =
+        (signals(SignalKind::hangup())?, signals(SignalKind::interrupt())?, signals(SignalKind::terminate())?);
+    let dialogue = terminal.try_clone().map_err(MfaError::Terminal)?;
+    let echo_off = EchoOff::enter(&terminal).map_err(MfaError::Terminal)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let serial_owned = serial.to_string();
+    // A plain thread, not spawn_blocking: after a signal the read stays parked, and the runtime
+    // must not wait for it on the way out.
+    std::thread::spawn(move || {
+        let mut input = BufReader::new(&dialogue);
+        let result = converse(&mut input, &mut &dialogue, &serial_owned);
+        let _ = tx.send(result);
+    });
+    let result = tokio::select! {
+        r = rx => r.unwrap_or(Err(MfaError::Interrupted)),
+        _ = hup.recv() => Err(MfaError::Interrupted),
+        _ = int.recv() => Err(MfaError::Interrupted),
+        _ = term.recv() => Err(MfaError::Interrupted),
+    };
+    drop(echo_off);
+    result
+}
+
+/// The dialogue: prints `MFA code for SERIAL: `, reads a line, and asks again (up to [`TRIES`]
+/// lines) until it is 6 digits. The typed line is not echoed, so each answer ends the output line.
+pub fn converse(input: &mut impl BufRead, output: &mut impl Write, serial: &str) -> Result<MfaCode, MfaError> {
+    for _ in 0..TRIES {
+        write!(output, "MFA code for {serial}: ").and_then(|()| output.flush()).map_err(MfaError::Terminal)?;
+        let mut line = String::new();
+        let n = input.read_line(&mut line).map_err(MfaError::Terminal)?;
+        output.write_all(b"\n").map_err(MfaError::Terminal)?;
+        if n == 0 {
+            return Err(MfaError::NoCode { serial: serial.to_string() });
+        }
+        if let Some(code) = MfaCode::parse(&line) {
+            return Ok(code);
+        }
+        output.write_all(b"an MFA code is 6 digits\n").map_err(MfaError::Terminal)?;
+    }
+    Err(MfaError::Malformed { serial: serial.to_string(), tries: TRIES })
+}
+
+fn signals(kind: SignalKind) -> Result<tokio::signal::unix::Signal, MfaError> {
+    signal(kind).map_err(MfaError::Terminal)
+}
+
+/// Echo off on a terminal while alive; the saved modes come back when dropped.
+struct EchoOff<'a> {
+    terminal: &'a File,
+    saved: Termios,
+}
+
+impl<'a> EchoOff<'a> {
+    fn enter(terminal: &'a File) -> io::Result<EchoOff<'a>> {
+        let saved = termios::tcgetattr(terminal)?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        // Flush: what was typed before the prompt (and echoed) is not taken for the code.
+        termios::tcsetattr(terminal, OptionalActions::Flush, &quiet)?;
+        Ok(EchoOff { terminal, saved })
+    }
+}
+
+impl Drop for EchoOff<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = termios::tcsetattr(self.terminal, OptionalActions::Now, &self.saved) {
+            tracing::warn!(error = %e, "could not turn the terminal's echo back on: run `stty sane`");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    const SERIAL: &str = "arn:aws:iam::123456789012:mfa/alice";
+
+    fn talk(typed: &str) -> (Result<MfaCode, MfaError>, String) {
+        let mut out = Vec::new();
+        let r = converse(&mut Cursor::new(typed.as_bytes()), &mut out, SERIAL);
+        (r, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn codes() {
+        for (line, ok) in [
+            ("123456", true),
+            (" 123456 \n", true),
+            ("000000\r\n", true),
+            ("12345", false),
+            ("1234567", false),
+            ("12345a", false),
+            ("123 456", false),
+            ("١٢٣٤٥٦", false),
+            ("", false),
+        ] {
+            assert_eq!(MfaCode::parse(line).is_some(), ok, "{line:?}");
+        }
+        assert_eq!(format!("{:?}", MfaCode::parse("123456").unwrap()), "MfaCode(<redacted>)");
+    }
+
+    #[test]
+    fn first_answer() {
+        let (r, out) = talk("123456\n");
+        assert_eq!(r.unwrap().as_str(), "123456");
+        assert_eq!(out, format!("MFA code for {SERIAL}: \n"));
+    }
+
+    #[test]
+    fn asks_again_after_a_malformed_line() {
+        let (r, out) = talk("12\nabcdef\n654321\n");
+        assert_eq!(r.unwrap().as_str(), "654321");
+        assert_eq!(out.matches("MFA code for").count(), 3, "{out}");
+        assert_eq!(out.matches("an MFA code is 6 digits").count(), 2, "{out}");
+    }
+
+    #[test]
+    fn gives_up_after_three_malformed_lines() {
+        let (r, _) = talk("1\n2\n3\n123456\n");
+        let e = r.unwrap_err();
+        assert!(matches!(e, MfaError::Malformed { tries: 3, .. }), "{e:?}");
+        assert!(e.to_string().contains("6 digits"), "{e}");
+    }
+
+    #[test]
+    fn end_of_file_is_no_code() {
+        let (r, _) = talk("");
+        assert!(matches!(r, Err(MfaError::NoCode { .. })));
+    }
+
+    #[tokio::test]
+    async fn no_terminal_says_to_log_in() {
+        let missing = Path::new("/nonexistent/tty");
+        let e = ask_on(missing, "admin", SERIAL).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "profile admin needs an MFA code and there is no terminal to ask on: run `ec2-broker login --profile \
+             admin` in a terminal first (the code is then cached until the role's credentials expire)"
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Gathering the doctor's facts: the calls and attempts, as concurrent as their dependencies
+//! allow. Each route is opened the way `--route auto` opens it (open only once sshd has spoken);
+//! a key is pushed while they open, and one login over the first open route tells whether sshd
+//! takes it.
+
+use std::time::Duration;
+
+use super::explain::{self, DirectFacts, EiceFacts, KeyFacts, SerialFacts, SsmFacts};
+use super::report::{Check, Report, Verdict};
+use crate::auth_probe;
+use crate::aws::Aws;
+use crate::cli::AddressKind;
+use crate::host::Target;
+use crate::instance::Instance;
+use crate::keys::EphemeralKey;
+use crate::resolve::{self, ResolveError};
+use crate::route::auto::{self, Opened};
+use crate::route::{Route, eice, ssm};
+
+/// How long the login probe may take over a route that is open.
+const PROBE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a relayed route may take to close after the doctor is done with it.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// What the doctor tries.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The OS user for the pushed key.
+    pub user: String,
+    /// The SSH port.
+    pub port: u16,
+    /// The address the direct route dials.
+    pub address: AddressKind,
+    /// The eice route's options.
+    pub eice: eice::EiceOptions,
+    /// Push a key and try a login with it.
+    pub push: bool,
+}
+
+/// Examines the instance `target` names; `host` is how the user wrote it.
+pub async fn examine(host: &str, aws: &Aws, target: &Target, opts: &Options) -> Report {
+    let mut report = Report { host: host.to_string(), checks: Vec::new(), warnings: Vec::new() };
+    let (identity, found) = tokio::join!(aws.caller_identity(), aws.find_instances(target));
+    report.checks.push(explain::credentials(&identity));
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => {
+            let mut c = Check::new("instance", Verdict::Unknown, format!("looking up {target}: {e}"));
+            if let Some(action) = explain::denied_action(&e) {
+                c = c.fix(format!("allow {action} in the IAM policy of the identity you use"));
+            }
+            report.checks.push(c);
+            report.checks.extend(explain::all_routes(Verdict::Unknown, "the instance could not be looked up"));
+            return report;
+        }
+    };
+    let instance = match resolve::pick(target, &aws.region, found) {
+        Ok(i) => i,
+        Err(e @ ResolveError::NotRunning { .. }) => {
+            report.checks.push(explain::not_running(&e.to_string()));
+            report.checks.extend(explain::all_routes(Verdict::Fails, "the instance is not running"));
+            return report;
+        }
+        Err(e) => {
+            report.checks.push(Check::new("instance", Verdict::Fails, e.to_string()));
+            report.checks.extend(explain::all_routes(Verdict::Unknown, "no single running instance to examine"));
+            return report;
+        }
+    };
+    report.checks.push(explain::instance(&instance));
+    report.checks.extend(routes(host, aws, &instance, opts).await);
+    report
+}
+
+/// The route rows and the key row for a running instance.
+async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> Vec<Check> {
+    let address = match opts.address {
+        AddressKind::Private => instance.private_ip,
+        AddressKind::Public => instance.public_ip,
+    };
+    let vpc = instance.vpc_id.as_deref().filter(|_| instance.private_ip.is_some());
+    // First the facts that decide what is worth trying.
+    let groups = async {
+        match instance.security_groups.is_empty() {
+            true => None,
+            false => Some(aws.security_groups(&instance.security_groups).await),
+        }
+    };
+    let endpoints = async {
+        match (vpc, opts.eice.endpoint_id.as_deref()) {
+            (None, _) => Ok(Vec::new()),
+            (Some(vpc), id) => {
+                let found = aws.find_endpoints(id, Some(vpc)).await?;
+                Ok(crate::aws::eice::choose(&found, Some(vpc), instance.subnet_id.as_deref())
+                    .into_iter()
+                    .cloned()
+                    .collect())
+            }
+        }
+    };
+    let serial_type = async {
+        match &instance.instance_type {
+            None => Ok(Some("the instance type is unknown".to_string())),
+            Some(t) => aws.instance_type_info(t).await.map(|info| match info {
+                Some(info) => crate::serial::capable::unsupported_reason(&info),
+                None => Some(format!("{t} is not a type EC2 knows")),
+            }),
+        }
+    };
+    let (groups, endpoints, status, access, serial_type) = tokio::join!(
+        groups,
+        endpoints,
+        aws.agent_status(&instance.id),
+        async { aws.serial_access_status().await.map(|s| s.enabled) },
+        serial_type,
+    );
+
+    // Then every route at once, and the key push alongside.
+    let target = auto::Target {
+        aws,
+        instance,
+        address,
+        port: opts.port,
+        eice: opts.eice.clone(),
+        ssm: ssm::SsmOptions { resume_timeout: Duration::from_secs(5) },
+    };
+    let try_eice = matches!(&endpoints, Ok(e) if !e.is_empty());
+    let try_ssm = matches!(&status, Ok(Some(s)) if s.ping_status == "Online") || status.is_err();
+    let key = match opts.push {
+        true => EphemeralKey::generate().ok(),
+        false => None,
+    };
+    let push = async {
+        let key = key.as_ref()?;
+        Some(aws.push_key(instance, &opts.user, &key.public_openssh()).await.map_err(|e| e.to_string()))
+    };
+    let (direct, eice, ssm, pushed) = tokio::join!(
+        attempt(&target, Route::Direct, address.is_some()),
+        attempt(&target, Route::Eice, try_eice),
+        attempt(&target, Route::Ssm, try_ssm),
+        push,
+    );
+
+    // One login with the pushed key, over the first route that opened; then close them all.
+    let mut opened: Vec<(Route, Opened)> = Vec::new();
+    let mut results: Vec<Option<Result<(), String>>> = Vec::new();
+    for (route, a) in [(Route::Direct, direct), (Route::Eice, eice), (Route::Ssm, ssm)] {
+        results.push(a.map(|r| r.map(|o| opened.push((route, o)))));
+    }
+    let mut probe = None;
+    let mut rest = opened.into_iter();
+    if let (Some(key), Some(Ok(()))) = (&key, &pushed)
+        && let Some((route, first)) = rest.next()
+    {
+        probe = Some((route, login(first, &opts.user, key).await));
+    }
+    for (_, o) in rest {
+        close(o).await;
+    }
+
+    let not_tried: Result<(), String> = Err("not tried".into());
+    let [direct, eice, ssm] = [&results[0], &results[1], &results[2]];
+    vec![
+        explain::direct(&DirectFacts {
+            kind: opts.address,
+            address,
+            port: opts.port,
+            attempt: direct.as_ref().unwrap_or(&not_tried),
+            groups: groups.as_ref(),
+        }),
+        explain::eice(&EiceFacts {
+            vpc,
+            subnet: instance.subnet_id.as_deref(),
+            private_ip: instance.private_ip,
+            port: opts.port,
+            endpoints: &endpoints,
+            attempt: eice.as_ref(),
+            region: &aws.region,
+        }),
+        explain::ssm(&SsmFacts {
+            status: &status,
+            instance_profile: instance.instance_profile.as_deref(),
+            port: opts.port,
+            attempt: ssm.as_ref(),
+        }),
+        explain::serial(&SerialFacts { access: &access, type_problem: &serial_type, region: &aws.region, host }),
+        explain::key(&KeyFacts { user: &opts.user, push: pushed.as_ref(), probe }),
+    ]
+}
+
+/// Opens `route` if `wanted`.
+async fn attempt(t: &auto::Target<'_>, route: Route, wanted: bool) -> Option<Result<Opened, String>> {
+    match wanted {
+        true => Some(auto::open_route(t, route).await),
+        false => None,
+    }
+}
+
+/// Logs in with `key` over an open route: `Some(accepted)`, or `None` if the probe failed.
+async fn login(opened: Opened, user: &str, key: &EphemeralKey) -> Option<bool> {
+    let verdict = match opened {
+        Opened::Direct(stream) => {
+            tokio::time::timeout(PROBE_DEADLINE, auth_probe::key_accepted(stream, user, key)).await
+        }
+        Opened::Relayed { local, task } => {
+            let v = tokio::time::timeout(PROBE_DEADLINE, auth_probe::key_accepted(local, user, key)).await;
+            let _ = tokio::time::timeout(CLOSE_DEADLINE, task).await;
+            v
+        }
+    };
+    verdict.ok().flatten()
+}
+
+/// Closes a route the doctor only opened (a Session Manager session is terminated).
+async fn close(opened: Opened) {
+    if let Opened::Relayed { local, task } = opened {
+        drop(local);
+        if tokio::time::timeout(CLOSE_DEADLINE, task).await.is_err() {
+            tracing::debug!("a relayed route did not close within {CLOSE_DEADLINE:?}");
+        }
+    }
+}

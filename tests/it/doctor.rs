@@ -1,0 +1,150 @@
+//! `ec2-broker doctor` against the lab: the exact report (table and JSON) for each kind of
+//! instance, IAM denials, and the ssh settings that hide the broker's errors.
+
+use std::time::Duration;
+
+use crate::harness::{Output, World, broker};
+use crate::proxy_auto::auto_world;
+
+fn doctor(world: &World, args: &[&str]) -> Output {
+    let mut cmd = world.command(broker());
+    cmd.arg("doctor").arg("--ssh-config").arg(&world.ssh_config).args(args);
+    world.run(cmd, Duration::from_secs(90))
+}
+
+/// The report, with the lab's ephemeral ssh port of `id` (if it runs) written as PORT.
+fn report(world: &World, id: Option<&str>, args: &[&str]) -> (Option<i32>, String) {
+    let out = doctor(world, args);
+    assert_eq!(out.stderr, "", "{}", out.describe());
+    let text = match id {
+        Some(id) => without_port(&out.stdout, world.lab.ssh_port(id)),
+        None => out.stdout.clone(),
+    };
+    (out.code(), text)
+}
+
+/// `text` with `port` written as PORT wherever it stands as a number of its own after ':' or ' '.
+fn without_port(text: &str, port: u16) -> String {
+    let port = port.to_string();
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(&port) {
+        let before = rest[..at].chars().last().or_else(|| out.chars().last());
+        let after = rest[at + port.len()..].chars().next();
+        out += &rest[..at];
+        if matches!(before, Some(':' | ' ')) && !after.is_some_and(|c| c.is_ascii_digit()) {
+            out += "PORT";
+        } else {
+            out += &port;
+        }
+        rest = &rest[at + port.len()..];
+    }
+    out + rest
+}
+
+/// Compares `actual` with `tests/it/doctor/NAME` (run with `EC2_BROKER_BLESS=1` to rewrite the
+/// file after a deliberate change of wording, then review the diff).
+fn expect(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/doctor").join(name);
+    if std::env::var_os("EC2_BROKER_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(actual, expected, "doctor output differs from {}", path.display());
+}
+
+#[test]
+fn exact_report_for_each_kind_of_instance() {
+    let world = auto_world();
+    // (host, instance id when it runs, expected exit code)
+    let cases = [
+        ("web-1", Some("i-0a1b2c3d4e5f60718"), 0),
+        ("db-1", Some("i-0f1b2c3d4e5f6071d"), 0),
+        ("legacy-1", Some("i-0e1b2c3d4e5f6071c"), 0),
+        ("ssm-only", Some("i-0e3000000000000d1"), 0),
+        ("eice-only", Some("i-0e3000000000000d2"), 0),
+        ("unreachable", Some("i-0e3000000000000d3"), 1),
+        ("batch-1", None, 1),
+    ];
+    for (host, id, code) in cases {
+        let (got, text) = report(&world, id, &[host]);
+        assert_eq!(got, Some(code), "{host}:\n{text}");
+        expect(&format!("{host}.txt"), &text);
+    }
+    let (code, json) = report(&world, Some("i-0f1b2c3d4e5f6071d"), &["--json", "db-1"]);
+    assert_eq!(code, Some(0));
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(parsed["usable_routes"], serde_json::json!(["eice", "ssm"]));
+    expect("db-1.json", &json);
+
+    // Nothing was left open: every session the doctor started was ended, every tunnel closed.
+    let sessions = world.lab.ssm_sessions();
+    assert!(!sessions.is_empty());
+    assert!(sessions.iter().all(|s| s.ended), "{sessions:#?}");
+    // The legacy instance's refusal was seen by its sshd, from the doctor's login probe.
+    assert!(world.lab.sshd_log("i-0e1b2c3d4e5f6071c").contains("ec2-user"), "{}", world.dump());
+}
+
+#[test]
+fn iam_denials_name_the_action_to_allow() {
+    let world = auto_world();
+    world.lab.state().set_faults(|f| {
+        f.deny.extend(
+            ["ssm:StartSession", "ec2-instance-connect:SendSSHPublicKey", "ec2:DescribeSecurityGroups"]
+                .map(String::from),
+        )
+    });
+    let (code, text) = report(&world, Some("i-0f1b2c3d4e5f6071d"), &["db-1"]);
+    assert_eq!(code, Some(0), "{text}");
+    expect("db-1-denied.txt", &text);
+
+    // Credentials the service does not know: the first row says so.
+    let mut cmd = world.command(broker());
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNEXAMPLE00").args(["doctor", "--no-push", "--json", "web-1"]);
+    let out = world.run(cmd, Duration::from_secs(90));
+    let parsed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{}", out.describe()));
+    assert_eq!(parsed["checks"][0]["check"], "credentials");
+    assert_eq!(parsed["checks"][0]["result"], "fails", "{}", out.stdout);
+    assert!(parsed["checks"][0]["fix"].as_str().unwrap().starts_with("the access key is unknown"), "{}", out.stdout);
+}
+
+#[test]
+fn warns_about_ssh_settings_that_hide_errors() {
+    let world = auto_world();
+    // A master connection kept alive: its ProxyCommand's stderr goes to /dev/null.
+    let shared = world.path("ssh_config.shared");
+    let base = std::fs::read_to_string(&world.ssh_config).unwrap();
+    std::fs::write(
+        &shared,
+        format!(
+            "Host *\n    ControlMaster auto\n    ControlPersist 10m\n    ControlPath {}/%C\n\n{base}",
+            world.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = world.command(broker());
+    cmd.arg("doctor").arg("--ssh-config").arg(&shared).args(["--no-push", "web-1"]);
+    let out = world.run(cmd, Duration::from_secs(90));
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let warnings: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: ssh shares connections to web-1 through a master process (ControlMaster auto, ControlPersist 600 s), \
+          which sends the ProxyCommand's stderr to /dev/null: the broker's errors will not show. Set EC2_BROKER_LOG_FILE \
+          (or add --log-file PATH to the ProxyCommand) to keep them, or run `ssh -o ControlMaster=no web-1` to see them once"
+        ],
+        "{}",
+        out.stdout
+    );
+
+    // A configuration without the broker: ssh would not use it at all.
+    let mut cmd = world.command(broker());
+    cmd.args(["doctor", "--ssh-config", "/dev/null", "--no-push", "--json", "web-1"]);
+    let out = world.run(cmd, Duration::from_secs(90));
+    let parsed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{}", out.describe()));
+    let warnings = parsed["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{}", out.stdout);
+    assert!(warnings[0].as_str().unwrap().starts_with("ssh's configuration has no ProxyCommand for web-1"));
+}
