@@ -16,7 +16,7 @@ use crate::route::eice::EiceOptions;
 pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
     let spec = HostSpec::parse_with_suffix(&args.host, args.strip_suffix.as_deref())
         .with_context(|| format!("reading host {:?}", args.host))?;
-    let alias = ssh_alias(&args.host);
+    let alias = super::proxy::host_for_key_name(&args.host);
     let (settings, ssh_problem) = match ssh_g(alias, args.ssh_config.as_deref()) {
         Ok(text) => (ssh_config::parse(&text), None),
         Err(e) => (SshSettings::default(), Some(format!("could not read ssh's settings for {alias}: {e:#}"))),
@@ -45,15 +45,6 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
     Ok(report.exit_code())
 }
 
-/// The host as ssh sees it (`%h`): without the user and the port.
-fn ssh_alias(arg: &str) -> &str {
-    let host = arg.rsplit_once('@').map_or(arg, |(_, h)| h);
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.parse::<u16>().is_ok() => h,
-        _ => host,
-    }
-}
-
 /// The port written in the argument, if any.
 fn explicit_port(arg: &str) -> Option<u16> {
     let host = arg.rsplit_once('@').map_or(arg, |(_, h)| h);
@@ -78,10 +69,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alias_and_port() {
-        assert_eq!(ssh_alias("ec2-user@web-1:2222"), "web-1");
+    fn port_written_in_the_argument() {
         assert_eq!(explicit_port("ec2-user@web-1:2222"), Some(2222));
-        assert_eq!(ssh_alias("tag:Role=db"), "tag:Role=db");
         assert_eq!(explicit_port("tag:Role=db"), None);
         assert_eq!(explicit_port("web-1"), None);
     }

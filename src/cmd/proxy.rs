@@ -352,7 +352,7 @@ fn address(instance: &Instance, kind: AddressKind) -> anyhow::Result<std::net::I
 }
 
 /// The host part of the argument as ssh passed it (`%h`), which names the key file `%r@%h`.
-fn host_for_key_name(arg: &str) -> &str {
+pub(crate) fn host_for_key_name(arg: &str) -> &str {
     let host = arg.rsplit_once('@').map_or(arg, |(_, h)| h);
     match host.rsplit_once(':') {
         Some((h, port)) if port.parse::<u16>().is_ok() => h,

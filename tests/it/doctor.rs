@@ -83,7 +83,7 @@ fn exact_report_for_each_kind_of_instance() {
     assert!(!sessions.is_empty());
     assert!(sessions.iter().all(|s| s.ended), "{sessions:#?}");
     // The legacy instance's refusal was seen by its sshd, from the doctor's login probe.
-    assert!(world.lab.sshd_log("i-0e1b2c3d4e5f6071c").contains("ec2-user"), "{}", world.dump());
+    assert!(world.lab.sshd_log("i-0e1b2c3d4e5f6071c").contains("authenticating user ec2-user"), "{}", world.dump());
 }
 
 #[test]
