@@ -21,6 +21,7 @@
 //!   [`terminal`] puts the local terminal in raw mode and restores it;
 //! - [`credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty` and cached
 //!   in [`private_file`]s, which aws-config cannot do;
+//! - [`lifeline`] notices ssh leaving at any stage (closed pipes, a new parent, signals);
 //! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -40,6 +41,7 @@ pub mod key_file;
 pub mod keys;
 pub mod keyscan;
 pub mod known_hosts;
+pub mod lifeline;
 pub mod logging;
 pub mod lookup_cache;
 pub mod private_file;

@@ -10,6 +10,7 @@ pub mod ec2;
 pub mod eice;
 pub mod instance_connect;
 pub mod known_hosts;
+mod open_sessions;
 pub mod security_groups;
 pub mod serial;
 pub mod ssm;
@@ -38,6 +39,7 @@ pub struct Aws {
     ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
     credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    open_sessions: open_sessions::OpenSessions,
 }
 
 /// An AWS call that failed.
@@ -145,6 +147,7 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             credentials: config.credentials_provider(),
+            open_sessions: Default::default(),
         })
     }
 }

@@ -78,6 +78,7 @@ impl Aws {
             }));
         }
         tracing::info!(session = %grant.session_id, "SSM session started");
+        self.open_sessions.opened(&grant.session_id);
         Ok(grant)
     }
 
@@ -103,6 +104,7 @@ impl Aws {
 
     /// Ends a session.
     pub async fn terminate_session(&self, session_id: &str) -> Result<(), AwsError> {
+        self.open_sessions.ended(session_id);
         self.ssm
             .terminate_session()
             .session_id(session_id)

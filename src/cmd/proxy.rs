@@ -13,24 +13,49 @@ use crate::host::HostSpec;
 use crate::instance::Instance;
 use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
+use crate::lifeline::Lifeline;
 use crate::private_file::write_private;
 use crate::route::{Route, auto, direct, eice, memory, plan, serial, ssm};
 use crate::{auth_probe, key_agent, lookup_cache, resolve, splice, stdio};
 
+/// How long ending the Session Manager sessions of an abandoned connection may take: the broker
+/// promises to be gone within 1 s of ssh, and its watch notices ssh within 200 ms.
+const ABANDON_BUDGET: Duration = Duration::from_millis(500);
+
 /// Runs the proxy.
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let span = tracing::info_span!("proxy", host = %args.host, pid = std::process::id());
-    proxy(args).instrument(span).await
+    async {
+        let lifeline = Lifeline::watch().context("watching ssh's pipes")?;
+        let spec = HostSpec::parse_with_suffix(&args.host, args.strip_suffix.as_deref())
+            .with_context(|| format!("reading host {:?}", args.host))?;
+        let region = args.aws.region.as_deref().or(spec.region.as_deref());
+        let aws = tokio::select! {
+            aws = Aws::load(args.aws.profile.as_deref(), region) => aws?,
+            departure = lifeline.departed() => {
+                tracing::info!(%departure, "ssh left before the AWS configuration was loaded");
+                return Ok(());
+            }
+        };
+        tokio::select! {
+            result = proxy(&args, spec, &aws, &lifeline) => result,
+            departure = lifeline.departed() => {
+                tracing::info!(%departure, "ssh left; abandoning the connection");
+                let ended = aws.end_open_sessions(ABANDON_BUDGET).await;
+                if ended > 0 {
+                    tracing::info!(sessions = ended, "ended the Session Manager sessions of the abandoned connection");
+                }
+                Ok(())
+            }
+        }
+    }
+    .instrument(span)
+    .await
 }
 
-async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
-    let spec = HostSpec::parse_with_suffix(&args.host, args.strip_suffix.as_deref())
-        .with_context(|| format!("reading host {:?}", args.host))?;
+async fn proxy(args: &ProxyArgs, spec: HostSpec, aws: &Aws, lifeline: &Lifeline) -> anyhow::Result<()> {
     let user = spec.user.clone().unwrap_or_else(|| args.user.clone());
     let started = Instant::now();
-
-    let region = args.aws.region.as_deref().or(spec.region.as_deref());
-    let aws = Aws::load(args.aws.profile.as_deref(), region).await?;
     let cache_file = dirs::cache_dir().map(|d| d.join("ec2-broker").join("instances.json"));
     let cache_key = lookup_cache::key(&aws.region, args.aws.profile.as_deref(), &spec.target.to_string());
     let mut cache = lookup_cache::LookupCache::parse(&read_cache(cache_file.as_deref()));
@@ -54,8 +79,8 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     }
 
     let key_holder =
-        if args.no_push { None } else { Some(KeyHolder::prepare(&args, &user, host_for_key_name(&args.host))?) };
-    let conn = Conn { args: &args, aws: &aws, instance: &instance, user: &user, port: spec.port, started };
+        if args.no_push { None } else { Some(KeyHolder::prepare(args, &user, host_for_key_name(&args.host))?) };
+    let conn = Conn { args, aws, instance: &instance, user: &user, port: spec.port, started, lifeline };
     let result = match args.route {
         RouteArg::Direct => direct_route(&conn, key_holder).await,
         RouteArg::Ssm => ssm_route(&conn, key_holder).await,
@@ -95,6 +120,8 @@ struct Conn<'a> {
     user: &'a str,
     port: u16,
     started: Instant,
+    /// Told when piping starts (from then on a closed stdin is a half-close, not ssh leaving).
+    lifeline: &'a Lifeline,
 }
 
 /// Pushes the key (if any) while `open` runs, then hands the key to ssh.
@@ -119,12 +146,13 @@ where
 }
 
 async fn direct_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
-    let Conn { args, aws, instance, user, port, started } = *c;
+    let Conn { args, aws, instance, user, port, started, .. } = *c;
     let addr = SocketAddr::new(IpAddr::V4(address(instance, args.address)?), port);
     let timeout = Duration::from_secs(args.connect_timeout);
     tracing::info!(route = %Route::Direct, %addr, "opening route");
     let stream = push_while(aws, instance, user, key_holder.as_ref(), direct::connect(addr, timeout)).await?;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    c.lifeline.piping();
 
     let piping = Instant::now();
     let stats = if splice::stdio_are_pipes() { splice::pipe(stream).await } else { stdio::pipe(stream).await }
@@ -139,7 +167,7 @@ async fn direct_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Re
 }
 
 async fn ssm_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
-    let Conn { args, aws, instance, user, port, started } = *c;
+    let Conn { args, aws, instance, user, port, started, .. } = *c;
     tracing::info!(route = %Route::Ssm, port, "opening route");
     let opts = ssm::SsmOptions { resume_timeout: Duration::from_secs(args.ssm_resume_timeout) };
     let route = push_while(aws, instance, user, key_holder.as_ref(), ssm::open(aws, instance, port, opts)).await?;
@@ -148,6 +176,7 @@ async fn ssm_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resul
         elapsed_ms = started.elapsed().as_millis() as u64,
         "route open, piping"
     );
+    c.lifeline.piping();
     let outcome = route.pipe().await?;
     let s = outcome.stats;
     tracing::info!(
@@ -159,7 +188,7 @@ async fn ssm_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resul
 }
 
 async fn eice_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
-    let Conn { args, aws, instance, user, port, started } = *c;
+    let Conn { args, aws, instance, user, port, started, .. } = *c;
     tracing::info!(route = %Route::Eice, port, "opening route");
     let opts = eice::EiceOptions {
         endpoint_id: args.eice_id.clone(),
@@ -168,6 +197,7 @@ async fn eice_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
     };
     let tunnel = push_while(aws, instance, user, key_holder.as_ref(), eice::open(aws, instance, port, &opts)).await?;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    c.lifeline.piping();
     let stats = tunnel.pipe().await?;
     tracing::info!(up = stats.up, down = stats.down, "done");
     drop(key_holder);
@@ -175,7 +205,7 @@ async fn eice_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
 }
 
 async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
-    let Conn { args, aws, instance, user, port, started } = *c;
+    let Conn { args, aws, instance, user, port, started, .. } = *c;
     let address = address(instance, args.address).ok();
     let facts = plan::Facts {
         has_address: address.is_some(),
@@ -226,6 +256,7 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
         holder.deliver().await?;
     }
     tracing::info!(%route, elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    c.lifeline.piping();
     if remembered != Some(route)
         && let Some(file) = &memory_file
     {
@@ -299,6 +330,7 @@ async fn serial_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Re
     };
     let stream = serial::open(&endpoint, Duration::from_secs(args.connect_timeout), gate).await?;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    c.lifeline.piping();
     let stats = stdio::pipe(stream).await.context("piping between ssh and the serial console")?;
     tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
     drop(key_holder);

@@ -25,6 +25,9 @@ pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 pub const DIRECT_DEADLINE: Duration = Duration::from_secs(3);
 /// Opening an endpoint tunnel or a Session Manager session, at most.
 pub const RELAYED_DEADLINE: Duration = Duration::from_secs(20);
+/// The longest first line an SSH server may send: OpenSSH's `SSH_MAX_BANNER_LEN` (kex.c). A
+/// time bound alone would let an endpoint that never sends a line end fill memory.
+const MAX_HELLO: usize = 8192;
 /// Buffer between a relayed route and ssh's stdio.
 const RELAY_BUFFER: usize = 256 * 1024;
 
@@ -155,6 +158,9 @@ where
                 return Err("closed before sshd said anything".to_string());
             }
             hello.extend_from_slice(&buf[..n]);
+            if !hello.contains(&b'\n') && hello.len() > MAX_HELLO {
+                return Err(format!("not an SSH server: more than {MAX_HELLO} bytes without a line end"));
+            }
         }
         Ok(())
     };
@@ -221,5 +227,27 @@ mod tests {
         let mut all = Vec::new();
         r.read_to_end(&mut all).await.unwrap();
         assert_eq!(all, b"SSH-2.0-x\r\nrest");
+    }
+
+    // See: issue 14 (pre-handshake reads get a byte bound, not only a time bound).
+    #[tokio::test]
+    async fn a_first_line_without_end_is_refused_before_the_deadline() {
+        let endless = |_rd, mut wr: tokio::io::WriteHalf<DuplexStream>| async move {
+            let chunk = [b'x'; 4096];
+            loop {
+                wr.write_all(&chunk).await?;
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let refused = relayed(endless).await.err().expect("an endless first line is not an SSH server");
+        assert!(refused.contains("without a line end"), "{refused}");
+        assert!(started.elapsed() < HELLO_DEADLINE, "refused by size, not by the clock");
+
+        let ssh = |_rd, mut wr: tokio::io::WriteHalf<DuplexStream>| async move {
+            wr.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await?;
+            std::future::pending::<()>().await;
+            Ok(())
+        };
+        assert!(matches!(relayed(ssh).await, Ok(Opened::Relayed { .. })));
     }
 }

@@ -35,6 +35,10 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest websocket message we accept: a 1 KiB payload plus header is typical; anything near
 /// this is a broken peer, and the bound keeps memory bounded.
 const MAX_WS_MESSAGE: usize = 1 << 20;
+/// Bytes the service may send before the handshake completes (a time bound alone would let a
+/// hostile endpoint fill memory): the handshake's own messages are a few hundred bytes, and an
+/// agent may start with some output, so 4 messages of the largest size is generous.
+const MAX_HANDSHAKE_BYTES: usize = 4 * MAX_WS_MESSAGE;
 /// After stdin ends, the channel stays open while our last bytes are acknowledged and the instance
 /// still sends (spec §17.9), but at most this long: ssh has exited by then, and the broker
 /// promises to be gone within 1 s (this, plus at most 500 ms for TerminateSession).
@@ -159,6 +163,7 @@ impl Channel {
     }
 
     async fn handshake(&mut self) -> Result<(), DriverError> {
+        let mut received = 0usize;
         loop {
             self.flush_transmit();
             while let Some(event) = self.session.poll_event() {
@@ -174,7 +179,16 @@ impl Channel {
             let timeout = self.session.poll_timeout();
             tokio::select! {
                 frame = self.link.stream.next() => match frame {
-                    Some(Ok(m)) => self.handle_ws(m),
+                    Some(Ok(m)) => {
+                        received += m.len();
+                        if received > MAX_HANDSHAKE_BYTES {
+                            return Err(DriverError::Handshake(format!(
+                                "the service sent more than {} KiB without completing the handshake",
+                                MAX_HANDSHAKE_BYTES / 1024
+                            )));
+                        }
+                        self.handle_ws(m)
+                    }
                     Some(Err(e)) => return Err(self.dial_error(e.to_string())),
                     None => return Err(self.dial_error("the service closed the websocket during the handshake".into())),
                 },

@@ -13,6 +13,8 @@ mod doctor;
 mod faults;
 /// known-hosts audit: matching against ssh-keygen -F, findings as JSON.
 mod known_hosts;
+/// ssh leaving at any stage: a slow lookup, a resuming session (SIGKILL, no SIGHUP).
+mod lifetime;
 /// The same resolution and push against moto's server, an independent double.
 mod moto;
 /// --route auto: the one route that works, falling through a route that fails after opening.
