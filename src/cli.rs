@@ -403,3 +403,48 @@ pub enum KeyDelivery {
     /// The running ssh-agent (SSH_AUTH_SOCK), with a lifetime constraint; nothing on disk.
     Agent,
 }
+
+/// `command` with every `env = …` setting dropped whose variable `lookup` finds set but empty,
+/// so that an empty export (`EC2_BROKER_LOG_FILE=`) means "unset", as it does for ssh and the
+/// AWS CLI, instead of "a value is required". `lookup` is `std::env::var_os` in `main`.
+pub fn ignoring_empty_env(
+    command: clap::Command,
+    lookup: &dyn Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>,
+) -> clap::Command {
+    let command = command.mut_args(|arg| {
+        let empty = arg.get_env().and_then(lookup).is_some_and(|v| v.is_empty());
+        if empty { arg.env(None) } else { arg }
+    });
+    command.mut_subcommands(|sub| ignoring_empty_env(sub, lookup))
+}
+
+#[cfg(test)]
+mod empty_env_tests {
+    use std::ffi::{OsStr, OsString};
+
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    // See: issue 14 (an empty exported setting made every command fail).
+    #[test]
+    fn empty_environment_values_count_as_unset() {
+        let env = |name: &OsStr| -> Option<OsString> {
+            match name.to_str()? {
+                "EC2_BROKER_LOG_FILE" | "EC2_BROKER_ROUTE" | "EC2_BROKER_KEY_DIR" => Some(OsString::new()),
+                "EC2_BROKER_SSM_RESUME_TIMEOUT" => Some("30".into()),
+                _ => None,
+            }
+        };
+        let argv = ["ec2-broker", "proxy", "web-1"];
+        let cmd = ignoring_empty_env(Cli::command(), &env);
+        let proxy = cmd.find_subcommand("proxy").expect("proxy subcommand");
+        let env_of = |id: &str| proxy.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_env());
+        assert_eq!(env_of("route"), None, "empty EC2_BROKER_ROUTE is ignored");
+        assert_eq!(env_of("key_dir"), None);
+        assert_eq!(env_of("ssm_resume_timeout"), Some(OsStr::new("EC2_BROKER_SSM_RESUME_TIMEOUT")), "set ones stay");
+        assert_eq!(cmd.get_arguments().find(|a| a.get_id() == "log_file").and_then(|a| a.get_env()), None);
+        let cli = Cli::from_arg_matches(&cmd.try_get_matches_from(argv).expect("parses")).expect("valid");
+        assert!(cli.log_file.is_none());
+    }
+}

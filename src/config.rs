@@ -88,7 +88,8 @@ fn one<T: ValueEnum>(value: &str) -> Result<T, String> {
 
 /// Where the file is: `EC2_BROKER_CONFIG`, else `~/.config/ec2-broker/config`.
 pub fn path() -> Option<PathBuf> {
-    match std::env::var_os("EC2_BROKER_CONFIG") {
+    // An empty value means unset, as for every other setting.
+    match std::env::var_os("EC2_BROKER_CONFIG").filter(|p| !p.is_empty()) {
         Some(p) => Some(PathBuf::from(p)),
         None => dirs::config_dir().map(|d| d.join("ec2-broker").join("config")),
     }

@@ -44,6 +44,7 @@ pub mod known_hosts;
 pub mod lifeline;
 pub mod logging;
 pub mod lookup_cache;
+pub mod output;
 pub mod private_file;
 pub mod resolve;
 pub mod route;

@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 use ec2_broker::cli::Cli;
-use ec2_broker::{cmd, config, error, logging};
+use ec2_broker::{cli, cmd, config, error, logging};
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = cli::ignoring_empty_env(Cli::command(), &|name| std::env::var_os(name)).get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(err) = logging::init(cli.verbose, cli.log_file.as_deref()) {
         return error::report(&err);

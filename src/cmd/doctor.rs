@@ -41,7 +41,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
         None => report.warnings.extend(ssh_config::warnings(&settings, alias)),
     }
     let text = if args.json { report.to_json() } else { report.to_text() };
-    print!("{text}");
+    crate::output::print(&text).context("writing the report")?;
     Ok(report.exit_code())
 }
 

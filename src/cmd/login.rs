@@ -16,7 +16,10 @@ use crate::credentials::{MfaCredentialsProvider, MfaError};
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let profile = args.aws.profile.as_deref();
     let Some(role) = mfa_profile::load(profile).await.map_err(MfaError::from)? else {
-        let name = mfa_profile::selected_profile(profile, std::env::var("AWS_PROFILE").ok().as_deref());
+        let name = mfa_profile::selected_profile(
+            profile,
+            std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()).as_deref(),
+        );
         bail!(
             "profile {name} is not an MFA role profile (role_arn, mfa_serial and source_profile): there is nothing to \
              log in to, the broker uses its credentials as they are"

@@ -24,6 +24,15 @@ pub async fn run(args: PinArgs) -> anyhow::Result<()> {
 
     let console_text = aws.console_output(&instance.id).await.context("reading the console output")?;
     let console = console_text.as_deref().and_then(console::find);
+    let truncated = console_text.as_deref().is_some_and(console::truncated);
+    if truncated && console.is_some() {
+        tracing::warn!(
+            instance = %instance.id,
+            "the console output fills the {} KiB GetConsoleOutput returns: its first boot may be cut off, so the host-key \
+             block found may have been printed later (by anyone with root on the instance)",
+            console::OUTPUT_LIMIT / 1024
+        );
+    }
     let mut scanned = Vec::new();
     for algorithm in keyscan::KEY_TYPES {
         if let Some(key) = scan(&aws, &instance, &args, algorithm.clone()).await? {
@@ -47,7 +56,9 @@ pub async fn run(args: PinArgs) -> anyhow::Result<()> {
                 console.join(", ")
             ),
             ConsoleVerdict::Verified => {
-                let _ = writeln!(report, "  {} {fp}  matches the console", key.algorithm().as_str());
+                let note =
+                    if truncated { " (console output truncated: the block may not be the first boot's)" } else { "" };
+                let _ = writeln!(report, "  {} {fp}  matches the console{note}", key.algorithm().as_str());
                 pinned.push(key);
             }
             ConsoleVerdict::Unknown if args.accept_unverified => {
@@ -73,11 +84,15 @@ pub async fn run(args: PinArgs) -> anyhow::Result<()> {
         None => dirs::home_dir().context("no home directory: pass --file")?.join(".ssh/known_hosts"),
     };
     write_pins(&file, &instance.id, &pinned)?;
-    println!("pinned host keys of {label} in {} under the alias {}:", file.display(), instance.id);
-    print!("{report}");
     let name = instance.name.as_deref().unwrap_or(&instance.id);
-    println!("Add to your ssh_config so ssh looks the keys up by instance id, whatever its address:");
-    println!("Host {name}\n    HostKeyAlias {}", instance.id);
+    let text = format!(
+        "pinned host keys of {label} in {} under the alias {}:\n{report}Add to your ssh_config so ssh looks the keys \
+         up by instance id, whatever its address:\nHost {name}\n    HostKeyAlias {}\n",
+        file.display(),
+        instance.id,
+        instance.id
+    );
+    crate::output::print(&text).context("writing the report")?;
     Ok(())
 }
 

@@ -46,6 +46,18 @@ pub enum ConsoleVerdict {
     Unknown,
 }
 
+/// How much `GetConsoleOutput` returns: "only the most recent 64 KB of console output"
+/// (`../shared/spec/aws-apis.md`, GetConsoleOutput).
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// Whether `console` fills the whole window `GetConsoleOutput` returns, so that older lines,
+/// perhaps the first boot's host-key block, were cut off: the first block left in it may then
+/// have been printed later, by anyone with root on the instance. (Lossy UTF-8 decoding only
+/// lengthens the text, so a truncated output is never missed.)
+pub fn truncated(console: &str) -> bool {
+    console.len() >= OUTPUT_LIMIT
+}
+
 /// Finds the first complete block; `None` when there is none.
 pub fn find(console: &str) -> Option<ConsoleKeys> {
     let lines: Vec<&str> = console.split('\n').map(|l| l.trim_end_matches('\r')).collect();
@@ -149,6 +161,19 @@ fn key_line(line: &str) -> Option<PublicKey> {
     let at = tokens.iter().position(|t| t.starts_with("ssh-") || t.starts_with("ecdsa-sha2-"))?;
     let blob = tokens.get(at + 1)?;
     PublicKey::from_openssh(&format!("{} {blob}", tokens[at])).ok()
+}
+
+#[cfg(test)]
+mod truncation_tests {
+    use super::*;
+
+    // See: issue 14 (a block found after a truncation must be said to be weaker evidence).
+    #[test]
+    fn a_full_window_is_truncated() {
+        assert!(!truncated("short boot log"));
+        assert!(!truncated(&"x".repeat(OUTPUT_LIMIT - 1)));
+        assert!(truncated(&"x".repeat(OUTPUT_LIMIT)));
+    }
 }
 
 #[cfg(test)]

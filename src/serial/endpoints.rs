@@ -232,6 +232,7 @@ pub enum EndpointError {
 /// service) only for a Region in the table.
 pub fn resolve(region: &str, host: Option<&str>, fingerprint: Option<&str>) -> Result<Endpoint, EndpointError> {
     let known = TABLE.iter().find(|(r, _, _)| *r == region);
+    let (host_override, fingerprint_override) = (host, fingerprint.is_some());
     let fingerprint = match (fingerprint, known) {
         (Some(f), _) => Fingerprint::parse(f)?,
         (None, Some((_, _, f))) => Fingerprint(f.to_string()),
@@ -247,6 +248,13 @@ pub fn resolve(region: &str, host: Option<&str>, fingerprint: Option<&str>) -> R
         (None, Some((_, h, _))) => (h.to_string(), PORT),
         (None, None) => return Err(EndpointError::UnknownRegion { region: region.to_string() }),
     };
+    // An override changes what the broker trusts: never silently.
+    if let Some(h) = host_override {
+        tracing::info!(endpoint = %h, region, "serial console endpoint overridden (--serial-endpoint or EC2_BROKER_SERIAL_ENDPOINT)");
+    }
+    if fingerprint_override {
+        tracing::info!(%fingerprint, region, "serial console host key fingerprint overridden (--serial-fingerprint or EC2_BROKER_SERIAL_FINGERPRINT): the published one is not checked");
+    }
     Ok(Endpoint { host, port, fingerprint })
 }
 

@@ -71,3 +71,19 @@ fn help_and_usage_errors() {
         assert!(out.stdout.contains(needle), "{needle}: {}", out.stdout);
     }
 }
+
+// See: issue 14. An empty exported setting means "unset", as for ssh and the AWS CLI: before,
+// `EC2_BROKER_LOG_FILE=` made every command fail with "a value is required".
+#[test]
+fn issue_14_empty_environment_values_are_unset() {
+    let known_hosts = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new(broker());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs([("EC2_BROKER_LOG_FILE", ""), ("EC2_BROKER_ROUTE", ""), ("AWS_PROFILE", ""), ("EC2_BROKER_CONFIG", "")])
+        .args(["known-hosts", "audit", "--offline"])
+        .arg(known_hosts.path());
+    let out = run(cmd, Duration::from_secs(30));
+    assert!(!out.stderr.contains("a value is required"), "{}", out.describe());
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+}

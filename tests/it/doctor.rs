@@ -148,3 +148,17 @@ fn warns_about_ssh_settings_that_hide_errors() {
     assert_eq!(warnings.len(), 1, "{}", out.stdout);
     assert!(warnings[0].as_str().unwrap().starts_with("ssh's configuration has no ProxyCommand for web-1"));
 }
+
+// See: issue 14. A reader that leaves early (`| head`) ends the report quietly, not with a panic.
+#[test]
+fn issue_14_a_closed_stdout_is_a_quiet_exit() {
+    let world = auto_world();
+    let mut cmd = world.command("bash");
+    cmd.arg("-c")
+        .arg(r#"set -o pipefail; "$0" doctor --ssh-config "$1" web-1 | true; echo "status=$?" >&2"#)
+        .arg(broker())
+        .arg(&world.ssh_config);
+    let out = world.run(cmd, Duration::from_secs(90));
+    assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+    assert!(out.stderr.contains("status=0"), "web-1 works, and the closed pipe is no error: {}", out.describe());
+}

@@ -264,4 +264,9 @@ fn serial_route_cuts_an_endpoint_with_another_host_key() {
     // ssh never saw the key (nothing recorded as known), and no session was opened.
     assert!(read(&world.path("serial_known_hosts")).is_empty());
     assert_eq!(pushes(&world), 0);
+    // See: issue 14. The overrides that decided what to trust are logged, not applied silently.
+    let log = read(&world.broker_log);
+    assert!(log.contains("serial console endpoint overridden"), "{log}");
+    assert!(log.contains(&format!("fingerprint={OTHER_FINGERPRINT}")), "{log}");
+    assert!(log.contains("serial console host key fingerprint overridden"), "{log}");
 }
