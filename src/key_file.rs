@@ -7,44 +7,57 @@
 //! (and push it again); only when no file exists do we make a fresh one. The last broker
 //! using a file deletes it on exit, so the next connection normally gets a fresh key.
 //!
-//! Two lock files next to the key make this safe across processes (`flock`):
-//! - `NAME.guard` (exclusive, held briefly) serialises choosing, writing and deleting;
-//! - `NAME.users` (shared, held for the connection's life) counts live users.
+//! Only a file that is provably the broker's is reused: a regular file (opened `O_NOFOLLOW`) of
+//! the current user, mode 0600, holding an Ed25519 key with the broker's comment
+//! ([`keys::KEY_COMMENT`]). Anything else was planted or damaged: it is never pushed, and is
+//! replaced with a fresh key (a warning names it and why). A file no live connection uses (its
+//! broker was killed) is reused only while younger than the pushed key's validity
+//! ([`keys::KEY_VALIDITY_SECS`]), else replaced.
 //!
-//! Files are created 0600 in a 0700 directory and written atomically (temp file + rename).
+//! Two lock files next to the key make this safe across processes (`flock`):
+//! - `.NAME.guard` (exclusive, held briefly) serialises choosing, writing and deleting;
+//! - `.NAME.users` (shared, held for the connection's life) counts live users.
+//!
+//! Everything happens through [`PrivateDir`]: a 0700 directory of the user's, files created with
+//! random temporary names, `O_EXCL|O_NOFOLLOW`, 0600, synced and renamed into place.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{File, TryLockError};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use crate::keys::{EphemeralKey, KeyError};
+use crate::keys::{self, EphemeralKey, KeyError};
+use crate::private_file::{DirPolicy, Existing, PrivateDir, PrivateFileError, current_uid};
+
+/// A key file larger than this is not one the broker wrote (an Ed25519 key file is ~400 bytes).
+const MAX_KEY_FILE: u64 = 16 * 1024;
 
 /// Why the key file could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
-    /// Creating, locking, reading or writing a file failed.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// Which file.
+    /// The key directory, a lock file or the key file cannot be used safely, or a system call failed.
+    #[error(transparent)]
+    File(#[from] PrivateFileError),
+    /// Locking failed.
+    #[error("locking {path}")]
+    Lock {
+        /// Which lock file.
         path: PathBuf,
         /// The OS error.
+        #[source]
         source: io::Error,
     },
-    /// The key directory is open to other users.
-    #[error("key directory {0} is readable by other users: run chmod 700 on it")]
-    UnsafeDir(PathBuf),
     /// A name that cannot be a single file name.
     #[error("cannot use {0:?} in a key file name")]
     BadName(String),
-    /// The existing key file does not hold a key.
-    #[error("key file {path}: {source}")]
+    /// The key could not be made or encoded.
+    #[error("key file {path}")]
     Key {
         /// Which file.
         path: PathBuf,
-        /// The parse error.
+        /// Why.
+        #[source]
         source: KeyError,
     },
 }
@@ -52,6 +65,8 @@ pub enum KeyFileError {
 /// A claimed key file: the key ssh will read, held until the connection ends.
 #[derive(Debug)]
 pub struct KeySlot {
+    dir: PrivateDir,
+    name: String,
     path: PathBuf,
     key: EphemeralKey,
     reused: bool,
@@ -59,33 +74,58 @@ pub struct KeySlot {
 }
 
 impl KeySlot {
-    /// Claims `dir/NAME` (NAME = `user@host`), reusing an existing key or generating a fresh one.
+    /// Claims `dir/NAME` (NAME = `user@host`), reusing an existing key of the broker's (see the
+    /// module docs) or generating a fresh one.
     pub fn claim(dir: &Path, user: &str, host: &str) -> Result<KeySlot, KeyFileError> {
+        KeySlot::claim_at(dir, user, host, SystemTime::now())
+    }
+
+    /// [`KeySlot::claim`] at `now` (which decides whether a left-over file is too old to reuse).
+    pub fn claim_at(dir: &Path, user: &str, host: &str, now: SystemTime) -> Result<KeySlot, KeyFileError> {
         let name = format!("{user}@{host}");
         if name.contains('/') || name.contains('\0') || name.starts_with('.') {
             return Err(KeyFileError::BadName(name));
         }
-        ensure_private_dir(dir)?;
+        let dir = PrivateDir::create(dir, DirPolicy::OwnerOnly)?;
         let path = dir.join(&name);
-        let guard = lock_file(&path, "guard")?;
-        lock(&guard, &path, LockKind::Exclusive)?;
-        let users = lock_file(&path, "users")?;
-        lock(&users, &path, LockKind::Shared)?;
-        let (key, reused) = match fs::read_to_string(&path) {
-            Ok(text) => (
-                EphemeralKey::from_openssh_private(&text)
-                    .map_err(|source| KeyFileError::Key { path: path.clone(), source })?,
-                true,
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                (EphemeralKey::generate().map_err(|source| KeyFileError::Key { path: path.clone(), source })?, false)
+        let guard = dir.open_lock(&lock_name(&name, "guard"))?;
+        lock(&guard, &dir.join(&lock_name(&name, "guard")), LockKind::Exclusive)?;
+        let users_path = dir.join(&lock_name(&name, "users"));
+        let users = dir.open_lock(&lock_name(&name, "users"))?;
+        let in_use = match users.try_lock() {
+            Ok(()) => {
+                users.unlock().map_err(|source| KeyFileError::Lock { path: users_path.clone(), source })?;
+                false
             }
-            Err(source) => {
-                return Err(KeyFileError::Io { action: "reading", path, source });
+            Err(TryLockError::WouldBlock) => true,
+            Err(TryLockError::Error(source)) => return Err(KeyFileError::Lock { path: users_path, source }),
+        };
+        lock(&users, &users_path, LockKind::Shared)?;
+        let reusable = match dir.open_existing(&name)? {
+            None => None,
+            Some(found) => match judge(found, in_use, now) {
+                Verdict::Reuse(key) => Some(*key),
+                Verdict::Replace { why, planted } => {
+                    match planted {
+                        true => tracing::warn!(
+                            "key file {} was not created by ec2-broker ({why}): replaced with a fresh key",
+                            path.display()
+                        ),
+                        false => tracing::info!("key file {} {why}: replaced with a fresh key", path.display()),
+                    }
+                    dir.remove(&name)?;
+                    None
+                }
+            },
+        };
+        let (key, reused) = match reusable {
+            Some(key) => (key, true),
+            None => {
+                (EphemeralKey::generate().map_err(|source| KeyFileError::Key { path: path.clone(), source })?, false)
             }
         };
         drop(guard);
-        Ok(KeySlot { path, key, reused, users: Some(users) })
+        Ok(KeySlot { dir, name, path, key, reused, users: Some(users) })
     }
 
     /// The key to push and hand to ssh.
@@ -110,20 +150,7 @@ impl KeySlot {
         }
         let text =
             self.key.to_openssh_private().map_err(|source| KeyFileError::Key { path: self.path.clone(), source })?;
-        let tmp = self.path.with_file_name(format!(".{}.{}.tmp", file_name(&self.path), std::process::id()));
-        let io_err = |action, source| KeyFileError::Io { action, path: tmp.clone(), source };
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| io_err("creating", e))?;
-        f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| io_err("writing", e))?;
-        drop(f);
-        fs::rename(&tmp, &self.path).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            KeyFileError::Io { action: "renaming into place", path: self.path.clone(), source: e }
-        })
+        Ok(self.dir.write_atomic(&self.name, text.as_bytes())?)
     }
 }
 
@@ -131,19 +158,72 @@ impl Drop for KeySlot {
     fn drop(&mut self) {
         // Stop being a user, then delete the key if nobody else uses it.
         drop(self.users.take());
-        let Ok(guard) = lock_file(&self.path, "guard") else {
+        let Ok(guard) = self.dir.open_lock(&lock_name(&self.name, "guard")) else {
             return;
         };
-        if lock(&guard, &self.path, LockKind::Exclusive).is_err() {
+        if guard.lock().is_err() {
             return;
         }
-        let Ok(users) = lock_file(&self.path, "users") else {
+        let Ok(users) = self.dir.open_lock(&lock_name(&self.name, "users")) else {
             return;
         };
-        if users.try_lock().is_ok() {
-            let _ = fs::remove_file(&self.path);
+        if users.try_lock().is_ok() && self.dir.remove(&self.name).is_ok() {
             tracing::debug!(path = %self.path.display(), "removed key file");
         }
+    }
+}
+
+/// What to do with a key file found in place.
+enum Verdict {
+    /// The broker's own, and safe to hand to ssh again.
+    Reuse(Box<EphemeralKey>),
+    /// Not to be used: `why`, and whether it looks planted (warn) or is only old (info).
+    Replace { why: String, planted: bool },
+}
+
+/// Decides about an existing key file: reuse only the broker's own key (see the module docs).
+fn judge(found: Existing, in_use: bool, now: SystemTime) -> Verdict {
+    let planted = |why: String| Verdict::Replace { why, planted: true };
+    let (mut file, meta) = match found {
+        Existing::Other(what) => return planted(what.to_string()),
+        Existing::File { file, meta } => (file, meta),
+    };
+    if meta.uid() != current_uid() {
+        return planted(format!("owner uid {}", meta.uid()));
+    }
+    if meta.mode() & 0o7777 != 0o600 {
+        return planted(format!("mode {:04o}", meta.mode() & 0o7777));
+    }
+    let mut text = String::new();
+    let key = match file.by_ref().take(MAX_KEY_FILE + 1).read_to_string(&mut text) {
+        Ok(n) if n as u64 <= MAX_KEY_FILE => EphemeralKey::from_openssh_private(&text).ok(),
+        _ => None,
+    };
+    let Some(key) = key.filter(EphemeralKey::is_broker_key) else {
+        return planted("not an ec2-broker key".into());
+    };
+    if in_use {
+        return Verdict::Reuse(Box::new(key));
+    }
+    let validity = Duration::from_secs(keys::KEY_VALIDITY_SECS.into());
+    match meta.modified().ok().and_then(|m| now.duration_since(m).ok()) {
+        Some(age) if age < validity => {
+            tracing::info!(
+                "key file left by an ended connection {} s ago, within the pushed key's {} s validity: reusing it",
+                age.as_secs(),
+                validity.as_secs()
+            );
+            Verdict::Reuse(Box::new(key))
+        }
+        Some(age) => Verdict::Replace {
+            why: format!(
+                "was left by an ended connection {} s ago, longer than the pushed key's {} s validity",
+                age.as_secs(),
+                validity.as_secs()
+            ),
+            planted: false,
+        },
+        None => Verdict::Replace { why: "has a modification time in the future".into(), planted: false },
     }
 }
 
@@ -158,37 +238,11 @@ fn lock(file: &File, path: &Path, kind: LockKind) -> Result<(), KeyFileError> {
         LockKind::Shared => file.lock_shared(),
         LockKind::Exclusive => file.lock(),
     }
-    .map_err(|source| KeyFileError::Io { action: "locking", path: path.to_path_buf(), source })
+    .map_err(|source| KeyFileError::Lock { path: path.to_path_buf(), source })
 }
 
-fn lock_file(key_path: &Path, suffix: &str) -> Result<File, KeyFileError> {
-    let path = key_path.with_file_name(format!(".{}.{suffix}", file_name(key_path)));
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|source| KeyFileError::Io { action: "opening lock file", path, source })
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-fn ensure_private_dir(dir: &Path) -> Result<(), KeyFileError> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| KeyFileError::Io {
-        action: "creating directory",
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let meta =
-        fs::metadata(dir).map_err(|source| KeyFileError::Io { action: "reading", path: dir.to_path_buf(), source })?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(KeyFileError::UnsafeDir(dir.to_path_buf()));
-    }
-    Ok(())
+fn lock_name(name: &str, suffix: &str) -> String {
+    format!(".{name}.{suffix}")
 }
 
 /// The default key directory: `~/.cache/ec2-broker/keys` (matches the README's ssh_config).
@@ -198,7 +252,33 @@ pub fn default_dir() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::{self, Permissions};
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    use russh::keys::ssh_key::LineEnding;
+    use russh::keys::{Algorithm, PrivateKey};
+
     use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// A key file at `dir/u@h` as a broker would leave it, `age` ago; returns its fingerprint.
+    fn leave_key(dir: &Path, age: Duration) -> String {
+        let key = EphemeralKey::generate().unwrap();
+        let path = dir.join("u@h");
+        fs::write(&path, key.to_openssh_private().unwrap().as_bytes()).unwrap();
+        fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
+        File::options().write(true).open(&path).unwrap().set_modified(SystemTime::now() - age).unwrap();
+        key.fingerprint()
+    }
+
+    fn private_dir(tmp: &tempfile::TempDir) -> PathBuf {
+        let dir = tmp.path().join("keys");
+        PrivateDir::create(&dir, DirPolicy::OwnerOnly).unwrap();
+        dir
+    }
 
     #[test]
     fn fresh_then_reused_then_removed_by_last_user() {
@@ -206,10 +286,9 @@ mod tests {
         let dir = tmp.path().join("keys");
         let a = KeySlot::claim(&dir, "ec2-user", "web-1").unwrap();
         assert!(!a.reused());
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(mode(&dir), 0o700);
         a.write().unwrap();
-        let meta = fs::metadata(a.path()).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(mode(a.path()), 0o600);
 
         // A second connection while the first is alive reuses the key ssh may already have loaded.
         let b = KeySlot::claim(&dir, "ec2-user", "web-1").unwrap();
@@ -225,6 +304,9 @@ mod tests {
         // The next connection gets a fresh key.
         let c = KeySlot::claim(&dir, "ec2-user", "web-1").unwrap();
         assert!(!c.reused());
+        let names: Vec<String> =
+            fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "no temporary file left: {names:?}");
     }
 
     #[test]
@@ -232,8 +314,117 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("open");
         fs::create_dir(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(matches!(KeySlot::claim(&dir, "u", "h"), Err(KeyFileError::UnsafeDir(_))));
+        fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
+        let e = KeySlot::claim(&dir, "u", "h").unwrap_err();
+        assert!(matches!(e, KeyFileError::File(PrivateFileError::OpenDir { .. })), "{e:?}");
+        assert!(e.to_string().contains("run chmod 700"), "{e}");
         assert!(matches!(KeySlot::claim(tmp.path(), "u", "a/b"), Err(KeyFileError::BadName(_))));
+    }
+
+    /// See: issue 14. The old code only looked at the mode of the key directory.
+    #[test]
+    fn issue_14_a_key_directory_of_another_user_is_refused() {
+        if current_uid() != 0 {
+            return; // chown needs root; the tests run as root
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = private_dir(&tmp);
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        let e = KeySlot::claim(&dir, "u", "h").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "directory {} belongs to uid 65534, not to you (uid 0): use a directory of your own",
+                dir.display()
+            )
+        );
+    }
+
+    /// See: issue 14. The old code reused any key file it found and pushed its key to AWS.
+    #[test]
+    fn issue_14_planted_key_files_are_not_pushed_and_are_replaced() {
+        let foreign = {
+            let mut k = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).unwrap();
+            k.set_comment("mallory");
+            k.to_openssh(LineEnding::LF).unwrap().to_string()
+        };
+        let ours = || EphemeralKey::generate().unwrap().to_openssh_private().unwrap().to_string();
+        // (what is planted, its mode, its owner)
+        let cases: [(&str, String, u32, Option<u32>); 4] = [
+            ("mode 0644", ours(), 0o644, None),
+            ("owner uid 65534", ours(), 0o600, Some(65534)),
+            ("not an ec2-broker key", foreign.clone(), 0o600, None),
+            ("not an ec2-broker key", "not a key at all\n".into(), 0o600, None),
+        ];
+        for (why, text, file_mode, owner) in cases {
+            if owner.is_some() && current_uid() != 0 {
+                continue;
+            }
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = private_dir(&tmp);
+            let path = dir.join("u@h");
+            fs::write(&path, &text).unwrap();
+            fs::set_permissions(&path, Permissions::from_mode(file_mode)).unwrap();
+            if let Some(uid) = owner {
+                std::os::unix::fs::chown(&path, Some(uid), None).unwrap();
+            }
+            let planted = EphemeralKey::from_openssh_private(&text).ok().map(|k| k.fingerprint());
+            let slot = KeySlot::claim(&dir, "u", "h").unwrap();
+            assert!(!slot.reused(), "{why}: reused");
+            assert_ne!(Some(slot.key().fingerprint()), planted, "{why}: the planted key would be pushed");
+            assert!(!path.exists(), "{why}: the planted file is removed before ssh can load it");
+            slot.write().unwrap();
+            let written = EphemeralKey::from_openssh_private(&fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(written.fingerprint(), slot.key().fingerprint(), "{why}");
+            assert_eq!(mode(&path), 0o600);
+        }
+    }
+
+    /// See: issue 14. A symlink at the key path (or at a lock file) is never followed.
+    #[test]
+    fn issue_14_symlinks_at_the_key_or_lock_path_are_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = private_dir(&tmp);
+        let victim = tmp.path().join("victim");
+        let victim_key = EphemeralKey::generate().unwrap();
+        fs::write(&victim, victim_key.to_openssh_private().unwrap().as_bytes()).unwrap();
+        fs::set_permissions(&victim, Permissions::from_mode(0o600)).unwrap();
+        let before = fs::read(&victim).unwrap();
+        symlink(&victim, dir.join("u@h")).unwrap();
+        let slot = KeySlot::claim(&dir, "u", "h").unwrap();
+        assert!(!slot.reused());
+        assert_ne!(slot.key().fingerprint(), victim_key.fingerprint());
+        slot.write().unwrap();
+        drop(slot);
+        assert_eq!(fs::read(&victim).unwrap(), before, "the link's target is untouched");
+
+        symlink(&victim, dir.join(".v@h.guard")).unwrap();
+        let e = KeySlot::claim(&dir, "v", "h").unwrap_err();
+        assert!(e.to_string().contains(".v@h.guard is a symbolic link"), "{e}");
+        assert_eq!(fs::read(&victim).unwrap(), before);
+    }
+
+    /// See: issue 14. A key left by a killed broker is reused only within the key's validity.
+    #[test]
+    fn issue_14_a_stale_key_file_is_reused_only_while_young() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = private_dir(&tmp);
+        let young = leave_key(&dir, Duration::from_secs(10));
+        let slot = KeySlot::claim(&dir, "u", "h").unwrap();
+        assert!(slot.reused(), "10 s old: ssh may have loaded it, and a push makes it valid again");
+        assert_eq!(slot.key().fingerprint(), young);
+        drop(slot);
+
+        let old = leave_key(&dir, Duration::from_secs(120));
+        let slot = KeySlot::claim(&dir, "u", "h").unwrap();
+        assert!(!slot.reused(), "120 s old: older than the key's 60 s validity");
+        assert_ne!(slot.key().fingerprint(), old);
+
+        // While a live connection holds it, age does not matter (its ssh has loaded it).
+        slot.write().unwrap();
+        let later = SystemTime::now() + Duration::from_secs(600);
+        let other = KeySlot::claim_at(&dir, "u", "h", later).unwrap();
+        assert!(other.reused());
+        assert_eq!(other.key().fingerprint(), slot.key().fingerprint());
     }
 }

@@ -100,7 +100,7 @@ async fn proxy(args: &ProxyArgs, spec: HostSpec, aws: &Aws, lifeline: &Lifeline)
 
 /// A cache file's text; empty when there is none (a cache is only a hint).
 fn read_cache(file: Option<&std::path::Path>) -> String {
-    file.and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default()
+    file.map(crate::private_file::read_hint).unwrap_or_default()
 }
 
 /// Stores a cache file; a cache that cannot be written only costs speed.
