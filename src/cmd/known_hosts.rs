@@ -31,7 +31,10 @@ pub async fn audit(args: AuditArgs) -> u8 {
                 true => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
                 false => table(&report),
             };
-            print!("{out}");
+            if let Err(e) = crate::output::print(&out) {
+                crate::error::report(&anyhow::Error::new(e).context("writing the report"));
+                return 2;
+            }
             u8::from(report.findings.iter().any(|f| f.severity >= Severity::Warning))
         }
         Err(e) => {
@@ -239,7 +242,17 @@ async fn ec2_facts(
         })
         .buffer_unordered(CONSOLE_CONCURRENCY)
         .map(|(id, text)| match text {
-            Ok(t) => Ok((id, t.as_deref().and_then(console::find))),
+            Ok(t) => {
+                if t.as_deref().is_some_and(console::truncated) {
+                    tracing::warn!(
+                        instance = %id,
+                        "the console output fills the {} KiB GetConsoleOutput returns: its first boot may be cut off, \
+                         so a host-key block found in it may have been printed later",
+                        console::OUTPUT_LIMIT / 1024
+                    );
+                }
+                Ok((id, t.as_deref().and_then(console::find)))
+            }
             Err(e) => Err(anyhow::Error::new(e).context(format!("reading the console output of {id}"))),
         })
         .collect::<Vec<_>>()
