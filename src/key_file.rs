@@ -245,6 +245,45 @@ fn lock_name(name: &str, suffix: &str) -> String {
     format!(".{name}.{suffix}")
 }
 
+/// A key file that no running connection uses, found by [`inspect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOver {
+    /// Where it is.
+    pub path: PathBuf,
+    /// How long ago it was written, if its time is readable.
+    pub age: Option<Duration>,
+    /// What the next connection will do with it: `None` reuse it, `Some(why)` replace it.
+    pub replaced_because: Option<String>,
+}
+
+/// Looks, without changing anything, for a key file `dir/USER@HOST` that no running connection
+/// uses (its broker was killed): what `doctor` reports. `None` when there is none, or it is in use.
+pub fn inspect(dir: &Path, user: &str, host: &str, now: SystemTime) -> Option<LeftOver> {
+    let name = format!("{user}@{host}");
+    let dir = PrivateDir::open(dir, DirPolicy::OwnerOnly).ok()??;
+    let found = dir.open_existing(&name).ok()??;
+    // Only look at a lock that exists: opening it would create it.
+    let users_name = lock_name(&name, "users");
+    let in_use = match dir.open_existing(&users_name).ok().flatten() {
+        // A live connection holds it shared: an exclusive lock cannot be had (and is let go at once).
+        Some(Existing::File { file, .. }) => file.try_lock().is_err(),
+        _ => false,
+    };
+    if in_use {
+        return None;
+    }
+    let age = match &found {
+        Existing::File { meta, .. } => meta.modified().ok().and_then(|m| now.duration_since(m).ok()),
+        Existing::Other(_) => None,
+    };
+    let replaced_because = match judge(found, false, now) {
+        Verdict::Reuse(_) => None,
+        Verdict::Replace { why, planted: true } => Some(format!("it was not created by ec2-broker: {why}")),
+        Verdict::Replace { why, planted: false } => Some(format!("it {why}")),
+    };
+    Some(LeftOver { path: dir.join(&name), age, replaced_because })
+}
+
 /// The default key directory: `~/.cache/ec2-broker/keys` (matches the README's ssh_config).
 pub fn default_dir() -> Option<PathBuf> {
     dirs::home_dir().map(|h| h.join(".cache").join("ec2-broker").join("keys"))
@@ -426,5 +465,40 @@ mod tests {
         let other = KeySlot::claim_at(&dir, "u", "h", later).unwrap();
         assert!(other.reused());
         assert_eq!(other.key().fingerprint(), slot.key().fingerprint());
+    }
+
+    // See: issue 14 (doctor says what the next connection does with a key a killed broker left).
+    #[test]
+    fn inspect_describes_a_left_over_key_without_touching_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = private_dir(&tmp);
+        let now = SystemTime::now();
+        assert_eq!(inspect(&dir, "u", "h", now), None, "no file");
+
+        leave_key(&dir, Duration::from_secs(10));
+        let young = inspect(&dir, "u", "h", now).expect("a left-over file");
+        assert_eq!(young.replaced_because, None, "reused: within the 60 s validity");
+        assert!(young.age.is_some_and(|a| a >= Duration::from_secs(9)));
+
+        let fingerprint = leave_key(&dir, Duration::from_secs(120));
+        let old = inspect(&dir, "u", "h", now).expect("a left-over file");
+        assert!(old.replaced_because.as_deref().is_some_and(|w| w.contains("longer than the pushed key's 60 s")));
+        fs::set_permissions(dir.join("u@h"), Permissions::from_mode(0o644)).unwrap();
+        let planted = inspect(&dir, "u", "h", now).expect("a left-over file");
+        assert_eq!(planted.replaced_because.as_deref(), Some("it was not created by ec2-broker: mode 0644"));
+        // Nothing was changed: no lock file made, the key still there.
+        let names: Vec<String> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["u@h"]);
+        fs::set_permissions(dir.join("u@h"), Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            EphemeralKey::from_openssh_private(&fs::read_to_string(dir.join("u@h")).unwrap()).unwrap().fingerprint(),
+            fingerprint
+        );
+
+        // In use by a live connection: not a left-over.
+        let slot = KeySlot::claim(&dir, "u", "h").unwrap();
+        slot.write().unwrap();
+        assert_eq!(inspect(&dir, "u", "h", now + Duration::from_secs(600)), None);
     }
 }

@@ -34,6 +34,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
         address: args.address,
         eice: EiceOptions { endpoint_id: args.eice_id, connect_to: args.eice_connect_to, max_duration: None },
         push: !args.no_push,
+        key_file: settings.key_dir(dirs::home_dir().as_deref()).map(|dir| (dir, alias.to_string())),
     };
     let mut report = examine::examine(alias, &aws, &spec.target, &opts).await;
     match ssh_problem {

@@ -35,6 +35,8 @@ pub struct Options {
     pub eice: eice::EiceOptions,
     /// Push a key and try a login with it.
     pub push: bool,
+    /// The broker's key directory and the host as ssh names the key file (`%h`), when known.
+    pub key_file: Option<(std::path::PathBuf, String)>,
 }
 
 /// Examines the instance `target` names; `host` is how the user wrote it.
@@ -69,6 +71,11 @@ pub async fn examine(host: &str, aws: &Aws, target: &Target, opts: &Options) -> 
     };
     report.checks.push(explain::instance(&instance));
     report.checks.extend(routes(host, aws, &instance, opts).await);
+    if let Some((dir, key_host)) = &opts.key_file
+        && let Some(left) = crate::key_file::inspect(dir, &opts.user, key_host, std::time::SystemTime::now())
+    {
+        report.warnings.push(explain::left_over_key(&left));
+    }
     report
 }
 

@@ -85,6 +85,22 @@ pub fn not_running(message: &str) -> Check {
     Check::new("instance", Verdict::Fails, message.to_string())
 }
 
+/// A key file a killed broker left behind, and what the next connection does with it.
+pub fn left_over_key(left: &crate::key_file::LeftOver) -> String {
+    let age = left.age.map_or("of unknown age".to_string(), |a| format!("{} s old", a.as_secs()));
+    let next = match &left.replaced_because {
+        None => format!(
+            "the next connection reuses it (pushed again; within the key's {} s validity)",
+            crate::keys::KEY_VALIDITY_SECS
+        ),
+        Some(why) => format!("the next connection replaces it with a fresh key: {why}"),
+    };
+    format!(
+        "a key file left by an ended connection (its broker was killed) is at {} ({age}, no connection uses it): {next}",
+        left.path.display()
+    )
+}
+
 /// The rows every route gets when the instance itself is out of reach.
 pub fn all_routes(result: Verdict, why: &str) -> Vec<Check> {
     ["direct", "eice", "ssm", "serial", "key"].into_iter().map(|r| Check::new(r, result, why.to_string())).collect()

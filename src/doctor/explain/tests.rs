@@ -206,3 +206,21 @@ fn pushed_key() {
     assert_eq!(c.evidence, ["pushing a key for ec2-user: not allowed to push a key"]);
     assert_eq!(key(&KeyFacts { user: "u", push: None, probe: None }).result, Verdict::Unknown);
 }
+
+// See: issue 14 (a stale pushed key left after kill -9: doctor says whether it is reused).
+#[test]
+fn left_over_key_says_what_happens_next() {
+    use std::time::Duration;
+
+    use crate::key_file::LeftOver;
+    let reused = LeftOver { path: "/k/u@h".into(), age: Some(Duration::from_secs(12)), replaced_because: None };
+    assert_eq!(
+        left_over_key(&reused),
+        "a key file left by an ended connection (its broker was killed) is at /k/u@h (12 s old, no connection uses \
+         it): the next connection reuses it (pushed again; within the key's 60 s validity)"
+    );
+    let replaced = LeftOver { replaced_because: Some("it was not created by ec2-broker: mode 0644".into()), ..reused };
+    assert!(
+        left_over_key(&replaced).ends_with("replaces it with a fresh key: it was not created by ec2-broker: mode 0644")
+    );
+}
