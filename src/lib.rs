@@ -21,7 +21,9 @@
 //!   [`terminal`] puts the local terminal in raw mode and restores it;
 //! - [`credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty` and cached
 //!   in [`private_file`]s, which aws-config cannot do;
-//! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
+//! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words;
+//! - [`redact`] keeps secrets out of messages and logs; [`text`] makes untrusted text safe for a
+//!   terminal.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -43,6 +45,7 @@ pub mod known_hosts;
 pub mod logging;
 pub mod lookup_cache;
 pub mod private_file;
+pub mod redact;
 pub mod resolve;
 pub mod route;
 pub mod serial;
@@ -50,4 +53,5 @@ pub mod splice;
 pub mod ssm;
 pub mod stdio;
 pub mod terminal;
+pub mod text;
 pub mod tls;
