@@ -22,7 +22,9 @@
 //! - [`credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty` and cached
 //!   in [`private_file`]s, which aws-config cannot do;
 //! - [`lifeline`] notices ssh leaving at any stage (closed pipes, a new parent, signals);
-//! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
+//! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words;
+//! - [`redact`] keeps secrets out of messages and logs; [`text`] makes untrusted text safe for a
+//!   terminal.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -46,6 +48,7 @@ pub mod logging;
 pub mod lookup_cache;
 pub mod output;
 pub mod private_file;
+pub mod redact;
 pub mod resolve;
 pub mod route;
 pub mod serial;
@@ -53,4 +56,5 @@ pub mod splice;
 pub mod ssm;
 pub mod stdio;
 pub mod terminal;
+pub mod text;
 pub mod tls;

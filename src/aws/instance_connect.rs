@@ -2,7 +2,7 @@
 
 use aws_sdk_ec2instanceconnect::operation::send_ssh_public_key::SendSSHPublicKeyError;
 
-use super::{Aws, AwsError};
+use super::{Aws, AwsError, clean};
 use crate::instance::Instance;
 
 const SERVICE: &str = "EC2 Instance Connect";
@@ -71,10 +71,12 @@ impl Aws {
                 let id = instance.id.clone();
                 let user = os_user.to_string();
                 let message = || {
-                    err.as_service_error()
-                        .and_then(|e| aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::message(e))
-                        .unwrap_or("")
-                        .to_string()
+                    clean(
+                        err.as_service_error()
+                            .and_then(|e| aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::message(e))
+                            .unwrap_or(""),
+                        super::MAX_MESSAGE_CHARS,
+                    )
                 };
                 // The model's denial is AuthException; the generic AccessDeniedException is read the same way.
                 let code =

@@ -257,7 +257,13 @@ mod tests {
     }
 
     fn service(code: &str, message: &str) -> AwsError {
-        AwsError::Service { service: "STS", operation: "AssumeRole", code: code.into(), message: message.into() }
+        AwsError::Service {
+            service: "STS",
+            operation: "AssumeRole",
+            code: code.into(),
+            message: message.into(),
+            request_id: None,
+        }
     }
 
     #[test]

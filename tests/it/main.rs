@@ -27,5 +27,7 @@ mod proxy_eice;
 mod proxy_ssm;
 /// Resolution and error messages: ambiguity, stopped, unknown, bad input.
 mod resolution;
+/// Secrets in error answers and logs, at every verbosity; the ws:// data channel refused.
+mod secrets;
 /// The serial console: `console` through a pseudo-terminal, and plain ssh over `--route serial`.
 mod serial_console;

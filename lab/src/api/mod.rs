@@ -2,7 +2,7 @@
 //! are: awsJson1_1 by `X-Amz-Target`; form posts by the SigV4 credential scope's service: `sts` to the STS double
 //! (awsQuery), anything else to EC2 (the EC2 query protocol, by the form's `Action`) (`../shared/spec/aws-apis.md` §1).
 //!
-//! Every request, in order: no `Authorization` → `MissingAuthenticationToken`; the fault knobs (`Faults`); the access
+//! Every request, in order: no `Authorization` → `MissingAuthenticationToken`; the fault knobs (`Faults`, `leak` last); the access
 //! key (`iam::authenticate`: expired session credentials, unknown keys at STS); IAM denials (`Faults::deny`); then the
 //! double. Each is logged with the access key of its `Credential=`.
 
@@ -13,6 +13,7 @@ mod instance_connect;
 mod instance_connect_endpoints;
 mod instance_types;
 mod key_pairs;
+mod leak;
 mod security_groups;
 mod ssm;
 mod sts;
@@ -83,6 +84,11 @@ async fn dispatch(
         } else if f.fail_next > 0 && f.fail_only.as_deref().is_none_or(|op| op == operation) {
             f.fail_next -= 1;
             Some(Fault::Fail)
+        } else if let Some(leak) = f.leak.as_mut().filter(|l| l.answers > 0)
+            && leak.operation.as_deref().is_none_or(|op| op == operation)
+        {
+            leak.answers -= 1;
+            Some(Fault::Leak(leak.kind))
         } else {
             None
         };
@@ -94,6 +100,9 @@ async fn dispatch(
 
     let response = if authorization.is_none() {
         error(protocol, StatusCode::FORBIDDEN, "MissingAuthenticationToken", "Request is missing Authentication Token")
+    } else if let Some(Fault::Leak(kind)) = fault {
+        let token = headers.get("x-amz-security-token").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        leak::answer(&state, protocol, kind, &access_key, token.as_deref().unwrap_or(""))
     } else if let Some(fault) = fault {
         fault.response(protocol)
     } else if let Some(refusal) = iam::authenticate(&state, protocol, &access_key) {
@@ -132,6 +141,7 @@ enum Fault {
     Down,
     Throttle,
     Fail,
+    Leak(crate::state::LeakKind),
 }
 
 impl Fault {
@@ -156,6 +166,8 @@ impl Fault {
             (Fault::Fail, Protocol::AwsQuery) => {
                 error(p, StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "An internal error occurred.")
             }
+            // Answered by `leak::answer`, which needs the request.
+            (Fault::Leak(_), _) => error(p, StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "leak"),
         }
     }
 }

@@ -2,7 +2,7 @@ use super::*;
 use crate::aws::security_groups::Ingress;
 
 fn denied(service: &'static str, operation: &'static str, code: &str) -> AwsError {
-    AwsError::Service { service, operation, code: code.into(), message: "not authorized".into() }
+    AwsError::Service { service, operation, code: code.into(), message: "not authorized".into(), request_id: None }
 }
 
 fn group(id: &str, rules: &[(&str, i32, i32)]) -> SecurityGroup {
