@@ -48,6 +48,7 @@ pub mod inventory;
 pub mod keys_blob;
 pub mod pty;
 pub mod serial;
+pub mod sigv4_header;
 pub mod sshd;
 pub mod ssm;
 pub mod state;

@@ -154,7 +154,7 @@ impl State {
     pub fn next_id(&self, prefix: &str) -> String {
         let mut c = lock(&self.counter);
         *c += 1;
-        format!("{prefix}{:08x}-lab0-4000-8000-{:012x}", *c, *c)
+        format!("{prefix}{:08x}-1ab0-4000-8000-{:012x}", *c, *c)
     }
 
     /// Stores a key as `SendSSHPublicKey` does: served by the instance's IMDS for 60 lab seconds.
