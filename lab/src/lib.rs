@@ -38,8 +38,10 @@ pub mod bench_known_hosts;
 pub mod bench_routes;
 pub mod bench_warm;
 mod civil_time;
+pub mod cli;
 pub mod console;
 pub mod demo;
+pub mod fault_spec;
 pub mod eice;
 mod host_keys;
 pub mod identity;
@@ -47,6 +49,7 @@ mod imds;
 pub mod inventory;
 pub mod keys_blob;
 pub mod pty;
+pub mod scenario;
 pub mod serial;
 pub mod sigv4_header;
 pub mod sshd;
@@ -55,6 +58,7 @@ pub mod state;
 #[cfg(test)]
 mod test_world;
 mod tls;
+pub mod up;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

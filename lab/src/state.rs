@@ -63,6 +63,9 @@ pub struct Faults {
     pub down: bool,
     /// Delay every API answer by this much.
     pub latency: Duration,
+    /// Delay the answers of one operation (`DescribeInstances`, `StartSession`, …) by this much
+    /// more.
+    pub latency_by_operation: BTreeMap<String, Duration>,
     /// Make DescribeInstances and DescribeInstanceConnectEndpoints return at most this many
     /// items per page (when the request gives no `MaxResults`).
     pub page_size: Option<usize>,

@@ -100,7 +100,7 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
         } else {
             None
         };
-        (f.latency, fault)
+        (f.latency + f.latency_by_operation.get(&operation).copied().unwrap_or_default(), fault)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
