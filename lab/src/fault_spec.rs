@@ -96,7 +96,8 @@ impl FromStr for FaultSpec {
             let text = arg.split(':').next().unwrap_or_default();
             text.parse().map_err(|_| format!("fault '{spec}': {what} must be a number, not '{text}'"))
         };
-        let count = |what: &str| number(what).and_then(|n| u32::try_from(n).map_err(|_| format!("fault '{spec}': too large")));
+        let count =
+            |what: &str| number(what).and_then(|n| u32::try_from(n).map_err(|_| format!("fault '{spec}': too large")));
         let second = || arg.split_once(':').map(|(_, rest)| rest.to_string()).filter(|s| !s.is_empty());
         let need = |ok: bool, usage: &str| if ok { Ok(()) } else { Err(format!("fault '{spec}': use {usage}")) };
         let spec = match name {
@@ -123,7 +124,11 @@ impl FromStr for FaultSpec {
                     "ConnectionLost" => SsmStatus::ConnectionLost,
                     "Inactive" => SsmStatus::Inactive,
                     "None" => SsmStatus::None,
-                    other => return Err(format!("fault '{spec}': unknown agent status '{other}' (Online, ConnectionLost, Inactive, None)")),
+                    other => {
+                        return Err(format!(
+                            "fault '{spec}': unknown agent status '{other}' (Online, ConnectionLost, Inactive, None)"
+                        ));
+                    }
                 };
                 need(!instance.is_empty(), "agent:INSTANCE=STATUS or agent-offline:INSTANCE")?;
                 FaultSpec::Agent { instance: instance.to_string(), status }
@@ -138,7 +143,8 @@ impl FromStr for FaultSpec {
             }
             "page-size" => FaultSpec::PageSize(usize::try_from(number("N")?).unwrap_or(usize::MAX)),
             "eice-close" => {
-                let code = u16::try_from(number("CODE")?).map_err(|_| format!("fault '{spec}': CODE is a websocket close code"))?;
+                let code = u16::try_from(number("CODE")?)
+                    .map_err(|_| format!("fault '{spec}': CODE is a websocket close code"))?;
                 FaultSpec::EiceClose(code, second().unwrap_or_default())
             }
             "eice-delay" => FaultSpec::EiceDelay(Duration::from_millis(number("MS")?)),
@@ -217,10 +223,7 @@ mod tests {
             ("fail:3", FaultSpec::Fail { count: 3, operation: None }),
             (
                 "latency:250:DescribeInstances",
-                FaultSpec::Latency {
-                    delay: Duration::from_millis(250),
-                    operation: Some("DescribeInstances".into()),
-                },
+                FaultSpec::Latency { delay: Duration::from_millis(250), operation: Some("DescribeInstances".into()) },
             ),
             ("deny:ssm:StartSession", FaultSpec::Deny("ssm:StartSession".into())),
             ("eice-close:1011:gone", FaultSpec::EiceClose(1011, "gone".into())),

@@ -63,12 +63,7 @@ pub const BUILT_IN: &[(&str, &str, Option<&str>, &[&str])] = &[
         Some("web-1"),
         &["latency:200", "latency:1000:DescribeInstances"],
     ),
-    (
-        "no-ssm",
-        "db-1 with ssm:StartSession denied by IAM",
-        Some("db-1"),
-        &["deny:ssm:StartSession"],
-    ),
+    ("no-ssm", "db-1 with ssm:StartSession denied by IAM", Some("db-1"), &["deny:ssm:StartSession"]),
 ];
 
 #[derive(Deserialize)]
@@ -111,7 +106,8 @@ impl Scenario {
         let inventory = match &file.inventory {
             Some(rel) => {
                 let inv = path.parent().unwrap_or(Path::new(".")).join(rel);
-                let text = std::fs::read_to_string(&inv).with_context(|| format!("reading inventory {}", inv.display()))?;
+                let text =
+                    std::fs::read_to_string(&inv).with_context(|| format!("reading inventory {}", inv.display()))?;
                 Inventory::from_toml(&text).with_context(|| format!("parsing inventory {}", inv.display()))?
             }
             None => Inventory::demo(),
@@ -157,7 +153,10 @@ mod tests {
         let file = dir.join("s.toml");
         std::fs::write(&file, "host = \"x\"\nfaults = [\"throttle:1\"]\ninventory = \"inv.toml\"\n").unwrap();
         let s = Scenario::load(file.to_str().unwrap()).unwrap();
-        assert_eq!((s.host.as_deref(), s.faults.as_slice(), s.inventory.instances.len()), (Some("x"), &[FaultSpec::Throttle(1)][..], 0));
+        assert_eq!(
+            (s.host.as_deref(), s.faults.as_slice(), s.inventory.instances.len()),
+            (Some("x"), &[FaultSpec::Throttle(1)][..], 0)
+        );
         std::fs::write(&file, "faults = [\"throttle:x\"]\n").unwrap();
         assert!(Scenario::load(file.to_str().unwrap()).unwrap_err().to_string().contains("must be a number"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -167,7 +167,8 @@ mod tests {
             ("X-Amz-Date".to_string(), "20150830T123600Z".to_string()),
         ];
         let request = Request { method: "GET", path: "/", query: "", headers: &headers, body: b"" };
-        let header = authorization(&request, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "us-east-1", "service");
+        let header =
+            authorization(&request, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "us-east-1", "service");
         assert_eq!(
             header,
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
@@ -187,9 +188,14 @@ mod tests {
         for (header, reason) in [
             ("AWS4-HMAC-SHA1 Credential=a/20261123/eu-west-1/ec2/aws4_request", "Unsupported"),
             ("AWS4-HMAC-SHA256 Credential=lab, SignedHeaders=host, Signature=00", "Credential"),
-            (&format!("AWS4-HMAC-SHA256 Credential=a/20261123/eu-west-1/ec2/aws4_request, Signature={sig}"), "SignedHeaders"),
             (
-                &format!("AWS4-HMAC-SHA256 Credential=a/20261123/eu-west-1/ec2/aws4_request, SignedHeaders=x-amz-date, Signature={sig}"),
+                &format!("AWS4-HMAC-SHA256 Credential=a/20261123/eu-west-1/ec2/aws4_request, Signature={sig}"),
+                "SignedHeaders",
+            ),
+            (
+                &format!(
+                    "AWS4-HMAC-SHA256 Credential=a/20261123/eu-west-1/ec2/aws4_request, SignedHeaders=x-amz-date, Signature={sig}"
+                ),
                 "Host",
             ),
         ] {

@@ -87,13 +87,8 @@ pub(crate) fn exchange(lab: &Lab, credential: &str, headers: &str, body: &str) -
     }
     list.push(("Host".into(), addr.clone()));
     list.push(("X-Amz-Date".into(), crate::eice::sigv4::amz_date_from_unix(unix_now())));
-    let request = crate::sigv4_header::Request {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: &list,
-        body: body.as_bytes(),
-    };
+    let request =
+        crate::sigv4_header::Request { method: "POST", path: "/", query: "", headers: &list, body: body.as_bytes() };
     let authorization = crate::sigv4_header::authorization(&request, key, &secret, &region, &service);
     send(&addr, &list, &authorization, body)
 }
@@ -107,10 +102,8 @@ pub(crate) fn send(addr: &str, headers: &[(String, String)], authorization: &str
     for (k, v) in headers {
         request += &format!("{k}: {v}\r\n");
     }
-    request += &format!(
-        "Authorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    request +=
+        &format!("Authorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     tcp.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     tcp.read_to_string(&mut response).unwrap();

@@ -10,11 +10,11 @@ use std::path::Path;
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::Lab;
 use crate::cli::UpArgs;
 use crate::demo::{find_broker, tempdir, write_ssh_config};
 use crate::fault_spec::FaultSpec;
 use crate::scenario::{BUILT_IN, Scenario};
-use crate::Lab;
 
 /// Starts the lab for the scenario (the demo inventory by default), sets its faults and the
 /// command line's, writes the env file, prints what to use by hand, then waits for SIGTERM or
@@ -37,9 +37,8 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // Listen before announcing readiness, so a SIGTERM right after the env file appears is
     // handled like any other.
-    let (mut term, mut int) = runtime.block_on(async {
-        anyhow::Ok((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
-    })?;
+    let (mut term, mut int) =
+        runtime.block_on(async { anyhow::Ok((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)) })?;
     if let Some(path) = &args.env_file {
         write_atomically(path, &env_file(&env)).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -103,7 +102,11 @@ pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
 
 fn print_summary(lab: &Lab, scenario: &Scenario, env: &[(String, String)]) {
     let mut out = String::new();
-    let _ = writeln!(out, "# ec2-lab is up (scenario {}: {}); paste these into a shell:", scenario.name, scenario.description);
+    let _ = writeln!(
+        out,
+        "# ec2-lab is up (scenario {}: {}); paste these into a shell:",
+        scenario.name, scenario.description
+    );
     for (k, v) in env {
         let _ = writeln!(out, "export {}", env_file(&[(k.clone(), v.clone())]).trim_end());
     }

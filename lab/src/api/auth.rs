@@ -59,9 +59,8 @@ pub(super) fn verify(
 
 fn check(state: &State, service: &str, header: &str, request: &Request<'_>, now: u64) -> Result<(), Refusal> {
     let auth = Authorization::parse(header).map_err(Refusal::Incomplete)?;
-    let header_value = |name: &str| {
-        (request.headers.iter()).find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    };
+    let header_value =
+        |name: &str| (request.headers.iter()).find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     let (secret, token) = match state.caller(&auth.access_key_id) {
         Caller::User => (crate::SECRET_ACCESS_KEY.to_string(), None),
         Caller::Role(r) | Caller::Expired(r) => (r.secret_access_key, Some(r.session_token)),
@@ -70,8 +69,11 @@ fn check(state: &State, service: &str, header: &str, request: &Request<'_>, now:
     if token.is_some() && header_value("x-amz-security-token") != token.as_deref() {
         return Err(Refusal::UnknownKey);
     }
-    let amz_date = header_value("x-amz-date")
-        .ok_or_else(|| Refusal::Incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into()))?;
+    let amz_date = header_value("x-amz-date").ok_or_else(|| {
+        Refusal::Incomplete(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into(),
+        )
+    })?;
     let signed = unix_from_amz_date(amz_date)
         .ok_or_else(|| Refusal::Incomplete(format!("X-Amz-Date '{amz_date}' is not yyyymmddThhmmssZ")))?;
     if signed + MAX_SKEW_SECS < now || signed > now + MAX_SKEW_SECS {
@@ -132,7 +134,10 @@ fn skew_message(signed: &str, now: u64, late: bool) -> String {
     let minutes = MAX_SKEW_SECS / 60;
     if late {
         let bound = amz_date_from_unix(now - MAX_SKEW_SECS);
-        format!("Signature expired: {signed} is now earlier than {bound} ({} - {minutes} min.)", amz_date_from_unix(now))
+        format!(
+            "Signature expired: {signed} is now earlier than {bound} ({} - {minutes} min.)",
+            amz_date_from_unix(now)
+        )
     } else {
         let bound = amz_date_from_unix(now + MAX_SKEW_SECS);
         format!(

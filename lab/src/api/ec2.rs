@@ -345,6 +345,8 @@ pub(super) fn dry_run(params: &[(String, String)]) -> Option<Response> {
 /// (`InvalidInstanceID.Malformed`, `Invalid id: "…"`), the same for every EC2 action.
 pub(super) fn malformed_instance_id(id: &str) -> Option<Response> {
     let hex = id.strip_prefix("i-").unwrap_or_default();
-    let well_formed = matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (!well_formed).then(|| err(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed", &format!("Invalid id: \"{id}\"")))
+    let well_formed =
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (!well_formed)
+        .then(|| err(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed", &format!("Invalid id: \"{id}\"")))
 }

@@ -198,10 +198,7 @@ mod tests {
         assert!(normalize(&bad64).unwrap_err().contains("base64"));
         let mislabelled = format!("ssh-rsa {} me@host", blob(&[b"ssh-ed25519", &[7; 32]]));
         assert!(normalize(&mislabelled).unwrap_err().contains("not a ssh-rsa key"));
-        let ecdsa = format!(
-            "ecdsa-sha2-nistp256 {} me",
-            blob(&[b"ecdsa-sha2-nistp256", b"nistp256", &[4; 65]])
-        );
+        let ecdsa = format!("ecdsa-sha2-nistp256 {} me", blob(&[b"ecdsa-sha2-nistp256", b"nistp256", &[4; 65]]));
         assert!(normalize(&ecdsa).unwrap_err().contains("Unsupported key type"));
         let short_ed = format!("ssh-ed25519 {} padding-to-reach-eighty-characters", blob(&[b"ssh-ed25519", &[7; 31]]));
         assert!(normalize(&short_ed).is_err());

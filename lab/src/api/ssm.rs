@@ -258,7 +258,8 @@ fn describe(state: &State, req: DescribeInput) -> Response {
         .collect();
     for (key, values) in &filters {
         let known = LEGACY_FILTER_KEYS.contains(&key.as_str())
-            || (!legacy && (FILTER_KEYS.contains(&key.as_str()) || key.strip_prefix("tag:").is_some_and(|k| !k.is_empty())));
+            || (!legacy
+                && (FILTER_KEYS.contains(&key.as_str()) || key.strip_prefix("tag:").is_some_and(|k| !k.is_empty())));
         if !known {
             return json(StatusCode::BAD_REQUEST, json!({ "__type": "InvalidFilterKey" }));
         }

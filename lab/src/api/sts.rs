@@ -58,7 +58,6 @@ fn ok(action: &str, inner: &str) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
-
 fn validation(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "ValidationError", message)
 }
