@@ -127,9 +127,9 @@ fn respond(protocol: Protocol, refusal: Refusal) -> Response {
     error(protocol, status, code, &message)
 }
 
-/// `Signature expired: 20261123T080000Z is now earlier than 20261123T081501Z (20261123T083001Z
-/// - 15 min.)`, or for a clock ahead `Signature not yet current: … is still later than … (… + 15
-/// min.)`.
+/// The skew message: `Signature expired: <signed> is now earlier than <now - 15 min> (<now> -
+/// 15 min.)`, or for a clock ahead `Signature not yet current: <signed> is still later than <now +
+/// 15 min> (<now> + 15 min.)`.
 fn skew_message(signed: &str, now: u64, late: bool) -> String {
     let minutes = MAX_SKEW_SECS / 60;
     if late {

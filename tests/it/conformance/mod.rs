@@ -34,7 +34,7 @@ pub const DB: &str = "i-0f1b2c3d4e5f6071d";
 
 /// Runs `future` on a fresh current-thread runtime (a test's `Lab` owns a runtime of its own,
 /// so it is started and dropped outside this one).
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(future)
 }
 

@@ -25,6 +25,18 @@ fn ec2_lab() -> PathBuf {
     broker().with_file_name("ec2-lab")
 }
 
+/// Kills the lab process if the test fails before it sends SIGTERM itself.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `KEY=VALUE` lines (values possibly single-quoted) of an env file.
 fn read_env(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -40,7 +52,7 @@ fn issue_18_up_writes_an_env_file_that_plain_ssh_uses() {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let env_file = dir.path().join("lab.env");
     let lab_log = fs::File::create(dir.path().join("ec2-lab.log")).unwrap();
-    let mut lab = Command::new(ec2_lab())
+    let lab = Command::new(ec2_lab())
         .args(["up", "--scenario", "web-1", "--no-pacing", "--fault", "throttle:1", "--env-file"])
         .arg(&env_file)
         .env_clear()
@@ -52,10 +64,11 @@ fn issue_18_up_writes_an_env_file_that_plain_ssh_uses() {
         .stderr(lab_log)
         .spawn()
         .unwrap();
+    let mut lab = Running(lab);
     let deadline = Instant::now() + Duration::from_secs(90);
     while !env_file.exists() {
         let log = || fs::read_to_string(dir.path().join("ec2-lab.log")).unwrap_or_default();
-        assert!(lab.try_wait().unwrap().is_none(), "ec2-lab up exited: {}", log());
+        assert!(lab.0.try_wait().unwrap().is_none(), "ec2-lab up exited: {}", log());
         assert!(Instant::now() < deadline, "no env file after 90 s: {}", log());
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -102,9 +115,9 @@ fn issue_18_up_writes_an_env_file_that_plain_ssh_uses() {
     let out = run(shell, Duration::from_secs(90));
     assert!(out.success() && out.stdout.starts_with("reached"), "{}", out.describe());
 
-    let pid = rustix::process::Pid::from_child(&lab);
+    let pid = rustix::process::Pid::from_child(&lab.0);
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let status = wait_deadline(&mut lab, Duration::from_secs(30));
+    let status = wait_deadline(&mut lab.0, Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "ec2-lab up ends cleanly on SIGTERM: {status:?}");
     assert!(!env_file.exists(), "the env file is removed when the lab stops");
 }
