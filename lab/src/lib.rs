@@ -42,22 +42,27 @@ pub mod bench_known_hosts;
 pub mod bench_routes;
 pub mod bench_warm;
 mod civil_time;
+pub mod cli;
 pub mod console;
 pub mod demo;
 pub mod eice;
+pub mod fault_spec;
 mod host_keys;
 pub mod identity;
 mod imds;
 pub mod inventory;
 pub mod keys_blob;
 pub mod pty;
+pub mod scenario;
 pub mod serial;
+pub mod sigv4_header;
 pub mod sshd;
 pub mod ssm;
 pub mod state;
 #[cfg(test)]
 mod test_world;
 mod tls;
+pub mod up;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

@@ -63,6 +63,9 @@ pub struct Faults {
     pub down: bool,
     /// Delay every API answer by this much.
     pub latency: Duration,
+    /// Delay the answers of one operation (`DescribeInstances`, `StartSession`, …) by this much
+    /// more.
+    pub latency_by_operation: BTreeMap<String, Duration>,
     /// Make DescribeInstances and DescribeInstanceConnectEndpoints return at most this many
     /// items per page (when the request gives no `MaxResults`).
     pub page_size: Option<usize>,
@@ -183,7 +186,7 @@ impl State {
     pub fn next_id(&self, prefix: &str) -> String {
         let mut c = lock(&self.counter);
         *c += 1;
-        format!("{prefix}{:08x}-lab0-4000-8000-{:012x}", *c, *c)
+        format!("{prefix}{:08x}-1ab0-4000-8000-{:012x}", *c, *c)
     }
 
     /// Stores a key as `SendSSHPublicKey` does: served by the instance's IMDS for 60 lab seconds.

@@ -5,6 +5,8 @@ mod harness;
 
 /// The CLI surface and the example ssh_config in contrib/.
 mod cli;
+/// Issue 18: the lab's doubles answer as AWS documents (SDK-shaped requests, one module per API family).
+mod conformance;
 /// MFA roles: the code asked on the terminal, AssumeRole, the credentials cache, `login`.
 mod credentials;
 /// doctor: the exact report for each kind of instance, IAM denials, ssh settings.
