@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-use crate::aws::AwsError;
+use crate::aws::{AwsError, ErrorKind};
 use crate::redact;
 use crate::text::printable_lines;
 
@@ -42,19 +42,20 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
 
 fn aws_hint(err: &AwsError) -> Option<String> {
     match err {
-        AwsError::Service { code, operation, .. } => match code.as_str() {
-            "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
+        AwsError::Service { operation, .. } => match err.kind() {
+            ErrorKind::Expired => {
                 Some("your AWS credentials expired: refresh them (for SSO: aws sso login --profile NAME)".into())
             }
-            "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" | "AuthFailure" => Some(format!(
+            ErrorKind::Denied => Some(format!(
                 "the IAM identity in use may not call {operation}: check with aws sts get-caller-identity, and add the permission or pick another --profile"
             )),
-            "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" => {
-                Some("AWS does not recognise these credentials: check the access key, AWS_PROFILE or --profile".into())
-            }
-            "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => {
-                Some("AWS is throttling API calls from this account: wait a little and retry".into())
-            }
+            ErrorKind::BadCredentials => Some(
+                "AWS does not accept these credentials (unknown access key, wrong secret, or a bad signature): check the access key, AWS_PROFILE or --profile, and that the system clock is right".into(),
+            ),
+            ErrorKind::ClockSkew => Some(
+                "the request's time is more than 15 minutes off AWS's clock: set this machine's clock right (NTP)".into(),
+            ),
+            ErrorKind::Throttled => Some("AWS is throttling API calls from this account: wait a little and retry".into()),
             _ => None,
         },
         AwsError::NoCredentials { .. } => {
@@ -102,6 +103,19 @@ mod tests {
         });
         assert!(hint(&e).unwrap().contains("check that --region"));
         assert!(hint(&anyhow::anyhow!("plain")).is_none());
+        // EC2's AuthFailure is about the credentials, not a permission (the lab found it, issue 18).
+        let service = |code: &str| {
+            anyhow::Error::new(AwsError::Service {
+                service: "EC2",
+                operation: "DescribeInstances",
+                code: code.into(),
+                message: "no".into(),
+                request_id: None,
+            })
+        };
+        assert!(hint(&service("AuthFailure")).unwrap().starts_with("AWS does not accept these credentials"));
+        assert!(hint(&service("InvalidSignatureException")).unwrap().contains("system clock"));
+        assert!(hint(&service("RequestExpired")).unwrap().contains("clock"));
     }
 
     #[test]

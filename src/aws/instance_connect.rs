@@ -83,7 +83,9 @@ impl Aws {
                     err.as_service_error().and_then(aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::code);
                 return Err(match err.as_service_error() {
                     Some(SendSSHPublicKeyError::AuthException(_)) => PushError::Denied { id, user, message: message() },
-                    _ if code == Some("AccessDeniedException") => PushError::Denied { id, user, message: message() },
+                    _ if code.map(super::kind_of_code) == Some(super::ErrorKind::Denied) => {
+                        PushError::Denied { id, user, message: message() }
+                    }
                     Some(SendSSHPublicKeyError::Ec2InstanceStateInvalidException(_)) => {
                         PushError::State { id, message: message() }
                     }

@@ -8,9 +8,11 @@
 
 pub mod ec2;
 pub mod eice;
+mod error_kind;
 pub mod instance_connect;
 pub mod known_hosts;
 mod open_sessions;
+pub use error_kind::{ErrorKind, kind_of_code};
 pub mod security_groups;
 pub mod serial;
 pub mod ssm;

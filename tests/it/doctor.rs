@@ -20,7 +20,22 @@ fn report(world: &World, id: Option<&str>, args: &[&str]) -> (Option<i32>, Strin
         Some(id) => without_port(&out.stdout, world.lab.ssh_port(id)),
         None => out.stdout.clone(),
     };
-    (out.code(), text)
+    (out.code(), without_request_ids(&text))
+}
+
+/// `text` with every `(request id UUID)` written as `(request id ID)`: AWS's ids are random.
+fn without_request_ids(text: &str) -> String {
+    let marker = "(request id ";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        let start = at + marker.len();
+        out += &rest[..start];
+        let len = rest[start..].find(')').unwrap_or(0);
+        out += "ID";
+        rest = &rest[start + len..];
+    }
+    out + rest
 }
 
 /// `text` with `port` written as PORT wherever it stands as a number of its own after ':' or ' '.

@@ -167,8 +167,11 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
 
 /// Adds the `x-amzn-RequestId` header every AWS response carries (the awsJson SDKs read the
 /// request id only there), with the id the body names when it names one (`requestId`,
-/// `RequestID`, `RequestId`), else a fresh one.
+/// `RequestID`, `RequestId`), else a fresh one. A handler that set the header keeps its own.
 async fn with_request_id(response: Response) -> Response {
+    if response.headers().contains_key("x-amzn-requestid") {
+        return response;
+    }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "response body").into_response();
