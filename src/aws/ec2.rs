@@ -6,8 +6,8 @@ use aws_sdk_ec2::operation::describe_instances::builders::DescribeInstancesFluen
 use aws_sdk_ec2::types::Filter;
 
 use super::{Aws, AwsError};
-use crate::host::Target;
-use crate::instance::{Instance, InstanceState};
+use crate::target::instance::{Instance, InstanceState};
+use crate::target::spec::Target;
 
 const SERVICE: &str = "EC2";
 

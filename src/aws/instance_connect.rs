@@ -3,7 +3,7 @@
 use aws_sdk_ec2instanceconnect::operation::send_ssh_public_key::SendSSHPublicKeyError;
 
 use super::{Aws, AwsError, clean};
-use crate::instance::Instance;
+use crate::target::instance::Instance;
 
 const SERVICE: &str = "EC2 Instance Connect";
 

@@ -1,5 +1,5 @@
 //! Everything that speaks to AWS. SDK types stop here: the rest of the crate sees
-//! [`Instance`](crate::instance::Instance) and the error types below.
+//! [`Instance`](crate::target::instance::Instance) and the error types below.
 //!
 //! Credentials, Region and endpoints come from `aws-config`'s default chain: profiles, SSO,
 //! assume-role, `credential_process`, environment, and the standard `AWS_ENDPOINT_URL` /

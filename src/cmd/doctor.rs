@@ -9,8 +9,8 @@ use crate::aws::Aws;
 use crate::cli::DoctorArgs;
 use crate::doctor::examine::{self, Options};
 use crate::doctor::ssh_config::{self, SshSettings};
-use crate::host::HostSpec;
 use crate::route::eice::EiceOptions;
+use crate::target::spec::HostSpec;
 
 /// Runs the doctor; the exit code is the report's (0: some route works).
 pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {

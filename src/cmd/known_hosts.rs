@@ -10,14 +10,14 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::aws::Aws;
+use crate::cache::private_file::user_file::{self, Rewritten};
 use crate::cli::AuditArgs;
-use crate::instance::{Instance, InstanceState};
 use crate::known_hosts::console;
 use crate::known_hosts::exposure::{self, AuditedInstance, ExposedInstance, Exposure, UserKey};
 use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::findings::{self, Ec2Facts, Finding, InstanceFacts, Severity};
 use crate::known_hosts::fix;
-use crate::private_file::user_file::{self, Rewritten};
+use crate::target::instance::{Instance, InstanceState};
 use russh::keys::ssh_key::known_hosts::HostPatterns;
 
 /// Console outputs fetched at once.

@@ -2,7 +2,7 @@
 //! `~/.aws/cli/cache/*.json`) and freshness are pure; [`read()`] and [`write()`] are the only I/O.
 //!
 //! Files live in `<cache dir>/ec2-broker/credentials/KEY.json`, mode 0600 in a 0700 directory,
-//! through [`crate::private_file`]: a directory of another user or writable by others is
+//! through [`crate::cache::private_file`]: a directory of another user or writable by others is
 //! refused (an error naming it), and so is a file there that the broker cannot have written.
 //! `KEY.lock` beside it is the lock that lets one broker at a time ask for the code
 //! ([`super::prompt::PromptLock`]).
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
 use super::mfa_profile::{MfaRole, RoleSource};
-use crate::private_file::{PrivateFileError, read_private, write_private};
+use crate::cache::private_file::{PrivateFileError, read_private, write_private};
 
 /// Cached credentials are used only while they have more than this left: an API call, an
 /// Instance Connect push and an SSM session start all fit well inside 5 minutes (the AWS CLI
@@ -316,7 +316,7 @@ mod tests {
         assert!(write(&dir, &k, &creds(at(1_800_000_000))).is_err());
 
         // A directory of another user (tests run as root).
-        if crate::private_file::current_uid() == 0 {
+        if crate::cache::private_file::current_uid() == 0 {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
             std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
             let e = read(&dir, &k).unwrap_err();

@@ -86,7 +86,7 @@ pub enum MfaError {
     },
     /// The credentials cache directory, a file or the lock in it cannot be used safely.
     #[error("the MFA credentials cache")]
-    Cache(#[source] crate::private_file::PrivateFileError),
+    Cache(#[source] crate::cache::private_file::PrivateFileError),
     /// Another broker held the prompt for longer than [`prompt::PROMPT_WAIT`].
     #[error(
         "another ec2-broker has been asking for the MFA code for {serial} for {waited} s without an answer: answer it \

@@ -16,7 +16,7 @@ use rustix::termios::{self, LocalModes, OptionalActions, Termios};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::MfaError;
-use crate::private_file::{DirPolicy, PrivateDir};
+use crate::cache::private_file::{DirPolicy, PrivateDir};
 
 /// The controlling terminal, whatever stdin and stdout are.
 pub const TTY: &str = "/dev/tty";

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use super::explain::{self, DirectFacts, EiceFacts, KeyFacts, SerialFacts, SsmFacts};
 use super::report::{Check, Report, Verdict};
-use crate::auth_probe;
 use crate::aws::Aws;
 use crate::cli::AddressKind;
-use crate::host::Target;
-use crate::instance::Instance;
 use crate::keys::EphemeralKey;
-use crate::resolve::{self, ResolveError};
+use crate::probe::auth;
 use crate::route::auto::{self, Opened};
 use crate::route::{Route, eice, ssm};
+use crate::target::instance::Instance;
+use crate::target::resolve::{self, ResolveError};
+use crate::target::spec::Target;
 
 /// How long the login probe may take over a route that is open.
 const PROBE_DEADLINE: Duration = Duration::from_secs(10);
@@ -72,7 +72,7 @@ pub async fn examine(host: &str, aws: &Aws, target: &Target, opts: &Options) -> 
     report.checks.push(explain::instance(&instance));
     report.checks.extend(routes(host, aws, &instance, opts).await);
     if let Some((dir, key_host)) = &opts.key_file
-        && let Some(left) = crate::key_file::inspect(dir, &opts.user, key_host, std::time::SystemTime::now())
+        && let Some(left) = crate::keys::file::inspect(dir, &opts.user, key_host, std::time::SystemTime::now())
     {
         report.warnings.push(explain::left_over_key(&left));
     }
@@ -206,11 +206,9 @@ async fn attempt(t: &auto::Target<'_>, route: Route, wanted: bool) -> Option<Res
 /// Logs in with `key` over an open route: `Some(accepted)`, or `None` if the probe failed.
 async fn login(opened: Opened, user: &str, key: &EphemeralKey) -> Option<bool> {
     let verdict = match opened {
-        Opened::Direct(stream) => {
-            tokio::time::timeout(PROBE_DEADLINE, auth_probe::key_accepted(stream, user, key)).await
-        }
+        Opened::Direct(stream) => tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(stream, user, key)).await,
         Opened::Relayed { local, task } => {
-            let v = tokio::time::timeout(PROBE_DEADLINE, auth_probe::key_accepted(local, user, key)).await;
+            let v = tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(local, user, key)).await;
             let _ = tokio::time::timeout(CLOSE_DEADLINE, task).await;
             v
         }

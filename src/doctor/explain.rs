@@ -9,8 +9,8 @@ use crate::aws::security_groups::SecurityGroup;
 use crate::aws::ssm::AgentStatus;
 use crate::aws::{AwsError, ErrorKind};
 use crate::cli::AddressKind;
-use crate::instance::Instance;
 use crate::route::Route;
+use crate::target::instance::Instance;
 
 /// The IAM action behind a failed call, when the service said the caller may not make it.
 pub fn denied_action(e: &AwsError) -> Option<String> {
@@ -86,7 +86,7 @@ pub fn not_running(message: &str) -> Check {
 }
 
 /// A key file a killed broker left behind, and what the next connection does with it.
-pub fn left_over_key(left: &crate::key_file::LeftOver) -> String {
+pub fn left_over_key(left: &crate::keys::file::LeftOver) -> String {
     let age = left.age.map_or("of unknown age".to_string(), |a| format!("{} s old", a.as_secs()));
     let next = match &left.replaced_because {
         None => format!(

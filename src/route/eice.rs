@@ -23,8 +23,8 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::aws::eice::{self, Endpoint, TunnelTarget};
 use crate::aws::{Aws, AwsError};
-use crate::instance::Instance;
-use crate::stdio::StopSignals;
+use crate::pipe::stdio::StopSignals;
+use crate::target::instance::Instance;
 use crate::text::printable;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -241,7 +241,7 @@ pub struct TunnelStats {
 impl Tunnel {
     /// Pipes ssh's stdin/stdout through the tunnel until either side ends.
     pub async fn pipe(self) -> Result<TunnelStats, EiceError> {
-        let (stdin, stdout) = crate::stdio::local_halves();
+        let (stdin, stdout) = crate::pipe::stdio::local_halves();
         self.pipe_with(stdin, stdout).await
     }
 

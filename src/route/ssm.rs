@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::aws::ssm::{SessionGrant, StartError};
 use crate::aws::{Aws, AwsError};
-use crate::instance::Instance;
 use crate::ssm::driver::{self, BoxError, Channel, Connection, DriverError, Options, Outcome, Resume};
+use crate::target::instance::Instance;
 
 /// Environment variable that allows a `ws://` stream URL: for local test labs only.
 pub const ALLOW_PLAINTEXT_WS: &str = "EC2_BROKER_ALLOW_PLAINTEXT_WS";
@@ -109,7 +109,7 @@ impl SsmRoute {
 
     /// Pipes ssh's stdin/stdout through the session, then ends it.
     pub async fn pipe(self) -> Result<Outcome, SsmError> {
-        let (stdin, stdout) = crate::stdio::local_halves();
+        let (stdin, stdout) = crate::pipe::stdio::local_halves();
         self.pipe_with(stdin, stdout).await
     }
 

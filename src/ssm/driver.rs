@@ -31,8 +31,8 @@ use uuid::Uuid;
 
 use super::handshake::{CLIENT_VERSION, OpenDataChannel};
 use super::session::{CloseReason, Config, Event, Session, Stats};
+use crate::pipe::stdio::StopSignals;
 use crate::redact::Redacted;
-use crate::stdio::StopSignals;
 use crate::text::printable;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -212,7 +212,7 @@ fn pushed_key() {
 fn left_over_key_says_what_happens_next() {
     use std::time::Duration;
 
-    use crate::key_file::LeftOver;
+    use crate::keys::file::LeftOver;
     let reused = LeftOver { path: "/k/u@h".into(), age: Some(Duration::from_secs(12)), replaced_because: None };
     assert_eq!(
         left_over_key(&reused),

@@ -1,7 +1,7 @@
 //! Picking the one instance a host spec means, from what DescribeInstances returned. Pure.
 
-use crate::host::Target;
-use crate::instance::{Instance, InstanceState};
+use crate::target::instance::{Instance, InstanceState};
+use crate::target::spec::Target;
 use crate::text::printable;
 
 /// Why a host spec does not name exactly one running instance.

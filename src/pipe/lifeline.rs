@@ -31,7 +31,7 @@ use std::time::Duration;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use tokio::sync::watch;
 
-use crate::stdio::StopSignals;
+use crate::pipe::stdio::StopSignals;
 
 /// How often the parent pid is compared: the broker promises to exit within 1 s of ssh leaving,
 /// and a killed ssh is seen through its pipes at once; this is the bound for the odd case where

@@ -27,8 +27,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::cache::private_file::{DirPolicy, Existing, PrivateDir, PrivateFileError, current_uid};
 use crate::keys::{self, EphemeralKey, KeyError};
-use crate::private_file::{DirPolicy, Existing, PrivateDir, PrivateFileError, current_uid};
 
 /// A key file larger than this is not one the broker wrote (an Ed25519 key file is ~400 bytes).
 const MAX_KEY_FILE: u64 = 16 * 1024;
