@@ -403,13 +403,22 @@ pub enum RouteArg {
     Auto,
 }
 
-/// How the private key reaches ssh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum KeyDelivery {
-    /// A 0600 file in a 0700 directory, named for ssh_config's `IdentityFile DIR/%r@%h`.
-    File,
-    /// The running ssh-agent (SSH_AUTH_SOCK), with a lifetime constraint; nothing on disk.
-    Agent,
+pub use crate::keys::holder::KeyDelivery;
+
+/// `--key-delivery file|agent` (the domain type stays free of clap).
+impl ValueEnum for KeyDelivery {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[KeyDelivery::File, KeyDelivery::Agent]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(match self {
+            KeyDelivery::File => clap::builder::PossibleValue::new("file")
+                .help("A 0600 file in a 0700 directory, named for ssh_config's `IdentityFile DIR/%r@%h`"),
+            KeyDelivery::Agent => clap::builder::PossibleValue::new("agent")
+                .help("The running ssh-agent (SSH_AUTH_SOCK), with a lifetime constraint; nothing on disk"),
+        })
+    }
 }
 
 /// `command` with every `env = …` setting dropped whose variable `lookup` finds set but empty,

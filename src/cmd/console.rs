@@ -8,9 +8,8 @@ use anyhow::{Context, bail};
 use crate::aws::Aws;
 use crate::aws::serial::SerialPushError;
 use crate::cli::ConsoleArgs;
-use crate::keys::EphemeralKey;
 use crate::pipe::stdio;
-use crate::serial::client::{ConnectError, Connected, Size};
+use crate::serial::client::{ConnectError, Connected, ConsoleKey, KEY_VALIDITY, Size};
 use crate::serial::driver::{self, End, Sinks};
 use crate::serial::{endpoints, preflight};
 use crate::terminal::{self, RawMode};
@@ -21,9 +20,6 @@ const SPURIOUS_CLOSE: Duration = Duration::from_secs(5);
 const RETRY_PUSH_EVERY: Duration = Duration::from_secs(3);
 /// Log in on the first connection only if it is younger than this.
 const IDLE_BEFORE_LOGIN: Duration = Duration::from_secs(20);
-/// A pushed key is valid this long; a retry after that needs a new push.
-const KEY_VALIDITY: Duration = Duration::from_secs(crate::keys::KEY_VALIDITY_SECS as u64);
-
 /// Runs the console.
 pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
     let (aws, instance) = super::aws_and_instance(&args.host, &args.aws).await?;
@@ -40,7 +36,7 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
     let connected_at = Instant::now();
     let mut connected = Some(Connected::connect(&endpoint, timeout).await.context("opening the serial console")?);
 
-    let key = EphemeralKey::generate()?;
+    let key = ConsoleKey::generate()?;
     push_waiting(&aws, &instance.id, &key, Duration::from_secs(args.wait)).await?;
     let pushed = Instant::now();
     let user = crate::route::serial::user_for(&instance.id);
@@ -103,7 +99,7 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
 
 /// Pushes the key; while another session holds the instance, waits (with a countdown on stderr)
 /// up to `bound`.
-async fn push_waiting(aws: &Aws, id: &str, key: &EphemeralKey, bound: Duration) -> anyhow::Result<()> {
+async fn push_waiting(aws: &Aws, id: &str, key: &ConsoleKey, bound: Duration) -> anyhow::Result<()> {
     let public = key.public_openssh();
     let started = Instant::now();
     let live = std::io::stderr().is_terminal();

@@ -2,7 +2,6 @@
 //! checked against its console, recorded under its instance id.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,7 +13,11 @@ use crate::known_hosts::console::{self, ConsoleVerdict};
 use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::pattern;
 use crate::probe::keyscan;
-use crate::route::{direct, eice, ssm};
+use crate::route::Route;
+use crate::route::eice::EiceOptions;
+use crate::route::open::{Ctx, RouteOptions, Stream, Target, open};
+use crate::route::serial::SerialOptions;
+use crate::route::ssm::SsmOptions;
 use crate::target::instance::Instance;
 
 /// Runs the pin.
@@ -96,7 +99,8 @@ pub async fn run(args: PinArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One key exchange offering `algorithm`, over a fresh connection of the chosen route.
+/// One key exchange offering `algorithm`, over a fresh connection of the chosen route (opened
+/// as every command opens it: `route::open`).
 async fn scan(
     aws: &Aws,
     instance: &Instance,
@@ -104,30 +108,36 @@ async fn scan(
     algorithm: Algorithm,
 ) -> anyhow::Result<Option<PublicKey>> {
     let timeout = Duration::from_secs(args.connect_timeout);
-    match args.route {
-        RouteArg::Direct => {
-            let ip = instance.address(args.address)?;
-            let stream = direct::connect(SocketAddr::new(IpAddr::V4(ip), args.port), timeout).await?;
-            Ok(keyscan::scan_one(stream, algorithm, timeout).await)
-        }
-        RouteArg::Eice => {
-            let opts = eice::EiceOptions {
-                endpoint_id: args.eice_id.clone(),
-                connect_to: args.eice_connect_to.clone(),
-                max_duration: None,
-            };
-            let tunnel = eice::open(aws, instance, args.port, &opts).await?;
-            Ok(keyscan::scan_through(algorithm, timeout, |rd, wr| tunnel.pipe_with(rd, wr)).await?)
-        }
-        RouteArg::Ssm => {
-            let opts = ssm::SsmOptions { resume_timeout: timeout };
-            let route = ssm::open(aws, instance, args.port, opts).await?;
-            Ok(keyscan::scan_through(algorithm, timeout, |rd, wr| route.pipe_with(rd, wr)).await?)
-        }
+    let route = match args.route {
+        RouteArg::Direct => Route::Direct,
+        RouteArg::Eice => Route::Eice,
+        RouteArg::Ssm => Route::Ssm,
         RouteArg::Serial | RouteArg::Auto => {
             bail!("pin needs one route: --route direct, ssm or eice (the serial console has no sshd behind it)")
         }
-    }
+    };
+    let options = RouteOptions {
+        eice: EiceOptions {
+            endpoint_id: args.eice_id.clone(),
+            connect_to: args.eice_connect_to.clone(),
+            max_duration: None,
+        },
+        ssm: SsmOptions { resume_timeout: timeout },
+        serial: SerialOptions::default(),
+        connect_timeout: timeout,
+    };
+    let target = Target { instance, port: args.port, address: args.address };
+    let opened = open(route, &target, &Ctx::new(aws, &options)).await?;
+    Ok(match opened.stream {
+        Stream::Direct(stream) => keyscan::scan_one(stream, algorithm, timeout).await,
+        Stream::Relayed { local, task } => {
+            let key = keyscan::scan_one(local, algorithm, timeout).await;
+            // The route ends its session once the scan closed the pipe.
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+            key
+        }
+        Stream::Serial(_) => None,
+    })
 }
 
 /// Replaces the alias's entries in `file` (keeping everything else as it was) with `keys`.

@@ -10,7 +10,11 @@ use super::report::{Check, Report, Verdict};
 use crate::aws::Aws;
 use crate::keys::EphemeralKey;
 use crate::probe::auth;
-use crate::route::auto::{self, Opened};
+use crate::route::error::RouteError;
+use crate::route::open::{
+    self as route_open, Ctx, DIRECT_DEADLINE, Opened, RouteOptions, Stream, Target as RouteTarget,
+};
+use crate::route::serial::SerialOptions;
 use crate::route::{Route, eice, ssm};
 use crate::target::instance::AddressKind;
 use crate::target::instance::Instance;
@@ -120,14 +124,16 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
     );
 
     // Then every route at once, and the key push alongside.
-    let target = auto::Target {
-        aws,
-        instance,
-        address,
-        port: opts.port,
+    let options = RouteOptions {
         eice: opts.eice.clone(),
         ssm: ssm::SsmOptions { resume_timeout: Duration::from_secs(5) },
+        serial: SerialOptions::default(),
+        // Every route is tried at once, so the direct one need not leave room for the others;
+        // the same deadline as when it leads a plan.
+        connect_timeout: DIRECT_DEADLINE,
     };
+    let ctx = Ctx::new(aws, &options);
+    let target = RouteTarget { instance, port: opts.port, address: opts.address };
     let try_eice = matches!(&endpoints, Ok(e) if !e.is_empty());
     let try_ssm = matches!(&status, Ok(Some(s)) if s.ping_status == "Online") || status.is_err();
     let key = match opts.push {
@@ -139,15 +145,15 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
         Some(aws.push_key(instance, &opts.user, &key.public_openssh()).await.map_err(|e| e.to_string()))
     };
     let (direct, eice, ssm, pushed) = tokio::join!(
-        attempt(&target, Route::Direct, address.is_some()),
-        attempt(&target, Route::Eice, try_eice),
-        attempt(&target, Route::Ssm, try_ssm),
+        attempt(&target, &ctx, Route::Direct, address.is_some()),
+        attempt(&target, &ctx, Route::Eice, try_eice),
+        attempt(&target, &ctx, Route::Ssm, try_ssm),
         push,
     );
 
     // One login with the pushed key, over the first route that opened; then close them all.
     let mut opened: Vec<(Route, Opened)> = Vec::new();
-    let mut results: Vec<Option<Result<(), String>>> = Vec::new();
+    let mut results: Vec<Option<Result<(), RouteError>>> = Vec::new();
     for (route, a) in [(Route::Direct, direct), (Route::Eice, eice), (Route::Ssm, ssm)] {
         results.push(a.map(|r| r.map(|o| opened.push((route, o)))));
     }
@@ -162,14 +168,13 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
         close(o).await;
     }
 
-    let not_tried: Result<(), String> = Err("not tried".into());
     let [direct, eice, ssm] = [&results[0], &results[1], &results[2]];
     vec![
         explain::direct(&DirectFacts {
             kind: opts.address,
             address,
             port: opts.port,
-            attempt: direct.as_ref().unwrap_or(&not_tried),
+            attempt: direct.as_ref(),
             groups: groups.as_ref(),
         }),
         explain::eice(&EiceFacts {
@@ -192,19 +197,20 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
     ]
 }
 
-/// Opens `route` if `wanted`.
-async fn attempt(t: &auto::Target<'_>, route: Route, wanted: bool) -> Option<Result<Opened, String>> {
+/// Opens `route` if `wanted`, the way every command opens it.
+async fn attempt(t: &RouteTarget<'_>, ctx: &Ctx<'_>, route: Route, wanted: bool) -> Option<Result<Opened, RouteError>> {
     match wanted {
-        true => Some(auto::open_route(t, route).await),
+        true => Some(route_open::open(route, t, ctx).await),
         false => None,
     }
 }
 
 /// Logs in with `key` over an open route: `Some(accepted)`, or `None` if the probe failed.
 async fn login(opened: Opened, user: &str, key: &EphemeralKey) -> Option<bool> {
-    let verdict = match opened {
-        Opened::Direct(stream) => tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(stream, user, key)).await,
-        Opened::Relayed { local, task } => {
+    let verdict = match opened.stream {
+        Stream::Direct(stream) => tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(stream, user, key)).await,
+        Stream::Serial(_) => return None,
+        Stream::Relayed { local, task } => {
             let v = tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(local, user, key)).await;
             let _ = tokio::time::timeout(CLOSE_DEADLINE, task).await;
             v
@@ -215,7 +221,7 @@ async fn login(opened: Opened, user: &str, key: &EphemeralKey) -> Option<bool> {
 
 /// Closes a route the doctor only opened (a Session Manager session is terminated).
 async fn close(opened: Opened) {
-    if let Opened::Relayed { local, task } = opened {
+    if let Stream::Relayed { local, task } = opened.stream {
         drop(local);
         if tokio::time::timeout(CLOSE_DEADLINE, task).await.is_err() {
             tracing::debug!("a relayed route did not close within {CLOSE_DEADLINE:?}");

@@ -9,6 +9,7 @@ use crate::aws::security_groups::SecurityGroup;
 use crate::aws::ssm::AgentStatus;
 use crate::aws::{AwsError, ErrorKind};
 use crate::route::Route;
+use crate::route::error::RouteError;
 use crate::target::instance::AddressKind;
 use crate::target::instance::Instance;
 
@@ -114,8 +115,8 @@ pub struct DirectFacts<'a> {
     pub address: Option<Ipv4Addr>,
     /// The SSH port.
     pub port: u16,
-    /// What connecting gave (`Ok`: sshd sent its identification).
-    pub attempt: &'a Result<(), String>,
+    /// What connecting gave (`Ok`: sshd sent its identification; `None`: not tried).
+    pub attempt: Option<&'a Result<(), RouteError>>,
     /// The instance's security groups (`None`: it has none, or they were not read).
     pub groups: Option<&'a Result<Vec<SecurityGroup>, AwsError>>,
 }
@@ -132,11 +133,17 @@ pub fn direct(f: &DirectFacts<'_>) -> Check {
     };
     let target = format!("{ip}:{}", f.port);
     let why = match f.attempt {
-        Ok(()) => return Check::new("direct", Verdict::Works, format!("{target}: sshd answered")),
-        Err(why) => why,
+        Some(Ok(())) => return Check::new("direct", Verdict::Works, format!("{target}: sshd answered")),
+        Some(Err(why)) => why,
+        None => return Check::new("direct", Verdict::Unknown, format!("{target}: not tried")),
     };
-    // The route's own errors usually name the address already.
-    let evidence = if why.contains(&target) { why.clone() } else { format!("{target}: {why}") };
+    // The direct route's connect errors name the address already.
+    let why = why.chain();
+    let evidence = if f.attempt.is_some_and(|a| a.as_ref().is_err_and(RouteError::names_the_address)) {
+        why
+    } else {
+        format!("{target}: {why}")
+    };
     let check = Check::new("direct", Verdict::Fails, evidence);
     let path_hint = match f.kind {
         AddressKind::Private => {
@@ -195,7 +202,7 @@ pub struct EiceFacts<'a> {
     /// Usable endpoints in the VPC (or the one `--eice-id` named).
     pub endpoints: &'a Result<Vec<Endpoint>, AwsError>,
     /// What opening a tunnel gave (`None`: not tried).
-    pub attempt: Option<&'a Result<(), String>>,
+    pub attempt: Option<&'a Result<(), RouteError>>,
     /// The Region (for the commands in fixes).
     pub region: &'a str,
 }
@@ -233,8 +240,8 @@ pub fn eice(f: &EiceFacts<'_>) -> Check {
             format!("{} opened a tunnel to {ip}:{}: sshd answered", endpoint.id, f.port),
         ),
         Some(Err(why)) => {
-            let c = Check::new("eice", Verdict::Fails, format!("{}: {why}", endpoint.id));
-            if why.contains("nable to connect to target") || why.contains("said nothing") || why.contains("closed") {
+            let c = Check::new("eice", Verdict::Fails, format!("{}: {}", endpoint.id, why.chain()));
+            if why.sshd_unreached() {
                 c.fix(format!(
                     "the endpoint could not reach {ip}:{}: allow TCP {} from the endpoint's security group in the \
                      instance's security groups, and check that sshd listens",
@@ -257,7 +264,7 @@ pub struct SsmFacts<'a> {
     /// The SSH port.
     pub port: u16,
     /// What opening a session gave (`None`: not tried).
-    pub attempt: Option<&'a Result<(), String>>,
+    pub attempt: Option<&'a Result<(), RouteError>>,
 }
 
 const SSM_NETWORK: &str = "the agent needs outbound HTTPS to the ssm, ssmmessages and ec2messages endpoints (or VPC \
@@ -308,8 +315,8 @@ pub fn ssm(f: &SsmFacts<'_>) -> Check {
             Check::new("ssm", Verdict::Works, format!("{agent}; a session to port {} reached sshd", f.port))
         }
         Some(Err(why)) => {
-            let c = Check::new("ssm", Verdict::Fails, why.clone()).and(agent);
-            if why.contains("ssm:StartSession") || why.contains("AccessDenied") {
+            let c = Check::new("ssm", Verdict::Fails, why.chain()).and(agent);
+            if why.aws().is_some_and(|e| e.kind() == ErrorKind::Denied) {
                 c.fix(
                     "allow ssm:StartSession on the instance and on the AWS-StartSSHSession document (and \
                        ssm:TerminateSession, ssm:ResumeSession on your sessions)",

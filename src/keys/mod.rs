@@ -5,5 +5,6 @@
 pub mod agent;
 mod ephemeral;
 pub mod file;
+pub mod holder;
 
 pub use ephemeral::*;

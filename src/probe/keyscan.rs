@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use russh::client;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKey, PublicKeyOrCertificate};
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The host key types asked for, one key exchange each (ssh-keyscan's default set).
 pub const KEY_TYPES: [Algorithm; 3] = [
@@ -34,24 +34,6 @@ where
     let key = seen.lock().unwrap_or_else(|p| p.into_inner()).take();
     tracing::debug!(algorithm = %algorithm, found = key.is_some(), "key scan");
     key
-}
-
-/// [`scan_one`] through a route that relays local halves (an endpoint tunnel, an SSM session):
-/// `relay` gets one end of an in-memory pipe, the scan the other.
-pub async fn scan_through<F, Fut, T, E>(
-    algorithm: Algorithm,
-    timeout: Duration,
-    relay: F,
-) -> Result<Option<PublicKey>, E>
-where
-    F: FnOnce(ReadHalf<DuplexStream>, WriteHalf<DuplexStream>) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    let (rd, wr) = tokio::io::split(theirs);
-    let (key, relayed) = tokio::join!(scan_one(ours, algorithm, timeout), relay(rd, wr));
-    relayed?;
-    Ok(key)
 }
 
 /// Accepts the key exchange (nothing is sent after it) and keeps the presented key.

@@ -1,12 +1,15 @@
 //! Routes: ways to get a byte stream to an instance's SSH port.
 //!
-//! Each route's `connect` returns a stream only once it is really open, so a caller can try
-//! another route before any byte of ssh's stdin has been read.
+//! [`open::open`] and [`open::open_first`] are the one way to open any route (the only dispatch
+//! on [`Route`]); [`connect`] adds the short-lived key (pushed while the route opens, handed to
+//! ssh once it is open) and pipes ssh's bytes. Failures are [`error::RouteError`]s.
 
-pub mod auto;
+pub mod connect;
 pub mod direct;
 pub mod eice;
+pub mod error;
 pub mod memory;
+pub mod open;
 pub mod plan;
 pub mod serial;
 pub mod ssm;

@@ -45,6 +45,12 @@ pub enum SerialRouteError {
         /// `INSTANCE.port0`.
         expected: String,
     },
+    /// No endpoint could be chosen (unknown Region, bad override).
+    #[error(transparent)]
+    Endpoint(#[from] crate::serial::endpoints::EndpointError),
+    /// The account or the instance type rules the console out.
+    #[error(transparent)]
+    Preflight(#[from] crate::serial::preflight::PreflightError),
     /// TCP failed.
     #[error("cannot reach the serial console endpoint {endpoint}: {source}")]
     Connect {
@@ -61,6 +67,43 @@ pub enum SerialRouteError {
         /// How long we waited.
         timeout: Duration,
     },
+}
+
+impl SerialRouteError {
+    /// The AWS error behind this failure (none: the checks that call AWS go on when a call fails).
+    pub fn aws(&self) -> Option<&crate::aws::AwsError> {
+        None
+    }
+}
+
+/// The serial route's settings: overrides of the Region's published endpoint and fingerprint.
+#[derive(Debug, Clone, Default)]
+pub struct SerialOptions {
+    /// `HOST[:PORT]` instead of the Region's endpoint.
+    pub endpoint: Option<String>,
+    /// `SHA256:…` instead of the published fingerprint.
+    pub fingerprint: Option<String>,
+    /// The user ssh logs in as (`%r`), which must be `INSTANCE.port0`.
+    pub user: Option<String>,
+}
+
+/// The whole serial route for `instance`: the user, the endpoint, the account's and the type's
+/// prerequisites, then [`open`].
+pub async fn open_for(
+    aws: &crate::aws::Aws,
+    instance: &crate::target::instance::Instance,
+    opts: &SerialOptions,
+    timeout: Duration,
+    gate: Option<Gate>,
+) -> Result<HostKeyGuard<TcpStream>, SerialRouteError> {
+    if let Some(user) = &opts.user {
+        check_user(user, &instance.id)?;
+    }
+    let endpoint =
+        crate::serial::endpoints::resolve(&aws.region, opts.endpoint.as_deref(), opts.fingerprint.as_deref())?;
+    crate::serial::preflight::check(aws, instance, &instance.label()).await?;
+    tracing::info!(%endpoint, "opening the serial route");
+    open(&endpoint, timeout, gate).await
 }
 
 /// Work to finish after the host key is verified and before ssh sees it (the key push).

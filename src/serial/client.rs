@@ -10,7 +10,26 @@ use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{Channel, Pty};
 
 use super::endpoints::{Endpoint, Fingerprint};
-use crate::keys::EphemeralKey;
+use crate::keys::{EphemeralKey, KEY_VALIDITY_SECS, KeyError};
+
+/// How long a pushed console key is accepted (Instance Connect's 60 s).
+pub const KEY_VALIDITY: Duration = Duration::from_secs(KEY_VALIDITY_SECS as u64);
+
+/// The console's short-lived key: made fresh for one session and pushed with
+/// `SendSerialConsoleSSHPublicKey` (commands hold it without handling key material).
+pub struct ConsoleKey(EphemeralKey);
+
+impl ConsoleKey {
+    /// A fresh Ed25519 key.
+    pub fn generate() -> Result<Self, KeyError> {
+        EphemeralKey::generate().map(ConsoleKey)
+    }
+
+    /// The public half, as `SendSerialConsoleSSHPublicKey` takes it.
+    pub fn public_openssh(&self) -> String {
+        self.0.public_openssh()
+    }
+}
 
 /// Why the console could not open.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +133,8 @@ impl Connected {
     }
 
     /// Logs in as `user` with `key` and starts a pty session of terminal type `term` and size `size`.
-    pub async fn login(self, user: &str, key: &EphemeralKey, term: &str, size: Size) -> Result<Console, ConnectError> {
+    pub async fn login(self, user: &str, key: &ConsoleKey, term: &str, size: Size) -> Result<Console, ConnectError> {
+        let key = &key.0;
         let Connected { mut handle, endpoint, timeout } = self;
         let login = async {
             let key = PrivateKeyWithHashAlg::new(Arc::new(key.private_key().clone()), None);

@@ -117,11 +117,14 @@ fn lost_duplicated_and_corrupted_frames_do_not_corrupt_the_stream() {
 #[test]
 fn single_newline_writes_survive_unchanged() {
     // An echo server as the instance's port: every byte the broker reads from stdin comes back.
+    // It greets like an SSH server first: every route counts as open only once sshd has spoken.
     let world = ssm_world();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    const BANNER: &[u8] = b"SSH-2.0-echo\r\n";
     std::thread::spawn(move || {
         if let Ok((mut s, _)) = listener.accept() {
+            let _ = s.write_all(BANNER);
             let mut buf = [0u8; 1024];
             while let Ok(n) = s.read(&mut buf) {
                 if n == 0 || s.write_all(&buf[..n]).is_err() {
@@ -138,6 +141,9 @@ fn single_newline_writes_survive_unchanged() {
     let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
+    let mut banner = [0u8; BANNER.len()];
+    stdout.read_exact(&mut banner).unwrap();
+    assert_eq!(banner, BANNER);
     let mut echoed = Vec::new();
     for _ in 0..5 {
         stdin.write_all(b"\n").unwrap();

@@ -1,5 +1,6 @@
 use super::*;
 use crate::aws::security_groups::Ingress;
+use crate::route::error::Greeting;
 
 fn denied(service: &'static str, operation: &'static str, code: &str) -> AwsError {
     AwsError::Service { service, operation, code: code.into(), message: "not authorized".into(), request_id: None }
@@ -47,12 +48,12 @@ fn credentials_fixes_by_error() {
     assert!(expired.fix.unwrap().contains("ec2-broker login"));
 }
 
-fn direct_with(attempt: &Result<(), String>, groups: Option<&Result<Vec<SecurityGroup>, AwsError>>) -> Check {
+fn direct_with(attempt: &Result<(), RouteError>, groups: Option<&Result<Vec<SecurityGroup>, AwsError>>) -> Check {
     direct(&DirectFacts {
         kind: AddressKind::Private,
         address: Some(Ipv4Addr::new(10, 0, 0, 5)),
         port: 22,
-        attempt,
+        attempt: Some(attempt),
         groups,
     })
 }
@@ -62,11 +63,21 @@ fn direct_route() {
     let works = direct_with(&Ok(()), None);
     assert_eq!((works.result, works.evidence[0].as_str()), (Verdict::Works, "10.0.0.5:22: sshd answered"));
 
-    let refused: Result<(), String> = Err("Connection refused (os error 111)".into());
+    let refused: Result<(), RouteError> = Err(RouteError::Direct(crate::route::direct::DirectError::Connect {
+        addr: "10.0.0.5:22".parse().unwrap(),
+        source: std::io::Error::from_raw_os_error(111),
+    }));
     let closed = Ok(vec![group("sg-1", &[("tcp", 443, 443)]), group("sg-2", &[])]);
     let c = direct_with(&refused, Some(&closed));
     assert_eq!(c.result, Verdict::Fails);
-    assert_eq!(c.evidence[0], "10.0.0.5:22: Connection refused (os error 111)");
+    assert_eq!(
+        c.evidence[0],
+        "cannot connect to 10.0.0.5:22: Connection refused (os error 111): is sshd listening on that port? try another \
+         --address or route",
+        "the route's own error names the address: no prefix"
+    );
+    let silent = direct_with(&Err(RouteError::Greeting(Greeting::Silent { secs: 10 })), None);
+    assert_eq!(silent.evidence[0], "10.0.0.5:22: sshd said nothing within 10 s");
     assert_eq!(
         c.evidence[1],
         "no inbound rule of its security groups allows TCP 22: sg-1 (sg-1-name), sg-2 (sg-2-name)"
@@ -82,8 +93,13 @@ fn direct_route() {
     let c = direct_with(&refused, Some(&unreadable));
     assert!(c.fix.unwrap().starts_with("allow ec2:DescribeSecurityGroups"));
 
-    let none =
-        direct(&DirectFacts { kind: AddressKind::Public, address: None, port: 22, attempt: &refused, groups: None });
+    let none = direct(&DirectFacts {
+        kind: AddressKind::Public,
+        address: None,
+        port: 22,
+        attempt: Some(&refused),
+        groups: None,
+    });
     assert_eq!(none.evidence, ["the instance has no public IPv4 address"]);
     assert_eq!(none.result, Verdict::Fails);
 }
@@ -98,7 +114,7 @@ fn endpoint() -> Endpoint {
     }
 }
 
-fn eice_with<'a>(endpoints: &'a Result<Vec<Endpoint>, AwsError>, attempt: Option<&'a Result<(), String>>) -> Check {
+fn eice_with<'a>(endpoints: &'a Result<Vec<Endpoint>, AwsError>, attempt: Option<&'a Result<(), RouteError>>) -> Check {
     eice(&EiceFacts {
         vpc: Some("vpc-1"),
         subnet: Some("subnet-1"),
@@ -124,10 +140,20 @@ fn endpoint_route() {
     let found = Ok(vec![endpoint()]);
     let works = eice_with(&found, Some(&Ok(())));
     assert_eq!(works.evidence, ["eice-1 opened a tunnel to 10.0.0.5:22: sshd answered"]);
-    let target: Result<(), String> = Err("the tunnel closed (1011): Unable to connect to target".into());
+    let target: Result<(), RouteError> = Err(RouteError::Eice(crate::route::eice::EiceError::Closed {
+        code: 1011,
+        reason: "Unable to connect to target".into(),
+        hint: String::new(),
+    }));
     let fails = eice_with(&found, Some(&target));
     assert_eq!(fails.result, Verdict::Fails);
     assert!(fails.fix.unwrap().contains("from the endpoint's security group"));
+    // The same words in another failure are not the same cause: typed, not text.
+    let refused: Result<(), RouteError> = Err(RouteError::Eice(crate::route::eice::EiceError::Connect {
+        addr: "eice-1".into(),
+        detail: "closed: Unable to connect to target".into(),
+    }));
+    assert!(eice_with(&found, Some(&refused)).fix.is_none());
 
     let denied_list = Err(denied("EC2", "DescribeInstanceConnectEndpoints", "UnauthorizedOperation"));
     let unknown = eice_with(&denied_list, None);
@@ -166,8 +192,10 @@ fn session_manager_route() {
     let online = Ok(Some(agent("Online")));
     let works = ssm(&SsmFacts { status: &online, instance_profile: Some("arn:p"), port: 22, attempt: Some(&Ok(())) });
     assert_eq!(works.evidence, ["SSM agent 3.3.1 online; a session to port 22 reached sshd"]);
-    let refused: Result<(), String> =
-        Err("SSM StartSession: AccessDeniedException: User: u is not authorized to perform: ssm:StartSession".into());
+    let refused: Result<(), RouteError> = Err(RouteError::Ssm(crate::route::ssm::SsmError::Start {
+        id: "i-1".into(),
+        source: denied("SSM", "StartSession", "AccessDeniedException"),
+    }));
     let denied = ssm(&SsmFacts { status: &online, instance_profile: None, port: 22, attempt: Some(&refused) });
     assert_eq!(denied.result, Verdict::Fails);
     assert!(denied.fix.unwrap().starts_with("allow ssm:StartSession"));

@@ -1,0 +1,227 @@
+//! A connection for ssh: the plan opened ([`super::open`]) with the short-lived key pushed
+//! alongside, the key handed to ssh once a route is open, then ssh's bytes piped to it. Commands
+//! never touch keys: they describe the key here ([`KeySettings`]) and this module does the rest.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::Route;
+use super::error::RouteError;
+use super::open::{self, Attempt, Ctx, DIRECT_DEADLINE, Opened, Stream, Target};
+use crate::aws::instance_connect::PushError;
+use crate::keys::EphemeralKey;
+use crate::keys::holder::{HolderError, KeyHolder};
+use crate::pipe::{splice, stdio};
+use crate::probe::auth as auth_probe;
+use crate::target::instance::Instance;
+
+pub use crate::keys::holder::KeyDelivery;
+
+/// How long the relay task may take to finish (a Session Manager session ends with
+/// TerminateSession) once ssh's side closed: the broker promises to exit within 1 s of ssh.
+const RELAY_FINISH: Duration = Duration::from_secs(1);
+
+/// The key a connection pushes, and how ssh gets it.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    /// File or agent.
+    pub delivery: KeyDelivery,
+    /// The key directory (`--key-dir`; default `~/.cache/ec2-broker/keys`).
+    pub dir: Option<PathBuf>,
+    /// The host as ssh names the key file (`%h` of `IdentityFile DIR/%r@%h`).
+    pub host: String,
+}
+
+/// Why a connection could not be made or ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The plan is empty.
+    #[error("no route to try for {label} (it has no address or VPC for the routes allowed)")]
+    NoPlan {
+        /// The instance.
+        label: String,
+    },
+    /// One route was asked for and it did not open: its own words.
+    #[error(transparent)]
+    Route(Attempt),
+    /// No route of the plan opened.
+    #[error("no route reached {label}. {}", list(attempts))]
+    NoRoute {
+        /// The instance.
+        label: String,
+        /// Each route's failure, in the order tried.
+        attempts: Vec<Attempt>,
+    },
+    /// The key push failed.
+    #[error("pushing a key for {user} to {id}")]
+    Push {
+        /// The OS user.
+        user: String,
+        /// The instance.
+        id: String,
+        /// Why.
+        #[source]
+        source: PushError,
+    },
+    /// The key could not be prepared or handed to ssh.
+    #[error(transparent)]
+    Key(#[from] HolderError),
+    /// Piping failed.
+    #[error("piping between ssh and the {route} route")]
+    Pipe {
+        /// The route.
+        route: Route,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The route's relay (a tunnel, a session) ended with an error after ssh's bytes flowed.
+    #[error(transparent)]
+    Relay(RouteError),
+    /// The instance refused the pushed key.
+    #[error(
+        "{label} refused the key pushed with EC2 Instance Connect for user {user}. Likely causes: the \
+         ec2-instance-connect package is not installed (RHEL, Debian, SUSE and AL2023-minimal images lack it), \
+         sshd already has another AuthorizedKeysCommand, instance metadata is disabled, or there is no user {user}. \
+         Try another user, --no-push with a key the instance already trusts, or a route that does not need the key \
+         (--route ssm)"
+    )]
+    KeyRefused {
+        /// The instance.
+        label: String,
+        /// The OS user.
+        user: String,
+    },
+}
+
+fn list(attempts: &[Attempt]) -> String {
+    attempts.iter().map(|a| format!("{}: {}", a.route, a.error.chain())).collect::<Vec<_>>().join(". ")
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for Attempt {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
+}
+
+/// An open route for ssh, with the key it was given.
+pub struct Connection<'a> {
+    /// The open route.
+    pub opened: Opened,
+    key: Option<KeyHolder>,
+    instance: &'a Instance,
+    user: String,
+}
+
+/// Opens the first route of `plan` that works, pushing a key for `user` meanwhile (unless
+/// `key` is `None`: `--no-push`), and hands the key to ssh once a route is open.
+pub async fn connect<'a>(
+    plan: &[Route],
+    target: &Target<'a>,
+    ctx: &Ctx<'_>,
+    user: &str,
+    key: Option<&KeySettings>,
+) -> Result<Connection<'a>, ConnectError> {
+    let instance = target.instance;
+    if plan.is_empty() {
+        return Err(ConnectError::NoPlan { label: instance.label() });
+    }
+    let holder = match key {
+        Some(k) => Some(KeyHolder::prepare(k.delivery, k.dir.clone(), user, &k.host)?),
+        None => None,
+    };
+    let opened = if plan == [Route::Serial] {
+        // The serial push opens the serial session: it waits until the endpoint proved to be AWS's.
+        if let Some(holder) = &holder {
+            holder.deliver().await?;
+            let (aws, id, public_key) = (ctx.aws.clone(), instance.id.clone(), holder.key().public_openssh());
+            let push: super::serial::Gate = Box::pin(async move {
+                aws.push_serial_key(&id, &public_key).await.map_err(|e| io::Error::other(format!("{e:#}")))
+            });
+            *ctx.serial_gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(push);
+        }
+        open::open_first(plan, target, ctx).await
+    } else {
+        let push = async {
+            match &holder {
+                Some(h) => ctx.aws.push_key(instance, user, &h.key().public_openssh()).await,
+                None => Ok(()),
+            }
+        };
+        // The push and the route do not depend on each other.
+        let (pushed, opened) = tokio::join!(push, open::open_first(plan, target, ctx));
+        pushed.map_err(|source| ConnectError::Push { user: user.to_string(), id: instance.id.clone(), source })?;
+        if opened.is_ok()
+            && let Some(holder) = &holder
+        {
+            holder.deliver().await?;
+        }
+        opened
+    };
+    let opened = opened.map_err(|mut attempts| match attempts.len() {
+        1 => ConnectError::Route(attempts.remove(0)),
+        _ => ConnectError::NoRoute { label: instance.label(), attempts },
+    })?;
+    Ok(Connection { opened, key: holder, instance, user: user.to_string() })
+}
+
+impl Connection<'_> {
+    /// Pipes ssh's stdin/stdout to the route until one side is done; then, when the session
+    /// looks like a refused login over the direct route, checks the pushed key once.
+    pub async fn pipe(self) -> Result<(), ConnectError> {
+        let Connection { opened, key, instance, user } = self;
+        let route = opened.route;
+        let pipe_err = |source| ConnectError::Pipe { route, source };
+        match opened.stream {
+            Stream::Direct(stream) => {
+                let addr = stream.peer_addr().map_err(pipe_err)?;
+                let piping = Instant::now();
+                let stats =
+                    if splice::stdio_are_pipes() { splice::pipe(stream).await } else { stdio::pipe(stream).await }
+                        .map_err(pipe_err)?;
+                tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+                if let Some(holder) =
+                    key.as_ref().filter(|_| auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
+                    && refused(holder.key(), &user, addr).await
+                {
+                    return Err(ConnectError::KeyRefused { label: instance.label(), user });
+                }
+            }
+            Stream::Relayed { local, task } => {
+                let stats = stdio::pipe(local).await.map_err(pipe_err)?;
+                tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+                match tokio::time::timeout(RELAY_FINISH, task).await {
+                    Ok(Ok(Err(e))) => return Err(ConnectError::Relay(e)),
+                    Ok(_) => {}
+                    Err(_) => tracing::warn!("the {route} route did not finish within {RELAY_FINISH:?}"),
+                }
+            }
+            Stream::Serial(guard) => {
+                let stats = stdio::pipe(guard).await.map_err(pipe_err)?;
+                tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+            }
+        }
+        drop(key);
+        Ok(())
+    }
+}
+
+/// One probe login with the key that was pushed: whether the instance refuses it.
+async fn refused(key: &EphemeralKey, user: &str, addr: SocketAddr) -> bool {
+    // One deadline for connect and login together: the broker promises to exit within 1 s.
+    let probe = async {
+        let stream = super::direct::connect(addr, DIRECT_DEADLINE).await.ok()?;
+        auth_probe::key_accepted(stream, user, key).await
+    };
+    let verdict = tokio::time::timeout(auth_probe::PROBE_DEADLINE, probe).await.ok().flatten();
+    tracing::debug!(?verdict, "checked whether the instance accepts the pushed key");
+    verdict == Some(false)
+}
