@@ -22,6 +22,9 @@
 //! - [`credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty` and cached
 //!   in [`private_file`]s, which aws-config cannot do;
 //! - [`lifeline`] notices ssh leaving at any stage (closed pipes, a new parent, signals);
+//! - [`inventory`] is what `ls` lists (route verdicts from API facts, the versioned JSON);
+//!   [`ssh_config_gen`] the Host blocks and the marked section `ssh-config --write` keeps in a
+//!   [`user_file`] (atomic, owner-preserving);
 //! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -36,6 +39,7 @@ pub mod doctor;
 pub mod error;
 pub mod host;
 pub mod instance;
+pub mod inventory;
 pub mod key_agent;
 pub mod key_file;
 pub mod keys;
@@ -50,7 +54,9 @@ pub mod resolve;
 pub mod route;
 pub mod serial;
 pub mod splice;
+pub mod ssh_config_gen;
 pub mod ssm;
 pub mod stdio;
 pub mod terminal;
 pub mod tls;
+pub mod user_file;

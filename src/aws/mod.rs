@@ -9,6 +9,7 @@
 pub mod ec2;
 pub mod eice;
 pub mod instance_connect;
+pub mod inventory;
 pub mod known_hosts;
 mod open_sessions;
 pub mod security_groups;

@@ -99,12 +99,12 @@ async fn proxy(args: &ProxyArgs, spec: HostSpec, aws: &Aws, lifeline: &Lifeline)
 }
 
 /// A cache file's text; empty when there is none (a cache is only a hint).
-fn read_cache(file: Option<&std::path::Path>) -> String {
+pub(crate) fn read_cache(file: Option<&std::path::Path>) -> String {
     file.and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default()
 }
 
 /// Stores a cache file; a cache that cannot be written only costs speed.
-fn save(file: Option<&std::path::Path>, text: &str) {
+pub(crate) fn save(file: Option<&std::path::Path>, text: &str) {
     if let Some(file) = file
         && let Err(e) = write_private(file, text)
     {
@@ -293,7 +293,7 @@ async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
     Ok(())
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

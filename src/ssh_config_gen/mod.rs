@@ -1,0 +1,15 @@
+//! What `ssh-config` writes: Host blocks with unique aliases ([`block`]), the marked section of
+//! an Include file they live in ([`section`]), the diff shown when it changes ([`diff`]), and
+//! whether `~/.ssh/config` includes that file ([`include`]). Pure: the file is written by
+//! [`crate::user_file`] and the instances come from `cmd::ls`'s survey.
+
+pub mod block;
+pub mod diff;
+pub mod include;
+pub mod section;
+
+/// The section name for these profiles: `default`, or the profiles joined by `,` in the order
+/// given (so `--profile a --profile b` and `--profile b --write` each keep their own section).
+pub fn section_name(profiles: &[String]) -> String {
+    if profiles.is_empty() { "default".into() } else { profiles.join(",") }
+}
