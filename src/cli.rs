@@ -477,8 +477,9 @@ of an Include file.
 One Host block per instance that is not terminated: the alias is its Name tag in lower case (or its \
 instance id), made unique when several instances share it (NAME.REGION, then NAME.ID) and reported on \
 stderr; HostName and HostKeyAlias are the instance id, so known_hosts entries survive address changes; \
-ProxyCommand runs `ec2-broker proxy --profile P --region R %r@%h:%p`; User is --user, Administrator for \
-Windows, else ec2-user.
+ProxyCommand runs `ec2-broker proxy --profile P --region R %r@%h:%p`; IdentityFile names the key the \
+proxy pushes (~/.cache/ec2-broker/keys/%r@%h, written as an absolute path because ssh reads `~` from the \
+password database); User is --user, Administrator for Windows (no key push there), else ec2-user.
 
 --write FILE keeps the blocks between marker lines in FILE (one section per set of profiles), leaving \
 everything else in the file as it is; the file is replaced atomically, keeping its mode and owner (a \

@@ -1,7 +1,7 @@
 //! `ec2-lab`: `demo` runs ssh, scp and rsync through ec2-broker against the lab; `up` keeps the
 //! lab running for use by hand; `bench` measures the broker against plain ssh; `bench-routes` the
 //! eice and ssm routes against the direct route; `bench-known-hosts` the known_hosts audit; `bench-warm` cold and warm
-//! connections through `--route auto`.
+//! connections through `--route auto`; `bench-ls` `ec2-broker ls` over 2,000 instances in three Regions.
 
 use std::process::ExitCode;
 
@@ -25,6 +25,10 @@ fn main() -> ExitCode {
                 ec2_lab::bench_known_hosts::run_bench_known_hosts(10_000, 100_000)
             }
         }
+        Some("bench-ls") => {
+            let quick = std::env::args().any(|a| a == "--quick");
+            ec2_lab::bench_ls::run_bench_ls(2_000, if quick { 1 } else { 5 })
+        }
         Some("bench-warm") => {
             let quick = std::env::args().any(|a| a == "--quick");
             ec2_lab::bench_warm::run_bench_warm(if quick { 3 } else { 11 })
@@ -35,7 +39,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: ec2-lab demo | up | bench [--quick] | bench-routes [--quick] | bench-known-hosts [--quick] | bench-warm [--quick]"
+                "usage: ec2-lab demo | up | bench [--quick] | bench-routes [--quick] | bench-known-hosts [--quick] | bench-warm [--quick] | bench-ls [--quick]"
             );
             return ExitCode::from(2);
         }

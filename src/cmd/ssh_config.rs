@@ -28,7 +28,7 @@ pub async fn run(args: SshConfigArgs) -> anyhow::Result<u8> {
             Some(path) => path.display().to_string(),
             None => default_broker(),
         },
-        key_dir: key_dir_for_config(),
+        key_dir: key_dir_for_config()?,
     };
     let generated = block::generate(&instances, &opts)?;
     for c in &generated.collisions {
@@ -119,15 +119,11 @@ fn default_broker() -> String {
     if same { "ec2-broker".into() } else { exe.display().to_string() }
 }
 
-/// Where `proxy` writes key files, as ssh_config should name it (`~/` for the home directory).
-fn key_dir_for_config() -> String {
-    let dir = crate::key_file::default_dir().unwrap_or_else(|| PathBuf::from("~/.cache/ec2-broker/keys"));
-    match (dirs::home_dir(), &dir) {
-        (Some(home), dir) if dir.starts_with(&home) => {
-            format!("~/{}", dir.strip_prefix(&home).map(|p| p.display().to_string()).unwrap_or_default())
-        }
-        _ => dir.display().to_string(),
-    }
+/// Where `proxy` writes key files, as an absolute path: ssh expands `~` from the password
+/// database, the broker from `HOME`, and the two must name the same directory.
+fn key_dir_for_config() -> anyhow::Result<String> {
+    let dir = crate::key_file::default_dir().context("no home directory: set HOME")?;
+    Ok(dir.display().to_string())
 }
 
 fn note(text: &str) {

@@ -16,7 +16,7 @@ pub struct Options {
     pub prefix_profile: bool,
     /// The broker as the ProxyCommand starts it (a path or a name on PATH).
     pub broker: String,
-    /// The directory of the pushed keys as ssh should read it (`~/.cache/ec2-broker/keys`).
+    /// The directory `proxy` writes the pushed keys to, as an absolute path.
     pub key_dir: String,
 }
 

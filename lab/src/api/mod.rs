@@ -45,7 +45,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new().route("/", post(dispatch)).with_state(state)
 }
 
-async fn dispatch(
+pub(crate) async fn dispatch(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
     headers: HeaderMap,
     body: Bytes,
