@@ -1,6 +1,6 @@
 //! What `ssh-config` writes: Host blocks with unique aliases ([`block`]), the marked section of
 //! an Include file they live in ([`section`]), the diff shown when it changes ([`diff`]), and
-//! whether `~/.ssh/config` includes that file ([`include`]). Pure: the file is written by
+//! whether `~/.ssh/config` includes that file ([`mod@include`]). Pure: the file is written by
 //! [`crate::user_file`] and the instances come from `cmd::ls`'s survey.
 
 pub mod block;
