@@ -227,7 +227,7 @@ pub struct AuditArgs {
     pub key: Option<String>,
 
     /// Remove duplicate, conflicting, terminated and recycled entries (and serial endpoints with
-    /// the wrong key); each changed file is first copied to FILE.old.
+    /// the wrong key); the old file is kept beside it as FILE.ec2-broker-backup.YYYYMMDDTHHMMSSZ.
     #[arg(long)]
     pub fix: bool,
 }

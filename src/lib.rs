@@ -1,62 +1,57 @@
 //! ec2-broker: make plain `ssh`, `scp` and `rsync` reach EC2 instances.
 //!
 //! ```text
-//!  ssh ──stdin/stdout──▶ stdio ──▶ route ──▶ TCP to the instance (direct)
-//!                          │         └─────▶ ssm::driver ⇄ ssm::Session ⇄ websocket ⇄ MGS ⇄ agent ⇄ sshd (ssm)
+//!  ssh ──stdin/stdout──▶ pipe ──▶ route ──▶ TCP to the instance (direct)
+//!                          │        ├─────▶ ssm::driver ⇄ ssm::Session ⇄ websocket ⇄ MGS ⇄ agent ⇄ sshd (ssm)
+//!                          │        └─────▶ EICE websocket tunnel ⇄ sshd (eice) | serial endpoint (serial)
 //!                          ▲
-//!   cmd::proxy: HostSpec ──┤ aws::find_instances ─▶ resolve::pick ─▶ Instance
-//!                          └ keys ─▶ aws::push_key (Instance Connect) ─▶ key_file | key_agent ─▶ ssh
+//!   cmd::proxy: target::spec ─▶ aws::find_instances ─▶ target::resolve ─▶ Instance
+//!                          └ keys ─▶ aws::push_key (Instance Connect) ─▶ keys::file | keys::agent ─▶ ssh
 //! ```
 //!
-//! - [`host`] parses what the user typed; [`resolve`] picks one instance (pure);
+//! - [`target`]: what the user typed, our instance type, and the choice of one instance (pure);
 //! - [`aws`] is the only module that sees AWS SDK types;
-//! - [`keys`], [`key_file`], [`key_agent`]: the short-lived key and how ssh gets it;
-//! - [`route`] opens a byte stream; [`stdio`] pipes it to ssh ([`splice`] for the direct route's
-//!   TCP socket on Linux); [`auth_probe`] tells a refused key from other endings;
+//! - [`keys`]: the short-lived key and how ssh gets it;
+//! - [`route`] opens a byte stream; [`pipe`] moves it to and from ssh and notices ssh leaving;
+//!   [`probe`] checks an sshd without logging in (host keys, a refused key);
 //! - [`ssm`] is the Session Manager data channel: a sans-IO state machine and its tokio driver;
 //!   [`tls`] holds the trust roots for the websockets the broker opens (`AWS_CA_BUNDLE`);
 //! - [`known_hosts`] reads known_hosts files, matches hosts like ssh, reads the host keys EC2
-//!   consoles print, and turns both into audit findings; [`keyscan`] fetches host keys over a route;
+//!   consoles print, and turns both into audit findings;
 //! - [`serial`] is the serial console: endpoints and pinned host keys, escapes, the russh client;
 //!   [`terminal`] puts the local terminal in raw mode and restores it;
-//! - [`credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty` and cached
-//!   in [`private_file`]s, which aws-config cannot do;
-//! - [`lifeline`] notices ssh leaving at any stage (closed pipes, a new parent, signals);
+//! - [`credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty`;
+//!   [`cache`] keeps lookups and writes every private file safely;
 //! - [`inventory`] is what `ls` lists (route verdicts from API facts, the versioned JSON);
-//!   [`ssh_config_gen`] the Host blocks and the marked section `ssh-config --write` keeps in a
-//!   [`user_file`] (atomic, owner-preserving);
-//! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words.
+//!   [`ssh_config_gen`] the Host blocks and the marked section `ssh-config --write` keeps;
+//! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words; [`output`] prints
+//!   reports; [`doctor`] explains why a host cannot be reached;
+//! - [`redact`] keeps secrets out of messages and logs; [`text`] makes untrusted text safe for a
+//!   terminal.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod auth_probe;
 pub mod aws;
+pub mod cache;
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod credentials;
 pub mod doctor;
 pub mod error;
-pub mod host;
-pub mod instance;
 pub mod inventory;
-pub mod key_agent;
-pub mod key_file;
 pub mod keys;
-pub mod keyscan;
 pub mod known_hosts;
-pub mod lifeline;
 pub mod logging;
-pub mod lookup_cache;
 pub mod output;
-pub mod private_file;
-pub mod resolve;
+pub mod pipe;
+pub mod probe;
+pub mod redact;
 pub mod route;
 pub mod serial;
-pub mod splice;
 pub mod ssh_config_gen;
 pub mod ssm;
-pub mod stdio;
+pub mod target;
 pub mod terminal;
+pub mod text;
 pub mod tls;
-pub mod user_file;

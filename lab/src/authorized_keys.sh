@@ -3,6 +3,10 @@
 # section 3.2) step by step against the lab's IMDS double; the real script refuses to run off EC2.
 # Not done: the signer certificate chain, OCSP and RSA-PSS signature checks (the lab has no signer).
 # Usage: eic_lab_authorized_keys IMDS_URL USER [FINGERPRINT]
+# Like eic_run_authorized_keys, the whole check runs under `timeout 5s` (exit 124 when it fires).
+if [ -z "$EIC_LAB_UNDER_TIMEOUT" ] && command -v timeout >/dev/null 2>&1; then
+  EIC_LAB_UNDER_TIMEOUT=1 exec timeout 5s "$0" "$@"
+fi
 imds="$1"; user="$2"; fp="$3"
 [ -n "$user" ] || exit 1
 token=$(curl -s -f -m 1 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 5" "$imds/latest/api/token") || exit 255

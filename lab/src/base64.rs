@@ -19,9 +19,8 @@ pub(crate) fn encode(data: &[u8]) -> String {
     out
 }
 
-/// Decodes padded standard base64 (for tests that read what the doubles sent); `None` when
-/// malformed.
-#[cfg(test)]
+/// Decodes padded standard base64 (public keys the APIs receive, and what tests read back);
+/// `None` when malformed.
 pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes = text.trim().as_bytes();
@@ -29,8 +28,12 @@ pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for chunk in bytes.chunks(4) {
+    let last = bytes.len() / 4;
+    for (n_chunk, chunk) in bytes.chunks(4).enumerate() {
         let pad = chunk.iter().rev().take_while(|b| **b == b'=').count();
+        if pad > 2 || (pad > 0 && n_chunk + 1 != last) {
+            return None;
+        }
         let mut n = 0u32;
         for &b in &chunk[..4 - pad] {
             n = n << 6 | T.iter().position(|t| *t == b)? as u32;

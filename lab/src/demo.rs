@@ -223,48 +223,7 @@ fn console_demo(broker: &Path, env: &[(String, String)], dir: &Path) -> anyhow::
     Ok(started.elapsed())
 }
 
-/// Starts the lab and keeps it running, printing what to use by hand.
-pub fn run_up() -> anyhow::Result<()> {
-    let broker = find_broker()?;
-    let dir = tempdir()?;
-    let lab = Lab::start(Inventory::demo(), &dir)?;
-    let config = write_ssh_config(&lab, &broker, &dir, "")?;
-    println!("# ec2-lab is up; paste these into a shell:");
-    for (k, v) in lab.env() {
-        println!("export {k}={v}");
-    }
-    println!("# then: ssh -F {} web-1", config.display());
-    println!("# instances: {}", lab.instance_ids().join(", "));
-    println!("# SSM data channel (StreamUrl base): {}", lab.ssm_url());
-    let inventory = &lab.state().inventory;
-    for e in &inventory.endpoints {
-        println!(
-            "# Instance Connect Endpoint {} ({}, {}): wss://{} served at {} (EC2_BROKER_EICE_CONNECT_TO), \
-             certificate from the lab CA ({})",
-            e.id,
-            e.vpc_id,
-            e.state,
-            e.dns_name(&inventory.region),
-            lab.eice_addr(),
-            lab.ca_bundle().display()
-        );
-    }
-    println!(
-        "# serial console: {} (EC2_BROKER_SERIAL_ENDPOINT, host key {}); after SendSerialConsoleSSHPublicKey, \
-         log in as <instance-id>.port0; web-1 and db-1 accept their OS users with the password lab-serial-pw",
-        lab.serial_addr(),
-        lab.serial_fingerprint()
-    );
-    println!("# db-1 has no inbound network: SSM (--route ssm) or the endpoint (--route eice) reaches it");
-    println!("# iso-1 is in a VPC without an Instance Connect Endpoint: --route eice fails there");
-    println!("# Ctrl-C stops the lab");
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let _keep = tx;
-    let _ = rx.recv_timeout(Duration::from_secs(u64::MAX / 4));
-    Ok(())
-}
-
-fn tempdir() -> anyhow::Result<PathBuf> {
+pub(crate) fn tempdir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("ec2-lab-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
     make_traversable(&dir)?;

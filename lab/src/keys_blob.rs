@@ -15,8 +15,12 @@ pub fn format(keys: &[PushedKey], account: &str) -> String {
     let mut out = String::new();
     for k in keys {
         out.push_str(&format!(
-            "#Timestamp={}\n#Instance={}\n#Caller=arn:aws:iam::{account}:user/lab\n#Request={}\n{}\nbGFiLXNpZ25hdHVyZS1ub3QtdmVyaWZpZWQ=\n\n",
-            k.expires, k.instance, k.request_id, k.key
+            "#Timestamp={}\n#Instance={}\n#Caller={}\n#Request={}\n{}\nbGFiLXNpZ25hdHVyZS1ub3QtdmVyaWZpZWQ=\n\n",
+            k.expires,
+            k.instance,
+            crate::identity::user_arn(account),
+            k.request_id,
+            k.key
         ));
     }
     out

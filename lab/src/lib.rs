@@ -3,7 +3,8 @@
 //!
 //! - `api`: the EC2 query API (with DescribeInstanceConnectEndpoints, DescribeKeyPairs and
 //!   DescribeSecurityGroups), EC2 Instance Connect, the SSM API and STS on one endpoint
-//!   (`AWS_ENDPOINT_URL`), with IAM denials (`Faults::deny`);
+//!   (`AWS_ENDPOINT_URL`), with IAM denials (`Faults::deny`) and answers that echo the caller's
+//!   credentials (`Faults::leak`);
 //! - `identity`: who signs requests: the lab's IAM user and the session credentials STS's
 //!   AssumeRole issued, and the MFA code;
 //! - `console`: what GetConsoleOutput returns: boot text with cloud-init's SSH host key block
@@ -30,6 +31,9 @@
 //! TLS name stay the endpoint's real `dnsName` (no AWS variable redirects that host, spec §1.4);
 //! and `EC2_BROKER_SERIAL_ENDPOINT=127.0.0.1:PORT` with `EC2_BROKER_SERIAL_FINGERPRINT`, the serial
 //! endpoint and its host key's fingerprint in place of the Region's published pair (spec §5.2).
+//! While the SSM data channel is `ws://` (no `ssm_tls`), the environment also holds
+//! `EC2_BROKER_ALLOW_PLAINTEXT_WS=1`: the broker refuses a stream URL that is not `wss://`
+//! otherwise, and that setting exists for local test labs only.
 
 mod api;
 mod base64;
@@ -39,9 +43,11 @@ pub mod bench_ls;
 pub mod bench_routes;
 pub mod bench_warm;
 mod civil_time;
+pub mod cli;
 pub mod console;
 pub mod demo;
 pub mod eice;
+pub mod fault_spec;
 mod host_keys;
 pub mod identity;
 mod imds;
@@ -49,13 +55,16 @@ pub mod inventory;
 pub mod keys_blob;
 pub mod pty;
 pub mod regions;
+pub mod scenario;
 pub mod serial;
+pub mod sigv4_header;
 pub mod sshd;
 pub mod ssm;
 pub mod state;
 #[cfg(test)]
 mod test_world;
 mod tls;
+pub mod up;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -72,7 +81,7 @@ pub use identity::AssumedRole;
 pub use inventory::{EndpointSpec, IngressRule, InstanceSpec, Inventory, KeyPairSpec, RoleSpec, SecurityGroupSpec};
 pub use serial::{SerialConnInfo, SerialFaults};
 pub use ssm::{Disconnect, DisconnectKind, SsmFaults, SsmSessionInfo, SsmStatus};
-pub use state::{ApiCall, Faults, PushedKey, State};
+pub use state::{ApiCall, Faults, Leak, LeakKind, PushedKey, State};
 
 /// The lab's static credentials (the IAM user `lab-user`). The API doubles only check that
 /// requests are signed; the EICE double verifies its presigned URLs against these (or the
@@ -261,13 +270,16 @@ impl Lab {
     /// Environment for the broker: endpoint, Region, static credentials, no real IMDS probing,
     /// AWS config files inside the lab directory, `AWS_CA_BUNDLE` (the lab CA),
     /// `EC2_BROKER_EICE_CONNECT_TO` (the EICE service's address), `EC2_BROKER_SERIAL_ENDPOINT`
-    /// (the serial console endpoint's `127.0.0.1:PORT`) and `EC2_BROKER_SERIAL_FINGERPRINT` (its
-    /// host key's `SHA256:` fingerprint).
+    /// (the serial console endpoint's `127.0.0.1:PORT`), `EC2_BROKER_SERIAL_FINGERPRINT` (its
+    /// host key's `SHA256:` fingerprint) and, while the data channel is `ws://`,
+    /// `EC2_BROKER_ALLOW_PLAINTEXT_WS=1` (for local test labs only).
     pub fn env(&self) -> Vec<(String, String)> {
         let config = self.dir.join("aws-config");
         let credentials = self.dir.join("aws-credentials");
         let _ = std::fs::write(&config, format!("[default]\nregion = {}\n", self.state.inventory.region));
         let _ = std::fs::write(&credentials, "");
+        let plaintext_ssm =
+            (!self.ssm_url.starts_with("wss://")).then(|| ("EC2_BROKER_ALLOW_PLAINTEXT_WS", "1".into()));
         [
             ("AWS_ENDPOINT_URL", self.endpoint_url()),
             ("AWS_REGION", self.state.inventory.region.clone()),
@@ -284,6 +296,7 @@ impl Lab {
             ("EC2_BROKER_SERIAL_FINGERPRINT", self.serial_fingerprint.clone()),
         ]
         .into_iter()
+        .chain(plaintext_ssm)
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }

@@ -1,48 +1,26 @@
 //! `ec2-lab`: `demo` runs ssh, scp and rsync through ec2-broker against the lab; `up` keeps the
-//! lab running for use by hand; `bench` measures the broker against plain ssh; `bench-routes` the
-//! eice and ssm routes against the direct route; `bench-known-hosts` the known_hosts audit; `bench-warm` cold and warm
-//! connections through `--route auto`; `bench-ls` `ec2-broker ls` over 2,000 instances in three Regions.
+//! lab running for use by hand or by scripts (scenarios, faults, an env file); `scenarios` lists
+//! the built-in scenarios; the `bench*` subcommands measure the broker.
 
 use std::process::ExitCode;
 
+use clap::Parser;
+use ec2_lab::cli::{Cli, Command};
+
 fn main() -> ExitCode {
-    let result = match std::env::args().nth(1).as_deref() {
-        Some("demo") => ec2_lab::demo::run_demo(),
-        Some("up") => ec2_lab::demo::run_up(),
-        Some("bench-routes") => {
-            let quick = std::env::args().any(|a| a == "--quick");
-            if quick {
-                ec2_lab::bench_routes::run_bench_routes(16, 8)
-            } else {
-                ec2_lab::bench_routes::run_bench_routes(256, 128)
-            }
-        }
-        Some("bench-known-hosts") => {
-            let quick = std::env::args().any(|a| a == "--quick");
-            if quick {
-                ec2_lab::bench_known_hosts::run_bench_known_hosts(1_000, 10_000)
-            } else {
-                ec2_lab::bench_known_hosts::run_bench_known_hosts(10_000, 100_000)
-            }
-        }
-        Some("bench-ls") => {
-            let quick = std::env::args().any(|a| a == "--quick");
-            ec2_lab::bench_ls::run_bench_ls(2_000, if quick { 1 } else { 5 })
-        }
-        Some("bench-warm") => {
-            let quick = std::env::args().any(|a| a == "--quick");
-            ec2_lab::bench_warm::run_bench_warm(if quick { 3 } else { 11 })
-        }
-        Some("bench") => {
-            let quick = std::env::args().any(|a| a == "--quick");
-            if quick { ec2_lab::bench::run_bench(5, 16) } else { ec2_lab::bench::run_bench(25, 256) }
-        }
-        _ => {
-            eprintln!(
-                "usage: ec2-lab demo | up | bench [--quick] | bench-routes [--quick] | bench-known-hosts [--quick] | bench-warm [--quick] | bench-ls [--quick]"
-            );
-            return ExitCode::from(2);
-        }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo => ec2_lab::demo::run_demo(),
+        Command::Up(args) => ec2_lab::up::run_up(args),
+        Command::Scenarios => ec2_lab::up::print_scenarios(),
+        Command::Bench(b) if b.quick => ec2_lab::bench::run_bench(5, 16),
+        Command::Bench(_) => ec2_lab::bench::run_bench(25, 256),
+        Command::BenchRoutes(b) if b.quick => ec2_lab::bench_routes::run_bench_routes(16, 8),
+        Command::BenchRoutes(_) => ec2_lab::bench_routes::run_bench_routes(256, 128),
+        Command::BenchKnownHosts(b) if b.quick => ec2_lab::bench_known_hosts::run_bench_known_hosts(1_000, 10_000),
+        Command::BenchKnownHosts(_) => ec2_lab::bench_known_hosts::run_bench_known_hosts(10_000, 100_000),
+        Command::BenchWarm(b) => ec2_lab::bench_warm::run_bench_warm(if b.quick { 3 } else { 11 }),
+        Command::BenchLs(b) => ec2_lab::bench_ls::run_bench_ls(2_000, if b.quick { 1 } else { 5 }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

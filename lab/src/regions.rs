@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, ensure};
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::any;
 use tokio::net::TcpListener;
 
 use crate::inventory::{DEFAULT_VPC_ID, EndpointSpec};
@@ -64,7 +64,7 @@ impl Regions {
         let api = runtime.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the Regions' API endpoint")?;
             let api = listener.local_addr()?;
-            tokio::spawn(super::serve(listener, axum::Router::new().route("/", post(answer)).with_state(front)));
+            tokio::spawn(super::serve(listener, axum::Router::new().route("/", any(answer)).with_state(front)));
             anyhow::Ok(api)
         })?;
         Ok(Regions { runtime: Some(runtime), labs, api })
@@ -119,6 +119,8 @@ struct Front {
 
 async fn answer(
     axum::extract::State(front): axum::extract::State<Arc<Front>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -137,7 +139,7 @@ async fn answer(
         state.record("ec2", "DescribeRegions", 200, &access_key);
         return describe_regions(state, front.states.keys());
     }
-    crate::api::dispatch(axum::extract::State(state.clone()), headers, body).await
+    crate::api::dispatch(axum::extract::State(state.clone()), method, uri, headers, body).await
 }
 
 /// The Region of `Credential=KEY/DATE/REGION/SERVICE/aws4_request`.

@@ -63,6 +63,9 @@ pub struct Faults {
     pub down: bool,
     /// Delay every API answer by this much.
     pub latency: Duration,
+    /// Delay the answers of one operation (`DescribeInstances`, `StartSession`, …) by this much
+    /// more.
+    pub latency_by_operation: BTreeMap<String, Duration>,
     /// Make DescribeInstances and DescribeInstanceConnectEndpoints return at most this many
     /// items per page (when the request gives no `MaxResults`).
     pub page_size: Option<usize>,
@@ -73,6 +76,35 @@ pub struct Faults {
     /// Instance Connect 400 `AccessDeniedException`, STS 403 `AccessDenied`, an EICE tunnel 403
     /// `AccessDeniedException`.
     pub deny: BTreeSet<String>,
+    /// Answer calls with an error whose body echoes the caller's credentials (a broken service,
+    /// or a proxy that dumps the request): see [`Leak`].
+    pub leak: Option<Leak>,
+}
+
+/// The `Faults::leak` knob: answers whose bodies hold the caller's access key id, the secret the
+/// lab knows for it (the static key's or the one AssumeRole issued) and the request's
+/// `X-Amz-Security-Token`, with an `x-amzn-RequestId` header `lab-leak-<n>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leak {
+    /// How many calls to answer so (the SDK retries 5xx answers: 3 attempts a call).
+    pub answers: u32,
+    /// Only calls of this operation (e.g. `GetCallerIdentity`); all when `None`.
+    pub operation: Option<String>,
+    /// The shape of the answer.
+    pub kind: LeakKind,
+}
+
+/// What a [`Leak`] answer looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeakKind {
+    /// A well-formed error in the protocol's shape (HTTP 400: EC2 `AuthFailure`, awsJson
+    /// `UnrecognizedClientException`, STS `InvalidClientTokenId`) whose `Message` quotes the
+    /// session token and whose extra fields hold the credentials.
+    ServiceError,
+    /// HTTP 500 with an HTML page (no error code) that dumps the credentials.
+    NoErrorCode,
+    /// HTTP 200 with a truncated body that holds credentials (the answer does not parse).
+    Truncated,
 }
 
 /// Everything the doubles share.
@@ -154,7 +186,7 @@ impl State {
     pub fn next_id(&self, prefix: &str) -> String {
         let mut c = lock(&self.counter);
         *c += 1;
-        format!("{prefix}{:08x}-lab0-4000-8000-{:012x}", *c, *c)
+        format!("{prefix}{:08x}-1ab0-4000-8000-{:012x}", *c, *c)
     }
 
     /// Stores a key as `SendSSHPublicKey` does: served by the instance's IMDS for 60 lab seconds.

@@ -37,34 +37,84 @@ pub(crate) fn start(prefix: &str, inventory: Inventory) -> World {
 /// How long a raw API call may take.
 const CALL_DEADLINE: Duration = Duration::from_secs(20);
 
-/// A raw HTTP POST to the lab's API endpoint, signed `Credential=lab`; returns the status and
+/// A raw HTTP POST to the lab's API endpoint, signed by the lab user; returns the status and
 /// the body.
 pub(crate) fn post(lab: &Lab, headers: &str, body: &str) -> (u16, String) {
     post_signed(lab, "lab", headers, body)
 }
 
-/// A raw HTTP POST with `Authorization: AWS4-HMAC-SHA256 Credential=<credential>, …`.
+/// A raw HTTP POST signed as [`exchange`] says.
 pub(crate) fn post_signed(lab: &Lab, credential: &str, headers: &str, body: &str) -> (u16, String) {
     let (status, _, body) = exchange(lab, credential, headers, body);
     (status, body)
 }
 
-/// As [`post_signed`]; returns the status, the response head and the body.
+/// As [`post_signed`]; returns the status, the response head and the body. The request is
+/// really SigV4-signed (`crate::sigv4_header`) at the current time: `credential` is `lab` (the
+/// lab user) or a scope `<key>/<date>/<region>/<service>/aws4_request` whose key, Region and
+/// service are used (the date is today's); the secret and session token are the key's own
+/// (the lab user's, or those AssumeRole issued), or a made-up secret for a key the lab never
+/// issued.
 pub(crate) fn exchange(lab: &Lab, credential: &str, headers: &str, body: &str) -> (u16, String, String) {
     let addr = lab.endpoint_url().trim_start_matches("http://").to_string();
-    let mut tcp = TcpStream::connect(&addr).expect("connecting to the lab API");
+    let mut list: Vec<(String, String)> = (headers.split("\r\n"))
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let scope: Vec<&str> = credential.split('/').collect();
+    let key = match scope[0] {
+        "lab" => crate::ACCESS_KEY_ID,
+        key => key,
+    };
+    let json_service = || {
+        let target = list.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target")).map(|(_, v)| v.as_str());
+        match target {
+            Some(t) if t.starts_with("AmazonSSM.") => "ssm",
+            Some(_) => "ec2-instance-connect",
+            None => "ec2",
+        }
+    };
+    let service = scope.get(3).copied().unwrap_or_else(json_service).to_string();
+    let region = scope.get(2).copied().unwrap_or("eu-west-1").to_string();
+    let issued = lab.state().assumed_roles().into_iter().find(|r| r.access_key_id == key);
+    let secret = match &issued {
+        Some(r) => r.secret_access_key.clone(),
+        None if key == crate::ACCESS_KEY_ID => crate::SECRET_ACCESS_KEY.to_string(),
+        None => "not-a-secret-the-lab-issued".to_string(),
+    };
+    if let Some(r) = &issued {
+        list.push(("X-Amz-Security-Token".into(), r.session_token.clone()));
+    }
+    list.push(("Host".into(), addr.clone()));
+    list.push(("X-Amz-Date".into(), crate::eice::sigv4::amz_date_from_unix(unix_now())));
+    let request =
+        crate::sigv4_header::Request { method: "POST", path: "/", query: "", headers: &list, body: body.as_bytes() };
+    let authorization = crate::sigv4_header::authorization(&request, key, &secret, &region, &service);
+    send(&addr, &list, &authorization, body)
+}
+
+/// Sends a request with `headers` and `Authorization: authorization`; returns the status, the
+/// response head and the body.
+pub(crate) fn send(addr: &str, headers: &[(String, String)], authorization: &str, body: &str) -> (u16, String, String) {
+    let mut tcp = TcpStream::connect(addr).expect("connecting to the lab API");
     tcp.set_read_timeout(Some(CALL_DEADLINE)).unwrap();
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\n{headers}Authorization: AWS4-HMAC-SHA256 Credential={credential}, \
-         SignedHeaders=host, Signature=00\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let mut request = String::from("POST / HTTP/1.1\r\n");
+    for (k, v) in headers {
+        request += &format!("{k}: {v}\r\n");
+    }
+    request +=
+        &format!("Authorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     tcp.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     tcp.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response.as_str(), ""));
     (status, head.to_string(), body.to_string())
+}
+
+/// The real clock in Unix seconds (requests are signed by it, never by the lab clock).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 /// An EC2 query call (`form` is the url-encoded body without `Version`); returns the status and

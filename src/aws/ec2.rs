@@ -6,8 +6,8 @@ use aws_sdk_ec2::operation::describe_instances::builders::DescribeInstancesFluen
 use aws_sdk_ec2::types::Filter;
 
 use super::{Aws, AwsError};
-use crate::host::Target;
-use crate::instance::{Instance, InstanceState};
+use crate::target::instance::{Instance, InstanceState};
+use crate::target::spec::Target;
 
 const SERVICE: &str = "EC2";
 
@@ -71,7 +71,9 @@ pub(super) fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         .collect();
     let ip = |s: Option<&str>| s.and_then(|s| s.parse::<Ipv4Addr>().ok());
     let mut out = Instance::new(id, state);
-    out.name = tags.iter().find(|(k, _)| k == "Name").map(|(_, v)| v.clone());
+    // Anyone who may tag the instance chooses its Name: made printable here, once, so every list,
+    // label and generated line shows it safely.
+    out.name = tags.iter().find(|(k, _)| k == "Name").map(|(_, v)| crate::text::printable(v).into_owned());
     out.tags = tags;
     out.availability_zone = i.placement().and_then(|p| p.availability_zone()).map(str::to_string);
     out.private_ip = ip(i.private_ip_address());

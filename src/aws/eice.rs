@@ -11,6 +11,7 @@ use aws_sigv4::sign::v4;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{Aws, AwsError};
+use crate::redact::Redacted;
 
 const SERVICE: &str = "EC2";
 /// The signing name of the tunnel (not `ec2`).
@@ -80,10 +81,10 @@ impl Aws {
 
     /// Current credentials from the configured chain (for presigning).
     pub async fn credentials(&self) -> Result<Credentials, AwsError> {
-        let detail =
-            |d: String| AwsError::Transport { service: "EC2 Instance Connect", operation: "OpenTunnel", detail: d };
-        let provider = self.credentials.as_ref().ok_or_else(|| detail("no credentials provider configured".into()))?;
-        provider.provide_credentials().await.map_err(|e| detail(format!("no usable credentials: {e}")))
+        let missing =
+            |d: String| AwsError::NoCredentials { service: "EC2 Instance Connect", operation: "OpenTunnel", detail: d };
+        let provider = self.credentials.as_ref().ok_or_else(|| missing("no credentials provider configured".into()))?;
+        provider.provide_credentials().await.map_err(|e| missing(super::chain_text(&e)))
     }
 }
 
@@ -93,13 +94,14 @@ impl Aws {
 pub struct PresignError(String);
 
 /// The presigned `wss://` URL of a tunnel, parameters in the CLI's order, then the SigV4 query
-/// (signature last). Signed over `host` only with the SHA-256 of an empty payload (§4.1).
+/// (signature last). Signed over `host` only with the SHA-256 of an empty payload (§4.1). The URL
+/// carries the session token and a signature good for 60 s: it is [`Redacted`].
 pub fn presign(
     target: &TunnelTarget<'_>,
     credentials: &Credentials,
     region: &str,
     now: SystemTime,
-) -> Result<String, PresignError> {
+) -> Result<Redacted<String>, PresignError> {
     let mut query = format!(
         "instanceConnectEndpointId={}&remotePort={}&privateIpAddress={}",
         encode(&target.endpoint.id),
@@ -137,7 +139,7 @@ pub fn presign(
         }
     }
     let signature = signature.ok_or_else(|| PresignError("the signer produced no signature".into()))?;
-    Ok(format!("wss://{host}/openTunnel?{query}&X-Amz-Signature={signature}"))
+    Ok(Redacted::new(format!("wss://{host}/openTunnel?{query}&X-Amz-Signature={signature}")))
 }
 
 fn encode(v: &str) -> String {
@@ -187,7 +189,13 @@ mod tests {
         );
         // 2026-11-23T08:30:08Z
         let now = UNIX_EPOCH + Duration::from_secs(1_795_422_608);
-        assert_eq!(presign(&target, &creds, "us-east-1", now).unwrap(), VECTOR);
+        let url = presign(&target, &creds, "us-east-1", now).unwrap();
+        assert_eq!(url.expose(), VECTOR);
+        // What a log or message would show of it.
+        assert_eq!(
+            format!("{url:?}"),
+            "wss://eice-0123456789abcdef0.12345678.ec2-instance-connect-endpoint.us-east-1.amazonaws.com/…<redacted>"
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use aws_sdk_ec2instanceconnect::operation::send_ssh_public_key::SendSSHPublicKeyError;
 
-use super::{Aws, AwsError};
-use crate::instance::Instance;
+use super::{Aws, AwsError, clean};
+use crate::target::instance::Instance;
 
 const SERVICE: &str = "EC2 Instance Connect";
 
@@ -71,17 +71,21 @@ impl Aws {
                 let id = instance.id.clone();
                 let user = os_user.to_string();
                 let message = || {
-                    err.as_service_error()
-                        .and_then(|e| aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::message(e))
-                        .unwrap_or("")
-                        .to_string()
+                    clean(
+                        err.as_service_error()
+                            .and_then(|e| aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::message(e))
+                            .unwrap_or(""),
+                        super::MAX_MESSAGE_CHARS,
+                    )
                 };
                 // The model's denial is AuthException; the generic AccessDeniedException is read the same way.
                 let code =
                     err.as_service_error().and_then(aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::code);
                 return Err(match err.as_service_error() {
                     Some(SendSSHPublicKeyError::AuthException(_)) => PushError::Denied { id, user, message: message() },
-                    _ if code == Some("AccessDeniedException") => PushError::Denied { id, user, message: message() },
+                    _ if code.map(super::kind_of_code) == Some(super::ErrorKind::Denied) => {
+                        PushError::Denied { id, user, message: message() }
+                    }
                     Some(SendSSHPublicKeyError::Ec2InstanceStateInvalidException(_)) => {
                         PushError::State { id, message: message() }
                     }

@@ -15,9 +15,9 @@ use futures_util::StreamExt;
 
 use super::ec2::collect_instances;
 use super::{Aws, AwsError};
-use crate::instance::{Instance, InstanceState};
 use crate::inventory::RegionFacts;
 use crate::serial::capable::TypeInfo;
+use crate::target::instance::{Instance, InstanceState};
 
 /// DescribeInstances page size: the largest the API takes.
 const INSTANCES_PER_PAGE: i32 = 1000;

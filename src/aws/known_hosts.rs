@@ -8,7 +8,7 @@ use russh::keys::ssh_key::encoding::base64::{Base64, Encoding};
 
 use super::ec2::collect_instances;
 use super::{Aws, AwsError};
-use crate::instance::Instance;
+use crate::target::instance::Instance;
 
 /// A key pair as DescribeKeyPairs lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! Everything that speaks to AWS. SDK types stop here: the rest of the crate sees
-//! [`Instance`](crate::instance::Instance) and the error types below.
+//! [`Instance`](crate::target::instance::Instance) and the error types below.
 //!
 //! Credentials, Region and endpoints come from `aws-config`'s default chain: profiles, SSO,
 //! assume-role, `credential_process`, environment, and the standard `AWS_ENDPOINT_URL` /
@@ -8,27 +8,41 @@
 
 pub mod ec2;
 pub mod eice;
+mod error_kind;
 pub mod instance_connect;
 pub mod inventory;
 pub mod known_hosts;
 mod open_sessions;
+pub use error_kind::{ErrorKind, kind_of_code};
 pub mod security_groups;
 pub mod serial;
 pub mod ssm;
 pub mod sts;
 
-use std::fmt;
+use std::error::Error as _;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_sdk_ec2::config::Region;
-use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::config::http::HttpResponse;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_types::request_id::RequestId;
+
+use crate::redact;
+use crate::text::{clip, printable, printable_lines};
 
 /// One attempt of one API call may take this long before it is retried.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// All attempts of one call together (the SDK makes up to 3, with back-off).
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest service message we show: AWS's own are one or two sentences (IAM denials with an ARN
+/// and an action run to about 300 characters); anything longer is a body that is not a message.
+const MAX_MESSAGE_CHARS: usize = 600;
+/// The target of the SDK's full error context, logged at TRACE only and scrubbed.
+const RAW_ERROR_TARGET: &str = "ec2_broker::aws::sdk_error";
 
 /// Clients for the services the broker calls, sharing one loaded configuration.
 #[derive(Debug, Clone)]
@@ -39,21 +53,30 @@ pub struct Aws {
     instance_connect: aws_sdk_ec2instanceconnect::Client,
     ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
-    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    credentials: Option<SharedCredentialsProvider>,
     open_sessions: open_sessions::OpenSessions,
 }
 
-/// An AWS call that failed.
+/// An AWS call that failed. Every text in it is scrubbed of secrets and made printable: the SDK's
+/// own error context (which holds raw HTTP bodies) is logged at TRACE only, scrubbed.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     /// No Region could be found anywhere in the chain.
     #[error("no AWS Region: pass --region, add .REGION to the host, or set AWS_REGION")]
     NoRegion,
+    /// The Region is not something AWS could name.
+    #[error(
+        "the Region '{region}' is not a valid Region name: Region names are lower-case letters, digits and hyphens, like eu-west-1 (check --region, the host's .REGION suffix, AWS_REGION and the profile's region)"
+    )]
+    BadRegion {
+        /// The name as given (made printable).
+        region: String,
+    },
     /// The profile's MFA role could not be assumed (see [`crate::credentials`]).
     #[error(transparent)]
     Mfa(Box<crate::credentials::MfaError>),
     /// The service answered with an error code.
-    #[error("{service} {operation}: {code}: {message}")]
+    #[error("{service} {operation}: {code}: {message}{}", request_id_suffix(request_id.as_deref()))]
     Service {
         /// `EC2`, `EC2 Instance Connect`, ...
         service: &'static str,
@@ -61,19 +84,64 @@ pub enum AwsError {
         operation: &'static str,
         /// The error code (`UnauthorizedOperation`, `RequestLimitExceeded`, ...).
         code: String,
-        /// The service's message.
+        /// The service's message (scrubbed, printable, at most 600 characters).
         message: String,
+        /// The request id (`x-amzn-RequestId`), for AWS support (boxed: an `AwsError` sits inside
+        /// other errors, and `Result`s carrying them should stay small).
+        request_id: Option<Box<str>>,
     },
-    /// The call did not get an answer (network, endpoint, credentials, timeout).
+    /// Something answered, but not with an AWS error this client can read: no error code, or a
+    /// body that does not parse (a proxy's page, a truncated answer).
+    #[error(
+        "{service} {operation}: the endpoint answered HTTP {status} without a readable AWS error{}",
+        request_id_suffix(request_id.as_deref())
+    )]
+    Unreadable {
+        /// Service name.
+        service: &'static str,
+        /// The API operation.
+        operation: &'static str,
+        /// HTTP status of the answer.
+        status: u16,
+        /// The request id, when the answer carried one.
+        request_id: Option<Box<str>>,
+    },
+    /// No credentials could be loaded.
+    #[error("{service} {operation}: no usable AWS credentials: {detail}")]
+    NoCredentials {
+        /// Service name.
+        service: &'static str,
+        /// The API operation.
+        operation: &'static str,
+        /// What each credential source said.
+        detail: String,
+    },
+    /// The endpoint could not be reached (connection refused, name lookup, TLS, connect timeout).
+    #[error("{service} {operation}: cannot reach the endpoint: {detail}")]
+    Unreachable {
+        /// Service name.
+        service: &'static str,
+        /// The API operation.
+        operation: &'static str,
+        /// What failed, from the connector.
+        detail: String,
+        /// The endpoint's host name did not resolve (often a Region that does not exist).
+        name_lookup: bool,
+    },
+    /// The call did not get an answer otherwise (request construction, timeout).
     #[error("{service} {operation}: {detail}")]
     Transport {
         /// Service name.
         service: &'static str,
         /// The API operation.
         operation: &'static str,
-        /// What went wrong, with the SDK's error chain.
+        /// What went wrong.
         detail: String,
     },
+}
+
+fn request_id_suffix(id: Option<&str>) -> String {
+    id.map(|id| format!(" (request id {id})")).unwrap_or_default()
 }
 
 impl AwsError {
@@ -85,29 +153,135 @@ impl AwsError {
         }
     }
 
-    pub(crate) fn from_sdk<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> Self
+    /// The request id of the failed call, when the service answered with one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            AwsError::Service { request_id, .. } | AwsError::Unreadable { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Maps an SDK error to a short message: the code, the service's message and the request id
+    /// when the service answered; what failed otherwise. Never the SDK's `Debug` dump or a raw
+    /// HTTP body: that context goes to the TRACE log (target `ec2_broker::aws::sdk_error`),
+    /// scrubbed.
+    pub(crate) fn from_sdk<E>(service: &'static str, operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug + Send + Sync + 'static,
     {
-        if let SdkError::ServiceError(ctx) = &err {
-            let e = ctx.err();
-            if let Some(code) = e.code() {
-                return AwsError::Service {
-                    service,
-                    operation,
-                    code: code.to_string(),
-                    message: e.message().unwrap_or("(no message)").to_string(),
-                };
-            }
+        if tracing::enabled!(target: RAW_ERROR_TARGET, tracing::Level::TRACE) {
+            let raw = DisplayErrorContext(&err).to_string();
+            tracing::trace!(target: RAW_ERROR_TARGET, service, operation, context = %printable(&redact::scrub(&raw)), "SDK error");
         }
-        let detail = match &err {
-            SdkError::TimeoutError(_) => {
-                format!("no answer within {}s", OPERATION_TIMEOUT.as_secs())
+        let request_id = err.request_id().map(|id| clean(id, 100).into_boxed_str());
+        match &err {
+            SdkError::ServiceError(ctx) => {
+                let e = ctx.err();
+                let request_id = request_id.or_else(|| e.meta().request_id().map(|id| clean(id, 100).into_boxed_str()));
+                match e.code() {
+                    Some(code) => AwsError::Service {
+                        service,
+                        operation,
+                        code: clean(code, 100),
+                        message: clean(e.message().unwrap_or("(no message)"), MAX_MESSAGE_CHARS),
+                        request_id,
+                    },
+                    None => {
+                        AwsError::Unreadable { service, operation, status: ctx.raw().status().as_u16(), request_id }
+                    }
+                }
             }
-            _ => aws_sdk_ec2::error::DisplayErrorContext(&err).to_string(),
-        };
-        AwsError::Transport { service, operation, detail }
+            SdkError::ResponseError(ctx) => {
+                AwsError::Unreadable { service, operation, status: ctx.raw().status().as_u16(), request_id }
+            }
+            SdkError::TimeoutError(_) => AwsError::Transport {
+                service,
+                operation,
+                detail: format!("no answer within {}s", OPERATION_TIMEOUT.as_secs()),
+            },
+            SdkError::DispatchFailure(failure) => {
+                let source = err.source();
+                if let Some(creds) = source.and_then(find_credentials_error) {
+                    return AwsError::NoCredentials { service, operation, detail: chain_text(creds) };
+                }
+                let detail = source.map(chain_text).unwrap_or_else(|| "dispatch failure".into());
+                if failure.is_io() || failure.is_timeout() {
+                    // hyper-util's connector names a failed lookup so; it only picks the hint.
+                    let name_lookup = detail.contains("dns error");
+                    return AwsError::Unreachable { service, operation, detail, name_lookup };
+                }
+                AwsError::Transport { service, operation, detail }
+            }
+            _ => AwsError::Transport { service, operation, detail: chain_text(&err) },
+        }
+    }
+}
+
+/// Text from a service (or about its answer), fit for a message: scrubbed of secrets, printable,
+/// at most `max` characters.
+pub(crate) fn clean(text: &str, max: usize) -> String {
+    clip(&printable(redact::scrub(text.trim()).as_ref()), max).into_owned()
+}
+
+/// The error's `Display` and its sources', joined by `: ` (without the SDK's `Debug` dump),
+/// scrubbed and printable (line breaks of multi-line texts such as the credential chain's stay).
+fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        // Some errors repeat their source's text in their own.
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    let joined = parts.join(": ");
+    clip(&printable_lines(redact::scrub(&joined).as_ref()), 2 * MAX_MESSAGE_CHARS).into_owned()
+}
+
+fn find_credentials_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.downcast_ref::<CredentialsError>().is_some() {
+            return Some(e);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Whether `name` could be a Region: a DNS label of lower-case letters, digits and inner hyphens
+/// (`eu-west-1`, `us-gov-west-1`); the SDK puts it in host names and signatures.
+fn valid_region(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// The configured credentials provider, registering what it provides with [`redact::register`]
+/// so no log line or message can show it.
+#[derive(Debug)]
+struct Registering(SharedCredentialsProvider);
+
+impl ProvideCredentials for Registering {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let credentials = self.0.provide_credentials().await?;
+            redact::register(credentials.access_key_id());
+            redact::register(credentials.secret_access_key());
+            if let Some(token) = credentials.session_token() {
+                redact::register(token);
+            }
+            Ok(credentials)
+        })
     }
 }
 
@@ -128,6 +302,9 @@ impl Aws {
         }
         let config = loader.load().await;
         let region = config.region().ok_or(AwsError::NoRegion)?.to_string();
+        if !valid_region(&region) {
+            return Err(AwsError::BadRegion { region: clip(&printable(&region), 64).into_owned() });
+        }
         // aws-config ignores `mfa_serial`: such a role is the broker's to assume. Its credentials
         // are had now, so a refused or missing code reads as such, not as a failed EC2 call.
         let mfa =
@@ -136,10 +313,13 @@ impl Aws {
             None => config,
             Some(provider) => {
                 provider.credentials().await.map_err(|e| AwsError::Mfa(e.into()))?;
-                let provider = aws_credential_types::provider::SharedCredentialsProvider::new(provider);
-                config.into_builder().credentials_provider(provider).build()
+                config.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
             }
         };
+        let registering = config.credentials_provider().map(|p| SharedCredentialsProvider::new(Registering(p)));
+        let mut builder = config.into_builder();
+        builder.set_credentials_provider(registering);
+        let config = builder.build();
         tracing::debug!(%region, profile = profile.unwrap_or("(default)"), "AWS configuration loaded");
         Ok(Aws {
             region,
@@ -152,3 +332,6 @@ impl Aws {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,7 +55,8 @@ impl Aws {
             .iter()
             .map(|g| SecurityGroup {
                 id: g.group_id().unwrap_or_default().to_string(),
-                name: g.group_name().unwrap_or_default().to_string(),
+                // Free text chosen by whoever made the group: shown by doctor, so made printable.
+                name: crate::text::printable(g.group_name().unwrap_or_default()).into_owned(),
                 ingress: g
                     .ip_permissions()
                     .iter()

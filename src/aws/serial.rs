@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::InstanceType;
 use aws_sdk_ec2instanceconnect::operation::send_serial_console_ssh_public_key::SendSerialConsoleSSHPublicKeyError as E;
 
-use super::{Aws, AwsError};
+use super::{Aws, AwsError, clean};
 use crate::serial::capable::TypeInfo;
 
 /// Whether the account allows serial console access in this Region.
@@ -119,10 +119,12 @@ impl Aws {
             Ok(out) => out,
             Err(err) => {
                 let message = || {
-                    (err.as_service_error())
-                        .and_then(|e| aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::message(e))
-                        .unwrap_or("")
-                        .to_string()
+                    clean(
+                        (err.as_service_error())
+                            .and_then(|e| aws_sdk_ec2instanceconnect::error::ProvideErrorMetadata::message(e))
+                            .unwrap_or(""),
+                        super::MAX_MESSAGE_CHARS,
+                    )
                 };
                 let id = id.to_string();
                 return Err(match err.as_service_error() {

@@ -3,7 +3,8 @@
 
 use aws_sdk_ssm::types::InstanceInformationStringFilter;
 
-use super::{Aws, AwsError};
+use super::{Aws, AwsError, clean};
+use crate::redact::{self, Redacted};
 
 const SERVICE: &str = "SSM";
 /// The session document for ssh over a port session (§3): no local listener, stdin/stdout.
@@ -14,10 +15,10 @@ pub const SSH_DOCUMENT: &str = "AWS-StartSSHSession";
 pub struct SessionGrant {
     /// The session id (needed to resume and terminate).
     pub session_id: String,
-    /// The websocket URL, used as given.
-    pub stream_url: String,
+    /// The websocket URL, used as given (its query names the session: never logged whole).
+    pub stream_url: Redacted<String>,
     /// The bearer token for the websocket's open frame (never logged).
-    pub token: String,
+    pub token: Redacted<String>,
 }
 
 /// What SSM knows of an instance's agent.
@@ -66,9 +67,9 @@ impl Aws {
                 other => StartError::Api(other),
             })?;
         let grant = SessionGrant {
-            session_id: out.session_id.unwrap_or_default(),
-            stream_url: out.stream_url.unwrap_or_default(),
-            token: out.token_value.unwrap_or_default(),
+            session_id: clean(&out.session_id.unwrap_or_default(), 200),
+            stream_url: Redacted::new(out.stream_url.unwrap_or_default()),
+            token: secret(out.token_value.unwrap_or_default()),
         };
         if grant.session_id.is_empty() || grant.stream_url.is_empty() || grant.token.is_empty() {
             return Err(StartError::Api(AwsError::Transport {
@@ -94,8 +95,8 @@ impl Aws {
                 };
             }
         };
-        let token = out.token_value.unwrap_or_default();
-        let stream_url = out.stream_url.unwrap_or_default();
+        let token = secret(out.token_value.unwrap_or_default());
+        let stream_url = Redacted::new(out.stream_url.unwrap_or_default());
         if token.is_empty() || stream_url.is_empty() {
             return Ok(None);
         }
@@ -136,9 +137,15 @@ impl Aws {
             .await
             .map_err(|err| AwsError::from_sdk(SERVICE, "DescribeInstanceInformation", err))?;
         Ok(out.instance_information_list().iter().find(|i| i.instance_id() == Some(instance_id)).map(|i| AgentStatus {
-            ping_status: i.ping_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            agent_version: i.agent_version().map(str::to_string),
+            ping_status: i.ping_status().map(|s| clean(s.as_str(), 100)).unwrap_or_default(),
+            agent_version: i.agent_version().map(|v| clean(v, 100)),
             last_ping: i.last_ping_date_time().map(|t| t.secs()),
         }))
     }
+}
+
+/// A `TokenValue`, registered so that no log line or message can show it.
+fn secret(token: String) -> Redacted<String> {
+    redact::register(&token);
+    Redacted::new(token)
 }

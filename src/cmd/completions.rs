@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use clap::{Command, CommandFactory, ValueHint};
 
+use crate::cache::lookup::LookupCache;
 use crate::cli::{Cli, CompletionShell};
-use crate::lookup_cache::LookupCache;
 use crate::output;
 
 /// The program name the scripts complete.
@@ -198,7 +198,7 @@ fn fish(generated: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance::{Instance, InstanceState};
+    use crate::target::instance::{Instance, InstanceState};
 
     #[test]
     fn only_plain_names_are_offered() {

@@ -9,10 +9,10 @@ use crate::aws::Aws;
 use crate::aws::serial::SerialPushError;
 use crate::cli::ConsoleArgs;
 use crate::keys::EphemeralKey;
+use crate::pipe::stdio;
 use crate::serial::client::{ConnectError, Connected, Size};
 use crate::serial::driver::{self, End, Sinks};
 use crate::serial::{endpoints, preflight};
-use crate::stdio;
 use crate::terminal::{self, RawMode};
 
 /// A console that closes this soon without printing anything closed "for no reason": retry once.

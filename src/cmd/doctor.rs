@@ -9,8 +9,8 @@ use crate::aws::Aws;
 use crate::cli::DoctorArgs;
 use crate::doctor::examine::{self, Options};
 use crate::doctor::ssh_config::{self, SshSettings};
-use crate::host::HostSpec;
 use crate::route::eice::EiceOptions;
+use crate::target::spec::HostSpec;
 
 /// Runs the doctor; the exit code is the report's (0: some route works).
 pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
@@ -34,6 +34,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
         address: args.address,
         eice: EiceOptions { endpoint_id: args.eice_id, connect_to: args.eice_connect_to, max_duration: None },
         push: !args.no_push,
+        key_file: settings.key_dir(dirs::home_dir().as_deref()).map(|dir| (dir, alias.to_string())),
     };
     let mut report = examine::examine(alias, &aws, &spec.target, &opts).await;
     match ssh_problem {

@@ -3,19 +3,21 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::aws::Aws;
+use crate::cache::private_file::user_file::{self, Rewritten};
 use crate::cli::AuditArgs;
-use crate::instance::{Instance, InstanceState};
 use crate::known_hosts::console;
 use crate::known_hosts::exposure::{self, AuditedInstance, ExposedInstance, Exposure, UserKey};
 use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::findings::{self, Ec2Facts, Finding, InstanceFacts, Severity};
 use crate::known_hosts::fix;
+use crate::target::instance::{Instance, InstanceState};
 use russh::keys::ssh_key::known_hosts::HostPatterns;
 
 /// Console outputs fetched at once.
@@ -29,7 +31,10 @@ pub async fn audit(args: AuditArgs) -> u8 {
                 true => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
                 false => table(&report),
             };
-            print!("{out}");
+            if let Err(e) = crate::output::print(&out) {
+                crate::error::report(&anyhow::Error::new(e).context("writing the report"));
+                return 2;
+            }
             u8::from(report.findings.iter().any(|f| f.severity >= Severity::Warning))
         }
         Err(e) => {
@@ -52,9 +57,11 @@ struct Report {
 async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
     let paths = files(&args.files)?;
     let mut parsed = Vec::new();
+    let mut audited = Vec::new();
     for path in &paths {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        parsed.push((path.display().to_string(), KnownHostsFile::parse(&text)));
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        parsed.push((path.display().to_string(), KnownHostsFile::from_bytes(&bytes)));
+        audited.push(bytes);
     }
     let mut findings: Vec<Finding> = parsed.iter().flat_map(|(name, f)| findings::from_file(name, f)).collect();
     let aws = match args.offline {
@@ -62,29 +69,31 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
         true => None,
         false => Some(Aws::load(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?),
     };
-    let mut audited = Vec::new();
+    let mut instances = Vec::new();
     if let Some(aws) = &aws {
-        let (facts, instances) = ec2_facts(aws, &parsed, !args.no_console).await?;
+        let (facts, found) = ec2_facts(aws, &parsed, !args.no_console).await?;
         findings.extend(parsed.iter().flat_map(|(name, f)| findings::from_ec2(name, f, &facts)));
-        audited = instances;
+        instances = found;
     }
     let key_exposure = match (&args.key, &aws) {
-        (Some(key), Some(aws)) => Some(exposure(aws, key, &parsed, &audited).await?),
+        (Some(key), Some(aws)) => Some(exposure(aws, key, &parsed, &instances).await?),
         _ => None,
     };
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     if args.fix {
-        for ((name, file), path) in parsed.iter().zip(&paths) {
+        for (((name, file), path), bytes) in parsed.iter().zip(&paths).zip(&audited) {
             let mine: Vec<Finding> = findings.iter().filter(|f| &f.file == name).cloned().collect();
-            let (text, removed) = fix::fix(file, &mine);
-            if !removed.is_empty() {
-                write_fixed(path, &text).with_context(|| format!("fixing {}", path.display()))?;
-                let lines = removed.iter().filter(|r| r.whole_line).count();
-                eprintln!(
-                    "fixed {name}: {lines} line(s) removed, {} line(s) narrowed; the old file is {name}.old",
-                    removed.len() - lines
-                );
+            if fix::fix(file, &mine).1.is_empty() {
+                continue;
             }
+            let (done, removed) = fix_file(path, bytes, &mine, SystemTime::now())
+                .with_context(|| format!("fixing {}", path.display()))?;
+            let lines = removed.iter().filter(|r| r.whole_line).count();
+            eprintln!(
+                "fixed {name}: {lines} line(s) removed, {} line(s) narrowed; the old file is {}",
+                removed.len() - lines,
+                done.backup.display()
+            );
         }
     }
     let entries = parsed.iter().map(|(_, f)| f.entries().count()).sum();
@@ -156,18 +165,28 @@ async fn exposure(
     })
 }
 
-/// Keeps the old file as `FILE.old` (as `ssh-keygen -R` does) and replaces FILE atomically,
-/// with the same permissions.
-pub(crate) fn write_fixed(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut old = path.as_os_str().to_owned();
-    old.push(".old");
-    std::fs::copy(path, &old).context("writing the backup")?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".ec2-broker-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text).context("writing the new file")?;
-    std::fs::set_permissions(&tmp, std::fs::metadata(path)?.permissions())?;
-    std::fs::rename(&tmp, path).context("replacing the file")?;
+/// Removes what `findings` (about `audited`, the bytes the audit read) say to remove from the
+/// file at `path`, keeping lines ssh appended since, the file's owner, mode, line endings and
+/// symbolic link, and a backup beside it ([`user_file::rewrite`]).
+fn fix_file(
+    path: &Path,
+    audited: &[u8],
+    findings: &[Finding],
+    now: SystemTime,
+) -> anyhow::Result<(Rewritten, Vec<fix::Removal>)> {
+    let mut removed = Vec::new();
+    let done = user_file::rewrite(path, now, |current| {
+        let (bytes, removals) = fix::refix(audited, current, findings)?;
+        removed = removals;
+        Some(bytes)
+    })?;
+    Ok((done, removed))
+}
+
+/// Replaces the file at `path` with `text` the way `--fix` does (symbolic link, owner and mode
+/// kept, a backup beside it); `pin` rewrites with it too.
+pub(crate) fn write_fixed(path: &Path, text: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    user_file::rewrite(path, SystemTime::now(), |_| Some(text.as_ref().to_vec()))?;
     Ok(())
 }
 
@@ -223,7 +242,17 @@ async fn ec2_facts(
         })
         .buffer_unordered(CONSOLE_CONCURRENCY)
         .map(|(id, text)| match text {
-            Ok(t) => Ok((id, t.as_deref().and_then(console::find))),
+            Ok(t) => {
+                if t.as_deref().is_some_and(console::truncated) {
+                    tracing::warn!(
+                        instance = %id,
+                        "the console output fills the {} KiB GetConsoleOutput returns: its first boot may be cut off, \
+                         so a host-key block found in it may have been printed later",
+                        console::OUTPUT_LIMIT / 1024
+                    );
+                }
+                Ok((id, t.as_deref().and_then(console::find)))
+            }
             Err(e) => Err(anyhow::Error::new(e).context(format!("reading the console output of {id}"))),
         })
         .collect::<Vec<_>>()
@@ -298,5 +327,48 @@ fn list_or_none(items: &[String]) -> String {
     match items.is_empty() {
         true => "none".into(),
         false => items.join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use russh::keys::{Algorithm, PrivateKey};
+
+    use super::*;
+
+    fn key() -> String {
+        PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).unwrap().public_key().to_openssh().unwrap()
+    }
+
+    /// See: issue 14. ssh appending a host while the audit ran: the old `--fix` wrote the audited
+    /// text back and the new line was lost.
+    #[test]
+    fn issue_14_fix_keeps_lines_ssh_appended_after_the_audit_read_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("known_hosts");
+        let (a, b) = (key(), key());
+        std::fs::write(&path, format!("web-1 {a}\nweb-1 {a}\n")).unwrap();
+        let audited = std::fs::read(&path).unwrap();
+        let found = findings::from_file("kh", &KnownHostsFile::from_bytes(&audited));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(format!("db-1 {b}\n").as_bytes())
+            .unwrap();
+
+        let (done, removed) = fix_file(&path, &audited, &found, SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("web-1 {a}\ndb-1 {b}\n"));
+        assert_eq!(removed.len(), 1);
+        assert_eq!(done.backup, tmp.path().join("known_hosts.ec2-broker-backup.19700101T000000Z"));
+        assert_eq!(std::fs::read_to_string(&done.backup).unwrap(), format!("web-1 {a}\nweb-1 {a}\ndb-1 {b}\n"));
+
+        // Rewritten by something else since the audit: refused, the file untouched.
+        std::fs::write(&path, format!("other {b}\n")).unwrap();
+        let e = fix_file(&path, &audited, &found, SystemTime::UNIX_EPOCH).unwrap_err();
+        assert!(format!("{e:#}").contains("changed while ec2-broker was working on it"), "{e:#}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("other {b}\n"));
     }
 }

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::aws::Aws;
+use crate::cache::lookup::LookupCache;
 use crate::cli::{LsArgs, ScopeArgs};
 use crate::inventory::filter::Filters;
 use crate::inventory::report::{self, ScopeOutcome};
 use crate::inventory::{self, Listed, RegionFacts, Scope};
-use crate::lookup_cache::LookupCache;
 use crate::output;
 
 /// Runs `ls`; exit code 0 when every scope was listed, 1 otherwise.
@@ -52,7 +52,7 @@ impl Survey {
 /// fails is reported on stderr and in the outcomes, and the others are still listed.
 pub(crate) async fn survey(scope: &ScopeArgs, routes: bool, filters: &Filters) -> anyhow::Result<Survey> {
     let clients = scopes(scope).await?;
-    let keep = |i: &crate::instance::Instance| filters.matches(i);
+    let keep = |i: &crate::target::instance::Instance| filters.matches(i);
     let answers = futures_util::future::join_all(clients.iter().map(|(_, aws)| aws.region_facts(routes, keep))).await;
     let mut survey = Survey { scopes: Vec::new(), rows: Vec::new(), outcomes: Vec::new() };
     for ((scope, _), answer) in clients.into_iter().zip(answers) {
@@ -157,5 +157,5 @@ fn scope_label(scope: &Scope) -> String {
 
 /// A line on stderr that does not stop the command.
 pub(crate) fn warn(text: &str) {
-    let _ = writeln!(std::io::stderr(), "ec2-broker: warning: {}", report::printable(text));
+    let _ = writeln!(std::io::stderr(), "ec2-broker: warning: {}", crate::text::printable(text));
 }

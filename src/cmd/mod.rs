@@ -15,8 +15,8 @@ use anyhow::Context;
 
 use crate::aws::Aws;
 use crate::cli::{AwsArgs, Cli, Command, KnownHostsCommand};
-use crate::host::HostSpec;
-use crate::instance::Instance;
+use crate::target::instance::Instance;
+use crate::target::spec::HostSpec;
 
 /// Runs the chosen subcommand; `Ok` carries the exit code (0, or a command's own such as the
 /// audit's 1 for findings).
@@ -43,6 +43,6 @@ pub(crate) async fn aws_and_instance(host: &str, aws: &AwsArgs) -> anyhow::Resul
     let region = aws.region.as_deref().or(spec.region.as_deref());
     let clients = Aws::load(aws.profile.as_deref(), region).await?;
     let found = clients.find_instances(&spec.target).await.with_context(|| format!("looking up {}", spec.target))?;
-    let instance = crate::resolve::pick(&spec.target, &clients.region, found)?;
+    let instance = crate::target::resolve::pick(&spec.target, &clients.region, found)?;
     Ok((clients, instance))
 }

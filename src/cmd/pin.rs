@@ -10,12 +10,12 @@ use russh::keys::{Algorithm, HashAlg, PublicKey};
 
 use crate::aws::Aws;
 use crate::cli::{AddressKind, PinArgs, RouteArg};
-use crate::instance::Instance;
-use crate::keyscan;
 use crate::known_hosts::console::{self, ConsoleVerdict};
 use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::pattern;
+use crate::probe::keyscan;
 use crate::route::{direct, eice, ssm};
+use crate::target::instance::Instance;
 
 /// Runs the pin.
 pub async fn run(args: PinArgs) -> anyhow::Result<()> {

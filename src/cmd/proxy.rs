@@ -8,15 +8,19 @@ use anyhow::{Context, bail};
 use tracing::Instrument;
 
 use crate::aws::Aws;
+use crate::cache::lookup as lookup_cache;
+use crate::cache::private_file::write_private;
 use crate::cli::{AddressKind, KeyDelivery, ProxyArgs, RouteArg};
-use crate::host::HostSpec;
-use crate::instance::Instance;
-use crate::key_file::{self, KeySlot};
 use crate::keys::EphemeralKey;
-use crate::lifeline::Lifeline;
-use crate::private_file::write_private;
+use crate::keys::agent as key_agent;
+use crate::keys::file::KeySlot;
+use crate::pipe::lifeline::Lifeline;
+use crate::pipe::{splice, stdio};
+use crate::probe::auth as auth_probe;
 use crate::route::{Route, auto, direct, eice, memory, plan, serial, ssm};
-use crate::{auth_probe, key_agent, lookup_cache, resolve, splice, stdio};
+use crate::target::instance::Instance;
+use crate::target::resolve;
+use crate::target::spec::HostSpec;
 
 /// How long ending the Session Manager sessions of an abandoned connection may take: the broker
 /// promises to be gone within 1 s of ssh, and its watch notices ssh within 200 ms.
@@ -100,7 +104,7 @@ async fn proxy(args: &ProxyArgs, spec: HostSpec, aws: &Aws, lifeline: &Lifeline)
 
 /// A cache file's text; empty when there is none (a cache is only a hint).
 pub(crate) fn read_cache(file: Option<&std::path::Path>) -> String {
-    file.and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default()
+    file.map(crate::cache::private_file::read_hint).unwrap_or_default()
 }
 
 /// Stores a cache file; a cache that cannot be written only costs speed.
@@ -405,7 +409,7 @@ impl KeyHolder {
             KeyDelivery::File => {
                 let dir = match &args.key_dir {
                     Some(d) => d.clone(),
-                    None => key_file::default_dir().context("no home directory: pass --key-dir")?,
+                    None => crate::keys::file::default_dir().context("no home directory: pass --key-dir")?,
                 };
                 let slot = KeySlot::claim(&dir, user, host).context("preparing the key file")?;
                 if slot.reused() {

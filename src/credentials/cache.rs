@@ -1,7 +1,11 @@
 //! Cached role credentials: the key, the file format (the AWS CLI's, so the files read the same as
 //! `~/.aws/cli/cache/*.json`) and freshness are pure; [`read()`] and [`write()`] are the only I/O.
 //!
-//! Files live in `<cache dir>/ec2-broker/credentials/KEY.json`, mode 0600 in a 0700 directory.
+//! Files live in `<cache dir>/ec2-broker/credentials/KEY.json`, mode 0600 in a 0700 directory,
+//! through [`crate::cache::private_file`]: a directory of another user or writable by others is
+//! refused (an error naming it), and so is a file there that the broker cannot have written.
+//! `KEY.lock` beside it is the lock that lets one broker at a time ask for the code
+//! ([`super::prompt::PromptLock`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -12,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
 use super::mfa_profile::{MfaRole, RoleSource};
-use crate::private_file::write_private;
+use crate::cache::private_file::{PrivateFileError, read_private, write_private};
 
 /// Cached credentials are used only while they have more than this left: an API call, an
 /// Instance Connect push and an SSM session start all fit well inside 5 minutes (the AWS CLI
@@ -34,6 +38,9 @@ pub enum CacheError {
     /// The credentials to store have no expiry or no session token.
     #[error("role credentials without {0} cannot be cached")]
     Incomplete(&'static str),
+    /// The cache directory or file cannot be used safely, or writing failed.
+    #[error(transparent)]
+    File(#[from] PrivateFileError),
 }
 
 /// The `<cache dir>/ec2-broker/credentials` directory (`~/.cache/…` on Linux), if there is a home.
@@ -44,6 +51,11 @@ pub fn default_dir() -> Option<PathBuf> {
 /// The file for `key` in `dir`.
 pub fn file(dir: &Path, key: &str) -> PathBuf {
     dir.join(format!("{key}.json"))
+}
+
+/// The name of the lock file for `key` (held while a broker asks for the code).
+pub fn lock_name(key: &str) -> String {
+    format!("{key}.lock")
 }
 
 /// The cache key: hex SHA-1 of the canonical JSON (sorted keys, no spaces) of what decides the
@@ -106,22 +118,23 @@ pub fn serialize(credentials: &Credentials) -> Result<String, CacheError> {
     Ok(serde_json::to_string_pretty(&file)?)
 }
 
-/// The credentials cached under `key`, if there is a readable file; a corrupt file is ignored.
+/// The credentials cached under `key`, if there is a file; a corrupt file is ignored, but a
+/// directory or file that cannot be trusted is an error (naming it and what to do).
 /// (Freshness is the caller's: see [`usable`].)
-pub fn read(dir: &Path, key: &str) -> Option<Credentials> {
+pub fn read(dir: &Path, key: &str) -> Result<Option<Credentials>, PrivateFileError> {
     let path = file(dir, key);
-    let text = std::fs::read_to_string(&path).ok()?;
-    parse(&text)
+    let Some(text) = read_private(&path)? else { return Ok(None) };
+    Ok(parse(&text)
         .inspect_err(
             |e| tracing::debug!(file = %path.display(), error = %e, "ignoring a corrupt credentials cache file"),
         )
-        .ok()
+        .ok())
 }
 
 /// Stores `credentials` under `key`, atomically, mode 0600; returns the file.
-pub fn write(dir: &Path, key: &str, credentials: &Credentials) -> std::io::Result<PathBuf> {
+pub fn write(dir: &Path, key: &str, credentials: &Credentials) -> Result<PathBuf, CacheError> {
     let path = file(dir, key);
-    let text = serialize(credentials).map_err(std::io::Error::other)?;
+    let text = serialize(credentials)?;
     write_private(&path, &text)?;
     Ok(path)
 }
@@ -255,13 +268,59 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ec2-broker/credentials");
         let k = key(&role());
-        assert!(read(&dir, &k).is_none(), "no file yet");
+        assert!(read(&dir, &k).unwrap().is_none(), "no file yet");
         let path = write(&dir, &k, &creds(at(1_800_000_000))).unwrap();
         assert_eq!(path, dir.join(format!("{k}.json")));
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
-        assert_eq!(read(&dir, &k).unwrap().access_key_id(), "ASIALAB1");
+        assert_eq!(read(&dir, &k).unwrap().unwrap().access_key_id(), "ASIALAB1");
         std::fs::write(&path, "{\"Credentials\": garbage").unwrap();
-        assert!(read(&dir, &k).is_none(), "a corrupt file reads as no cache");
+        assert!(read(&dir, &k).unwrap().is_none(), "a corrupt file reads as no cache");
+    }
+
+    /// See: issue 14. The old cache wrote through a predictable `KEY.tmp.PID` and read whatever
+    /// was at `KEY.json`, in any directory.
+    #[test]
+    fn issue_14_planted_files_and_unsafe_directories_are_refused() {
+        use std::os::unix::fs::symlink;
+
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ec2-broker/credentials");
+        let k = key(&role());
+        write(&dir, &k, &creds(at(1_800_000_000))).unwrap();
+
+        // A planted symlink to someone else's credentials file: refused, naming the file.
+        let planted = tmp.path().join("planted.json");
+        std::fs::write(&planted, serialize(&creds(at(1_900_000_000))).unwrap()).unwrap();
+        std::fs::remove_file(file(&dir, &k)).unwrap();
+        symlink(&planted, file(&dir, &k)).unwrap();
+        let e = read(&dir, &k).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{} is a symbolic link: ec2-broker did not create it; remove it", file(&dir, &k).display())
+        );
+        // Writing replaces the link and leaves its target alone, even with a link at the old temp name.
+        symlink(&planted, file(&dir, &k).with_extension(format!("tmp.{}", std::process::id()))).unwrap();
+        let before = std::fs::read(&planted).unwrap();
+        write(&dir, &k, &creds(at(1_800_000_000))).unwrap();
+        assert_eq!(std::fs::read(&planted).unwrap(), before);
+        assert!(read(&dir, &k).unwrap().is_some());
+
+        // A directory others can write to.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = read(&dir, &k).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("directory {0} is writable by other users (mode 0777): run chmod 700 {0}", dir.display())
+        );
+        assert!(write(&dir, &k, &creds(at(1_800_000_000))).is_err());
+
+        // A directory of another user (tests run as root).
+        if crate::cache::private_file::current_uid() == 0 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+            let e = read(&dir, &k).unwrap_err();
+            assert!(e.to_string().contains("belongs to uid 65534, not to you"), "{e}");
+        }
     }
 }

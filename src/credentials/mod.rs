@@ -84,6 +84,20 @@ pub enum MfaError {
         #[source]
         source: AwsError,
     },
+    /// The credentials cache directory, a file or the lock in it cannot be used safely.
+    #[error("the MFA credentials cache")]
+    Cache(#[source] crate::cache::private_file::PrivateFileError),
+    /// Another broker held the prompt for longer than [`prompt::PROMPT_WAIT`].
+    #[error(
+        "another ec2-broker has been asking for the MFA code for {serial} for {waited} s without an answer: answer it \
+         there, or run `ec2-broker login` in a terminal first"
+    )]
+    PromptBusy {
+        /// The MFA device.
+        serial: String,
+        /// How long this one waited, in seconds.
+        waited: u64,
+    },
     /// STS answered without credentials.
     #[error("STS AssumeRole {role_arn} returned no credentials")]
     NoCredentials {

@@ -3,21 +3,68 @@
 //! out (a code, an error, ^C or a hang-up).
 //!
 //! [`converse`] is the dialogue over any reader and writer; [`ask`] runs it on the terminal.
+//! [`PromptLock`] makes brokers started at once (`scp a b host:`, a `-J` chain, parallel `ssh`
+//! in a script) ask one at a time: the others wait, then find the credentials the first cached.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rustix::termios::{self, LocalModes, OptionalActions, Termios};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::MfaError;
+use crate::cache::private_file::{DirPolicy, PrivateDir};
 
 /// The controlling terminal, whatever stdin and stdout are.
 pub const TTY: &str = "/dev/tty";
 /// Lines read before giving up on a malformed code.
 pub const TRIES: u32 = 3;
+/// How long a broker waits for another one's prompt before giving up: [`TRIES`] codes, each read
+/// off an authenticator that shows a new one every 30 s, fit in 3 minutes with room to spare; a
+/// prompt still open after that is one nobody is answering.
+pub const PROMPT_WAIT: Duration = Duration::from_secs(180);
+/// How often a waiting broker tries the lock (`flock` has no timeout of its own).
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// The right to ask for an MFA code: an exclusive `flock` on a lock file in the credentials cache
+/// directory, held from before the cache is read again until after it is written.
+#[derive(Debug)]
+pub struct PromptLock {
+    _file: File,
+}
+
+impl PromptLock {
+    /// Takes the lock file `name` in `dir` (created safely, see [`PrivateDir::open_lock`]),
+    /// waiting up to `wait` while another broker asks for the code of `serial`.
+    pub async fn acquire(dir: &Path, name: &str, serial: &str, wait: Duration) -> Result<PromptLock, MfaError> {
+        let private = PrivateDir::create(dir, DirPolicy::NoOtherWriters).map_err(MfaError::Cache)?;
+        let file = private.open_lock(name).map_err(MfaError::Cache)?;
+        let deadline = Instant::now() + wait;
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(PromptLock { _file: file }),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => return Err(MfaError::Terminal(e)),
+            }
+            if Instant::now() >= deadline {
+                return Err(MfaError::PromptBusy { serial: serial.to_string(), waited: wait.as_secs() });
+            }
+            if !said {
+                tracing::info!(
+                    "waiting up to {} s for another ec2-broker that is asking for the MFA code for {serial} (lock {})",
+                    wait.as_secs(),
+                    private.join(name).display()
+                );
+                said = true;
+            }
+            tokio::time::sleep(LOCK_POLL).await;
+        }
+    }
+}
 
 /// A code as typed: exactly 6 ASCII digits. Its `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -184,6 +231,36 @@ mod tests {
     fn end_of_file_is_no_code() {
         let (r, _) = talk("");
         assert!(matches!(r, Err(MfaError::NoCode { .. })));
+    }
+
+    /// See: issue 14 (§5). Without the lock, two brokers both found no cached credentials and
+    /// both asked.
+    #[tokio::test]
+    async fn issue_14_one_broker_at_a_time_holds_the_prompt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("credentials");
+        let first = PromptLock::acquire(&dir, "k.lock", SERIAL, PROMPT_WAIT).await.unwrap();
+        let e = PromptLock::acquire(&dir, "k.lock", SERIAL, Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "another ec2-broker has been asking for the MFA code for {SERIAL} for 1 s without an answer: answer \
+                 it there, or run `ec2-broker login` in a terminal first"
+            )
+        );
+        // The second gets it as soon as the first lets go.
+        let second = tokio::spawn({
+            let dir = dir.clone();
+            async move { PromptLock::acquire(&dir, "k.lock", SERIAL, PROMPT_WAIT).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the second waits while the first holds the lock");
+        drop(first);
+        let waited = tokio::time::timeout(Duration::from_secs(10), second).await;
+        assert!(waited.expect("the second got the lock").unwrap().is_ok());
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("k.lock")).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[tokio::test]

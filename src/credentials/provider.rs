@@ -76,8 +76,22 @@ impl MfaCredentialsProvider {
 
     /// The cache file's credentials if they are usable at `now`.
     pub fn cached(&self, now: SystemTime) -> Option<Credentials> {
-        let dir = self.cache_dir.as_deref()?;
-        cache::read(dir, &cache::key(&self.role)).filter(|c| c.expiry().is_some_and(|e| cache::usable(e, now)))
+        self.cached_checked(now).ok().flatten()
+    }
+
+    /// [`Self::cached`], with a cache that cannot be trusted as an error (naming what and why).
+    fn cached_checked(&self, now: SystemTime) -> Result<Option<Credentials>, MfaError> {
+        let Some(dir) = self.cache_dir.as_deref() else { return Ok(None) };
+        let found = cache::read(dir, &cache::key(&self.role)).map_err(MfaError::Cache)?;
+        Ok(found.filter(|c| c.expiry().is_some_and(|e| cache::usable(e, now))))
+    }
+
+    /// The right to ask for the code (another broker may be asking right now); none without a
+    /// cache directory, where there is nothing to share.
+    async fn prompt_lock(&self) -> Result<Option<prompt::PromptLock>, MfaError> {
+        let Some(dir) = self.cache_dir.as_deref() else { return Ok(None) };
+        let name = cache::lock_name(&cache::key(&self.role));
+        prompt::PromptLock::acquire(dir, &name, &self.role.mfa_serial, prompt::PROMPT_WAIT).await.map(Some)
     }
 
     /// Usable credentials: the ones this process holds, the cache file's, or new ones (which
@@ -88,9 +102,21 @@ impl MfaCredentialsProvider {
         if let Some(c) = held.as_ref().filter(|c| c.expiry().is_some_and(|e| cache::usable(e, now))) {
             return Ok(c.clone());
         }
-        if let Some(c) = self.cached(now) {
+        if let Some(c) = self.cached_checked(now)? {
             tracing::info!(
                 "using cached MFA credentials for role {} until {}",
+                self.role.role_arn,
+                iso8601(c.expiry().unwrap_or(now))
+            );
+            *held = Some(c.clone());
+            return Ok(c);
+        }
+        // Another broker may be asking right now: wait for it, then look again before asking.
+        let _prompt = self.prompt_lock().await?;
+        let now = SystemTime::now();
+        if let Some(c) = self.cached_checked(now)? {
+            tracing::info!(
+                "using the MFA credentials another ec2-broker just cached for role {} until {}",
                 self.role.role_arn,
                 iso8601(c.expiry().unwrap_or(now))
             );
@@ -106,6 +132,7 @@ impl MfaCredentialsProvider {
     /// role, replaces the cache file.
     pub async fn assume(&self) -> Result<Credentials, MfaError> {
         let mut held = self.held.lock().await;
+        let _prompt = self.prompt_lock().await?;
         let fresh = self.assume_locked().await?;
         *held = Some(fresh.clone());
         Ok(fresh)
@@ -230,7 +257,13 @@ mod tests {
     }
 
     fn service(code: &str, message: &str) -> AwsError {
-        AwsError::Service { service: "STS", operation: "AssumeRole", code: code.into(), message: message.into() }
+        AwsError::Service {
+            service: "STS",
+            operation: "AssumeRole",
+            code: code.into(),
+            message: message.into(),
+            request_id: None,
+        }
     }
 
     #[test]

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use super::explain::{self, DirectFacts, EiceFacts, KeyFacts, SerialFacts, SsmFacts};
 use super::report::{Check, Report, Verdict};
-use crate::auth_probe;
 use crate::aws::Aws;
 use crate::cli::AddressKind;
-use crate::host::Target;
-use crate::instance::Instance;
 use crate::keys::EphemeralKey;
-use crate::resolve::{self, ResolveError};
+use crate::probe::auth;
 use crate::route::auto::{self, Opened};
 use crate::route::{Route, eice, ssm};
+use crate::target::instance::Instance;
+use crate::target::resolve::{self, ResolveError};
+use crate::target::spec::Target;
 
 /// How long the login probe may take over a route that is open.
 const PROBE_DEADLINE: Duration = Duration::from_secs(10);
@@ -35,6 +35,8 @@ pub struct Options {
     pub eice: eice::EiceOptions,
     /// Push a key and try a login with it.
     pub push: bool,
+    /// The broker's key directory and the host as ssh names the key file (`%h`), when known.
+    pub key_file: Option<(std::path::PathBuf, String)>,
 }
 
 /// Examines the instance `target` names; `host` is how the user wrote it.
@@ -69,6 +71,11 @@ pub async fn examine(host: &str, aws: &Aws, target: &Target, opts: &Options) -> 
     };
     report.checks.push(explain::instance(&instance));
     report.checks.extend(routes(host, aws, &instance, opts).await);
+    if let Some((dir, key_host)) = &opts.key_file
+        && let Some(left) = crate::keys::file::inspect(dir, &opts.user, key_host, std::time::SystemTime::now())
+    {
+        report.warnings.push(explain::left_over_key(&left));
+    }
     report
 }
 
@@ -199,11 +206,9 @@ async fn attempt(t: &auto::Target<'_>, route: Route, wanted: bool) -> Option<Res
 /// Logs in with `key` over an open route: `Some(accepted)`, or `None` if the probe failed.
 async fn login(opened: Opened, user: &str, key: &EphemeralKey) -> Option<bool> {
     let verdict = match opened {
-        Opened::Direct(stream) => {
-            tokio::time::timeout(PROBE_DEADLINE, auth_probe::key_accepted(stream, user, key)).await
-        }
+        Opened::Direct(stream) => tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(stream, user, key)).await,
         Opened::Relayed { local, task } => {
-            let v = tokio::time::timeout(PROBE_DEADLINE, auth_probe::key_accepted(local, user, key)).await;
+            let v = tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(local, user, key)).await;
             let _ = tokio::time::timeout(CLOSE_DEADLINE, task).await;
             v
         }

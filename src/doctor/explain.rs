@@ -4,21 +4,18 @@
 use std::net::Ipv4Addr;
 
 use super::report::{Check, Verdict};
-use crate::aws::AwsError;
 use crate::aws::eice::Endpoint;
 use crate::aws::security_groups::SecurityGroup;
 use crate::aws::ssm::AgentStatus;
+use crate::aws::{AwsError, ErrorKind};
 use crate::cli::AddressKind;
-use crate::instance::Instance;
 use crate::route::Route;
+use crate::target::instance::Instance;
 
 /// The IAM action behind a failed call, when the service said the caller may not make it.
 pub fn denied_action(e: &AwsError) -> Option<String> {
-    let AwsError::Service { service, operation, code, .. } = e else { return None };
-    let denied = matches!(
-        code.as_str(),
-        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" | "UnauthorizedException"
-    );
+    let AwsError::Service { service, operation, .. } = e else { return None };
+    let denied = e.kind() == ErrorKind::Denied;
     let prefix = match *service {
         "EC2" => "ec2",
         "EC2 Instance Connect" => "ec2-instance-connect",
@@ -38,15 +35,18 @@ pub fn credentials(identity: &Result<String, AwsError>) -> Check {
     match identity {
         Ok(arn) => Check::new("credentials", Verdict::Works, arn.clone()),
         Err(e) => {
-            let fix = match e.code() {
-                Some("InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException") => {
+            let fix = match e.kind() {
+                ErrorKind::BadCredentials => {
                     "the access key is unknown or its secret is wrong: check the profile's keys (`aws configure list`)"
                 }
-                Some("ExpiredToken" | "ExpiredTokenException" | "RequestExpired") => {
+                ErrorKind::Expired => {
                     "the session has expired: sign in again (`aws sso login`, or `ec2-broker login` for an MFA profile)"
                 }
-                Some(_) => "check the profile (--profile, AWS_PROFILE) and its credentials",
-                None => "check the network path to AWS (and AWS_ENDPOINT_URL* if you set them) and the credentials",
+                ErrorKind::ClockSkew => "this machine's clock is more than 15 minutes off: set it right (NTP)",
+                ErrorKind::Unreachable => {
+                    "check the network path to AWS (and AWS_ENDPOINT_URL* if you set them) and the credentials"
+                }
+                _ => "check the profile (--profile, AWS_PROFILE) and its credentials",
             };
             Check::new("credentials", Verdict::Fails, e.to_string()).fix(fix)
         }
@@ -83,6 +83,22 @@ pub fn instance(i: &Instance) -> Check {
 /// The instance's state rules out every route.
 pub fn not_running(message: &str) -> Check {
     Check::new("instance", Verdict::Fails, message.to_string())
+}
+
+/// A key file a killed broker left behind, and what the next connection does with it.
+pub fn left_over_key(left: &crate::keys::file::LeftOver) -> String {
+    let age = left.age.map_or("of unknown age".to_string(), |a| format!("{} s old", a.as_secs()));
+    let next = match &left.replaced_because {
+        None => format!(
+            "the next connection reuses it (pushed again; within the key's {} s validity)",
+            crate::keys::KEY_VALIDITY_SECS
+        ),
+        Some(why) => format!("the next connection replaces it with a fresh key: {why}"),
+    };
+    format!(
+        "a key file left by an ended connection (its broker was killed) is at {} ({age}, no connection uses it): {next}",
+        left.path.display()
+    )
 }
 
 /// The rows every route gets when the instance itself is out of reach.

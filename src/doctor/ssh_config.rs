@@ -14,6 +14,20 @@ pub struct SshSettings {
     pub control_master: Option<String>,
     /// `controlpersist` (`no`, `yes`, or seconds).
     pub control_persist: Option<String>,
+    /// `identityfile` lines, as ssh prints them (`~` and `%` tokens unexpanded).
+    pub identity_files: Vec<String>,
+}
+
+impl SshSettings {
+    /// The broker's key directory: the directory of an `IdentityFile DIR/%r@%h` (with `~` as
+    /// `home`), where the broker writes its key files.
+    pub fn key_dir(&self, home: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+        let dir = self.identity_files.iter().find_map(|f| f.strip_suffix("/%r@%h"))?;
+        match dir.strip_prefix("~/") {
+            Some(rest) => home.map(|h| h.join(rest)),
+            None => Some(std::path::PathBuf::from(dir)),
+        }
+    }
 }
 
 /// Reads `ssh -G` output (one `keyword value` per line, keywords in lower case).
@@ -28,6 +42,7 @@ pub fn parse(text: &str) -> SshSettings {
             "proxycommand" if value != "none" => s.proxy_command = Some(value),
             "controlmaster" => s.control_master = Some(value),
             "controlpersist" => s.control_persist = Some(value),
+            "identityfile" => s.identity_files.push(value),
             _ => {}
         }
     }
@@ -67,6 +82,15 @@ pub fn warnings(s: &SshSettings, host: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_dir_from_identity_files() {
+        let s = parse("identityfile ~/.ssh/id_ed25519\nidentityfile ~/.cache/ec2-broker/keys/%r@%h\n");
+        let home = std::path::Path::new("/home/u");
+        assert_eq!(s.key_dir(Some(home)), Some(home.join(".cache/ec2-broker/keys")));
+        assert_eq!(parse("identityfile /k/%r@%h\n").key_dir(None), Some("/k".into()));
+        assert_eq!(parse("identityfile ~/.ssh/id_rsa\n").key_dir(Some(home)), None);
+    }
 
     const BROKER: &str =
         "user ec2-user\nport 2222\nproxycommand ec2-broker proxy %r@%h:%p\ncontrolmaster false\ncontrolpersist no\n";

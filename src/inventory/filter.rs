@@ -2,8 +2,8 @@
 //! a Name with `*` and `?` wildcards, `tag:KEY=VALUE`, an IPv4 address), matched here against
 //! listed instances instead of sent to DescribeInstances, so one listing serves every filter.
 
-use crate::host::{HostSpec, HostSpecError, Target};
-use crate::instance::Instance;
+use crate::target::instance::Instance;
+use crate::target::spec::{HostSpec, HostSpecError, Target};
 
 /// A filter that is not one of the host forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +36,7 @@ impl Filters {
         for text in texts {
             let spec = HostSpec::parse(text).map_err(|source| FilterError::Host { text: text.clone(), source })?;
             if spec.user.is_some()
-                || spec.port != crate::host::DEFAULT_PORT
+                || spec.port != crate::target::spec::DEFAULT_PORT
                 || text.contains(':') && !text.starts_with("tag:")
             {
                 return Err(FilterError::UserOrPort(text.clone()));
@@ -94,7 +94,7 @@ pub(crate) fn wildcard(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance::InstanceState;
+    use crate::target::instance::InstanceState;
 
     fn inst() -> Instance {
         let mut i = Instance::new("i-0a1b2c3d4e5f60718", InstanceState::Running);

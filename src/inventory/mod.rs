@@ -9,9 +9,9 @@ pub mod routes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::host::Target;
-use crate::instance::{Instance, InstanceState};
 use crate::serial::capable::{TypeInfo, unsupported_reason};
+use crate::target::instance::{Instance, InstanceState};
+use crate::target::spec::Target;
 pub use routes::{RouteFacts, RouteSigns};
 
 /// One account (profile) and Region.
@@ -101,7 +101,7 @@ pub fn sort(listed: &mut [Listed]) {
 /// running instance by id, and by Name where that Name resolves to it alone (as
 /// `resolve::pick` would decide: one running instance of that Name in its scope).
 pub fn cache_entries(scope: &Scope, instances: &[Instance]) -> Vec<(String, Instance)> {
-    let key = |target: &Target| crate::lookup_cache::key(&scope.region, scope.profile.as_deref(), &target.to_string());
+    let key = |target: &Target| crate::cache::lookup::key(&scope.region, scope.profile.as_deref(), &target.to_string());
     let mut by_name: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
     for i in instances {
         if let Some(name) = &i.name {
@@ -116,7 +116,7 @@ pub fn cache_entries(scope: &Scope, instances: &[Instance]) -> Vec<(String, Inst
             continue;
         }
         let group: Vec<Instance> = group.into_iter().cloned().collect();
-        if let Ok(one) = crate::resolve::pick(&target, &scope.region, group) {
+        if let Ok(one) = crate::target::resolve::pick(&target, &scope.region, group) {
             out.push((key(&target), one));
         }
     }

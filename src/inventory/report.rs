@@ -65,7 +65,8 @@ pub fn table(rows: &[Listed], show_profile: bool) -> String {
         if show_profile {
             line.insert(0, r.scope.profile.clone().unwrap_or_else(|| "(default)".into()));
         }
-        cells.push(line.into_iter().map(|c| printable(&c)).collect());
+        // Names and tags come from whoever can tag an instance: escaped for the terminal.
+        cells.push(line.into_iter().map(|c| crate::text::printable(&c).into_owned()).collect());
     }
     let columns = cells[0].len();
     let widths: Vec<usize> =
@@ -129,13 +130,8 @@ pub fn json(rows: &[Listed], outcomes: &[ScopeOutcome]) -> String {
     text
 }
 
-fn platform(i: &crate::instance::Instance) -> &'static str {
+fn platform(i: &crate::target::instance::Instance) -> &'static str {
     if i.is_windows() { "windows" } else { "linux" }
-}
-
-/// Text from tags and the network, safe for a terminal: control characters become `?`.
-pub fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 #[derive(Serialize)]
@@ -175,7 +171,7 @@ struct InstanceJson<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance::{Instance, InstanceState};
+    use crate::target::instance::{Instance, InstanceState};
 
     fn row() -> Listed {
         let mut i = Instance::new("i-0a1b2c3d4e5f60718", InstanceState::Running);
@@ -201,8 +197,8 @@ mod tests {
         let t = table(&[row()], false);
         assert_eq!(
             t,
-            "REGION     ID                   NAME       STATE    PRIVATE   PUBLIC  PLATFORM  ROUTES\n\
-             eu-west-1  i-0a1b2c3d4e5f60718  web?[2J-1  running  10.0.1.5  -       linux     push,direct,ssm,serial?\n"
+            "REGION     ID                   NAME          STATE    PRIVATE   PUBLIC  PLATFORM  ROUTES\n\
+             eu-west-1  i-0a1b2c3d4e5f60718  web\\x1b[2J-1  running  10.0.1.5  -       linux     push,direct,ssm,serial?\n"
         );
         assert!(table(&[row()], true).starts_with("PROFILE    REGION"));
     }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::instance::InstanceState;
+use crate::target::instance::InstanceState;
 
 /// What the APIs say that bears on the routes of one instance. `None` in an `Option` field means
 /// the call that would tell was refused or failed (the route is then shown as unknown).

@@ -43,17 +43,48 @@ pub struct Entry {
 /// A file's lines, numbered from 1, with their text.
 #[derive(Debug, Clone)]
 pub struct KnownHostsFile {
-    /// `(line number, original text, parsed)`.
+    /// `(line number, original text, parsed)`; the text has no line ending, and a line that is
+    /// not UTF-8 has it lossily (its bytes are kept in `raw`).
     pub lines: Vec<(usize, String, Line)>,
     /// Whether the last line ended with a newline (a rewrite keeps it that way).
     pub final_newline: bool,
+    /// Each line's bytes as read, with its own ending (`\n`, `\r\n`, or none for the last).
+    raw: Vec<Vec<u8>>,
 }
 
 impl KnownHostsFile {
     /// Parses a whole file; never fails: bad lines become [`Line::Malformed`].
     pub fn parse(text: &str) -> KnownHostsFile {
-        let lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.to_string(), parse_line(l))).collect();
-        KnownHostsFile { lines, final_newline: text.is_empty() || text.ends_with('\n') }
+        KnownHostsFile::from_bytes(text.as_bytes())
+    }
+
+    /// Parses a file's bytes: a line that is not UTF-8 becomes [`Line::Malformed`] (saying where),
+    /// and the others are read as usual.
+    pub fn from_bytes(bytes: &[u8]) -> KnownHostsFile {
+        let mut lines = Vec::new();
+        let mut raw = Vec::new();
+        for (i, with_ending) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+            let body = match with_ending.strip_suffix(b"\n") {
+                Some(l) => l.strip_suffix(b"\r").unwrap_or(l),
+                None => with_ending,
+            };
+            let (text, parsed) = match std::str::from_utf8(body) {
+                Ok(text) => (text.to_string(), parse_line(text)),
+                Err(e) => {
+                    let at = e.valid_up_to();
+                    let why = format!("not UTF-8 text (byte {:#04x} at column {})", body[at], at + 1);
+                    (String::from_utf8_lossy(body).into_owned(), Line::Malformed(why))
+                }
+            };
+            lines.push((i + 1, text, parsed));
+            raw.push(with_ending.to_vec());
+        }
+        KnownHostsFile { lines, final_newline: bytes.is_empty() || bytes.ends_with(b"\n"), raw }
+    }
+
+    /// Line `index` (from 0) as read: its bytes and its ending.
+    pub fn raw_line(&self, index: usize) -> &[u8] {
+        self.raw.get(index).map_or(&[], Vec::as_slice)
     }
 
     /// The entries with their line numbers.
@@ -164,7 +195,7 @@ fn known_algorithm(name: &str) -> bool {
 
 /// Parses arbitrary bytes as a file (the fuzz target's entry point): never panics.
 pub fn fuzz_parse(data: &[u8]) {
-    let file = KnownHostsFile::parse(&String::from_utf8_lossy(data));
+    let file = KnownHostsFile::from_bytes(data);
     for (_, entry) in file.entries() {
         let _ = super::pattern::matches(&entry.hosts, "web-1", 22);
     }
@@ -238,6 +269,23 @@ mod tests {
         assert_eq!(f.entries().map(|(n, _)| n).collect::<Vec<_>>(), [3]);
         assert!(matches!(f.lines[3].2, Line::Malformed(_)));
         assert_eq!(f.lines[3].1, "garbage");
+    }
+
+    /// See: issue 14 (§5). A line that is not UTF-8 used to fail the whole audit.
+    #[test]
+    fn issue_14_a_line_that_is_not_utf8_is_reported_and_the_rest_read() {
+        let mut bytes = format!("web-1 ssh-ed25519 {ED}\r\n").into_bytes();
+        bytes.extend_from_slice(b"caf\xe9 ssh-ed25519 AAAA\n");
+        bytes.extend_from_slice(format!("web-2 ssh-ed25519 {ED}").as_bytes());
+        let f = KnownHostsFile::from_bytes(&bytes);
+        assert_eq!(f.entries().map(|(n, _)| n).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(f.lines[1].2, Line::Malformed("not UTF-8 text (byte 0xe9 at column 4)".into()));
+        assert_eq!(f.lines[0].1, format!("web-1 ssh-ed25519 {ED}"), "the text has no line ending");
+        assert_eq!(f.raw_line(0), format!("web-1 ssh-ed25519 {ED}\r\n").as_bytes());
+        assert_eq!(f.raw_line(1), b"caf\xe9 ssh-ed25519 AAAA\n");
+        assert!(!f.final_newline);
+        let all: Vec<u8> = (0..f.lines.len()).flat_map(|i| f.raw_line(i).to_vec()).collect();
+        assert_eq!(all, bytes, "the raw lines are the file");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `--fix`: the file without the entries the audit found stale, recycled, duplicated or in
-//! conflict (sans-IO). Comments, blank lines, order and every untouched line stay byte for byte.
+//! conflict (sans-IO). Comments, blank lines, order and every untouched line stay byte for byte,
+//! line endings included (a CRLF line stays CRLF; a line that is not UTF-8 stays as it was).
 //! A line naming several hosts loses only the hosts concerned; a line left with none goes.
+//! [`refix`] makes the same fix on a file that ssh appended to since the audit read it.
 //!
 //! Never removed: mismatches with the console (the user must find out why before trusting
 //! anything new), addresses no instance has (they may be outside this account, or not EC2 at
@@ -24,8 +26,8 @@ pub struct Removal {
     pub whole_line: bool,
 }
 
-/// The fixed text and what was removed, for the findings of one file.
-pub fn fix(file: &KnownHostsFile, findings: &[Finding]) -> (String, Vec<Removal>) {
+/// The fixed file and what was removed, for the findings of one file.
+pub fn fix(file: &KnownHostsFile, findings: &[Finding]) -> (Vec<u8>, Vec<Removal>) {
     let mut drop: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     let verified: BTreeSet<(usize, &str)> =
         findings.iter().filter(|f| f.kind == Kind::Verified).map(|f| (f.line, f.host.as_str())).collect();
@@ -47,12 +49,14 @@ pub fn fix(file: &KnownHostsFile, findings: &[Finding]) -> (String, Vec<Removal>
         }
     }
 
-    let mut out = String::new();
+    let mut out = Vec::new();
     let mut removals = Vec::new();
-    for (n, text, line) in &file.lines {
+    let mut last_removed = false;
+    for (index, (n, text, line)) in file.lines.iter().enumerate() {
+        let raw = file.raw_line(index);
+        last_removed = false;
         let Some(hosts) = drop.get(n) else {
-            out.push_str(text);
-            out.push('\n');
+            out.extend_from_slice(raw);
             continue;
         };
         let kept: Option<Vec<&String>> = match line {
@@ -64,17 +68,42 @@ pub fn fix(file: &KnownHostsFile, findings: &[Finding]) -> (String, Vec<Removal>
         };
         match kept {
             Some(kept) if !kept.is_empty() && kept.iter().any(|h| !h.starts_with('!')) => {
-                out.push_str(&replace_hosts(text, &kept));
-                out.push('\n');
+                out.extend_from_slice(replace_hosts(text, &kept).as_bytes());
+                out.extend_from_slice(ending(raw));
                 removals.push(Removal { line: *n, hosts: hosts.iter().cloned().collect(), whole_line: false });
             }
-            _ => removals.push(Removal { line: *n, hosts: hosts.iter().cloned().collect(), whole_line: true }),
+            _ => {
+                removals.push(Removal { line: *n, hosts: hosts.iter().cloned().collect(), whole_line: true });
+                last_removed = true;
+            }
         }
     }
-    if !file.final_newline && !out.is_empty() {
-        out.pop();
+    // The last line went: the file keeps ending as it did (without a newline, if it had none).
+    if last_removed && !file.final_newline {
+        let trimmed = out.strip_suffix(b"\n").map(|o| o.strip_suffix(b"\r").unwrap_or(o)).map(<[u8]>::len);
+        out.truncate(trimmed.unwrap_or(out.len()));
     }
     (out, removals)
+}
+
+/// The fix of `audited` (the bytes the audit read and `findings` are about) made on `current`
+/// (what the file holds now): the same as [`fix`] when nothing changed; when ssh only appended
+/// lines, the same removals with the new lines kept; `None` when the file changed otherwise
+/// (the line numbers of the findings may no longer mean the same lines).
+pub fn refix(audited: &[u8], current: &[u8], findings: &[Finding]) -> Option<(Vec<u8>, Vec<Removal>)> {
+    let appended = current.strip_prefix(audited)?;
+    // What was appended must start a line of its own, or it changed the audited last line.
+    let starts_a_line = audited.is_empty() || audited.ends_with(b"\n") || appended.first().is_none_or(|b| *b == b'\n');
+    starts_a_line.then(|| fix(&KnownHostsFile::from_bytes(current), findings))
+}
+
+/// The line ending `raw` ends with (`\r\n`, `\n`, or none).
+fn ending(raw: &[u8]) -> &[u8] {
+    match raw.strip_suffix(b"\n") {
+        Some(rest) if rest.ends_with(b"\r") => b"\r\n",
+        Some(_) => b"\n",
+        None => b"",
+    }
 }
 
 /// The host pattern(s) a finding is about (a whole-line finding names the whole field).
@@ -133,6 +162,7 @@ mod tests {
         };
         found.extend(findings::from_ec2("kh", &file, &facts));
         let (fixed, removed) = fix(&file, &found);
+        let fixed = String::from_utf8(fixed).unwrap();
         assert_eq!(
             fixed,
             format!(
@@ -157,7 +187,7 @@ mod tests {
         let file = KnownHostsFile::parse(&text);
         let found = findings::from_file("kh", &file);
         let (fixed, _) = fix(&file, &found);
-        assert_eq!(fixed, "");
+        assert_eq!(fixed, b"");
         let console = crate::known_hosts::console::ConsoleKeys {
             fingerprints: vec![],
             keys: vec![PublicKey::from_openssh(&b).unwrap()],
@@ -171,6 +201,55 @@ mod tests {
         let mut found = findings::from_file("kh", &file);
         found.extend(findings::from_ec2("kh", &file, &facts));
         let (fixed, _) = fix(&file, &found);
-        assert_eq!(fixed, format!("10.0.1.5 {b}\n"), "the verified line stays, the mismatching one goes");
+        assert_eq!(fixed, format!("10.0.1.5 {b}\n").into_bytes(), "the verified line stays, the mismatching one goes");
+    }
+
+    /// See: issue 14. The old fix wrote every line with `\n`, and a file that is not UTF-8 could
+    /// not be read at all.
+    #[test]
+    fn issue_14_line_endings_and_non_utf8_lines_are_kept() {
+        let a = key();
+        let mut text = format!("# crlf\r\nweb-1,10.0.1.5 {a}\r\nweb-1 {a}\r\n").into_bytes();
+        text.extend_from_slice(b"caf\xe9 lf\nlast-lf-line\n");
+        let file = KnownHostsFile::from_bytes(&text);
+        let found = findings::from_file("kh", &file);
+        assert!(found.iter().any(|f| f.kind == Kind::Malformed && f.line == 4));
+        let (fixed, removed) = fix(&file, &found);
+        let mut want = format!("# crlf\r\nweb-1,10.0.1.5 {a}\r\n").into_bytes();
+        want.extend_from_slice(b"caf\xe9 lf\nlast-lf-line\n");
+        assert_eq!(fixed, want);
+        assert_eq!(removed, [Removal { line: 3, hosts: vec!["web-1".into()], whole_line: true }]);
+
+        // A narrowed CRLF line stays CRLF.
+        let text = format!("web-1 {a}\r\n10.0.1.5,web-1 {a}\r\n");
+        let file = KnownHostsFile::parse(&text);
+        let (fixed, _) = fix(&file, &findings::from_file("kh", &file));
+        assert_eq!(String::from_utf8(fixed).unwrap(), format!("web-1 {a}\r\n10.0.1.5 {a}\r\n"));
+
+        // The last line goes: the file still ends without a newline.
+        let text = format!("web-1 {a}\r\nweb-1 {a}");
+        let file = KnownHostsFile::parse(&text);
+        let (fixed, _) = fix(&file, &findings::from_file("kh", &file));
+        assert_eq!(String::from_utf8(fixed).unwrap(), format!("web-1 {a}"));
+    }
+
+    /// See: issue 14. Lines ssh appended after the audit read the file survive the fix.
+    #[test]
+    fn issue_14_refix_keeps_appended_lines_and_refuses_other_changes() {
+        let (a, b) = (key(), key());
+        let audited = format!("web-1 {a}\nweb-1 {a}\n");
+        let file = KnownHostsFile::parse(&audited);
+        let found = findings::from_file("kh", &file);
+        let (fixed, _) = refix(audited.as_bytes(), audited.as_bytes(), &found).unwrap();
+        assert_eq!(fixed, fix(&file, &found).0);
+        let current = format!("{audited}new-host {b}\n");
+        let (fixed, removed) = refix(audited.as_bytes(), current.as_bytes(), &found).unwrap();
+        assert_eq!(String::from_utf8(fixed).unwrap(), format!("web-1 {a}\nnew-host {b}\n"));
+        assert_eq!(removed.len(), 1);
+        // Rewritten by someone else, or the last line extended: no guessing.
+        assert!(refix(audited.as_bytes(), format!("web-1 {a}\n").as_bytes(), &found).is_none());
+        let no_newline = format!("web-1 {a}\nweb-1 {a}");
+        assert!(refix(no_newline.as_bytes(), format!("{no_newline} more\n").as_bytes(), &found).is_none());
+        assert!(refix(no_newline.as_bytes(), format!("{no_newline}\nnew-host {b}\n").as_bytes(), &found).is_some());
     }
 }

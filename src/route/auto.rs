@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::{Route, direct, eice, ssm};
 use crate::aws::Aws;
-use crate::instance::Instance;
+use crate::target::instance::Instance;
 
 /// How long the SSH server may take to send its identification once a route is open.
 pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);

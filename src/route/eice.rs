@@ -5,6 +5,10 @@
 //! `--eice-connect-to HOST:PORT` (`EC2_BROKER_EICE_CONNECT_TO`) opens the TCP connection elsewhere
 //! (a proxy, a private DNS answer, the local lab) while the URL, its signature, the `Host` header
 //! and the TLS name stay the endpoint's own.
+//!
+//! The presigned URL carries the session token and a live signature: it stays
+//! [`Redacted`](crate::redact::Redacted) and no error names it. What the endpoint says (refusal
+//! bodies, text frames, close reasons) is scrubbed and made printable before it is shown.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,8 +23,9 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::aws::eice::{self, Endpoint, TunnelTarget};
 use crate::aws::{Aws, AwsError};
-use crate::instance::Instance;
-use crate::stdio::StopSignals;
+use crate::pipe::stdio::StopSignals;
+use crate::target::instance::Instance;
+use crate::text::printable;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -30,6 +35,9 @@ const FRAME: usize = 64 * 1024;
 const MAX_MESSAGE: usize = 1 << 20;
 /// How long the TCP connect and websocket upgrade may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest refusal text, text frame or close reason from the endpoint that we show: its own are
+/// a sentence; a close reason is at most 123 bytes anyway (RFC 6455 §5.5).
+const MAX_REFUSAL_CHARS: usize = 400;
 /// After stdin ends (ssh exited), how long the instance may still send before we close.
 const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_millis(300);
 
@@ -126,7 +134,8 @@ pub async fn open(aws: &Aws, instance: &Instance, port: u16, opts: &EiceOptions)
     let tls = crate::tls::client_config()?;
     let addr = opts.connect_to.clone().unwrap_or_else(|| format!("{}:443", endpoint.dns_name));
     let connect_err = |detail: String| EiceError::Connect { addr: addr.clone(), detail };
-    let mut request = url.as_str().into_client_request().map_err(|e| connect_err(e.to_string()))?;
+    // The one place the presigned URL (token, signature) is used; errors name `addr`, never it.
+    let mut request = url.expose().as_str().into_client_request().map_err(|e| connect_err(e.to_string()))?;
     let agent = concat!("ec2-broker/", env!("CARGO_PKG_VERSION"));
     request.headers_mut().insert("user-agent", agent.parse().expect("a static header value"));
     let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
@@ -139,11 +148,11 @@ pub async fn open(aws: &Aws, instance: &Instance, port: u16, opts: &EiceOptions)
                 WsError::Http(response) => {
                     let status = response.status().as_u16();
                     let raw = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-                    let body = service_message(raw.trim());
+                    let body = crate::aws::clean(&service_message(raw.trim()), MAX_REFUSAL_CHARS);
                     let hint = refusal_hint(status, &body, opts);
                     EiceError::Refused { endpoint: endpoint.id.clone(), status, body, hint }
                 }
-                other => connect_err(other.to_string()),
+                other => connect_err(printable(&other.to_string()).into_owned()),
             })
     };
     let (ws, response) = tokio::time::timeout(OPEN_TIMEOUT, opening)
@@ -232,7 +241,7 @@ pub struct TunnelStats {
 impl Tunnel {
     /// Pipes ssh's stdin/stdout through the tunnel until either side ends.
     pub async fn pipe(self) -> Result<TunnelStats, EiceError> {
-        let (stdin, stdout) = crate::stdio::local_halves();
+        let (stdin, stdout) = crate::pipe::stdio::local_halves();
         self.pipe_with(stdin, stdout).await
     }
 
@@ -262,7 +271,7 @@ impl Tunnel {
                     Ok(n) => {
                         stats.up += n as u64;
                         if let Err(e) = sink.send(Message::binary(buf[..n].to_vec())).await {
-                            break Err(EiceError::Broken(e.to_string()));
+                            break Err(EiceError::Broken(printable(&e.to_string()).into_owned()));
                         }
                     }
                 },
@@ -273,11 +282,13 @@ impl Tunnel {
                             break Ok(());
                         }
                     }
-                    Some(Ok(Message::Text(t))) => break Err(EiceError::TextFrame(t.to_string())),
+                    Some(Ok(Message::Text(t))) => {
+                        break Err(EiceError::TextFrame(crate::aws::clean(t.as_str(), MAX_REFUSAL_CHARS)));
+                    }
                     Some(Ok(Message::Close(close))) => break closed(close),
                     Some(Ok(_)) => {}
                     Some(Err(WsError::ConnectionClosed)) | None => break Ok(()),
-                    Some(Err(e)) => break Err(EiceError::Broken(e.to_string())),
+                    Some(Err(e)) => break Err(EiceError::Broken(printable(&e.to_string()).into_owned())),
                 },
             }
         };
@@ -293,7 +304,7 @@ fn closed(close: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -
     if frame.code == CloseCode::Normal {
         return Ok(());
     }
-    let reason = frame.reason.to_string();
+    let reason = crate::aws::clean(&frame.reason, MAX_REFUSAL_CHARS);
     let r = reason.to_ascii_lowercase();
     let hint = if r.contains("duration") {
         "; the tunnel reached its maximum duration (at most 1 h, or what --eice-max-duration and IAM allow): reconnect"
@@ -324,5 +335,20 @@ mod tests {
         );
         assert_eq!(service_message("plain text"), "plain text");
         assert_eq!(refusal_hint(404, "nope", &none), "");
+    }
+
+    // See: issue 14 (§5, untrusted text).
+    #[test]
+    fn close_reasons_are_printable() {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        let frame = CloseFrame { code: CloseCode::Error, reason: "connection\r\nrefused\x1b]0;owned\x07".into() };
+        let e = closed(Some(frame)).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "the Instance Connect Endpoint closed the tunnel: connection\\x0d\\x0arefused\\x1b]0;owned\\x07 (close code 1011)"
+            ),
+            "{e}"
+        );
+        assert!(!e.contains('\x1b') && !e.contains('\n'), "{e}");
     }
 }

@@ -1,12 +1,19 @@
 //! The `ssm` route: a Session Manager port session (`AWS-StartSSHSession`) to the instance's SSH
 //! port, carried by the native data-channel client in [`crate::ssm`]. No inbound network needed.
+//!
+//! The data channel must be `wss://`. [`ALLOW_PLAINTEXT_WS`]`=1` lets a `ws://` stream URL through,
+//! with a warning each time: it exists for local test labs (the lab's data channel speaks `ws://`)
+//! and must never be set against AWS.
 
 use std::time::Duration;
 
 use crate::aws::ssm::{SessionGrant, StartError};
 use crate::aws::{Aws, AwsError};
-use crate::instance::Instance;
 use crate::ssm::driver::{self, BoxError, Channel, Connection, DriverError, Options, Outcome, Resume};
+use crate::target::instance::Instance;
+
+/// Environment variable that allows a `ws://` stream URL: for local test labs only.
+pub const ALLOW_PLAINTEXT_WS: &str = "EC2_BROKER_ALLOW_PLAINTEXT_WS";
 
 /// How long `TerminateSession` may take when ssh has exited: the broker promises to be gone
 /// within 1 s of ssh.
@@ -82,6 +89,7 @@ pub async fn open(aws: &Aws, instance: &Instance, port: u16, opts: SsmOptions) -
         // official plugin pings every 5 min and never checks the answer (spec §4.1).
         ping_interval: Duration::from_secs(10),
         silence_timeout: Duration::from_secs(30),
+        allow_plaintext: plaintext_allowed(),
     };
     let SessionGrant { session_id, stream_url, token } = grant;
     match Channel::open(Connection { url: stream_url, token }, options).await {
@@ -101,7 +109,7 @@ impl SsmRoute {
 
     /// Pipes ssh's stdin/stdout through the session, then ends it.
     pub async fn pipe(self) -> Result<Outcome, SsmError> {
-        let (stdin, stdout) = crate::stdio::local_halves();
+        let (stdin, stdout) = crate::pipe::stdio::local_halves();
         self.pipe_with(stdin, stdout).await
     }
 
@@ -120,6 +128,11 @@ impl SsmRoute {
         }
         result.map_err(|source| SsmError::Channel { id: instance_id, session: session_id, source })
     }
+}
+
+/// Whether [`ALLOW_PLAINTEXT_WS`] is set to `1` (or `true`).
+fn plaintext_allowed() -> bool {
+    std::env::var(ALLOW_PLAINTEXT_WS).is_ok_and(|v| matches!(v.trim(), "1" | "true"))
 }
 
 async fn terminate(aws: &Aws, session_id: &str) {

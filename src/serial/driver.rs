@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::client::Console;
 use super::escape::{self, Action, EscapeFilter};
 use super::login_hint::{self, LoginHint};
-use crate::stdio::StopSignals;
+use crate::pipe::stdio::StopSignals;
 
 /// After stdin ends (scripted use), output still shows for this long before the console leaves.
 pub const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_secs(1);

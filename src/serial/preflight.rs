@@ -3,7 +3,7 @@
 //! caller may not read them (IAM), the push itself will tell, so that is only logged.
 
 use crate::aws::{Aws, AwsError};
-use crate::instance::Instance;
+use crate::target::instance::Instance;
 
 use super::capable;
 

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use crate::instance::{Instance, InstanceState};
 use crate::inventory::Scope;
+use crate::target::instance::{Instance, InstanceState};
 
 /// How the blocks are written.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,11 @@
 //! pings), the driver asks its [`Resume`] for a fresh token and URL and reconnects with back-off
 //! until the service says the session is gone or the resume deadline passes; the session then
 //! resends everything unacknowledged, and ssh above never notices.
+//!
+//! The stream URL must be `wss://`: the open frame carries the session's bearer token. A `ws://`
+//! URL is dialled only when [`Options::allow_plaintext`] says so (a local test lab), with a
+//! warning. Text from the service (`CustomerMessage`, `channel_closed` output, close reasons)
+//! is made printable before it reaches a message or a log.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +31,9 @@ use uuid::Uuid;
 
 use super::handshake::{CLIENT_VERSION, OpenDataChannel};
 use super::session::{CloseReason, Config, Event, Session, Stats};
-use crate::stdio::StopSignals;
+use crate::pipe::stdio::StopSignals;
+use crate::redact::Redacted;
+use crate::text::printable;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -53,10 +60,10 @@ const MAX_RESUME_DELAY: Duration = Duration::from_secs(5);
 /// Where and how to open the data channel.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    /// `StreamUrl`, used as given (§2).
-    pub url: String,
+    /// `StreamUrl`, used as given (§2) once its scheme is checked.
+    pub url: Redacted<String>,
     /// `TokenValue` (a bearer token: never logged).
-    pub token: String,
+    pub token: Redacted<String>,
 }
 
 /// Gets a new token for the same session (`ResumeSession`).
@@ -79,6 +86,9 @@ pub struct Options {
     pub ping_interval: Duration,
     /// Declare the peer dead when nothing arrived for this long.
     pub silence_timeout: Duration,
+    /// Dial `ws://` stream URLs too (the token then crosses the network in clear): for local
+    /// test labs only, set from `EC2_BROKER_ALLOW_PLAINTEXT_WS` by the route.
+    pub allow_plaintext: bool,
 }
 
 /// Why the data channel could not be used.
@@ -91,6 +101,14 @@ pub enum DriverError {
         host: String,
         /// What failed.
         detail: String,
+    },
+    /// The stream URL is not `wss://`.
+    #[error(
+        "refusing the Session Manager stream URL {url}: it is not wss://, and the session token would cross the network unencrypted (EC2_BROKER_ALLOW_PLAINTEXT_WS=1 allows ws:// for local test labs only)"
+    )]
+    Plaintext {
+        /// Scheme and host of the URL (the rest is redacted).
+        url: String,
     },
     /// The session ended during the handshake.
     #[error("the SSM agent ended the session during the handshake: {0}")]
@@ -169,6 +187,8 @@ impl Channel {
             while let Some(event) = self.session.poll_event() {
                 match event {
                     Event::Ready { agent_version, customer_message } => {
+                        let (agent_version, customer_message) =
+                            (printable(&agent_version), printable(&customer_message));
                         tracing::debug!(%agent_version, %customer_message, "SSM handshake complete");
                         return Ok(());
                     }
@@ -189,7 +209,7 @@ impl Channel {
                         }
                         self.handle_ws(m)
                     }
-                    Some(Err(e)) => return Err(self.dial_error(e.to_string())),
+                    Some(Err(e)) => return Err(self.dial_error(printable(&e.to_string()).into_owned())),
                     None => return Err(self.dial_error("the service closed the websocket during the handshake".into())),
                 },
                 () = sleep_until(timeout) => self.session.handle_timeout(Instant::now()),
@@ -244,11 +264,11 @@ impl Channel {
                     match frame {
                         Some(Ok(m)) => {
                             if let WsMessage::Close(close) = &m {
-                                dropped = Some(format!("closed by the service ({})", close.as_ref().map_or("no reason".into(), |c| format!("{} {}", c.code, c.reason))));
+                                dropped = Some(format!("closed by the service ({})", close.as_ref().map_or("no reason".into(), |c| format!("{} {}", c.code, printable(&c.reason)))));
                             }
                             self.handle_ws(m);
                         }
-                        Some(Err(e)) => dropped = Some(e.to_string()),
+                        Some(Err(e)) => dropped = Some(printable(&e.to_string()).into_owned()),
                         None => dropped = Some("connection closed".into()),
                     }
                 }
@@ -313,7 +333,9 @@ impl Channel {
                     }
                     wrote = true;
                 }
-                Event::Closed(CloseReason::ChannelClosed { output }) => end = Some(End::ChannelClosed(output)),
+                Event::Closed(CloseReason::ChannelClosed { output }) => {
+                    end = Some(End::ChannelClosed(printable(&output).into_owned()));
+                }
                 Event::Closed(reason) => return Err(DriverError::Handshake(describe(&reason))),
                 Event::Ready { .. } => {}
             }
@@ -360,7 +382,7 @@ impl Channel {
                     }
                     Err(e) => e.to_string(),
                 },
-                Err(e) => e.to_string(),
+                Err(e) => printable(&e.to_string()).into_owned(),
             };
             tracing::info!(error = %last, "resume attempt failed");
             if started.elapsed() + delay > self.options.resume_timeout {
@@ -372,7 +394,7 @@ impl Channel {
     }
 
     fn dial_error(&self, detail: String) -> DriverError {
-        DriverError::Dial { host: url_host(&self.conn.url), detail }
+        DriverError::Dial { host: url_host(self.conn.url.expose()), detail }
     }
 }
 
@@ -404,21 +426,22 @@ impl Drop for AbortOnDrop {
 
 impl Link {
     async fn dial(conn: &Connection, options: &Options, client_id: Uuid) -> Result<Link, DriverError> {
-        let err = |detail: String| DriverError::Dial { host: url_host(&conn.url), detail };
+        let url = conn.url.expose();
+        let err = |detail: String| DriverError::Dial { host: url_host(url), detail };
+        check_scheme(url, options.allow_plaintext)?;
         let config =
             WebSocketConfig::default().max_message_size(Some(MAX_WS_MESSAGE)).max_frame_size(Some(MAX_WS_MESSAGE));
         let connector = Connector::Rustls(options.tls.clone());
-        let dial =
-            tokio_tungstenite::connect_async_tls_with_config(conn.url.as_str(), Some(config), true, Some(connector));
+        let dial = tokio_tungstenite::connect_async_tls_with_config(url.as_str(), Some(config), true, Some(connector));
         let (ws, _) = tokio::time::timeout(DIAL_TIMEOUT, dial)
             .await
             .map_err(|_| err(format!("no answer within {}s", DIAL_TIMEOUT.as_secs())))?
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(printable(&e.to_string()).into_owned()))?;
         let (mut sink, stream) = ws.split();
         let open = OpenDataChannel {
             message_schema_version: "1.0",
             request_id: random_uuid().to_string(),
-            token_value: &conn.token,
+            token_value: Redacted::new(conn.token.expose().as_str()),
             client_id: client_id.to_string(),
             client_version: CLIENT_VERSION,
         };
@@ -467,11 +490,28 @@ async fn sleep_until(t: Option<Instant>) {
     }
 }
 
+/// `wss://` always; `ws://` only when `allow_plaintext` (then with a warning); nothing else.
+fn check_scheme(url: &str, allow_plaintext: bool) -> Result<(), DriverError> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    if scheme.eq_ignore_ascii_case("wss") {
+        return Ok(());
+    }
+    if scheme.eq_ignore_ascii_case("ws") && allow_plaintext {
+        tracing::warn!(
+            host = %url_host(url),
+            "plaintext ws:// to the Session Manager data channel, allowed by EC2_BROKER_ALLOW_PLAINTEXT_WS (for local test labs only)"
+        );
+        return Ok(());
+    }
+    Err(DriverError::Plaintext { url: printable(&crate::redact::preview(url)).into_owned() })
+}
+
+/// What a close says, fit for a message (the service's texts made printable).
 fn describe(reason: &CloseReason) -> String {
     match reason {
         CloseReason::ChannelClosed { output } if output.is_empty() => "the service closed the channel".into(),
-        CloseReason::ChannelClosed { output } => format!("the service closed the channel: {output}"),
-        CloseReason::HandshakeRefused(why) => why.clone(),
+        CloseReason::ChannelClosed { output } => format!("the service closed the channel: {}", printable(output)),
+        CloseReason::HandshakeRefused(why) => printable(why).into_owned(),
         CloseReason::HandshakeTimeout => {
             "the agent did not complete the handshake in time (is the SSM agent healthy? see its log)".into()
         }
@@ -479,10 +519,11 @@ fn describe(reason: &CloseReason) -> String {
     }
 }
 
-/// Host and port of a URL, for messages (the query string is long and opaque).
+/// Host and port of a URL, for messages (the query string is long and opaque), made printable
+/// (the service chose the URL).
 fn url_host(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split(['/', '?']).next().unwrap_or(rest).to_string()
+    printable(rest.split(['/', '?']).next().unwrap_or(rest)).into_owned()
 }
 
 fn random_uuid() -> Uuid {
@@ -517,6 +558,51 @@ mod tests {
             "ssmmessages.eu-west-1.amazonaws.com"
         );
         assert_eq!(url_host("ws://127.0.0.1:4000/v1/x"), "127.0.0.1:4000");
+    }
+
+    #[test]
+    fn only_wss_unless_plaintext_is_allowed() {
+        assert!(check_scheme("wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1", false).is_ok());
+        assert!(check_scheme("WSS://ssmmessages.eu-west-1.amazonaws.com/v1/x", false).is_ok());
+        assert!(check_scheme("ws://127.0.0.1:4000/v1/x", true).is_ok());
+        for url in ["ws://127.0.0.1:4000/v1/x", "http://127.0.0.1/x", "https://h/x", "127.0.0.1:4000"] {
+            assert!(matches!(check_scheme(url, false), Err(DriverError::Plaintext { .. })), "{url}");
+        }
+        // Allowing plaintext allows ws://, not any scheme.
+        assert!(check_scheme("http://127.0.0.1/x", true).is_err());
+        let e = check_scheme("ws://127.0.0.1:4000/v1/data-channel/s-1?role=publish_subscribe", false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "refusing the Session Manager stream URL ws://127.0.0.1:4000/…<redacted>: it is not wss://, and the session token would cross the network unencrypted (EC2_BROKER_ALLOW_PLAINTEXT_WS=1 allows ws:// for local test labs only)"
+        );
+    }
+
+    // See: issue 14 (§5, wss://).
+    #[tokio::test]
+    async fn a_ws_stream_url_is_refused_before_dialling() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/data-channel/s-1?role=publish_subscribe", listener.local_addr().unwrap());
+        let options = Options {
+            tls: crate::tls::client_config_with(None).unwrap(),
+            resume_timeout: Duration::from_secs(1),
+            ping_interval: Duration::from_secs(10),
+            silence_timeout: Duration::from_secs(30),
+            allow_plaintext: false,
+        };
+        let conn = Connection { url: Redacted::new(url), token: Redacted::new("a-bearer-token-value".into()) };
+        let opened = Channel::open(conn, options).await;
+        assert!(matches!(opened, Err(DriverError::Plaintext { .. })), "{:?}", opened.err());
+        // Nothing reached the listener: the token never left.
+        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        assert!(accepted.is_err(), "the broker connected to a ws:// URL");
+    }
+
+    #[test]
+    fn service_texts_are_printable() {
+        let closed = CloseReason::ChannelClosed { output: "bye\x1b]0;owned\x07".into() };
+        assert_eq!(describe(&closed), "the service closed the channel: bye\\x1b]0;owned\\x07");
+        let refused = CloseReason::HandshakeRefused("unsupported action \u{9b}2J".into());
+        assert_eq!(describe(&refused), "unsupported action \\u{9b}2J");
     }
 
     fn agent_message(sequence: i64, payload_type: u32, payload: &[u8]) -> WsMessage {
@@ -574,8 +660,10 @@ mod tests {
             resume_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_millis(100),
             silence_timeout: Duration::from_millis(400),
+            allow_plaintext: true,
         };
-        let channel = Channel::open(Connection { url, token: "token".into() }, options).await.unwrap();
+        let conn = Connection { url: Redacted::new(url), token: Redacted::new("token".into()) };
+        let channel = Channel::open(conn, options).await.unwrap();
         // stdin stays open (we hold its other end), so only the silence can end the session.
         let (_stdin_writer, stdin) = tokio::io::duplex(64);
         let (stdout, _stdout_reader) = tokio::io::duplex(1 << 16);

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::redact::Redacted;
+
 /// The `ClientVersion` we announce, chosen deliberately (§8, §10.4): above `1.2.331.0`, so an
 /// agent never enables smux keepalives that would cut idle sessions after 30 s, and equal to the
 /// official plugin release the spec was read from, so agent-side version checks behave as they do
@@ -29,8 +31,9 @@ pub struct OpenDataChannel<'a> {
     pub message_schema_version: &'a str,
     /// Fresh per open.
     pub request_id: String,
-    /// The bearer token from StartSession or ResumeSession.
-    pub token_value: &'a str,
+    /// The bearer token from StartSession or ResumeSession (the one place it is sent).
+    #[serde(serialize_with = "crate::redact::serialize_exposed")]
+    pub token_value: Redacted<&'a str>,
     /// Fixed for the process, reused on reconnects.
     pub client_id: String,
     /// [`CLIENT_VERSION`].

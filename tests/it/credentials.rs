@@ -154,6 +154,51 @@ fn the_code_is_asked_once_then_the_cached_role_credentials_serve_the_next_connec
     );
 }
 
+/// See: issue 14 (§5). Two connections started together both found no cached credentials and
+/// both asked for a code; now the second waits for the first's prompt and uses what it cached.
+#[test]
+fn issue_14_two_connections_at_once_ask_for_the_code_once() {
+    let world = mfa_world();
+    let (first_pty, second_pty) = (Pty::open(80, 24).unwrap(), Pty::open(80, 24).unwrap());
+    let (first_err, second_err) = (world.path("first.err"), world.path("second.err"));
+    let mut first = first_pty.spawn(ssh(&world, true), &first_err).unwrap();
+    first_pty.expect_after(0, PROMPT, T).unwrap_or_else(|e| panic!("{e}\n{}", dump(&world, &first_pty, &first_err)));
+    let mut second = second_pty.spawn(ssh(&world, true), &second_err).unwrap();
+
+    // The second broker says it waits (it would have asked on its own terminal before).
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let log = fs::read_to_string(&world.broker_log).unwrap_or_default();
+        if log.contains("waiting up to 180 s for another ec2-broker that is asking for the MFA code for") {
+            break;
+        }
+        if second_pty.screen().contains("MFA code") || std::time::Instant::now() > deadline {
+            let _ = (first.kill(), second.kill());
+            panic!(
+                "the second connection did not wait for the first's prompt\n{}",
+                dump(&world, &second_pty, &second_err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first_pty.type_text("123456\n").unwrap();
+
+    for (name, child, pty, err) in
+        [("first", &mut first, &first_pty, &first_err), ("second", &mut second, &second_pty, &second_err)]
+    {
+        let status = wait_deadline(child, T);
+        assert!(status.is_some_and(|s| s.success()), "{name} ssh failed\n{}", dump(&world, pty, err));
+        pty.expect_after(0, "ok", T).unwrap_or_else(|e| panic!("{e}\n{}", dump(&world, pty, err)));
+    }
+    assert!(!second_pty.screen().contains("MFA code"), "the second asked too:\n{}", second_pty.screen());
+    assert_eq!(assume_role_calls(&world).len(), 1, "one AssumeRole\n{}", world.dump());
+    let log = fs::read_to_string(&world.broker_log).unwrap_or_default();
+    assert!(log.contains("using the MFA credentials another ec2-broker just cached for role"), "{log}");
+    let lock =
+        cache_dir(&world).join(format!("{}.lock", cache_files(&world)[0].file_stem().unwrap().to_string_lossy()));
+    assert_eq!(mode(&lock), 0o600);
+}
+
 #[test]
 fn a_refused_code_fails_the_connection_and_caches_nothing() {
     let world = mfa_world();

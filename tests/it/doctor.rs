@@ -20,7 +20,22 @@ fn report(world: &World, id: Option<&str>, args: &[&str]) -> (Option<i32>, Strin
         Some(id) => without_port(&out.stdout, world.lab.ssh_port(id)),
         None => out.stdout.clone(),
     };
-    (out.code(), text)
+    (out.code(), without_request_ids(&text))
+}
+
+/// `text` with every `(request id UUID)` written as `(request id ID)`: AWS's ids are random.
+fn without_request_ids(text: &str) -> String {
+    let marker = "(request id ";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        let start = at + marker.len();
+        out += &rest[..start];
+        let len = rest[start..].find(')').unwrap_or(0);
+        out += "ID";
+        rest = &rest[start + len..];
+    }
+    out + rest
 }
 
 /// `text` with `port` written as PORT wherever it stands as a number of its own after ':' or ' '.
@@ -161,4 +176,27 @@ fn issue_14_a_closed_stdout_is_a_quiet_exit() {
     let out = world.run(cmd, Duration::from_secs(90));
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
     assert!(out.stderr.contains("status=0"), "web-1 works, and the closed pipe is no error: {}", out.describe());
+}
+
+// See: issue 14. A broker killed with SIGKILL leaves its key file; doctor says so, and what the
+// next connection does with it.
+#[test]
+fn issue_14_doctor_reports_a_key_file_left_by_a_killed_broker() {
+    let world = auto_world();
+    let (mut ssh, pid) = crate::harness::process::idle_session(&world, "web-1");
+    let kill = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    assert!(kill.success());
+    let _ = ssh.wait();
+    let key_file = world.key_dir().join("ec2-user@web-1");
+    assert!(key_file.exists(), "a killed broker cannot remove its key file");
+    let out = doctor(&world, &["web-1"]);
+    let expected =
+        format!("a key file left by an ended connection (its broker was killed) is at {} (", key_file.display());
+    assert!(out.stdout.contains(&expected), "{}", out.describe());
+    assert!(
+        out.stdout.contains("the next connection reuses it (pushed again; within the key's 60 s validity)"),
+        "{}",
+        out.describe()
+    );
+    assert!(key_file.exists(), "doctor only looks");
 }

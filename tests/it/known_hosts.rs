@@ -2,6 +2,8 @@
 //! entries included), and the audit's findings as JSON, offline and against the lab.
 
 use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ const T: Duration = Duration::from_secs(60);
 /// A 1024-bit DSA public key (a weak host key).
 const DSA: &str = "AAAAB3NzaC1kc3MAAACBAP1/U4EddRIpUt9KnC7s5Of2EbdSPO9EAMMeP4C2USZpRV1AIlH7WT2NWPq/xfW6MPbLm1Vs14E7gB00b/JmYLdrmVClpJ+f6AR7ECLCT7up1/63xhv4O1fnxqimFQ8E+4P208UewwI1VBNaFpEy9nXzrith1yrv8iIDGZ3RSAHHAAAAFQCXYFCPFSMLzLKSuYKi64QL8Fgc9QAAAIEA9+GghdabPd7LvKtcNrhXuXmUr7v6OuqC+VdMCz0HgmdRWVeOutRZT+ZxBxCBgLRJFnEj6EwoFhO3zwkyjMim4TwWeotUfI0o4KOuHiuzpnWRbqN/C/ohNWLx+2J6ASQ7zKTxvqhRkImog9/hWuWfBpKLZl6Ae1UlZAFMO/7PSSoAAACBAPhUGIqqDqR1qT4dTC4YRWgBRNKbcbS3GdJ0fd/BPG9FuZB1zEOvtXdoh4XtyD3yIn62C4p7Xlc8Ybyi+FfpRE/OlyHG+ue1vKDPn/pjdq6dLf0Q5IxRtsCvCAkVoRHD6XWmA7Jr7SJCExaJB6H6VmNOHLX4TsVDaI1z9dzsNrDZ";
 
-fn keygen_ed25519(dir: &std::path::Path, name: &str) -> String {
+fn keygen_ed25519(dir: &Path, name: &str) -> String {
     let path = dir.join(name);
     let out = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
@@ -28,7 +30,7 @@ fn keygen_ed25519(dir: &std::path::Path, name: &str) -> String {
 }
 
 /// Whether `ssh-keygen -F QUERY -f FILE` finds an entry.
-fn keygen_finds(file: &std::path::Path, query: &str) -> bool {
+fn keygen_finds(file: &Path, query: &str) -> bool {
     let out = Command::new("ssh-keygen").args(["-F", query, "-f"]).arg(file).output().unwrap();
     out.status.success() && !out.stdout.is_empty()
 }
@@ -158,7 +160,10 @@ fn offline_audit_reports_each_file_finding_as_json() {
     let out = world.run(cmd, T);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     assert!(out.stderr.contains("3 line(s) removed, 1 line(s) narrowed"), "{}", out.stderr);
-    assert_eq!(fs::read_to_string(world.path("known_hosts.copy.old")).unwrap(), original);
+    let backups = backups_of(&copy);
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(fs::read_to_string(&backups[0]).unwrap(), original);
+    assert!(out.stderr.contains(&format!("the old file is {}", backups[0].display())), "{}", out.stderr);
     assert_eq!(
         fs::read_to_string(&copy).unwrap(),
         format!("# a comment\nweb-1 {a}\nweb-2 ssh-ed25519\nold-nas ssh-dss {DSA}\n")
@@ -179,6 +184,92 @@ fn offline_audit_reports_each_file_finding_as_json() {
     let out = world.run(cmd, T);
     assert_eq!(out.code(), Some(2), "{}", out.describe());
     assert!(out.stderr.contains("reading"), "{}", out.stderr);
+}
+
+/// The backups `--fix` made beside `file` (which is not a link), oldest first.
+fn backups_of(file: &Path) -> Vec<PathBuf> {
+    let file = fs::canonicalize(file).unwrap();
+    let prefix = format!("{}.ec2-broker-backup.", file.file_name().unwrap().to_string_lossy());
+    let mut found: Vec<PathBuf> = fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+/// See: issue 14. A known_hosts kept in a dotfiles repository (a symbolic link), with CRLF
+/// lines, a line that is not UTF-8, another owner and mode 0640. The old audit stopped at the
+/// non-UTF-8 line ("stream did not contain valid UTF-8", exit 2); the old `--fix` replaced the
+/// link with a plain root-owned file and turned CRLF into LF.
+#[test]
+fn issue_14_fix_writes_through_a_symlink_keeping_owner_mode_line_endings_and_odd_lines() {
+    let world = World::new();
+    let a = keygen_ed25519(world.dir.path(), "a");
+    let dotfiles = world.path("dotfiles");
+    fs::create_dir(&dotfiles).unwrap();
+    let target = dotfiles.join("known_hosts");
+    let mut original = format!("# mine\r\nweb-1,10.0.1.5 {a}\r\nweb-1 {a}\r\n").into_bytes();
+    original.extend_from_slice(b"caf\xe9 ssh-ed25519 AAAA\n");
+    original.extend_from_slice(format!("web-2 {a}\n").as_bytes());
+    fs::write(&target, &original).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o640)).unwrap();
+    // The owner part needs root, which the integration tests run as.
+    let as_root = fs::metadata(world.dir.path()).unwrap().uid() == 0;
+    if as_root {
+        std::os::unix::fs::chown(&target, Some(65534), Some(65534)).unwrap();
+    }
+    let link = world.path("known_hosts.link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--offline", "--json"]).arg(&link);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let found: Vec<(u64, &str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["line"].as_u64().unwrap(), f["kind"].as_str().unwrap(), f["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (3, "duplicate", "web-1 has the same ssh-ed25519 key on line 2"),
+            (4, "malformed", "not UTF-8 text (byte 0xe9 at column 4)"),
+        ],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(report["entries"], 3, "the lines after the odd one are audited");
+
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--offline", "--fix"]).arg(&link);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is still a link");
+    assert_eq!(fs::read_link(&link).unwrap(), target);
+    let mut want = format!("# mine\r\nweb-1,10.0.1.5 {a}\r\n").into_bytes();
+    want.extend_from_slice(b"caf\xe9 ssh-ed25519 AAAA\n");
+    want.extend_from_slice(format!("web-2 {a}\n").as_bytes());
+    assert_eq!(String::from_utf8_lossy(&fs::read(&target).unwrap()), String::from_utf8_lossy(&want));
+    assert_eq!(fs::read(&target).unwrap(), want);
+    let meta = fs::metadata(&target).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o640, "mode kept");
+
+    let backups = backups_of(&target);
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(fs::read(&backups[0]).unwrap(), original);
+    let backup_meta = fs::metadata(&backups[0]).unwrap();
+    assert_eq!(backup_meta.mode() & 0o7777, 0o640, "the backup has the same mode");
+    if as_root {
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "owner kept");
+        assert_eq!((backup_meta.uid(), backup_meta.gid()), (65534, 65534), "the backup has the same owner");
+    }
+    assert_eq!(fs::read_dir(&dotfiles).unwrap().count(), 2, "the file and its backup, no temporary file");
 }
 
 /// Instances for each thing the console and the addresses can say.
@@ -323,7 +414,7 @@ fn audit_against_the_lab_checks_consoles_and_addresses() {
 }
 
 /// `known-hosts pin HOST --route ROUTE` into `file`.
-fn pin(world: &World, host: &str, route: &str, file: &std::path::Path) -> crate::harness::Output {
+fn pin(world: &World, host: &str, route: &str, file: &Path) -> crate::harness::Output {
     let mut cmd = world.command(broker());
     cmd.args(["known-hosts", "pin", host, "--route", route, "--port"])
         .arg(world.lab.ssh_port(world.lab.instance_ids().first().unwrap()).to_string())
@@ -403,7 +494,7 @@ fn key_exposure_lists_every_instance_launched_with_the_key() {
     fs::write(&file, format!("[127.0.1.10]:{port} {host_key}\n")).unwrap();
     let lab_admin = world.path("lab-admin.pub");
     fs::write(&lab_admin, format!("{}\n", ec2_lab::inventory::LAB_ADMIN_PUBLIC_KEY)).unwrap();
-    let audit = |key: &std::path::Path| {
+    let audit = |key: &Path| {
         let mut cmd = world.command(broker());
         cmd.args(["known-hosts", "audit", "--json", "--key"]).arg(key).arg(&file);
         let out = world.run(cmd, T);

@@ -5,6 +5,8 @@ mod harness;
 
 /// The CLI surface and the example ssh_config in contrib/.
 mod cli;
+/// Issue 18: the lab's doubles answer as AWS documents (SDK-shaped requests, one module per API family).
+mod conformance;
 /// MFA roles: the code asked on the terminal, AssumeRole, the credentials cache, `login`.
 mod credentials;
 /// doctor: the exact report for each kind of instance, IAM denials, ssh settings.
@@ -27,6 +29,8 @@ mod proxy_eice;
 mod proxy_ssm;
 /// Resolution and error messages: ambiguity, stopped, unknown, bad input.
 mod resolution;
+/// Secrets in error answers and logs, at every verbosity; the ws:// data channel refused.
+mod secrets;
 /// The serial console: `console` through a pseudo-terminal, and plain ssh over `--route serial`.
 mod serial_console;
 /// The user's world (issue 20): ssh-config into an Include file, ls across Regions, completions, man.

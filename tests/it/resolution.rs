@@ -38,6 +38,23 @@ fn stopped_instance_says_how_to_start_it() {
     );
 }
 
+// See: issue 14 (§5): a Name tag cannot drive the terminal (C1 `CSI`) or reorder the line
+// (a right-to-left override) in a message.
+#[test]
+fn issue_14_name_tags_reach_the_terminal_escaped() {
+    let mut inventory = ec2_lab::Inventory::demo();
+    let batch = inventory.instances.iter_mut().find(|i| i.name.as_deref() == Some("batch-1")).expect("batch-1");
+    batch.name = Some("batch-1\u{9b}2J\u{202e}lave".into());
+    let world = World::with(inventory, "");
+    let (code, _, stderr) = proxy(&world, "i-0d1b2c3d4e5f6071b");
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "ec2-broker: error: instance i-0d1b2c3d4e5f6071b (Name=batch-1\\u{9b}2J\\u{202e}lave) is stopped: start it first \
+         (aws ec2 start-instances --instance-ids i-0d1b2c3d4e5f6071b)\n"
+    );
+}
+
 #[test]
 fn unknown_name_and_unknown_id() {
     let world = World::new();

@@ -11,8 +11,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::filters::{Values, filters, limit_error};
+use super::instance_filters::{
+    ARCHITECTURE, BOOT_MODE, IMAGE_ID, METADATA_HOP_LIMIT, ROOT_DEVICE, attachment_id, eni_id, has_eni, mac_address,
+    platform_details, reservation_id, usage_operation,
+};
 use super::{Protocol, error, xml_escape};
-use crate::inventory::{InstanceSpec, Inventory, instance_profile_id};
+use crate::inventory::{InstanceSpec, instance_profile_id};
 use crate::state::State;
 
 const XMLNS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
@@ -25,7 +29,7 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -
         "DescribeInstanceTypes" => super::instance_types::describe(state, params),
         "DescribeKeyPairs" => super::key_pairs::describe(state, params),
         "DescribeSecurityGroups" => super::security_groups::describe(state, params),
-        "GetSerialConsoleAccessStatus" => get_serial_console_access_status(state),
+        "GetSerialConsoleAccessStatus" => get_serial_console_access_status(state, params),
         "" => err(StatusCode::BAD_REQUEST, "MissingAction", "The request must contain the parameter Action"),
         other => err(
             StatusCode::BAD_REQUEST,
@@ -59,6 +63,9 @@ pub(super) fn list(params: &[(String, String)], prefix: &str) -> Vec<String> {
 /// `DescribeInstances`: `InstanceId.N`, `Filter.N` (values ORed, at most 200 in all),
 /// `MaxResults` (5–1000, not with `InstanceId.N`), `NextToken`.
 fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
+    if let Some(answer) = dry_run(params) {
+        return answer;
+    }
     let ids = list(params, "InstanceId");
     let max_results = param(params, "MaxResults");
     if !ids.is_empty() && max_results.is_some() {
@@ -69,8 +76,8 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
         );
     }
     for id in &ids {
-        if !id.starts_with("i-") || id.len() < 10 || !id[2..].bytes().all(|b| b.is_ascii_hexdigit()) {
-            return err(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed", &format!("Invalid id: \"{id}\""));
+        if let Some(malformed) = malformed_instance_id(id) {
+            return malformed;
         }
         if state.instance(id).is_none() {
             return err(
@@ -85,7 +92,7 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
         return response;
     }
     for (name, _) in &filters {
-        if !KNOWN_FILTERS.contains(&name.as_str()) && !name.starts_with("tag:") {
+        if !super::instance_filters::known(name) {
             return err(StatusCode::BAD_REQUEST, "InvalidParameterValue", &format!("The filter '{name}' is invalid"));
         }
     }
@@ -96,7 +103,11 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
         .instances
         .iter()
         .filter(|i| ids.is_empty() || ids.contains(i.id.as_str()))
-        .filter(|i| filters.iter().all(|(name, values)| filter_matches(i, inventory, name, values)))
+        .filter(|i| {
+            filters.iter().all(|(name, values)| {
+                super::instance_filters::values(i, inventory, name).iter().any(|v| values.matches(v))
+            })
+        })
         .collect();
 
     let page_size = match max_results.map(str::parse::<usize>) {
@@ -125,65 +136,13 @@ fn describe_instances(state: &State, params: &[(String, String)]) -> Response {
     ok("DescribeInstances", state, &xml)
 }
 
-const KNOWN_FILTERS: &[&str] = &[
-    "instance-id",
-    "tag-key",
-    "tag-value",
-    "private-ip-address",
-    "ip-address",
-    "private-dns-name",
-    "dns-name",
-    "key-name",
-    "instance-state-name",
-    "instance-state-code",
-    "vpc-id",
-    "subnet-id",
-    "availability-zone",
-    "instance-type",
-    "platform",
-    "instance.group-id",
-    "instance.group-name",
-    "iam-instance-profile.arn",
-];
-
-fn filter_matches(i: &InstanceSpec, inventory: &Inventory, name: &str, values: &Values) -> bool {
-    let region = &inventory.region;
-    let m = |s: &str| values.matches(s);
-    match name {
-        "instance-id" => m(&i.id),
-        "tag-key" => tags(i).iter().any(|(k, _)| m(k)),
-        "tag-value" => tags(i).iter().any(|(_, v)| m(v)),
-        "private-ip-address" => i.private_ip.is_some_and(|ip| m(&ip.to_string())),
-        "ip-address" => i.public_ip.is_some_and(|ip| m(&ip.to_string())),
-        "private-dns-name" => i.private_ip.is_some() && m(&i.private_dns_name(region)),
-        "dns-name" => i.public_ip.is_some() && m(&i.public_dns_name(region)),
-        "key-name" => i.key_name.as_deref().is_some_and(m),
-        "instance-state-name" => m(&i.state),
-        "instance-state-code" => m(&state_code(&i.state).to_string()),
-        "vpc-id" => m(&i.vpc_id),
-        "subnet-id" => m(&i.subnet_id),
-        "availability-zone" => m(&i.az),
-        "instance-type" => m(&i.instance_type),
-        "platform" => i.platform.as_deref().is_some_and(m),
-        "instance.group-id" => i.security_group_ids().iter().any(|id| m(id)),
-        "instance.group-name" => {
-            (i.security_group_ids().iter()).filter_map(|id| inventory.security_group(id)).any(|g| m(&g.name))
-        }
-        "iam-instance-profile.arn" => i.instance_profile_arn(&inventory.account).is_some_and(|arn| m(&arn)),
-        _ => match name.strip_prefix("tag:") {
-            Some(key) => tags(i).iter().any(|(k, v)| k == key && m(v)),
-            None => false,
-        },
-    }
-}
-
-fn tags(i: &InstanceSpec) -> Vec<(String, String)> {
+pub(super) fn tags(i: &InstanceSpec) -> Vec<(String, String)> {
     let mut t: Vec<(String, String)> = i.name.iter().map(|n| ("Name".to_string(), n.clone())).collect();
     t.extend(i.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     t
 }
 
-fn state_code(state: &str) -> u8 {
+pub(super) fn state_code(state: &str) -> u8 {
     match state {
         "pending" => 0,
         "running" => 16,
@@ -196,21 +155,24 @@ fn state_code(state: &str) -> u8 {
 
 fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
     let e = xml_escape;
+    let (region, account) = (&state.inventory.region, &state.inventory.account);
     let _ = write!(
         xml,
-        "<item><reservationId>r-{}</reservationId><ownerId>{}</ownerId><groupSet/><instancesSet><item>\
-         <instanceId>{}</instanceId><imageId>ami-0123456789abcdef0</imageId>\
+        "<item><reservationId>{}</reservationId><ownerId>{}</ownerId><groupSet/><instancesSet><item>\
+         <instanceId>{}</instanceId><imageId>{IMAGE_ID}</imageId>\
          <instanceState><code>{}</code><name>{}</name></instanceState>\
-         <privateDnsName>{}</privateDnsName><dnsName>{}</dnsName>\
+         <privateDnsName>{}</privateDnsName><dnsName>{}</dnsName><reason/>\
+         <amiLaunchIndex>0</amiLaunchIndex><productCodes/>\
          <instanceType>{}</instanceType><launchTime>{}</launchTime>\
-         <placement><availabilityZone>{}</availabilityZone><tenancy>default</tenancy></placement>",
-        &i.id[2..],
-        e(&state.inventory.account),
+         <placement><availabilityZone>{}</availabilityZone><groupName/><tenancy>default</tenancy></placement>\
+         <monitoring><state>disabled</state></monitoring>",
+        reservation_id(i),
+        e(account),
         e(&i.id),
         state_code(&i.state),
         e(&i.state),
-        e(&i.private_dns_name(&state.inventory.region)),
-        e(&i.public_dns_name(&state.inventory.region)),
+        e(&i.private_dns_name(region)),
+        e(&i.public_dns_name(region)),
         e(&i.instance_type),
         e(&i.launch_time),
         e(&i.az),
@@ -228,13 +190,21 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
     if let Some(ip) = i.public_ip {
         let _ = write!(xml, "<ipAddress>{ip}</ipAddress>");
     }
+    let _ = write!(
+        xml,
+        "<sourceDestCheck>true</sourceDestCheck><rootDeviceType>ebs</rootDeviceType>\
+         <rootDeviceName>{ROOT_DEVICE}</rootDeviceName><blockDeviceMapping/>\
+         <virtualizationType>hvm</virtualizationType><clientToken/><ebsOptimized>false</ebsOptimized>\
+         <enaSupport>true</enaSupport>"
+    );
     xml.push_str("<groupSet>");
     for id in i.security_group_ids() {
         let name = state.inventory.security_group(&id).map_or("", |g| g.name.as_str());
         let _ = write!(xml, "<item><groupId>{}</groupId><groupName>{}</groupName></item>", e(&id), e(name));
     }
     xml.push_str("</groupSet>");
-    if let Some(arn) = i.instance_profile_arn(&state.inventory.account) {
+    network_interfaces_xml(xml, state, i);
+    if let Some(arn) = i.instance_profile_arn(account) {
         let _ = write!(
             xml,
             "<iamInstanceProfile><arn>{}</arn><id>{}</id></iamInstanceProfile>",
@@ -244,9 +214,30 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
     }
     let _ = write!(
         xml,
-        "<architecture>x86_64</architecture><hypervisor>xen</hypervisor><platformDetails>{}</platformDetails>",
-        if i.platform.is_some() { "Windows" } else { "Linux/UNIX" }
+        "<architecture>{ARCHITECTURE}</architecture><hypervisor>xen</hypervisor>\
+         <platformDetails>{}</platformDetails><usageOperation>{}</usageOperation>\
+         <usageOperationUpdateTime>{}</usageOperationUpdateTime>\
+         <cpuOptions><coreCount>1</coreCount><threadsPerCore>2</threadsPerCore></cpuOptions>\
+         <capacityReservationSpecification><capacityReservationPreference>open</capacityReservationPreference></capacityReservationSpecification>\
+         <hibernationOptions><configured>false</configured></hibernationOptions>\
+         <metadataOptions><state>applied</state><httpTokens>required</httpTokens>\
+         <httpPutResponseHopLimit>{METADATA_HOP_LIMIT}</httpPutResponseHopLimit><httpEndpoint>enabled</httpEndpoint>\
+         <httpProtocolIpv6>disabled</httpProtocolIpv6><instanceMetadataTags>disabled</instanceMetadataTags></metadataOptions>\
+         <enclaveOptions><enabled>false</enabled></enclaveOptions>\
+         <maintenanceOptions><autoRecovery>default</autoRecovery></maintenanceOptions>\
+         <currentInstanceBootMode>{BOOT_MODE}</currentInstanceBootMode>",
+        platform_details(i),
+        usage_operation(i),
+        e(&i.launch_time),
     );
+    if i.private_ip.is_some() {
+        let _ = write!(
+            xml,
+            "<privateDnsNameOptions><hostnameType>ip-name</hostnameType>\
+             <enableResourceNameDnsARecord>false</enableResourceNameDnsARecord>\
+             <enableResourceNameDnsAAAARecord>false</enableResourceNameDnsAAAARecord></privateDnsNameOptions>"
+        );
+    }
     let tags = tags(i);
     if !tags.is_empty() {
         xml.push_str("<tagSet>");
@@ -258,10 +249,61 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
     xml.push_str("</item></instancesSet></item>");
 }
 
+/// `networkInterfaceSet`: the primary interface of an instance that has one (spec §2.3), with
+/// its addresses, the public address's association, its groups and its attachment.
+fn network_interfaces_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
+    let e = xml_escape;
+    let (region, account) = (&state.inventory.region, &state.inventory.account);
+    let Some(private_ip) = i.private_ip.filter(|_| has_eni(i)) else {
+        xml.push_str("<networkInterfaceSet/>");
+        return;
+    };
+    let association = match i.public_ip {
+        Some(ip) => format!(
+            "<association><publicIp>{ip}</publicIp><publicDnsName>{}</publicDnsName><ipOwnerId>amazon</ipOwnerId></association>",
+            e(&i.public_dns_name(region))
+        ),
+        None => String::new(),
+    };
+    let private_dns = e(&i.private_dns_name(region));
+    let _ = write!(
+        xml,
+        "<networkInterfaceSet><item><networkInterfaceId>{}</networkInterfaceId><subnetId>{}</subnetId>\
+         <vpcId>{}</vpcId><description/><ownerId>{}</ownerId><status>in-use</status>\
+         <macAddress>{}</macAddress><privateIpAddress>{private_ip}</privateIpAddress>\
+         <privateDnsName>{private_dns}</privateDnsName><sourceDestCheck>true</sourceDestCheck><groupSet>",
+        eni_id(i),
+        e(&i.subnet_id),
+        e(&i.vpc_id),
+        e(account),
+        mac_address(i),
+    );
+    for id in i.security_group_ids() {
+        let name = state.inventory.security_group(&id).map_or("", |g| g.name.as_str());
+        let _ = write!(xml, "<item><groupId>{}</groupId><groupName>{}</groupName></item>", e(&id), e(name));
+    }
+    let _ = write!(
+        xml,
+        "</groupSet><attachment><attachmentId>{}</attachmentId><deviceIndex>0</deviceIndex><status>attached</status>\
+         <attachTime>{}</attachTime><deleteOnTermination>true</deleteOnTermination><networkCardIndex>0</networkCardIndex>\
+         </attachment>{association}<privateIpAddressesSet><item><privateIpAddress>{private_ip}</privateIpAddress>\
+         <privateDnsName>{private_dns}</privateDnsName><primary>true</primary>{association}</item></privateIpAddressesSet>\
+         <ipv6AddressesSet/><interfaceType>interface</interfaceType></item></networkInterfaceSet>",
+        attachment_id(i),
+        e(&i.launch_time),
+    );
+}
+
 fn get_console_output(state: &State, params: &[(String, String)]) -> Response {
+    if let Some(answer) = dry_run(params) {
+        return answer;
+    }
     let Some(id) = param(params, "InstanceId") else {
         return err(StatusCode::BAD_REQUEST, "MissingParameter", "The request must contain the parameter InstanceId");
     };
+    if let Some(malformed) = malformed_instance_id(id) {
+        return malformed;
+    }
     let (Some(inst), Some(text)) = (state.instance(id), state.console_output(id)) else {
         return err(
             StatusCode::BAD_REQUEST,
@@ -281,7 +323,10 @@ fn get_console_output(state: &State, params: &[(String, String)]) -> Response {
 
 /// The account's serial console access in this Region (spec §2.3), set by the inventory or
 /// `State::set_serial_access`; always managed by the account here (no declarative policy).
-fn get_serial_console_access_status(state: &State) -> Response {
+fn get_serial_console_access_status(state: &State, params: &[(String, String)]) -> Response {
+    if let Some(answer) = dry_run(params) {
+        return answer;
+    }
     let xml = format!(
         "<serialConsoleAccessEnabled>{}</serialConsoleAccessEnabled><managedBy>account</managedBy>",
         state.serial_access()
@@ -294,4 +339,14 @@ pub(super) fn dry_run(params: &[(String, String)]) -> Option<Response> {
     (param(params, "DryRun") == Some("true")).then(|| {
         err(StatusCode::PRECONDITION_FAILED, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
     })
+}
+
+/// EC2's answer to an instance id that is not `i-` and 8 or 17 lower-case hex digits
+/// (`InvalidInstanceID.Malformed`, `Invalid id: "…"`), the same for every EC2 action.
+pub(super) fn malformed_instance_id(id: &str) -> Option<Response> {
+    let hex = id.strip_prefix("i-").unwrap_or_default();
+    let well_formed =
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (!well_formed)
+        .then(|| err(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed", &format!("Invalid id: \"{id}\"")))
 }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{Protocol, error, json};
+use super::{Protocol, error, json, public_key};
 use crate::serial::{SERIAL_PORT, session::SessionLimitExceeded};
 use crate::state::State;
 
@@ -65,12 +65,13 @@ fn send_ssh_public_key(state: &State, body: &[u8]) -> Response {
     if !valid_instance_id(&id) {
         return invalid(&format!("Invalid instance ID {id}"));
     }
-    if !valid_os_user(&user) {
+    if !public_key::valid_os_user(&user) {
         return invalid(&format!("Invalid InstanceOSUser {user}"));
     }
-    if let Some(refusal) = key_refusal(&key) {
-        return refusal;
-    }
+    let key = match public_key::normalize(&key) {
+        Ok(key) => key,
+        Err(message) => return invalid(&message),
+    };
     let Some(instance) = state.inventory.get(&id) else {
         return not_found(&id);
     };
@@ -102,9 +103,10 @@ fn send_serial_console_ssh_public_key(state: &State, body: &[u8]) -> Response {
     let (Some(id), Some(key)) = (req.instance_id, req.ssh_public_key) else {
         return invalid("InstanceId and SSHPublicKey are required");
     };
-    if let Some(refusal) = key_refusal(&key) {
-        return refusal;
-    }
+    let key = match public_key::normalize(&key) {
+        Ok(key) => key,
+        Err(message) => return invalid(&message),
+    };
     if req.serial_port.unwrap_or(0) != i64::from(SERIAL_PORT) {
         return invalid(&format!("Invalid serial port {}: only port 0 is supported", req.serial_port.unwrap_or(0)));
     }
@@ -149,17 +151,6 @@ fn valid_instance_id(id: &str) -> bool {
         && id[2..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-/// `SSHPublicKey`: 80–4096 characters, an Ed25519 or RSA key in OpenSSH format (spec §2.1).
-fn key_refusal(key: &str) -> Option<Response> {
-    if !(80..=4096).contains(&key.len()) {
-        return Some(invalid("SSHPublicKey must be between 80 and 4096 characters"));
-    }
-    if !(key.starts_with("ssh-ed25519 ") || key.starts_with("ssh-rsa ")) {
-        return Some(invalid("Unsupported key type: use an RSA or ED25519 key in OpenSSH format"));
-    }
-    None
-}
-
 fn not_found(id: &str) -> Response {
     error(Protocol::Json, StatusCode::NOT_FOUND, "EC2InstanceNotFoundException", &format!("Instance {id} not found"))
 }
@@ -171,18 +162,4 @@ fn state_invalid(id: &str) -> Response {
         "EC2InstanceStateInvalidException",
         &format!("Instance {id} is not in a valid state for this operation"),
     )
-}
-
-/// The model's pattern for `InstanceOSUser`, first alternative (spec §2.1).
-fn valid_os_user(u: &str) -> bool {
-    let b = u.as_bytes();
-    let Some((&first, rest)) = b.split_first() else {
-        return false;
-    };
-    (1..=32).contains(&b.len())
-        && (first.is_ascii_alphabetic() || first == b'_')
-        && rest.iter().enumerate().all(|(i, &c)| {
-            let last = i == rest.len() - 1;
-            c.is_ascii_alphanumeric() || matches!(c, b'@' | b'.' | b'_' | b'-') || (last && c == b'$')
-        })
 }

@@ -141,6 +141,9 @@ const KNOWN_FILTERS: &[&str] =
 
 /// `DescribeInstanceTypes`: `InstanceType.N`, `Filter.N`, `MaxResults` (5–100), `NextToken`.
 pub(super) fn describe(state: &State, params: &[(String, String)]) -> Response {
+    if let Some(answer) = super::ec2::dry_run(params) {
+        return answer;
+    }
     let wanted = list(params, "InstanceType");
     let all = known(state);
     let missing: Vec<&str> = wanted.iter().filter(|w| !all.iter().any(|(n, _)| n == *w)).map(String::as_str).collect();

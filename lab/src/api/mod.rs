@@ -2,17 +2,24 @@
 //! are: awsJson1_1 by `X-Amz-Target`; form posts by the SigV4 credential scope's service: `sts` to the STS double
 //! (awsQuery), anything else to EC2 (the EC2 query protocol, by the form's `Action`) (`../shared/spec/aws-apis.md` §1).
 //!
-//! Every request, in order: no `Authorization` → `MissingAuthenticationToken`; the fault knobs (`Faults`); the access
-//! key (`iam::authenticate`: expired session credentials, unknown keys at STS); IAM denials (`Faults::deny`); then the
-//! double. Each is logged with the access key of its `Credential=`.
+//! Every request, in order: no `Authorization` → `MissingAuthenticationToken`; the fault knobs (`Faults`, `leak` last); the SigV4
+//! signature (`auth::verify`: unknown keys, wrong secrets, scopes and clock skew, in each service's words); expired
+//! session credentials (`iam::authenticate`); IAM denials (`Faults::deny`); then the double. Each is logged with the
+//! access key of its `Credential=`, and every answer carries an `x-amzn-RequestId` header.
 
+mod auth;
 mod ec2;
 mod filters;
 mod iam;
 mod instance_connect;
 mod instance_connect_endpoints;
+mod instance_filters;
+
+pub(crate) use instance_filters::IMAGE_ID;
 mod instance_types;
 mod key_pairs;
+mod leak;
+mod public_key;
 mod security_groups;
 mod ssm;
 mod sts;
@@ -23,10 +30,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::any;
 
+use crate::sigv4_header;
 use crate::state::State;
 
 /// Which wire protocol a request used, so errors are shaped to match.
@@ -42,14 +50,21 @@ enum Protocol {
 
 /// Builds the router for the API endpoint.
 pub(crate) fn router(state: Arc<State>) -> Router {
-    Router::new().route("/", post(dispatch)).with_state(state)
+    Router::new().route("/", any(dispatch)).with_state(state)
 }
 
 pub(crate) async fn dispatch(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let response = answer(&state, &method, &uri, &headers, &body).await;
+    with_request_id(response).await
+}
+
+async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let (access_key, scope_service) = authorization.as_deref().map(crate::identity::credential).unwrap_or_default();
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -64,7 +79,7 @@ pub(crate) async fn dispatch(
             (Protocol::Json, service.to_string(), op.to_string(), Vec::new())
         }
         None => {
-            let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
             let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
             match scope_service.as_str() {
                 "sts" => (Protocol::AwsQuery, "sts".to_string(), action, params),
@@ -83,55 +98,119 @@ pub(crate) async fn dispatch(
         } else if f.fail_next > 0 && f.fail_only.as_deref().is_none_or(|op| op == operation) {
             f.fail_next -= 1;
             Some(Fault::Fail)
+        } else if let Some(leak) = f.leak.as_mut().filter(|l| l.answers > 0)
+            && leak.operation.as_deref().is_none_or(|op| op == operation)
+        {
+            leak.answers -= 1;
+            Some(Fault::Leak(leak.kind))
         } else {
             None
         };
-        (f.latency, fault)
+        (f.latency + f.latency_by_operation.get(&operation).copied().unwrap_or_default(), fault)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
 
-    let response = if authorization.is_none() {
-        error(protocol, StatusCode::FORBIDDEN, "MissingAuthenticationToken", "Request is missing Authentication Token")
-    } else if let Some(fault) = fault {
-        fault.response(protocol)
-    } else if let Some(refusal) = iam::authenticate(&state, protocol, &access_key) {
-        refusal
-    } else if state.denied(&format!("{service}:{operation}")) {
-        iam::denied(
-            &state,
-            iam::Request {
-                protocol,
-                service: &service,
-                operation: &operation,
-                access_key: &access_key,
-                params: &params,
-                body: &body,
-            },
-        )
-    } else {
-        match (protocol, service.as_str()) {
-            (Protocol::Json, "ec2-instance-connect") => instance_connect::handle(&state, &operation, &body),
-            (Protocol::Json, "ssm") => ssm::handle(&state, &operation, &body),
-            (Protocol::Query, _) => ec2::handle(&state, &operation, &params),
-            (Protocol::AwsQuery, _) => sts::handle(&state, &operation, &params, &access_key),
-            _ => error(
-                protocol,
-                StatusCode::BAD_REQUEST,
-                "UnknownOperationException",
-                &format!("unknown target {target:?}"),
-            ),
+    let header_list: Vec<(String, String)> = (headers.iter())
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let signed = sigv4_header::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or_default(),
+        headers: &header_list,
+        body,
+    };
+    let response = if let Some(authorization) = authorization.as_deref() {
+        if let Some(Fault::Leak(kind)) = fault {
+            let token = headers.get("x-amz-security-token").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            leak::answer(state, protocol, kind, &access_key, token.as_deref().unwrap_or(""))
+        } else if let Some(fault) = fault {
+            fault.response(protocol)
+        } else if let Some(refusal) = auth::verify(state, protocol, &service, authorization, &signed) {
+            refusal
+        } else if let Some(refusal) = iam::authenticate(state, protocol, &access_key) {
+            refusal
+        } else if state.denied(&format!("{service}:{operation}")) {
+            iam::denied(
+                state,
+                iam::Request {
+                    protocol,
+                    service: &service,
+                    operation: &operation,
+                    access_key: &access_key,
+                    params: &params,
+                    body,
+                },
+            )
+        } else {
+            match (protocol, service.as_str()) {
+                (Protocol::Json, "ec2-instance-connect") => instance_connect::handle(state, &operation, body),
+                (Protocol::Json, "ssm") => ssm::handle(state, &operation, body),
+                (Protocol::Query, _) => ec2::handle(state, &operation, &params),
+                (Protocol::AwsQuery, _) => sts::handle(state, &operation, &params, &access_key),
+                _ => error(
+                    protocol,
+                    StatusCode::BAD_REQUEST,
+                    "UnknownOperationException",
+                    &format!("unknown target {target:?}"),
+                ),
+            }
         }
+    } else {
+        error(protocol, StatusCode::FORBIDDEN, "MissingAuthenticationToken", "Request is missing Authentication Token")
     };
     state.record(&service, &operation, response.status().as_u16(), &access_key);
     response
+}
+
+/// Adds the `x-amzn-RequestId` header every AWS response carries (the awsJson SDKs read the
+/// request id only there), with the id the body names when it names one (`requestId`,
+/// `RequestID`, `RequestId`), else a fresh one. A handler that set the header keeps its own.
+async fn with_request_id(response: Response) -> Response {
+    if response.headers().contains_key("x-amzn-requestid") {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "response body").into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let in_xml = ["requestId", "RequestID", "RequestId"].iter().find_map(|name| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let len = text[start..].find('<')?;
+        Some(text[start..start + len].to_string())
+    });
+    let in_json = || {
+        let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        value.get("RequestId")?.as_str().map(str::to_string)
+    };
+    let id = in_xml.or_else(in_json).unwrap_or_else(request_id);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        parts.headers.insert("x-amzn-requestid", value);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// A fresh request id, shaped like AWS's (a version-4 UUID).
+pub(crate) fn request_id() -> String {
+    let n = rand::random::<u128>();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        n >> 96,
+        n >> 80 & 0xffff,
+        n >> 68 & 0xfff,
+        n >> 56 & 0xfff,
+        n & 0xffff_ffff_ffff
+    )
 }
 
 enum Fault {
     Down,
     Throttle,
     Fail,
+    Leak(crate::state::LeakKind),
 }
 
 impl Fault {
@@ -156,6 +235,8 @@ impl Fault {
             (Fault::Fail, Protocol::AwsQuery) => {
                 error(p, StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "An internal error occurred.")
             }
+            // Answered by `leak::answer`, which needs the request.
+            (Fault::Leak(_), _) => error(p, StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "leak"),
         }
     }
 }
@@ -168,10 +249,10 @@ fn error(p: Protocol, status: StatusCode, code: &str, message: &str) -> Response
         Protocol::Json => json(status, serde_json::json!({ "__type": code, "Message": message })),
         Protocol::Query => {
             let body = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>lab-{}</RequestID></Response>",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
                 xml_escape(code),
                 xml_escape(message),
-                status.as_u16()
+                request_id()
             );
             (status, [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")], body).into_response()
         }

@@ -203,6 +203,34 @@ struct LegacyFilter {
     value_set: Vec<String>,
 }
 
+/// The keys of the legacy `InstanceInformationFilterList` (`InstanceInformationFilterKey`).
+const LEGACY_FILTER_KEYS: &[&str] = &[
+    "ActivationIds",
+    "AgentVersion",
+    "AssociationStatus",
+    "IamRole",
+    "InstanceIds",
+    "PingStatus",
+    "PlatformTypes",
+    "ResourceType",
+];
+
+/// The keys `Filters` accepts beyond those (`InstanceInformationStringFilter.Key`), and
+/// `tag:<key>`.
+const FILTER_KEYS: &[&str] = &["SourceIds", "SourceTypes", "tag-key"];
+
+/// `SourceType` of an EC2 instance.
+const SOURCE_TYPE: &str = "AWS::EC2::Instance";
+
+/// An EC2 instance id or a hybrid managed node id (`mi-`), lower-case hex.
+fn managed_node_id(id: &str) -> bool {
+    let hex = id.strip_prefix("i-").or_else(|| id.strip_prefix("mi-")).unwrap_or_default();
+    !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `DescribeInstanceInformation` (spec §2.2): `Filters` (every documented key, `tag:<key>`)
+/// or the legacy `InstanceInformationFilterList` (its own keys only), not both;
+/// `InvalidFilterKey` for any other key.
 fn describe(state: &State, req: DescribeInput) -> Response {
     let max = req.max_results.unwrap_or(10);
     if !(5..=50).contains(&max) {
@@ -214,6 +242,13 @@ fn describe(state: &State, req: DescribeInput) -> Response {
             ),
         );
     }
+    if req.filters.is_some() && req.instance_information_filter_list.is_some() {
+        return fail_lower(
+            "ValidationException",
+            "InstanceInformationFilterList and Filters cannot be used together: use Filters",
+        );
+    }
+    let legacy = req.instance_information_filter_list.is_some();
     let filters: Vec<(String, Vec<String>)> = req
         .filters
         .into_iter()
@@ -222,15 +257,17 @@ fn describe(state: &State, req: DescribeInput) -> Response {
         .chain(req.instance_information_filter_list.into_iter().flatten().map(|f| (f.key, f.value_set)))
         .collect();
     for (key, values) in &filters {
-        if !matches!(key.as_str(), "InstanceIds" | "PingStatus" | "PlatformType" | "ResourceType" | "AgentVersion") {
+        let known = LEGACY_FILTER_KEYS.contains(&key.as_str())
+            || (!legacy
+                && (FILTER_KEYS.contains(&key.as_str()) || key.strip_prefix("tag:").is_some_and(|k| !k.is_empty())));
+        if !known {
             return json(StatusCode::BAD_REQUEST, json!({ "__type": "InvalidFilterKey" }));
         }
         if !(1..=100).contains(&values.len()) {
             return fail_lower("InvalidInstanceInformationFilterValue", &format!("{key} needs 1 to 100 values"));
         }
         if key == "InstanceIds"
-            && let Some(bad) =
-                values.iter().find(|v| !v.starts_with("i-") || !v[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+            && let Some(bad) = values.iter().find(|v| !managed_node_id(v))
         {
             return fail_lower("InvalidInstanceInformationFilterValue", &format!("{bad} is not a valid instance id"));
         }
@@ -240,16 +277,26 @@ fn describe(state: &State, req: DescribeInput) -> Response {
         let status = state.ssm_status(&inst.id);
         let Some(ping) = status.ping_status() else { continue };
         let platform = if inst.platform.as_deref() == Some("windows") { "Windows" } else { "Linux" };
-        let facts = [
-            ("InstanceIds", inst.id.as_str()),
-            ("PingStatus", ping),
-            ("PlatformType", platform),
-            ("ResourceType", "EC2Instance"),
-            ("AgentVersion", inst.ssm_agent_version.as_str()),
-        ];
-        let keep = filters
-            .iter()
-            .all(|(key, values)| facts.iter().any(|(k, v)| k == key && values.iter().any(|want| want == v)));
+        let tags: Vec<(String, String)> =
+            inst.name.iter().map(|n| ("Name".to_string(), n.clone())).chain(inst.tags.clone()).collect();
+        let facts = |key: &str| -> Vec<String> {
+            match key {
+                "InstanceIds" | "SourceIds" => vec![inst.id.clone()],
+                "PingStatus" => vec![ping.to_string()],
+                "PlatformTypes" => vec![platform.to_string()],
+                "ResourceType" => vec!["EC2Instance".to_string()],
+                "SourceTypes" => vec![SOURCE_TYPE.to_string()],
+                "AgentVersion" => vec![inst.ssm_agent_version.clone()],
+                "tag-key" => tags.iter().map(|(k, _)| k.clone()).collect(),
+                // ActivationIds (hybrid nodes only), AssociationStatus (the lab runs no State
+                // Manager association) and IamRole (not reported for EC2 instances) match none.
+                _ => match key.strip_prefix("tag:") {
+                    Some(k) => tags.iter().filter(|(t, _)| t == k).map(|(_, v)| v.clone()).collect(),
+                    None => Vec::new(),
+                },
+            }
+        };
+        let keep = filters.iter().all(|(key, values)| facts(key).iter().any(|fact| values.contains(fact)));
         if !keep {
             continue;
         }
@@ -265,6 +312,8 @@ fn describe(state: &State, req: DescribeInput) -> Response {
             "PlatformVersion": if platform == "Linux" { "2023" } else { "10.0.20348" },
             "ResourceType": "EC2Instance",
             "IPAddress": ip,
+            "SourceId": inst.id,
+            "SourceType": SOURCE_TYPE,
             "ComputerName": format!("ip-{}.{}.compute.internal", ip.unwrap_or_default().replace('.', "-"), state.inventory.region),
         }));
     }

@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ec2::param;
-use super::xml_escape;
+use super::{request_id, xml_escape};
 use crate::civil_time;
 use crate::identity::{self, AssumedRole, Caller, DEFAULT_SESSION_SECS};
 use crate::state::State;
@@ -56,18 +56,6 @@ fn ok(action: &str, inner: &str) -> Response {
         request_id()
     );
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
-}
-
-fn request_id() -> String {
-    let n = rand::random::<u128>();
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        n >> 96,
-        n >> 80 & 0xffff,
-        n >> 68 & 0xfff,
-        n >> 56 & 0xfff,
-        n & 0xffff_ffff_ffff
-    )
 }
 
 fn validation(message: &str) -> Response {

@@ -6,8 +6,6 @@
 mod iam;
 
 use crate::test_world::World;
-use std::io::{Read, Write};
-use std::net::TcpStream as StdTcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -299,19 +297,7 @@ fn describe_instance_connect_endpoints_xml() {
 
 /// POSTs an EC2 query form to the lab's API; returns the status and the body.
 fn ec2(lab: &Lab, form: &str) -> (u16, String) {
-    let addr = lab.endpoint_url().trim_start_matches("http://").to_string();
-    let mut tcp = StdTcpStream::connect(&addr).expect("connecting to the lab API");
-    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=lab\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
-        form.len()
-    );
-    tcp.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    (status, response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string())
+    crate::test_world::post(lab, "Content-Type: application/x-www-form-urlencoded\r\n", form)
 }
 
 #[test]

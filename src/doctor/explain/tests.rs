@@ -2,7 +2,7 @@ use super::*;
 use crate::aws::security_groups::Ingress;
 
 fn denied(service: &'static str, operation: &'static str, code: &str) -> AwsError {
-    AwsError::Service { service, operation, code: code.into(), message: "not authorized".into() }
+    AwsError::Service { service, operation, code: code.into(), message: "not authorized".into(), request_id: None }
 }
 
 fn group(id: &str, rules: &[(&str, i32, i32)]) -> SecurityGroup {
@@ -205,4 +205,22 @@ fn pushed_key() {
     let c = key(&KeyFacts { user: "ec2-user", push: Some(&failed), probe: None });
     assert_eq!(c.evidence, ["pushing a key for ec2-user: not allowed to push a key"]);
     assert_eq!(key(&KeyFacts { user: "u", push: None, probe: None }).result, Verdict::Unknown);
+}
+
+// See: issue 14 (a stale pushed key left after kill -9: doctor says whether it is reused).
+#[test]
+fn left_over_key_says_what_happens_next() {
+    use std::time::Duration;
+
+    use crate::keys::file::LeftOver;
+    let reused = LeftOver { path: "/k/u@h".into(), age: Some(Duration::from_secs(12)), replaced_because: None };
+    assert_eq!(
+        left_over_key(&reused),
+        "a key file left by an ended connection (its broker was killed) is at /k/u@h (12 s old, no connection uses \
+         it): the next connection reuses it (pushed again; within the key's 60 s validity)"
+    );
+    let replaced = LeftOver { replaced_because: Some("it was not created by ec2-broker: mode 0644".into()), ..reused };
+    assert!(
+        left_over_key(&replaced).ends_with("replaces it with a fresh key: it was not created by ec2-broker: mode 0644")
+    );
 }

@@ -123,7 +123,7 @@ fn every_call_is_in_the_request_log() {
         service: "ec2".into(),
         operation: operation.into(),
         status,
-        access_key: "lab".into(),
+        access_key: crate::ACCESS_KEY_ID.into(),
     };
     assert_eq!(
         calls,

@@ -96,7 +96,7 @@ fn calls(lab: &Lab, status: u16) -> usize {
         service: "ec2-instance-connect".into(),
         operation: "SendSerialConsoleSSHPublicKey".into(),
         status,
-        access_key: "lab".into(),
+        access_key: crate::ACCESS_KEY_ID.into(),
     };
     lab.state().calls().iter().filter(|c| **c == call).count()
 }

@@ -2,8 +2,6 @@
 //! lab codec, and just enough sequencing to ack and de-duplicate.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream as StdTcpStream;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -22,21 +20,9 @@ pub(super) const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Calls `AmazonSSM.<op>` on the lab's API endpoint; returns the status and the JSON body.
 pub(super) fn call(lab: &Lab, op: &str, body: Value) -> (u16, Value) {
-    let addr = lab.endpoint_url().trim_start_matches("http://").to_string();
-    let mut tcp = StdTcpStream::connect(&addr).expect("connecting to the lab API");
-    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-    let body = body.to_string();
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: AmazonSSM.{op}\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=lab\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    tcp.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let headers = format!("Content-Type: application/x-amz-json-1.1\r\nX-Amz-Target: AmazonSSM.{op}\r\n");
+    let (status, body) = crate::test_world::post(lab, &headers, &body.to_string());
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 /// StartSession with AWS-StartSSHSession; panics unless it succeeds.

@@ -271,8 +271,12 @@ fn api_reports_agent_status_and_errors() {
     let (status, body) = start_on(WEB);
     assert_eq!((status, error_type(&body)), (429, "ThrottlingException"));
     let calls = w.lab.state().calls();
-    let call =
-        |status| ApiCall { service: "ssm".into(), operation: "StartSession".into(), status, access_key: "lab".into() };
+    let call = |status| ApiCall {
+        service: "ssm".into(),
+        operation: "StartSession".into(),
+        status,
+        access_key: crate::ACCESS_KEY_ID.into(),
+    };
     assert!(calls.contains(&call(400)) && calls.contains(&call(429)), "{calls:?}");
 }
 

@@ -1,7 +1,8 @@
 //! Picking the one instance a host spec means, from what DescribeInstances returned. Pure.
 
-use crate::host::Target;
-use crate::instance::{Instance, InstanceState};
+use crate::target::instance::{Instance, InstanceState};
+use crate::target::spec::Target;
+use crate::text::printable;
 
 /// Why a host spec does not name exactly one running instance.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,7 +66,7 @@ fn list(candidates: &[Instance]) -> String {
 }
 
 fn name_or_dash(i: &Instance) -> String {
-    i.name.as_deref().map_or_else(|| "no Name tag".into(), |n| format!("Name={n}"))
+    i.name.as_deref().map_or_else(|| "no Name tag".into(), |n| format!("Name={}", printable(n)))
 }
 
 fn not_running_advice(i: &Instance) -> String {
@@ -141,5 +142,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().starts_with("Name=db matches 2 instances and none is running:\n  i-0000000c"), "{e}");
+    }
+
+    // See: issue 14 (§5, untrusted text): a Name tag cannot forge lines or drive the terminal.
+    #[test]
+    fn name_tags_are_printable_in_every_message() {
+        let evil = "web\x1b]0;owned\x07\n  i-0fake (Name=ok";
+        let e = pick(
+            &name("web*"),
+            "r",
+            vec![inst("i-0000000a", evil, InstanceState::Running), inst("i-0000000b", "web-2", InstanceState::Running)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("  i-0000000a (Name=web\\x1b]0;owned\\x07\\x0a  i-0fake (Name=ok, running"), "{e}");
+        assert_eq!(e.lines().count(), 4, "one line per candidate: {e}");
+        let e = pick(&name("db"), "r", vec![inst("i-0000000c", evil, InstanceState::Stopped)]).unwrap_err();
+        assert!(!e.to_string().contains(['\x1b', '\x07', '\n']), "{e}");
+        let mut i = inst("i-0000000d", evil, InstanceState::Running);
+        assert_eq!(i.label(), "instance i-0000000d (web\\x1b]0;owned\\x07\\x0a  i-0fake (Name=ok)");
+        i.name = None;
+        assert_eq!(i.label(), "instance i-0000000d");
     }
 }

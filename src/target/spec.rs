@@ -83,7 +83,7 @@ impl HostSpec {
     /// Parses `[USER@]HOST[:PORT]`.
     ///
     /// ```
-    /// use ec2_broker::host::{HostSpec, Target};
+    /// use ec2_broker::target::spec::{HostSpec, Target};
     /// let spec = HostSpec::parse("ec2-user@web-1.eu-west-1:2222").unwrap();
     /// assert_eq!(spec.user.as_deref(), Some("ec2-user"));
     /// assert_eq!(spec.target, Target::Name("web-1".into()));

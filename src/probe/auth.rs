@@ -17,7 +17,7 @@ use russh::keys::PrivateKeyWithHashAlg;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::keys::EphemeralKey;
-use crate::stdio::{End, PipeStats};
+use crate::pipe::stdio::{End, PipeStats};
 
 /// Sessions shorter than this may be failed logins.
 pub const SUSPECT_DURATION: Duration = Duration::from_secs(10);

@@ -18,7 +18,7 @@ use std::thread;
 use rustix::pipe::{SpliceFlags, fcntl_setpipe_size, splice};
 use tokio::sync::mpsc;
 
-use crate::stdio::{Counter, DRAIN_AFTER_STDIN_EOF, End, PipeStats, StopSignals};
+use crate::pipe::stdio::{Counter, DRAIN_AFTER_STDIN_EOF, End, PipeStats, StopSignals};
 
 /// Largest chunk one splice call may move.
 const CHUNK: usize = 1 << 20;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::instance::Instance;
+use crate::target::instance::Instance;
 
 /// How long a lookup is reused.
 pub const TTL_SECS: u64 = 300;
@@ -68,7 +68,7 @@ impl LookupCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance::InstanceState;
+    use crate::target::instance::InstanceState;
 
     #[test]
     fn expires_round_trips_and_forgets() {

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::text::printable;
+
 /// The lifecycle state of an instance (`instanceState/name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InstanceState {
@@ -120,10 +122,11 @@ impl Instance {
         self.platform.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("windows"))
     }
 
-    /// `instance i-… (Name)` for messages.
+    /// `instance i-… (Name)` for messages (the Name made printable: whoever may tag the instance
+    /// chose it).
     pub fn label(&self) -> String {
         match &self.name {
-            Some(n) => format!("instance {} ({n})", self.id),
+            Some(n) => format!("instance {} ({})", self.id, printable(n)),
             None => format!("instance {}", self.id),
         }
     }
@@ -133,7 +136,7 @@ impl Instance {
         format!(
             "{} ({}, {}, {}, {}, launched {})",
             self.id,
-            self.name.as_deref().map_or_else(|| "no Name".into(), |n| format!("Name={n}")),
+            self.name.as_deref().map_or_else(|| "no Name".into(), |n| format!("Name={}", printable(n))),
             self.state,
             self.availability_zone.as_deref().unwrap_or("no AZ"),
             self.private_ip.map_or_else(|| "no private IP".into(), |ip| ip.to_string()),

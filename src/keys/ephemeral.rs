@@ -12,6 +12,10 @@ use zeroize::Zeroizing;
 /// How long a key pushed with `SendSSHPublicKey` stays valid on the instance (spec §2.1).
 pub const KEY_VALIDITY_SECS: u32 = 60;
 
+/// The comment on every key the broker makes, public and private: how a key file is known to be
+/// the broker's own.
+pub const KEY_COMMENT: &str = "ec2-broker";
+
 /// An ephemeral key pair. `Debug` never shows the private half.
 #[derive(Clone)]
 pub struct EphemeralKey {
@@ -32,9 +36,17 @@ pub enum KeyError {
 impl EphemeralKey {
     /// A fresh Ed25519 key pair from the OS random source.
     pub fn generate() -> Result<Self, KeyError> {
-        let private =
+        let mut private =
             PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| KeyError::Generate(e.to_string()))?;
+        private.set_comment(KEY_COMMENT);
         Ok(EphemeralKey { private })
+    }
+
+    /// Whether this is a key the broker made: Ed25519, unencrypted, with [`KEY_COMMENT`].
+    pub fn is_broker_key(&self) -> bool {
+        self.private.algorithm() == Algorithm::Ed25519
+            && !self.private.is_encrypted()
+            && self.private.comment().as_bytes() == KEY_COMMENT.as_bytes()
     }
 
     /// Reads back a key written by [`EphemeralKey::to_openssh_private`].
@@ -46,7 +58,7 @@ impl EphemeralKey {
     /// The public key as one `authorized_keys` line (`ssh-ed25519 AAAA… ec2-broker`).
     pub fn public_openssh(&self) -> String {
         let mut public = self.private.public_key().clone();
-        public.set_comment("ec2-broker");
+        public.set_comment(KEY_COMMENT);
         public.to_openssh().expect("encoding an in-memory Ed25519 public key cannot fail")
     }
 
@@ -92,5 +104,10 @@ mod tests {
         assert_eq!(back.fingerprint(), a.fingerprint());
         assert!(!format!("{a:?}").contains("PRIVATE"));
         assert!(EphemeralKey::from_openssh_private("junk").is_err());
+        assert!(back.is_broker_key(), "the marker survives the file");
+        let mut foreign = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).unwrap();
+        foreign.set_comment("alice@laptop");
+        let foreign = EphemeralKey::from_openssh_private(&foreign.to_openssh(LineEnding::LF).unwrap()).unwrap();
+        assert!(!foreign.is_broker_key());
     }
 }

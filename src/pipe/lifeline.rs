@@ -12,11 +12,15 @@
 //! empty event mask: the kernel still reports `POLLHUP`/`POLLERR` (a pipe whose writer or reader
 //! is gone), and never the data itself, so the thread does not compete with the pipe for bytes.
 //! Every [`PARENT_CHECK`] it also compares the parent pid with the one the broker started under.
-//! SIGHUP, SIGTERM and SIGINT count as well. [`Lifeline::departed`] resolves on the first of them.
 //!
-//! stdin's end alone counts only until piping starts ([`Lifeline::piping`]): from then on a
-//! closed stdin is a half-close that the pipe handles itself (the instance gets its drain time),
-//! while a closed stdout, a new parent or a signal still end everything.
+//! What a departure does depends on the stage:
+//! - **opening** (until [`Lifeline::piping`]): [`Lifeline::departed`] resolves (SIGHUP, SIGTERM
+//!   and SIGINT count too, and so does stdin's end), and the caller abandons the attempt;
+//! - **piping**: the pumps see ssh leave themselves (EOF, EPIPE, ssh's SIGHUP) and finish their
+//!   work in bounded time (the drain, the refused-key check), so `departed` no longer resolves.
+//!   Where ssh was killed and could not send its SIGHUP, the watch sends it instead: every pump,
+//!   and a Session Manager session that is resuming (not reading ssh's pipes), stops on it as on
+//!   ssh's own. stdin's end alone is a half-close here, the pipe's business.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -27,7 +31,7 @@ use std::time::Duration;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use tokio::sync::watch;
 
-use crate::stdio::StopSignals;
+use crate::pipe::stdio::StopSignals;
 
 /// How often the parent pid is compared: the broker promises to exit within 1 s of ssh leaving,
 /// and a killed ssh is seen through its pipes at once; this is the bound for the odd case where
@@ -65,6 +69,14 @@ pub struct Lifeline {
     signals: tokio::sync::Mutex<StopSignals>,
 }
 
+/// Sends SIGHUP to this process: the goodbye a killed ssh could not send (see the module docs).
+fn hang_up_self() {
+    let me = rustix::process::getpid();
+    if let Err(e) = rustix::process::kill_process(me, rustix::process::Signal::HUP) {
+        tracing::debug!(error = %e, "could not signal the broker itself");
+    }
+}
+
 impl Lifeline {
     /// Starts watching this process's stdin, stdout, parent and stop signals.
     pub fn watch() -> io::Result<Lifeline> {
@@ -81,27 +93,42 @@ impl Lifeline {
                 parent.is_some() && rustix::process::getppid() != parent
             });
             let _ = tx.send(Some(departure));
+            // Checked after publishing: `piping` checks in the other order (see there).
+            if flag.load(Ordering::SeqCst) {
+                tracing::debug!(%departure, "ssh left while piping");
+                hang_up_self();
+            }
         })?;
         Ok(Lifeline { seen, piping, signals })
     }
 
-    /// From now on a closed stdin is the pipe's business (a half-close), not a departure.
+    /// The route is open and bytes flow: from now on the pumps handle ssh leaving (see the
+    /// module docs), and [`Lifeline::departed`] no longer resolves.
     pub fn piping(&self) {
-        self.piping.store(true, Ordering::Relaxed);
+        self.piping.store(true, Ordering::SeqCst);
+        // A departure published before the flag was set found it unset and sent no SIGHUP.
+        if self.seen.borrow().is_some() {
+            hang_up_self();
+        }
     }
 
-    /// Resolves once ssh has gone, saying how that was seen.
+    /// Resolves once ssh has gone while the route is still opening, saying how that was seen;
+    /// never once piping has started.
     pub async fn departed(&self) -> Departure {
         let mut seen = self.seen.clone();
         let mut signals = self.signals.lock().await;
-        tokio::select! {
+        let departure = tokio::select! {
             got = seen.wait_for(Option::is_some) => match got {
                 Ok(d) => d.unwrap_or(Departure::ParentExited),
                 // The watching thread could not start polling: fall back to the signals alone.
                 Err(_) => { signals.recv().await; Departure::Signal }
             },
             () = signals.recv() => Departure::Signal,
+        };
+        if self.piping.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
         }
+        departure
     }
 }
 
@@ -146,7 +173,7 @@ fn watch_fds(
         if out.intersects(gone) {
             return Departure::StdoutClosed;
         }
-        if inp.intersects(gone) && !piping.load(Ordering::Relaxed) {
+        if inp.intersects(gone) && !piping.load(Ordering::SeqCst) {
             return Departure::StdinClosed;
         }
         // A closed descriptor (POLLNVAL) says nothing about ssh, and a half-close while piping is

@@ -1,0 +1,6 @@
+//! What the broker keeps between runs: instance lookups ([`lookup`]), and the one safe way to
+//! read and write the user's private files ([`private_file`]: random temporary names,
+//! `O_EXCL|O_NOFOLLOW`, 0600, fsync, rename, directories checked for owner and mode).
+
+pub mod lookup;
+pub mod private_file;

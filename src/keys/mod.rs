@@ -1,0 +1,9 @@
+//! Keys: the short-lived Ed25519 key each connection pushes ([`EphemeralKey`]), and the two ways
+//! ssh gets it: a private file named for `IdentityFile DIR/%r@%h` ([`mod@file`]) or the running
+//! ssh-agent with a lifetime ([`agent`]). Only the route layer uses these; commands never do.
+
+pub mod agent;
+mod ephemeral;
+pub mod file;
+
+pub use ephemeral::*;
