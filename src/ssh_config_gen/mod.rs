@@ -1,7 +1,7 @@
 //! What `ssh-config` writes: Host blocks with unique aliases ([`block`]), the marked section of
 //! an Include file they live in ([`section`]), the diff shown when it changes ([`diff`]), and
-//! whether `~/.ssh/config` includes that file ([`mod@include`]). Pure: the file is written by
-//! [`crate::user_file`] and the instances come from `cmd::ls`'s survey.
+//! whether `~/.ssh/config` includes that file ([`mod@include`]). Pure: `cmd::ssh_config` writes
+//! the file (through [`crate::cache::private_file`]) and `cmd::ls` lists the instances.
 
 pub mod block;
 pub mod diff;
