@@ -465,6 +465,41 @@ t ec2-broker proxy ""
     assert!(!pwned.exists() && !Path::new("PWNED").exists(), "a Name from a tag was evaluated");
 }
 
+// See: issue 20 (zsh and fish get the same host completion).
+#[test]
+fn issue_20_zsh_script_parses_and_fish_completes_subcommands_and_cached_hosts() {
+    let world = World::new();
+    assert_ok!(broker_in(&world, &["ls"]));
+    let bin_dir = broker().parent().map(PathBuf::from).unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let zsh_script = world.path("_ec2-broker");
+    let fish_script = world.path("ec2-broker.fish");
+    for (shell, file) in [("zsh", &zsh_script), ("fish", &fish_script)] {
+        let out = broker_in(&world, &["completions", shell]);
+        assert_ok!(out);
+        fs::write(file, &out.stdout).unwrap();
+    }
+    let mut cmd = world.command("zsh");
+    cmd.arg("-n").arg(&zsh_script);
+    assert_ok!(world.run(cmd, Duration::from_secs(10)));
+    let mut cmd = world.command("fish");
+    cmd.env("PATH", &path).arg("--no-config").arg("-c").arg(format!(
+        "source {}; for line in 'ec2-broker ss' 'ec2-broker proxy we' 'ec2-broker known-hosts pin i-0a' 'ec2-broker ls --js'; \
+         echo \"[$line] => \"(complete -C $line | string split -f1 \\t | string join ' '); end",
+        fish_script.display()
+    ));
+    let out = world.run(cmd, Duration::from_secs(30));
+    assert_ok!(out);
+    for expected in [
+        "[ec2-broker ss] => ssh-config",
+        "[ec2-broker proxy we] => web-1",
+        "[ec2-broker known-hosts pin i-0a] => i-0a1b2c3d4e5f60718",
+        "[ec2-broker ls --js] => --json",
+    ] {
+        assert!(out.stdout.lines().any(|l| l == expected), "{expected}:\n{}", out.describe());
+    }
+}
+
 // See: issue 20 (the man page passes groff's checks).
 #[test]
 fn issue_20_man_page_renders_without_warnings() {
