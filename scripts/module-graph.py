@@ -42,6 +42,9 @@ def top_module(rel):
 
 
 def strip_comments(text):
+    """Comments and string literals (a target name in a string is no dependency)."""
+    text = re.sub(r"'(\\.|[^'\\\n])'", "''", text)
+    text = re.sub(r'"(\\.|[^"\\])*"', '""', text, flags=re.S)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     return re.sub(r"//[^\n]*", "", text)
 

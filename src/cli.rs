@@ -386,13 +386,21 @@ pub struct ProxyArgs {
     pub try_routes: Vec<RouteArg>,
 }
 
-/// Which address of the instance to dial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AddressKind {
-    /// The primary private IPv4 address (needs a VPN, peering or a bastion-free network path).
-    Private,
-    /// The public IPv4 address.
-    Public,
+pub use crate::target::instance::AddressKind;
+
+/// `--address private|public`: the domain type stays free of clap (doctor and route read it).
+impl ValueEnum for AddressKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[AddressKind::Private, AddressKind::Public]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(match self {
+            AddressKind::Private => clap::builder::PossibleValue::new("private")
+                .help("The primary private IPv4 address (needs a VPN, peering or a bastion-free network path)"),
+            AddressKind::Public => clap::builder::PossibleValue::new("public").help("The public IPv4 address"),
+        })
+    }
 }
 
 /// Route selection.

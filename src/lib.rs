@@ -20,7 +20,7 @@
 //!   consoles print, and turns both into audit findings;
 //! - [`serial`] is the serial console: endpoints and pinned host keys, escapes, the russh client;
 //!   [`terminal`] puts the local terminal in raw mode and restores it;
-//! - [`credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty`;
+//! - [`aws::credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty`;
 //!   [`cache`] keeps lookups and writes every private file safely;
 //! - [`inventory`] is what `ls` lists (route verdicts from API facts, the versioned JSON);
 //!   [`ssh_config_gen`] the Host blocks and the marked section `ssh-config --write` keeps;
@@ -36,7 +36,6 @@ pub mod cache;
 pub mod cli;
 pub mod cmd;
 pub mod config;
-pub mod credentials;
 pub mod doctor;
 pub mod error;
 pub mod inventory;

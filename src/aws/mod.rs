@@ -6,6 +6,7 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>` variables (`../shared/spec/aws-apis.md` §1.4). There is no
 //! other way to point the broker at an endpoint.
 
+pub mod credentials;
 pub mod ec2;
 pub mod eice;
 mod error_kind;
@@ -72,9 +73,9 @@ pub enum AwsError {
         /// The name as given (made printable).
         region: String,
     },
-    /// The profile's MFA role could not be assumed (see [`crate::credentials`]).
+    /// The profile's MFA role could not be assumed (see [`crate::aws::credentials`]).
     #[error(transparent)]
-    Mfa(Box<crate::credentials::MfaError>),
+    Mfa(Box<credentials::MfaError>),
     /// The service answered with an error code.
     #[error("{service} {operation}: {code}: {message}{}", request_id_suffix(request_id.as_deref()))]
     Service {
@@ -307,8 +308,7 @@ impl Aws {
         }
         // aws-config ignores `mfa_serial`: such a role is the broker's to assume. Its credentials
         // are had now, so a refused or missing code reads as such, not as a failed EC2 call.
-        let mfa =
-            crate::credentials::provider::for_profile(profile, &region).await.map_err(|e| AwsError::Mfa(e.into()))?;
+        let mfa = credentials::provider::for_profile(profile, &region).await.map_err(|e| AwsError::Mfa(e.into()))?;
         let config = match mfa {
             None => config,
             Some(provider) => {

@@ -5,7 +5,6 @@ use aws_sdk_ec2::types::InstanceType;
 use aws_sdk_ec2instanceconnect::operation::send_serial_console_ssh_public_key::SendSerialConsoleSSHPublicKeyError as E;
 
 use super::{Aws, AwsError, clean};
-use crate::serial::capable::TypeInfo;
 
 /// Whether the account allows serial console access in this Region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +77,17 @@ pub enum SerialPushError {
     /// Any other failure.
     #[error(transparent)]
     Api(#[from] AwsError),
+}
+
+/// What `DescribeInstanceTypes` says about one type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeInfo {
+    /// `t3.micro`.
+    pub name: String,
+    /// `nitro`, `xen`, or none (bare metal).
+    pub hypervisor: Option<String>,
+    /// Whether it is a bare-metal type.
+    pub bare_metal: bool,
 }
 
 impl Aws {

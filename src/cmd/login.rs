@@ -5,12 +5,11 @@
 use std::time::SystemTime;
 
 use anyhow::bail;
-use aws_sdk_sts::config::Region;
 
+use crate::aws::credentials::mfa_profile::{self, RoleSource};
+use crate::aws::credentials::provider::iso8601;
+use crate::aws::credentials::{MfaCredentialsProvider, MfaError};
 use crate::cli::LoginArgs;
-use crate::credentials::mfa_profile::{self, RoleSource};
-use crate::credentials::provider::iso8601;
-use crate::credentials::{MfaCredentialsProvider, MfaError};
 
 /// Runs `login`.
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
@@ -33,14 +32,7 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
             role.profile
         );
     }
-    let region = match &args.aws.region {
-        Some(r) => Some(Region::new(r.clone())),
-        None => {
-            let chain = aws_config::default_provider::region::DefaultRegionChain::builder().profile_name(&role.profile);
-            chain.build().region().await
-        }
-    };
-    let provider = MfaCredentialsProvider::new(role, region);
+    let provider = MfaCredentialsProvider::for_login(role, args.aws.region.as_deref()).await;
     let role = provider.role();
     if !args.force
         && let Some(cached) = provider.cached(SystemTime::now())

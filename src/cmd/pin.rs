@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use russh::keys::{Algorithm, HashAlg, PublicKey};
 
 use crate::aws::Aws;
-use crate::cli::{AddressKind, PinArgs, RouteArg};
+use crate::cli::{PinArgs, RouteArg};
 use crate::known_hosts::console::{self, ConsoleVerdict};
 use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::pattern;
@@ -106,11 +106,7 @@ async fn scan(
     let timeout = Duration::from_secs(args.connect_timeout);
     match args.route {
         RouteArg::Direct => {
-            let ip = match args.address {
-                AddressKind::Private => instance.private_ip,
-                AddressKind::Public => instance.public_ip,
-            };
-            let ip = ip.with_context(|| format!("{} has no {:?} IPv4 address", instance.id, args.address))?;
+            let ip = instance.address(args.address)?;
             let stream = direct::connect(SocketAddr::new(IpAddr::V4(ip), args.port), timeout).await?;
             Ok(keyscan::scan_one(stream, algorithm, timeout).await)
         }

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use crate::aws::Aws;
 use crate::cache::lookup as lookup_cache;
 use crate::cache::private_file::write_private;
-use crate::cli::{AddressKind, KeyDelivery, ProxyArgs, RouteArg};
+use crate::cli::{KeyDelivery, ProxyArgs, RouteArg};
 use crate::keys::EphemeralKey;
 use crate::keys::agent as key_agent;
 use crate::keys::file::KeySlot;
@@ -151,7 +151,7 @@ where
 
 async fn direct_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
     let Conn { args, aws, instance, user, port, started, .. } = *c;
-    let addr = SocketAddr::new(IpAddr::V4(address(instance, args.address)?), port);
+    let addr = SocketAddr::new(IpAddr::V4(instance.address(args.address)?), port);
     let timeout = Duration::from_secs(args.connect_timeout);
     tracing::info!(route = %Route::Direct, %addr, "opening route");
     let stream = push_while(aws, instance, user, key_holder.as_ref(), direct::connect(addr, timeout)).await?;
@@ -210,7 +210,7 @@ async fn eice_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Resu
 
 async fn auto_route(c: &Conn<'_>, key_holder: Option<KeyHolder>) -> anyhow::Result<()> {
     let Conn { args, aws, instance, user, port, started, .. } = *c;
-    let address = address(instance, args.address).ok();
+    let address = instance.address(args.address).ok();
     let facts = plan::Facts {
         has_address: address.is_some(),
         in_vpc: instance.vpc_id.is_some() && instance.private_ip.is_some(),
@@ -368,23 +368,6 @@ async fn check_key_refused(
         );
     }
     Ok(())
-}
-
-/// The address the direct route dials.
-fn address(instance: &Instance, kind: AddressKind) -> anyhow::Result<std::net::Ipv4Addr> {
-    match kind {
-        AddressKind::Private => match instance.private_ip {
-            Some(ip) => Ok(ip),
-            None => bail!("instance {} has no private IPv4 address: try --address public", instance.id),
-        },
-        AddressKind::Public => match instance.public_ip {
-            Some(ip) => Ok(ip),
-            None => bail!(
-                "instance {} has no public IPv4 address: use --address private from inside its network, or another route",
-                instance.id
-            ),
-        },
-    }
 }
 
 /// The host part of the argument as ssh passed it (`%h`), which names the key file `%r@%h`.

@@ -8,11 +8,11 @@ use std::time::Duration;
 use super::explain::{self, DirectFacts, EiceFacts, KeyFacts, SerialFacts, SsmFacts};
 use super::report::{Check, Report, Verdict};
 use crate::aws::Aws;
-use crate::cli::AddressKind;
 use crate::keys::EphemeralKey;
 use crate::probe::auth;
 use crate::route::auto::{self, Opened};
 use crate::route::{Route, eice, ssm};
+use crate::target::instance::AddressKind;
 use crate::target::instance::Instance;
 use crate::target::resolve::{self, ResolveError};
 use crate::target::spec::Target;
@@ -81,10 +81,7 @@ pub async fn examine(host: &str, aws: &Aws, target: &Target, opts: &Options) -> 
 
 /// The route rows and the key row for a running instance.
 async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> Vec<Check> {
-    let address = match opts.address {
-        AddressKind::Private => instance.private_ip,
-        AddressKind::Public => instance.public_ip,
-    };
+    let address = instance.address(opts.address).ok();
     let vpc = instance.vpc_id.as_deref().filter(|_| instance.private_ip.is_some());
     // First the facts that decide what is worth trying.
     let groups = async {

@@ -8,8 +8,8 @@ use crate::aws::eice::Endpoint;
 use crate::aws::security_groups::SecurityGroup;
 use crate::aws::ssm::AgentStatus;
 use crate::aws::{AwsError, ErrorKind};
-use crate::cli::AddressKind;
 use crate::route::Route;
+use crate::target::instance::AddressKind;
 use crate::target::instance::Instance;
 
 /// The IAM action behind a failed call, when the service said the caller may not make it.

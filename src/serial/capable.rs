@@ -2,16 +2,7 @@
 //! virtualized Nitro type, and bare metal except a published list. `DescribeInstanceTypes`
 //! supplies the facts; `hypervisor` is absent on bare metal.
 
-/// What `DescribeInstanceTypes` says about one type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TypeInfo {
-    /// `t3.micro`.
-    pub name: String,
-    /// `nitro`, `xen`, or none (bare metal).
-    pub hypervisor: Option<String>,
-    /// Whether it is a bare-metal type.
-    pub bare_metal: bool,
-}
+pub use crate::aws::serial::TypeInfo;
 
 /// Bare-metal types without a serial console.
 const METAL_EXCEPTIONS: [&str; 16] = [

@@ -58,6 +58,26 @@ impl fmt::Display for InstanceState {
     }
 }
 
+/// Which address of the instance the direct route dials (`--address`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    /// The primary private IPv4 address (needs a VPN, peering or a bastion-free network path).
+    Private,
+    /// The public IPv4 address.
+    Public,
+}
+
+/// The instance has no address of the kind asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoAddress {
+    /// No private IPv4 address.
+    #[error("instance {0} has no private IPv4 address: try --address public")]
+    Private(String),
+    /// No public IPv4 address.
+    #[error("instance {0} has no public IPv4 address: use --address private from inside its network, or another route")]
+    Public(String),
+}
+
 /// The facts about one instance that route choice and messages need.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
@@ -96,6 +116,14 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The address of `kind` the direct route dials (the one place that picks it).
+    pub fn address(&self, kind: AddressKind) -> Result<Ipv4Addr, NoAddress> {
+        match kind {
+            AddressKind::Private => self.private_ip.ok_or_else(|| NoAddress::Private(self.id.clone())),
+            AddressKind::Public => self.public_ip.ok_or_else(|| NoAddress::Public(self.id.clone())),
+        }
+    }
+
     /// A bare instance with only an id and a state; the other facts empty.
     pub fn new(id: impl Into<String>, state: InstanceState) -> Self {
         Instance {

@@ -58,6 +58,20 @@ impl MfaCredentialsProvider {
         MfaCredentialsProvider { role, region, cache_dir: cache::default_dir(), held: Default::default() }
     }
 
+    /// A provider for `role` as `ec2-broker login` wants it: STS in `region` when given, else in
+    /// the Region the role's profile names (aws-config's Region chain).
+    pub async fn for_login(role: MfaRole, region: Option<&str>) -> Self {
+        let region = match region {
+            Some(r) => Some(Region::new(r.to_string())),
+            None => {
+                let chain =
+                    aws_config::default_provider::region::DefaultRegionChain::builder().profile_name(&role.profile);
+                chain.build().region().await
+            }
+        };
+        MfaCredentialsProvider::new(role, region)
+    }
+
     /// Caches in `dir` instead (`None`: no cache file at all).
     pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.cache_dir = dir;
@@ -190,7 +204,7 @@ impl MfaCredentialsProvider {
     /// aws-config for the source: its credentials chain, Region and endpoint settings
     /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_STS`), so STS is reached where the other services are.
     async fn source_config(&self) -> SdkConfig {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(crate::aws::timeouts());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(super::super::timeouts());
         loader = match &self.role.source {
             RoleSource::Profile(name) => loader.profile_name(name),
             RoleSource::Environment => loader.credentials_provider(EnvironmentVariableCredentialsProvider::new()),
