@@ -14,9 +14,8 @@ use aws_sdk_ssm::types::InstanceInformationStringFilter;
 use futures_util::StreamExt;
 
 use super::ec2::collect_instances;
+use super::serial::TypeInfo;
 use super::{Aws, AwsError};
-use crate::inventory::RegionFacts;
-use crate::serial::capable::TypeInfo;
 use crate::target::instance::{Instance, InstanceState};
 
 /// DescribeInstances page size: the largest the API takes.
@@ -31,6 +30,23 @@ const AGENTS_PER_CALL: usize = 50;
 const AGENT_CALLS_AT_ONCE: usize = 4;
 /// DescribeInstanceTypes: `InstanceType.N` takes at most 100 (§2.3).
 const TYPES_PER_CALL: usize = 100;
+
+/// What one Region's APIs said. `None` in an `Option` field: that call failed (see `notes`).
+#[derive(Debug, Clone, Default)]
+pub struct RegionFacts {
+    /// Every instance (any state), from DescribeInstances.
+    pub instances: Vec<Instance>,
+    /// `PingStatus` by instance id, for the instances SSM knows (DescribeInstanceInformation).
+    pub agents: Option<HashMap<String, String>>,
+    /// VPCs served by an Instance Connect Endpoint in a usable state.
+    pub endpoint_vpcs: Option<HashSet<String>>,
+    /// Serial console access in the Region.
+    pub serial_access: Option<bool>,
+    /// What DescribeInstanceTypes said of the instances' types.
+    pub types: Option<HashMap<String, TypeInfo>>,
+    /// Calls that failed, as `Operation: error` (shown as warnings; their routes are unknown).
+    pub notes: Vec<String>,
+}
 
 impl Aws {
     /// The same account and credentials in another Region (credentials are fetched once and

@@ -30,7 +30,7 @@ pub async fn run(args: SshConfigArgs) -> anyhow::Result<u8> {
             Some(path) => path.display().to_string(),
             None => default_broker(),
         },
-        key_dir: key_dir_for_config()?,
+        key_dir: crate::ssh_config_gen::key_dir().context("no home directory: set HOME")?,
     };
     let generated = block::generate(&instances, &opts)?;
     for c in &generated.collisions {
@@ -179,13 +179,6 @@ fn default_broker() -> String {
         .unwrap_or_default();
     let same = on_path.and_then(|p| fs::canonicalize(p).ok()) == fs::canonicalize(&exe).ok();
     if same { "ec2-broker".into() } else { exe.display().to_string() }
-}
-
-/// Where `proxy` writes key files, as an absolute path: ssh expands `~` from the password
-/// database, the broker from `HOME`, and the two must name the same directory.
-fn key_dir_for_config() -> anyhow::Result<String> {
-    let dir = crate::keys::file::default_dir().context("no home directory: set HOME")?;
-    Ok(dir.display().to_string())
 }
 
 fn note(text: &str) {

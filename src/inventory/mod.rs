@@ -1,15 +1,17 @@
 //! What `ls` and `ssh-config` list: the instances of each account and Region with the facts the
 //! APIs gave about them, the route verdicts drawn from those facts ([`routes`]), filters
 //! ([`filter`]), the table and the versioned JSON ([`report`]), and the lookups worth caching.
-//! Pure: the calls are in `aws::inventory`, the files in `cmd`.
+//! Pure: the calls (and [`RegionFacts`], what they return) are in `aws::inventory`, the files in
+//! `cmd`.
 
 pub mod filter;
 pub mod report;
 pub mod routes;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
-use crate::serial::capable::{TypeInfo, unsupported_reason};
+pub use crate::aws::inventory::RegionFacts;
+use crate::serial::capable::unsupported_reason;
 use crate::target::instance::{Instance, InstanceState};
 use crate::target::spec::Target;
 pub use routes::{RouteFacts, RouteSigns};
@@ -21,23 +23,6 @@ pub struct Scope {
     pub profile: Option<String>,
     /// The Region.
     pub region: String,
-}
-
-/// What one Region's APIs said. `None` in an `Option` field: that call failed (see `notes`).
-#[derive(Debug, Clone, Default)]
-pub struct RegionFacts {
-    /// Every instance (any state), from DescribeInstances.
-    pub instances: Vec<Instance>,
-    /// `PingStatus` by instance id, for the instances SSM knows (DescribeInstanceInformation).
-    pub agents: Option<HashMap<String, String>>,
-    /// VPCs served by an Instance Connect Endpoint in a usable state.
-    pub endpoint_vpcs: Option<HashSet<String>>,
-    /// Serial console access in the Region.
-    pub serial_access: Option<bool>,
-    /// What DescribeInstanceTypes said of the instances' types.
-    pub types: Option<HashMap<String, TypeInfo>>,
-    /// Calls that failed, as `Operation: error` (shown as warnings; their routes are unknown).
-    pub notes: Vec<String>,
 }
 
 /// One listed instance.
@@ -128,7 +113,10 @@ pub fn cache_entries(scope: &Scope, instances: &[Instance]) -> Vec<(String, Inst
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, HashSet};
+
     use super::*;
+    use crate::serial::capable::TypeInfo;
 
     fn inst(id: &str, name: Option<&str>, state: InstanceState) -> Instance {
         let mut i = Instance::new(id, state);
