@@ -4,7 +4,8 @@
 #   2. the eice route vs direct (scp 256 MiB) and the ssm route vs direct (scp 128 MiB, agent pacing
 #      off and on), with the broker's peak RSS;
 #   3. known-hosts audit of 100 000 lines (half hashed) against 10 000 instances: time and API calls;
-#   4. ssh through --route auto, cold and warm, with 30 ms API latency: added time and API calls.
+#   4. ssh through --route auto, cold and warm, with 30 ms API latency: added time and API calls;
+#   5. ls over 2,000 instances in three Regions with 30 ms API latency: wall time and API calls.
 # `scripts/bench.sh --quick` for a smaller run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,5 @@ cargo build --locked --release --bins
 target/release/ec2-lab bench "$@"
 target/release/ec2-lab bench-routes "$@"
 target/release/ec2-lab bench-known-hosts "$@"
-exec target/release/ec2-lab bench-warm "$@"
+target/release/ec2-lab bench-warm "$@"
+exec target/release/ec2-lab bench-ls "$@"

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a Debian/Ubuntu machine, if missing:
-# openssh-server, openssh-client, rsync, curl (the lab's AuthorizedKeysCommand), and moto's server.
+# openssh-server, openssh-client, rsync, curl (the lab's AuthorizedKeysCommand), man and groff (the
+# man page test), zsh and fish (the completion tests), and moto's server.
 set -euo pipefail
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v groff >/dev/null 2>&1 || need+=(groff-base)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

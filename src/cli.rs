@@ -49,6 +49,23 @@ pub enum Command {
     /// route ssh can use works, 1: none does).
     #[command(long_about = DOCTOR_ABOUT)]
     Doctor(DoctorArgs),
+    /// List instances with their addresses and the routes the APIs say look usable (none is
+    /// opened).
+    #[command(long_about = LS_ABOUT)]
+    Ls(LsArgs),
+    /// Print ssh_config Host blocks for instances, or keep them in a marked section of an
+    /// Include file (--write).
+    #[command(long_about = SSH_CONFIG_ABOUT)]
+    SshConfig(SshConfigArgs),
+    /// Print a shell completion script (bash, zsh or fish) that also completes cached host names.
+    #[command(long_about = COMPLETIONS_ABOUT)]
+    Completions(CompletionsArgs),
+    /// Print the manual page ec2-broker(1) in roff (`ec2-broker man > ec2-broker.1`).
+    Man,
+    /// Print the host names and instance ids of the lookup cache, one a line (for completion
+    /// scripts).
+    #[command(name = "__complete-hosts", hide = true)]
+    CompleteHosts,
 }
 
 const DOCTOR_ABOUT: &str = "Why each route reaches an instance or not, with the evidence and the fix.
@@ -419,6 +436,131 @@ impl ValueEnum for KeyDelivery {
                 .help("The running ssh-agent (SSH_AUTH_SOCK), with a lifetime constraint; nothing on disk"),
         })
     }
+}
+
+const LS_ABOUT: &str = "List instances with their addresses and the routes the APIs say look usable.
+
+Nothing is opened: the ROUTES column comes from what the APIs say. push: the instance runs Linux and is \
+running, so EC2 Instance Connect can push a key; direct: it is running and has an address; eice: an \
+Instance Connect Endpoint serves its VPC (DescribeInstanceConnectEndpoints); ssm: its SSM agent is Online \
+(DescribeInstanceInformation); serial: serial console access is enabled in the Region and its type is \
+Nitro-based (GetSerialConsoleAccessStatus, DescribeInstanceTypes). A route marked with ? could not be \
+checked (the call was refused): `ec2-broker doctor HOST` tells more.
+
+Regions and profiles are listed concurrently, every listing paginated. The lookups of the running \
+instances (by Name and by id) go into the broker's lookup cache, so the next ssh skips DescribeInstances.
+
+--json prints one document with \"schema\": \"ec2-broker.ls/1\" (described in the README).
+
+Exit status: 0 when every Region was listed, 1 when some could not be (the others are still printed).";
+
+/// Which accounts and Regions to list (`ls`, `ssh-config`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScopeArgs {
+    /// AWS profile from ~/.aws/config; repeat for several accounts (default: AWS_PROFILE, then
+    /// "default").
+    #[arg(long = "profile", env = "AWS_PROFILE", value_name = "NAME")]
+    pub profiles: Vec<String>,
+
+    /// Regions to list, comma-separated (default: the profile's Region, or AWS_REGION).
+    #[arg(long = "regions", alias = "region", value_delimiter = ',', value_name = "REGION,…")]
+    pub regions: Vec<String>,
+
+    /// Every Region enabled for the account (DescribeRegions).
+    #[arg(long, conflicts_with = "regions")]
+    pub all_regions: bool,
+}
+
+/// Arguments of `ec2-broker ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Show only instances matching one of these: an instance id, a Name (wildcards * and ?),
+    /// tag:KEY=VALUE or an IPv4 address.
+    #[arg(value_name = "FILTER")]
+    pub filters: Vec<String>,
+
+    /// Accounts and Regions.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+
+    /// Print JSON (schema ec2-broker.ls/1) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const SSH_CONFIG_ABOUT: &str = "Print ssh_config Host blocks for instances, or keep them in a marked section \
+of an Include file.
+
+One Host block per instance that is not terminated: the alias is its Name tag in lower case (or its \
+instance id), made unique when several instances share it (NAME.REGION, then NAME.ID) and reported on \
+stderr; HostName and HostKeyAlias are the instance id, so known_hosts entries survive address changes; \
+ProxyCommand runs `ec2-broker proxy --profile P --region R %r@%h:%p`; IdentityFile names the key the \
+proxy pushes (~/.cache/ec2-broker/keys/%r@%h, written as an absolute path because ssh reads `~` from the \
+password database); User is --user, Administrator for Windows (no key push there), else ec2-user.
+
+--write FILE keeps the blocks between marker lines in FILE (one section per set of profiles), leaving \
+everything else in the file as it is; the file is replaced atomically, keeping its mode and owner (a \
+symlink is followed and kept). Running it again with nothing changed leaves the file untouched. The \
+changes are shown on stderr as a diff. It refuses to write ~/.ssh/config itself: add `Include FILE` at the \
+top of ~/.ssh/config instead (before any Host line).";
+
+/// Arguments of `ec2-broker ssh-config`.
+#[derive(Debug, Args)]
+pub struct SshConfigArgs {
+    /// Accounts and Regions.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+
+    /// Only instances matching one of these (as `ls` FILTER: an id, a Name with wildcards,
+    /// tag:KEY=VALUE or an address); repeat for several.
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+
+    /// The OS user of every block (default: Administrator on Windows, else ec2-user).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Keep the blocks in a marked section of this file (an Include file, never ~/.ssh/config).
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// Start every alias with the profile's name and a dot (`prod.web-1`): for several accounts
+    /// in one file.
+    #[arg(long)]
+    pub prefix_profile: bool,
+
+    /// The broker as ProxyCommand should run it (default: `ec2-broker` when that is this program
+    /// on PATH, else this program's full path).
+    #[arg(long, value_name = "PATH")]
+    pub broker: Option<PathBuf>,
+}
+
+const COMPLETIONS_ABOUT: &str = "Print a shell completion script, generated from the same definitions as --help.
+
+Host arguments (proxy, console, doctor, known-hosts pin) complete from the names and instance ids in the \
+broker's lookup cache (~/.cache/ec2-broker/instances.json, filled by ssh connections and by `ec2-broker ls`).
+
+  bash: ec2-broker completions bash > ~/.local/share/bash-completion/completions/ec2-broker
+  zsh:  ec2-broker completions zsh > \"${fpath[1]}/_ec2-broker\"
+  fish: ec2-broker completions fish > ~/.config/fish/completions/ec2-broker.fish";
+
+/// Arguments of `ec2-broker completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// Shells `completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU bash (4.0 or later).
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// `command` with every `env = …` setting dropped whose variable `lookup` finds set but empty,

@@ -22,6 +22,8 @@
 //!   [`terminal`] puts the local terminal in raw mode and restores it;
 //! - [`aws::credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty`;
 //!   [`cache`] keeps lookups and writes every private file safely;
+//! - [`inventory`] is what `ls` lists (route verdicts from API facts, the versioned JSON);
+//!   [`ssh_config_gen`] the Host blocks and the marked section `ssh-config --write` keeps;
 //! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words; [`output`] prints
 //!   reports; [`doctor`] explains why a host cannot be reached;
 //! - [`redact`] keeps secrets out of messages and logs; [`text`] makes untrusted text safe for a
@@ -36,6 +38,7 @@ pub mod cmd;
 pub mod config;
 pub mod doctor;
 pub mod error;
+pub mod inventory;
 pub mod keys;
 pub mod known_hosts;
 pub mod logging;
@@ -45,6 +48,7 @@ pub mod probe;
 pub mod redact;
 pub mod route;
 pub mod serial;
+pub mod ssh_config_gen;
 pub mod ssm;
 pub mod target;
 pub mod terminal;

@@ -34,6 +34,8 @@ pub enum Command {
     BenchKnownHosts(BenchArgs),
     /// Benchmark cold and warm connections through --route auto.
     BenchWarm(BenchArgs),
+    /// Benchmark `ec2-broker ls` over 2,000 instances in three Regions.
+    BenchLs(BenchArgs),
 }
 
 /// `ec2-lab up`.

@@ -11,6 +11,7 @@ pub mod ec2;
 pub mod eice;
 mod error_kind;
 pub mod instance_connect;
+pub mod inventory;
 pub mod known_hosts;
 mod open_sessions;
 pub use error_kind::{ErrorKind, kind_of_code};

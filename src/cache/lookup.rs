@@ -53,6 +53,12 @@ impl LookupCache {
         }
     }
 
+    /// Every cached instance, expired or not (for shell completion, where an old name is
+    /// still a fair suggestion).
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
+        self.entries.values().map(|(_, i)| i)
+    }
+
     /// Forgets a lookup; true if there was one.
     pub fn remove(&mut self, key: &str) -> bool {
         self.entries.remove(key).is_some()

@@ -1,11 +1,15 @@
 //! One file per subcommand.
 
+pub mod completions;
 pub mod console;
 pub mod doctor;
 pub mod known_hosts;
 pub mod login;
+pub mod ls;
+pub mod man;
 pub mod pin;
 pub mod proxy;
+pub mod ssh_config;
 
 use anyhow::Context;
 
@@ -24,6 +28,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::KnownHosts(KnownHostsCommand::Audit(args)) => Ok(known_hosts::audit(args).await),
         Command::KnownHosts(KnownHostsCommand::Pin(args)) => pin::run(args).await.map(|()| 0),
         Command::Login(args) => login::run(args).await.map(|()| 0),
+        Command::Ls(args) => ls::run(args).await,
+        Command::SshConfig(args) => ssh_config::run(args).await,
+        Command::Completions(args) => completions::run(args.shell).map(|()| 0),
+        Command::Man => man::run().map(|()| 0),
+        Command::CompleteHosts => completions::hosts().map(|()| 0),
     }
 }
 

@@ -157,12 +157,12 @@ async fn connect_and_pipe(
 }
 
 /// A cache file's text; empty when there is none or it is not safe to read (a cache is only a hint).
-fn read_cache(file: Option<&std::path::Path>) -> String {
+pub(crate) fn read_cache(file: Option<&std::path::Path>) -> String {
     file.map(read_hint).unwrap_or_default()
 }
 
 /// Stores a cache file; a cache that cannot be written only costs speed.
-fn save(file: Option<&std::path::Path>, text: &str) {
+pub(crate) fn save(file: Option<&std::path::Path>, text: &str) {
     if let Some(file) = file
         && let Err(e) = write_private(file, text)
     {
@@ -170,7 +170,7 @@ fn save(file: Option<&std::path::Path>, text: &str) {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

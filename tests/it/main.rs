@@ -33,3 +33,5 @@ mod resolution;
 mod secrets;
 /// The serial console: `console` through a pseudo-terminal, and plain ssh over `--route serial`.
 mod serial_console;
+/// The user's world (issue 20): ssh-config into an Include file, ls across Regions, completions, man.
+mod user_world;

@@ -53,7 +53,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new().route("/", any(dispatch)).with_state(state)
 }
 
-async fn dispatch(
+pub(crate) async fn dispatch(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
     method: Method,
     uri: Uri,
