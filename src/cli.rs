@@ -109,13 +109,9 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub no_push: bool,
 
-    /// eice route: the Instance Connect Endpoint to use.
-    #[arg(long, value_name = "EICE_ID", env = "EC2_BROKER_EICE_ID")]
-    pub eice_id: Option<String>,
-
-    /// eice route: open the TCP connection to HOST:PORT instead of the endpoint's DNS name.
-    #[arg(long, value_name = "HOST:PORT", env = "EC2_BROKER_EICE_CONNECT_TO")]
-    pub eice_connect_to: Option<String>,
+    /// The eice route's settings.
+    #[command(flatten)]
+    pub eice: EiceArgs,
 
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -184,13 +180,9 @@ pub struct PinArgs {
     #[arg(long)]
     pub accept_unverified: bool,
 
-    /// eice route: the Instance Connect Endpoint to use.
-    #[arg(long, value_name = "EICE_ID", env = "EC2_BROKER_EICE_ID")]
-    pub eice_id: Option<String>,
-
-    /// eice route: open the TCP connection to HOST:PORT instead of the endpoint's DNS name.
-    #[arg(long, value_name = "HOST:PORT", env = "EC2_BROKER_EICE_CONNECT_TO")]
-    pub eice_connect_to: Option<String>,
+    /// The eice route's settings.
+    #[command(flatten)]
+    pub eice: EiceArgs,
 
     /// Seconds to wait for each key exchange.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
@@ -350,20 +342,9 @@ pub struct ProxyArgs {
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub connect_timeout: u64,
 
-    /// eice route: the Instance Connect Endpoint to use (default: the one in the instance's subnet,
-    /// else in its VPC).
-    #[arg(long, value_name = "EICE_ID", env = "EC2_BROKER_EICE_ID")]
-    pub eice_id: Option<String>,
-
-    /// eice route: open the TCP connection to HOST:PORT instead of the endpoint's DNS name (a proxy,
-    /// private DNS, a local double). The URL, its signature and the TLS name stay the endpoint's.
-    #[arg(long, value_name = "HOST:PORT", env = "EC2_BROKER_EICE_CONNECT_TO")]
-    pub eice_connect_to: Option<String>,
-
-    /// eice route: ask for a tunnel of at most this many seconds (1-3600); needed when an IAM policy
-    /// caps ec2-instance-connect:maxTunnelDuration.
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
-    pub eice_max_duration: Option<u32>,
+    /// The eice route's settings.
+    #[command(flatten)]
+    pub eice: EiceArgs,
 
     /// ssm route: keep trying this many seconds to resume a dropped Session Manager connection
     /// before giving up on the session.
@@ -384,6 +365,25 @@ pub struct ProxyArgs {
         value_name = "ROUTE,…"
     )]
     pub try_routes: Vec<RouteArg>,
+}
+
+/// The eice route's settings, the same for every command that opens routes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EiceArgs {
+    /// eice route: the Instance Connect Endpoint to use (default: the one in the instance's subnet,
+    /// else in its VPC).
+    #[arg(long, value_name = "EICE_ID", env = "EC2_BROKER_EICE_ID")]
+    pub eice_id: Option<String>,
+
+    /// eice route: open the TCP connection to HOST:PORT instead of the endpoint's DNS name (a proxy,
+    /// private DNS, a local double). The URL, its signature and the TLS name stay the endpoint's.
+    #[arg(long, value_name = "HOST:PORT", env = "EC2_BROKER_EICE_CONNECT_TO")]
+    pub eice_connect_to: Option<String>,
+
+    /// eice route: ask for a tunnel of at most this many seconds (1-3600); needed when an IAM policy
+    /// caps ec2-instance-connect:maxTunnelDuration.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub eice_max_duration: Option<u32>,
 }
 
 pub use crate::target::instance::AddressKind;

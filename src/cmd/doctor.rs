@@ -9,7 +9,6 @@ use crate::aws::Aws;
 use crate::cli::DoctorArgs;
 use crate::doctor::examine::{self, Options};
 use crate::doctor::ssh_config::{self, SshSettings};
-use crate::route::eice::EiceOptions;
 use crate::target::spec::HostSpec;
 
 /// Runs the doctor; the exit code is the report's (0: some route works).
@@ -32,7 +31,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
         user,
         port,
         address: args.address,
-        eice: EiceOptions { endpoint_id: args.eice_id, connect_to: args.eice_connect_to, max_duration: None },
+        eice: super::eice_options(&args.eice),
         push: !args.no_push,
         key_file: settings.key_dir(dirs::home_dir().as_deref()).map(|dir| (dir, alias.to_string())),
     };

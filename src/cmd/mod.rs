@@ -46,3 +46,12 @@ pub(crate) async fn aws_and_instance(host: &str, aws: &AwsArgs) -> anyhow::Resul
     let instance = crate::target::resolve::pick(&spec.target, &clients.region, found)?;
     Ok((clients, instance))
 }
+
+/// The eice route's options from its flags: the one place they are built.
+pub(crate) fn eice_options(args: &crate::cli::EiceArgs) -> crate::route::eice::EiceOptions {
+    crate::route::eice::EiceOptions {
+        endpoint_id: args.eice_id.clone(),
+        connect_to: args.eice_connect_to.clone(),
+        max_duration: args.eice_max_duration,
+    }
+}

@@ -14,7 +14,6 @@ use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::pattern;
 use crate::probe::keyscan;
 use crate::route::Route;
-use crate::route::eice::EiceOptions;
 use crate::route::open::{Ctx, RouteOptions, Stream, Target, open};
 use crate::route::serial::SerialOptions;
 use crate::route::ssm::SsmOptions;
@@ -117,11 +116,7 @@ async fn scan(
         }
     };
     let options = RouteOptions {
-        eice: EiceOptions {
-            endpoint_id: args.eice_id.clone(),
-            connect_to: args.eice_connect_to.clone(),
-            max_duration: None,
-        },
+        eice: super::eice_options(&args.eice),
         ssm: SsmOptions { resume_timeout: timeout },
         serial: SerialOptions::default(),
         connect_timeout: timeout,

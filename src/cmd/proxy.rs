@@ -12,7 +12,6 @@ use crate::cache::private_file::{read_hint, write_private};
 use crate::cli::{ProxyArgs, RouteArg};
 use crate::pipe::lifeline::Lifeline;
 use crate::route::connect::{KeySettings, connect};
-use crate::route::eice::EiceOptions;
 use crate::route::open::{Ctx, RouteOptions, Target};
 use crate::route::serial::SerialOptions;
 use crate::route::ssm::SsmOptions;
@@ -120,11 +119,7 @@ async fn connect_and_pipe(
     };
     tracing::debug!(?plan, ?remembered, "route plan");
     let options = RouteOptions {
-        eice: EiceOptions {
-            endpoint_id: args.eice_id.clone(),
-            connect_to: args.eice_connect_to.clone(),
-            max_duration: args.eice_max_duration,
-        },
+        eice: super::eice_options(&args.eice),
         ssm: SsmOptions { resume_timeout: Duration::from_secs(args.ssm_resume_timeout) },
         serial: SerialOptions {
             endpoint: args.serial.serial_endpoint.clone(),

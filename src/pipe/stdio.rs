@@ -11,13 +11,12 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// How long the instance side may keep sending after ssh closed our stdin (within the 1 s exit promise).
-pub const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_millis(800);
+/// How long the instance side may keep sending after ssh closed our stdin ([`super::DRAIN`]).
+pub use super::DRAIN as DRAIN_AFTER_STDIN_EOF;
 
 /// Copy buffer size for the generic path (the direct route on Linux uses `splice` instead).
 const BUF_SIZE: usize = 64 * 1024;
@@ -205,6 +204,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]

@@ -39,7 +39,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// a sentence; a close reason is at most 123 bytes anyway (RFC 6455 §5.5).
 const MAX_REFUSAL_CHARS: usize = 400;
 /// After stdin ends (ssh exited), how long the instance may still send before we close.
-const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_millis(300);
+use crate::pipe::DRAIN as DRAIN_AFTER_STDIN_EOF;
 
 /// Settings of the route.
 #[derive(Debug, Clone, Default)]

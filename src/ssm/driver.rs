@@ -47,9 +47,8 @@ const MAX_WS_MESSAGE: usize = 1 << 20;
 /// agent may start with some output, so 4 messages of the largest size is generous.
 const MAX_HANDSHAKE_BYTES: usize = 4 * MAX_WS_MESSAGE;
 /// After stdin ends, the channel stays open while our last bytes are acknowledged and the instance
-/// still sends (spec §17.9), but at most this long: ssh has exited by then, and the broker
-/// promises to be gone within 1 s (this, plus at most 500 ms for TerminateSession).
-const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_millis(400);
+/// still sends (spec §17.9), but at most the one drain of every pump ([`crate::pipe::DRAIN`]).
+use crate::pipe::DRAIN as DRAIN_AFTER_STDIN_EOF;
 /// ... and ends sooner once everything is acknowledged and the instance was quiet this long.
 const DRAIN_IDLE: Duration = Duration::from_millis(100);
 /// First reconnect delay; doubled per attempt up to [`MAX_RESUME_DELAY`].
