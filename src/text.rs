@@ -63,6 +63,30 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
+/// `*` (any run) and `?` (exactly one) wildcards over any symbols (bytes for ssh's byte-wise
+/// patterns, chars for EC2's filters): iterative, with one backtrack point (the last `*`), so
+/// linear in practice and never exponential on `*a*a*a…`.
+pub fn wildcard<T: PartialEq + Copy>(pattern: &[T], text: &[T], any_run: T, any_one: T) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < text.len() {
+        if pi < pattern.len() && (pattern[pi] == any_one || pattern[pi] == text[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < pattern.len() && pattern[pi] == any_run {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[pi..].iter().all(|&c| c == any_run)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::eice::sigv4::{ALGORITHM, canonical_query, decode_query, hex, hmac, signing_key};
+use crate::eice::sigv4::{ALGORITHM, canonical_headers, canonical_query, decode_query, hex, hmac, signing_key};
 
 /// How far a request's `X-Amz-Date` may be from the service's clock (the AWS common errors
 /// page: "more than 15 minutes after the date stamp … or … more than 15 minutes in the future").
@@ -107,17 +107,7 @@ pub struct Request<'a> {
 
 /// The canonical request of `request` over `signed_headers` (lower case, in order).
 pub fn canonical_request(request: &Request<'_>, signed_headers: &[String]) -> Result<String, String> {
-    let mut canonical_headers = String::new();
-    for name in signed_headers {
-        let values: Vec<String> = (request.headers.iter())
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect();
-        if values.is_empty() {
-            return Err(format!("the signed header {name} is not in the request"));
-        }
-        canonical_headers += &format!("{name}:{}\n", values.join(","));
-    }
+    let canonical_headers = canonical_headers(request.headers, signed_headers)?;
     Ok(format!(
         "{}\n{}\n{}\n{canonical_headers}\n{}\n{}",
         request.method,

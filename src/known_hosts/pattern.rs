@@ -43,25 +43,8 @@ pub fn hashed_is(salt: &[u8], hash: &[u8; 20], name: &str) -> bool {
 
 /// `*` (any run) and `?` (any one character) over bytes, iteratively (no recursion blow-up).
 fn wildcard(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+    // ssh's match_pattern works on bytes.
+    crate::text::wildcard(pattern.as_bytes(), text.as_bytes(), b'*', b'?')
 }
 
 #[cfg(test)]

@@ -133,18 +133,7 @@ impl Presigned {
         headers: &[(String, String)],
         secret: &str,
     ) -> Result<String, String> {
-        let mut canonical_headers = String::new();
-        for name in &self.signed_headers {
-            let values: Vec<String> = headers
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
-                .collect();
-            if values.is_empty() {
-                return Err(format!("the signed header {name} is not in the request"));
-            }
-            canonical_headers += &format!("{name}:{}\n", values.join(","));
-        }
+        let canonical_headers = canonical_headers(headers, &self.signed_headers)?;
         let canonical = format!(
             "{method}\n{path}\n{}\n{canonical_headers}\n{}\n{EMPTY_PAYLOAD_SHA256}",
             canonical_query(&self.params),
@@ -155,6 +144,24 @@ impl Presigned {
         let key = signing_key(secret, &self.scope_date, &self.region, &self.service);
         Ok(hex(&hmac(&key, string_to_sign.as_bytes())))
     }
+}
+
+/// The canonical headers block of SigV4: each signed header (lower case, in order) with its
+/// values trimmed, inner white space folded and joined by commas. `Err` names a signed header
+/// the request lacks. Shared by the presigned-URL and the header-signed verifiers.
+pub fn canonical_headers(headers: &[(String, String)], signed_headers: &[String]) -> Result<String, String> {
+    let mut out = String::new();
+    for name in signed_headers {
+        let values: Vec<String> = (headers.iter())
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        if values.is_empty() {
+            return Err(format!("the signed header {name} is not in the request"));
+        }
+        out += &format!("{name}:{}\n", values.join(","));
+    }
+    Ok(out)
 }
 
 /// What [`presign`] signs.
