@@ -19,7 +19,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! command -v moto_server >/dev/null 2>&1; then
-  echo "installing: moto[server] (pip)" >&2
-  python3 -m pip install -q 'moto[server]' 2>/dev/null || python3 -m pip install -q --break-system-packages 'moto[server]'
+# moto is the second judge of the lab (issue 18): pinned, so a new release cannot change a verdict.
+MOTO_VERSION=5.2.1
+if ! command -v moto_server >/dev/null 2>&1 || [ "$(python3 -m pip show moto 2>/dev/null | sed -n 's/^Version: //p')" != "$MOTO_VERSION" ]; then
+  echo "installing: moto[server]==$MOTO_VERSION (pip)" >&2
+  python3 -m pip install -q "moto[server]==$MOTO_VERSION" 2>/dev/null || python3 -m pip install -q --break-system-packages "moto[server]==$MOTO_VERSION"
 fi
