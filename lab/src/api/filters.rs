@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::ec2::{err, list, param};
+use super::query::{err, list, param};
 
 /// EC2's cap on filter values in one call, over all filters ("The maximum number of filter
 /// values specified on a single call is 200", error `FilterLimitExceeded`, as SDK users

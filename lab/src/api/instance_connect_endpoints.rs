@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use sha2::Digest;
 
-use super::ec2::{dry_run, err, list, ok, param};
 use super::filters::{filters, wildcard};
+use super::query::{dry_run, err, list, ok, param};
 use super::xml_escape;
 use crate::inventory::EndpointSpec;
 use crate::state::State;

@@ -7,8 +7,8 @@ use std::fmt::Write;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::ec2::{err, list, ok, param};
 use super::filters::{filters, wildcard};
+use super::query::{err, list, ok, param};
 use super::xml_escape;
 use crate::state::State;
 
@@ -141,7 +141,7 @@ const KNOWN_FILTERS: &[&str] =
 
 /// `DescribeInstanceTypes`: `InstanceType.N`, `Filter.N`, `MaxResults` (5–100), `NextToken`.
 pub(super) fn describe(state: &State, params: &[(String, String)]) -> Response {
-    if let Some(answer) = super::ec2::dry_run(params) {
+    if let Some(answer) = super::query::dry_run(params) {
         return answer;
     }
     let wanted = list(params, "InstanceType");

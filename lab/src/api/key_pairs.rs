@@ -8,8 +8,8 @@ use std::fmt::Write;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::ec2::{dry_run, err, list, ok, param};
 use super::filters::{Values, checked};
+use super::query::{dry_run, err, list, ok, param};
 use super::xml_escape;
 use crate::inventory::KeyPairSpec;
 use crate::state::State;

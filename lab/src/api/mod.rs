@@ -20,6 +20,7 @@ mod instance_types;
 mod key_pairs;
 mod leak;
 mod public_key;
+mod query;
 mod security_groups;
 mod ssm;
 mod sts;

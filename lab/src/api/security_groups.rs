@@ -10,8 +10,8 @@ use std::fmt::Write;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::ec2::{dry_run, err, list, ok};
 use super::filters::{Values, checked};
+use super::query::{dry_run, err, list, ok};
 use super::xml_escape;
 use crate::inventory::{DEFAULT_VPC_ID, IngressRule, SecurityGroupSpec};
 use crate::state::State;

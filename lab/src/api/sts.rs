@@ -10,7 +10,7 @@ use std::fmt::Write;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::ec2::param;
+use super::query::param;
 use super::{request_id, xml_escape};
 use crate::civil_time;
 use crate::identity::{self, AssumedRole, Caller, DEFAULT_SESSION_SECS};
