@@ -38,6 +38,8 @@ pub mod cmd;
 pub mod config;
 pub mod doctor;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inventory;
 pub mod keys;
 pub mod known_hosts;

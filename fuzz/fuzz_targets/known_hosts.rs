@@ -2,4 +2,4 @@
 //! and matching any entry never panics.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ec2_broker::known_hosts::file::fuzz_parse(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ec2_broker::fuzzing::known_hosts_line(data));

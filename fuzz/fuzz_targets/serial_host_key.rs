@@ -8,6 +8,6 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    ec2_broker::serial::host_key_check::fuzz_feed(data);
-    ec2_broker::serial::host_key_check::fuzz_oracle(data);
+    ec2_broker::fuzzing::serial_host_key(data);
+    ec2_broker::fuzzing::serial_host_key_oracle(data);
 });

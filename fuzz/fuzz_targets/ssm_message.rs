@@ -2,4 +2,4 @@
 //! re-encodes to the same message.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ec2_broker::ssm::message::fuzz_decode(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ec2_broker::fuzzing::ssm_message(data));
