@@ -54,7 +54,10 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> anyhow::Result<()> {
             let file = open_log_file(path).with_context(|| format!("opening log file {}", path.display()))?;
             (BoxMakeWriter::new(std::sync::Mutex::new(file)), false)
         }
-        None => (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal()),
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")),
+        ),
     };
     let writer = redact::Scrubbed(writer);
     let layer = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi).with_target(ours >= 3);
@@ -102,6 +105,12 @@ const CAPS: [(&str, LevelFilter); 23] = [
     ("russh", LevelFilter::INFO),
 ];
 
+/// Whether log lines on stderr get colours: only on a terminal, and never when `NO_COLOR` is
+/// set to anything but the empty string (no-color.org).
+fn colours(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Maps a verbosity count to per-target filters: ours, every dependency's default, and the
 /// [`CAPS`] no verbosity lifts.
 fn targets_for(verbosity: u8) -> Targets {
@@ -127,6 +136,14 @@ fn level_from_name(name: &str) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_color_turns_colours_off() {
+        assert!(colours(true, None));
+        assert!(!colours(true, Some("1".into())));
+        assert!(colours(true, Some("".into())), "an empty NO_COLOR is unset");
+        assert!(!colours(false, None), "never into a pipe or file");
+    }
 
     // See: issue 14 (§3): no verbosity lets a dependency log below its cap.
     #[test]
