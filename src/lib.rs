@@ -29,30 +29,32 @@
 //! - [`redact`] keeps secrets out of messages and logs; [`text`] makes untrusted text safe for a
 //!   terminal.
 #![forbid(unsafe_code)]
+// Items are pub(crate) by default: the crate's docs are for contributors, and link freely.
+#![allow(rustdoc::private_intra_doc_links)]
 #![warn(missing_docs)]
 
-pub mod aws;
-pub mod cache;
+pub(crate) mod aws;
+pub(crate) mod cache;
 pub mod cli;
 pub mod cmd;
 pub mod config;
-pub mod doctor;
+pub(crate) mod doctor;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod inventory;
-pub mod keys;
+pub(crate) mod inventory;
+pub(crate) mod keys;
 pub mod known_hosts;
 pub mod logging;
-pub mod output;
-pub mod pipe;
-pub mod probe;
-pub mod redact;
-pub mod route;
-pub mod serial;
-pub mod ssh_config_gen;
-pub mod ssm;
-pub mod target;
-pub mod terminal;
-pub mod text;
-pub mod tls;
+pub(crate) mod output;
+pub(crate) mod pipe;
+pub(crate) mod probe;
+pub(crate) mod redact;
+pub(crate) mod route;
+pub(crate) mod serial;
+pub(crate) mod ssh_config_gen;
+pub(crate) mod ssm;
+pub(crate) mod target;
+pub(crate) mod terminal;
+pub(crate) mod text;
+pub(crate) mod tls;

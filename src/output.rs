@@ -6,12 +6,12 @@
 use std::io::{self, Write};
 
 /// Writes `text` to stdout; a closed pipe is a quiet success, other errors are returned.
-pub fn print(text: &str) -> io::Result<()> {
+pub(crate) fn print(text: &str) -> io::Result<()> {
     write_to(&mut io::stdout().lock(), text)
 }
 
 /// [`print()`] to any writer (the test seam).
-pub fn write_to(out: &mut impl Write, text: &str) -> io::Result<()> {
+pub(crate) fn write_to(out: &mut impl Write, text: &str) -> io::Result<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,

@@ -21,7 +21,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// What replaces a secret in scrubbed text.
-pub const MARK: &str = "<redacted>";
+pub(crate) const MARK: &str = "<redacted>";
 /// Secrets shorter than this are not registered: scrubbing them would mangle ordinary text, and
 /// no AWS secret is this short (access key ids are 16+, secret keys 40, tokens hundreds).
 const MIN_SECRET_LEN: usize = 12;
@@ -54,28 +54,23 @@ static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// A secret value whose `Debug` and `Display` show only a short preview.
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct Redacted<T>(T);
+pub(crate) struct Redacted<T>(T);
 
 impl<T> Redacted<T> {
     /// Wraps `value`.
-    pub fn new(value: T) -> Self {
+    pub(crate) fn new(value: T) -> Self {
         Redacted(value)
     }
 
     /// The value itself, for the one place that must send it.
-    pub fn expose(&self) -> &T {
+    pub(crate) fn expose(&self) -> &T {
         &self.0
-    }
-
-    /// The value, unwrapped.
-    pub fn into_inner(self) -> T {
-        self.0
     }
 }
 
 impl<T: AsRef<str>> Redacted<T> {
     /// Whether the value is empty.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.as_ref().is_empty()
     }
 }
@@ -94,13 +89,13 @@ impl<T: AsRef<str>> fmt::Display for Redacted<T> {
 
 /// Serialises the exposed value: for `#[serde(serialize_with)]` on the one field of a wire
 /// message that must carry the secret (the SSM open frame's `TokenValue`).
-pub fn serialize_exposed<T: AsRef<str>, S: serde::Serializer>(v: &Redacted<T>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_exposed<T: AsRef<str>, S: serde::Serializer>(v: &Redacted<T>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v.0.as_ref())
 }
 
 /// `scheme://host/…<redacted>` for a URL, the first 4 characters and `…<redacted>` for anything
 /// else of 16 characters or more, and just `<redacted>` for shorter values.
-pub fn preview(value: &str) -> String {
+pub(crate) fn preview(value: &str) -> String {
     if let Some((scheme, rest)) = value.split_once("://") {
         let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
         // No user:password@ in a preview.
@@ -115,7 +110,7 @@ pub fn preview(value: &str) -> String {
 
 /// Records `secret` (and its percent-encoded form) so that [`scrub`] removes it from any text.
 /// Values shorter than 12 characters are ignored.
-pub fn register(secret: &str) {
+pub(crate) fn register(secret: &str) {
     if secret.len() < MIN_SECRET_LEN {
         return;
     }
@@ -131,7 +126,7 @@ pub fn register(secret: &str) {
 }
 
 /// `text` without the registered secrets and without the values of credential-shaped fields.
-pub fn scrub(text: &str) -> Cow<'_, str> {
+pub(crate) fn scrub(text: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(text);
     {
         let secrets = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
@@ -214,7 +209,7 @@ fn value_after(text: &str, at: usize) -> Option<(usize, usize)> {
 /// A [`MakeWriter`] whose writers [`scrub`] every log line before passing it on (the formatter
 /// writes one whole event per `write`).
 #[derive(Debug)]
-pub struct Scrubbed<M>(pub M);
+pub(crate) struct Scrubbed<M>(pub M);
 
 impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Scrubbed<M> {
     type Writer = ScrubbedWriter<M::Writer>;
@@ -230,7 +225,7 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Scrubbed<M> {
 
 /// The writer of [`Scrubbed`].
 #[derive(Debug)]
-pub struct ScrubbedWriter<W>(W);
+pub(crate) struct ScrubbedWriter<W>(W);
 
 impl<W: io::Write> io::Write for ScrubbedWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

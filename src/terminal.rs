@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use rustix::termios::{self, OptionalActions, Termios};
 
 /// Raw mode on stdin while alive; the saved settings come back when it is dropped.
-pub struct RawMode {
+pub(crate) struct RawMode {
     fd: OwnedFd,
     saved: Termios,
 }
@@ -15,7 +15,7 @@ pub struct RawMode {
 impl RawMode {
     /// Puts stdin's terminal in raw mode (no echo, no line editing, no signals from ^C, no
     /// output processing: every key goes to the console). `None` when stdin is not a terminal.
-    pub fn enter() -> io::Result<Option<RawMode>> {
+    pub(crate) fn enter() -> io::Result<Option<RawMode>> {
         let stdin = io::stdin();
         if !termios::isatty(stdin.as_fd()) {
             return Ok(None);
@@ -38,7 +38,7 @@ impl Drop for RawMode {
 }
 
 /// The terminal's size as (columns, rows), from stdout, stdin or stderr, whichever is a terminal.
-pub fn window_size() -> Option<(u16, u16)> {
+pub(crate) fn window_size() -> Option<(u16, u16)> {
     let fds = [io::stdout().as_fd().try_clone_to_owned(), io::stdin().as_fd().try_clone_to_owned()];
     fds.into_iter()
         .flatten()
@@ -50,6 +50,6 @@ pub fn window_size() -> Option<(u16, u16)> {
 }
 
 /// The terminal type to announce: `TERM`, else `vt220` (what a serial getty assumes).
-pub fn term() -> String {
+pub(crate) fn term() -> String {
     std::env::var("TERM").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "vt220".into())
 }

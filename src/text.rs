@@ -16,12 +16,11 @@ use std::fmt::Write as _;
 /// `text` with every control character escaped (see the module docs); borrowed when there is
 /// nothing to escape.
 ///
+/// ```text
+/// printable("web-1")            == "web-1"
+/// printable("web\x1b[2J-1\n")  == "web\\x1b[2J-1\\x0a"   (tested below)
 /// ```
-/// use ec2_broker::text::printable;
-/// assert_eq!(printable("web-1"), "web-1");
-/// assert_eq!(printable("web\x1b[2J-1\n"), "web\\x1b[2J-1\\x0a");
-/// ```
-pub fn printable(text: &str) -> Cow<'_, str> {
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
@@ -42,7 +41,7 @@ pub fn printable(text: &str) -> Cow<'_, str> {
 
 /// [`printable`] for text of several lines of our own making (an error chain with a candidate
 /// list): each line is made printable, the line breaks stay.
-pub fn printable_lines(text: &str) -> Cow<'_, str> {
+pub(crate) fn printable_lines(text: &str) -> Cow<'_, str> {
     if !text.chars().any(|c| c != '\n' && needs_escape(c)) {
         return Cow::Borrowed(text);
     }
@@ -50,7 +49,7 @@ pub fn printable_lines(text: &str) -> Cow<'_, str> {
 }
 
 /// At most `max` characters of `text`, with `…` when something was cut.
-pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
+pub(crate) fn clip(text: &str, max: usize) -> Cow<'_, str> {
     match text.char_indices().nth(max) {
         None => Cow::Borrowed(text),
         Some((at, _)) => Cow::Owned(format!("{}…", &text[..at])),
@@ -66,7 +65,7 @@ fn needs_escape(c: char) -> bool {
 /// `*` (any run) and `?` (exactly one) wildcards over any symbols (bytes for ssh's byte-wise
 /// patterns, chars for EC2's filters): iterative, with one backtrack point (the last `*`), so
 /// linear in practice and never exponential on `*a*a*a…`.
-pub fn wildcard<T: PartialEq + Copy>(pattern: &[T], text: &[T], any_run: T, any_one: T) -> bool {
+pub(crate) fn wildcard<T: PartialEq + Copy>(pattern: &[T], text: &[T], any_run: T, any_one: T) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < text.len() {
@@ -90,6 +89,12 @@ pub fn wildcard<T: PartialEq + Copy>(pattern: &[T], text: &[T], any_run: T, any_
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_examples() {
+        assert_eq!(printable("web-1"), "web-1");
+        assert_eq!(printable("web\x1b[2J-1\n"), "web\\x1b[2J-1\\x0a");
+    }
 
     #[test]
     fn plain_text_is_borrowed_and_unchanged() {

@@ -10,11 +10,11 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 /// The environment variable naming a PEM bundle of extra trusted CAs.
-pub const CA_BUNDLE_VAR: &str = "AWS_CA_BUNDLE";
+pub(crate) const CA_BUNDLE_VAR: &str = "AWS_CA_BUNDLE";
 
 /// Why no TLS configuration could be built.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// The bundle named by `AWS_CA_BUNDLE` could not be read or holds no certificate.
     #[error("cannot use the CA bundle {path} (from {CA_BUNDLE_VAR}): {detail}")]
     Bundle {
@@ -29,13 +29,13 @@ pub enum TlsError {
 }
 
 /// A client configuration trusting the system roots and `AWS_CA_BUNDLE`, if set.
-pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+pub(crate) fn client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let bundle = std::env::var_os(CA_BUNDLE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from);
     client_config_with(bundle.as_deref())
 }
 
 /// [`client_config`] with the bundle as a parameter (a test seam).
-pub fn client_config_with(bundle: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+pub(crate) fn client_config_with(bundle: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, ignored) = roots.add_parsable_certificates(native.certs);

@@ -15,7 +15,7 @@ impl Aws {
     /// Every instance (any state) that `target` selects, across all pages.
     ///
     /// An unknown instance id gives an empty list, like a filter that matches nothing.
-    pub async fn find_instances(&self, target: &Target) -> Result<Vec<Instance>, AwsError> {
+    pub(crate) async fn find_instances(&self, target: &Target) -> Result<Vec<Instance>, AwsError> {
         match target {
             Target::InstanceId(id) => match self.describe(Some(id), None).await {
                 Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => Ok(Vec::new()),

@@ -25,7 +25,7 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remov
 
 /// An Instance Connect Endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// `eice-…`.
     pub id: String,
     /// Host name of its websocket service.
@@ -40,7 +40,7 @@ pub struct Endpoint {
 
 /// What the tunnel should reach.
 #[derive(Debug, Clone)]
-pub struct TunnelTarget<'a> {
+pub(crate) struct TunnelTarget<'a> {
     /// The endpoint.
     pub endpoint: &'a Endpoint,
     /// The instance's private IPv4 address.
@@ -53,7 +53,11 @@ pub struct TunnelTarget<'a> {
 
 impl Aws {
     /// Usable endpoints: the one named `id`, or those in `vpc_id`.
-    pub async fn find_endpoints(&self, id: Option<&str>, vpc_id: Option<&str>) -> Result<Vec<Endpoint>, AwsError> {
+    pub(crate) async fn find_endpoints(
+        &self,
+        id: Option<&str>,
+        vpc_id: Option<&str>,
+    ) -> Result<Vec<Endpoint>, AwsError> {
         let state = Filter::builder().name("state").set_values(Some(USABLE_STATES.map(String::from).to_vec())).build();
         let mut req = self.ec2.describe_instance_connect_endpoints().filters(state);
         if let Some(id) = id {
@@ -80,7 +84,7 @@ impl Aws {
     }
 
     /// Current credentials from the configured chain (for presigning).
-    pub async fn credentials(&self) -> Result<Credentials, AwsError> {
+    pub(crate) async fn credentials(&self) -> Result<Credentials, AwsError> {
         let missing =
             |d: String| AwsError::NoCredentials { service: "EC2 Instance Connect", operation: "OpenTunnel", detail: d };
         let provider = self.credentials.as_ref().ok_or_else(|| missing("no credentials provider configured".into()))?;
@@ -91,12 +95,12 @@ impl Aws {
 /// Why a URL could not be presigned.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot presign the tunnel URL: {0}")]
-pub struct PresignError(String);
+pub(crate) struct PresignError(String);
 
 /// The presigned `wss://` URL of a tunnel, parameters in the CLI's order, then the SigV4 query
 /// (signature last). Signed over `host` only with the SHA-256 of an empty payload (§4.1). The URL
 /// carries the session token and a signature good for 60 s: it is [`Redacted`].
-pub fn presign(
+pub(crate) fn presign(
     target: &TunnelTarget<'_>,
     credentials: &Credentials,
     region: &str,
@@ -148,7 +152,11 @@ fn encode(v: &str) -> String {
 
 /// Chooses the endpoint for an instance as the CLI does (§4.4): one in the instance's subnet,
 /// else the first in its VPC.
-pub fn choose<'a>(endpoints: &'a [Endpoint], vpc_id: Option<&str>, subnet_id: Option<&str>) -> Option<&'a Endpoint> {
+pub(crate) fn choose<'a>(
+    endpoints: &'a [Endpoint],
+    vpc_id: Option<&str>,
+    subnet_id: Option<&str>,
+) -> Option<&'a Endpoint> {
     let in_vpc = |e: &&Endpoint| vpc_id.is_none() || e.vpc_id.as_deref() == vpc_id;
     endpoints
         .iter()

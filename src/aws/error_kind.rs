@@ -5,7 +5,7 @@ use super::AwsError;
 
 /// What an AWS error means, whatever service said it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// The identity may not make this call (IAM).
     Denied,
     /// The credentials are not valid: unknown key, wrong secret or signature.
@@ -59,13 +59,13 @@ const CODES: &[(&str, ErrorKind)] = &[
 ];
 
 /// The kind of an AWS error code (`Other` for codes the table does not know).
-pub fn kind_of_code(code: &str) -> ErrorKind {
+pub(crate) fn kind_of_code(code: &str) -> ErrorKind {
     CODES.iter().find(|(c, _)| *c == code).map_or(ErrorKind::Other, |(_, k)| *k)
 }
 
 impl AwsError {
     /// What this error means for the user (see [`ErrorKind`]).
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             AwsError::Service { code, .. } => kind_of_code(code),
             AwsError::NoCredentials { .. } => ErrorKind::NoCredentials,

@@ -9,7 +9,7 @@ const SERVICE: &str = "EC2 Instance Connect";
 
 /// Why a key push failed, in terms a user can act on.
 #[derive(Debug, thiserror::Error)]
-pub enum PushError {
+pub(crate) enum PushError {
     /// The caller may not push keys to this instance or user.
     #[error(
         "not allowed to push a key to {id} for user {user}: the IAM identity needs ec2-instance-connect:SendSSHPublicKey on this instance (the ec2:osuser condition may limit users); or use --no-push if your own key works ({message})"
@@ -55,7 +55,7 @@ pub enum PushError {
 
 impl Aws {
     /// Pushes `public_key` for `os_user` on `instance`: valid for 60 s on the instance.
-    pub async fn push_key(&self, instance: &Instance, os_user: &str, public_key: &str) -> Result<(), PushError> {
+    pub(crate) async fn push_key(&self, instance: &Instance, os_user: &str, public_key: &str) -> Result<(), PushError> {
         let mut req = self
             .instance_connect
             .send_ssh_public_key()

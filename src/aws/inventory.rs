@@ -33,7 +33,7 @@ const TYPES_PER_CALL: usize = 100;
 
 /// What one Region's APIs said. `None` in an `Option` field: that call failed (see `notes`).
 #[derive(Debug, Clone, Default)]
-pub struct RegionFacts {
+pub(crate) struct RegionFacts {
     /// Every instance (any state), from DescribeInstances.
     pub instances: Vec<Instance>,
     /// `PingStatus` by instance id, for the instances SSM knows (DescribeInstanceInformation).
@@ -51,7 +51,7 @@ pub struct RegionFacts {
 impl Aws {
     /// The same account and credentials in another Region (credentials are fetched once and
     /// shared).
-    pub fn in_region(&self, region: &str) -> Aws {
+    pub(crate) fn in_region(&self, region: &str) -> Aws {
         let region = Region::new(region.to_string());
         Aws {
             region: region.to_string(),
@@ -67,7 +67,7 @@ impl Aws {
     }
 
     /// The Regions enabled for the account (DescribeRegions), sorted.
-    pub async fn enabled_regions(&self) -> Result<Vec<String>, AwsError> {
+    pub(crate) async fn enabled_regions(&self) -> Result<Vec<String>, AwsError> {
         let out =
             (self.ec2.describe_regions().send().await).map_err(|e| AwsError::from_sdk("EC2", "DescribeRegions", e))?;
         let mut regions: Vec<String> =
@@ -77,14 +77,18 @@ impl Aws {
     }
 
     /// Every instance of the Region, any state.
-    pub async fn all_instances(&self) -> Result<Vec<Instance>, AwsError> {
+    pub(crate) async fn all_instances(&self) -> Result<Vec<Instance>, AwsError> {
         collect_instances(self.ec2.describe_instances().max_results(INSTANCES_PER_PAGE)).await
     }
 
     /// The Region's instances (only a failure of DescribeInstances is an error) and, with
     /// `routes`, the facts about the routes of those `keep` selects; a failed fact call becomes a
     /// note and leaves that fact unknown.
-    pub async fn region_facts(&self, routes: bool, keep: impl Fn(&Instance) -> bool) -> Result<RegionFacts, AwsError> {
+    pub(crate) async fn region_facts(
+        &self,
+        routes: bool,
+        keep: impl Fn(&Instance) -> bool,
+    ) -> Result<RegionFacts, AwsError> {
         if !routes {
             return Ok(RegionFacts { instances: self.all_instances().await?, ..RegionFacts::default() });
         }

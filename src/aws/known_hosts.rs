@@ -30,7 +30,11 @@ const LIST_ALL_ABOVE: usize = 16;
 impl Aws {
     /// Every instance (any state, terminated included) whose primary private IPv4, public IPv4
     /// or id is one of `hosts`.
-    pub async fn instances_for_hosts(&self, addresses: &[String], ids: &[String]) -> Result<Vec<Instance>, AwsError> {
+    pub(crate) async fn instances_for_hosts(
+        &self,
+        addresses: &[String],
+        ids: &[String],
+    ) -> Result<Vec<Instance>, AwsError> {
         let filtered_calls = 2 * addresses.len().div_ceil(VALUES_PER_CALL) + ids.len().div_ceil(VALUES_PER_CALL);
         if filtered_calls > LIST_ALL_ABOVE {
             // Cheaper to list the Region once (1000 per page) and match here.
@@ -72,7 +76,7 @@ impl Aws {
 
     /// Every key pair of the Region with its public key (`IncludePublicKey`); one call, the API
     /// does not paginate it.
-    pub async fn key_pairs(&self) -> Result<Vec<KeyPair>, AwsError> {
+    pub(crate) async fn key_pairs(&self) -> Result<Vec<KeyPair>, AwsError> {
         let out = (self.ec2.describe_key_pairs().include_public_key(true).send().await)
             .map_err(|e| AwsError::from_sdk("EC2", "DescribeKeyPairs", e))?;
         Ok(out
@@ -89,7 +93,7 @@ impl Aws {
     }
 
     /// Every instance (any state) launched with one of the key pairs `names`.
-    pub async fn instances_with_key_pairs(&self, names: &[String]) -> Result<Vec<Instance>, AwsError> {
+    pub(crate) async fn instances_with_key_pairs(&self, names: &[String]) -> Result<Vec<Instance>, AwsError> {
         let mut out = Vec::new();
         for chunk in names.chunks(VALUES_PER_CALL) {
             out.extend(self.describe_many("key-name", chunk).await?);
@@ -98,7 +102,7 @@ impl Aws {
     }
 
     /// The instance's console output, decoded (`None` when there is none).
-    pub async fn console_output(&self, id: &str) -> Result<Option<String>, AwsError> {
+    pub(crate) async fn console_output(&self, id: &str) -> Result<Option<String>, AwsError> {
         let out = (self.ec2.get_console_output().instance_id(id).send().await)
             .map_err(|e| AwsError::from_sdk("EC2", "GetConsoleOutput", e))?;
         let Some(b64) = out.output().filter(|o| !o.is_empty()) else { return Ok(None) };

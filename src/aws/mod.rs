@@ -6,19 +6,19 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>` variables (`../shared/spec/aws-apis.md` §1.4). There is no
 //! other way to point the broker at an endpoint.
 
-pub mod credentials;
-pub mod ec2;
-pub mod eice;
+pub(crate) mod credentials;
+pub(crate) mod ec2;
+pub(crate) mod eice;
 mod error_kind;
-pub mod instance_connect;
-pub mod inventory;
-pub mod known_hosts;
+pub(crate) mod instance_connect;
+pub(crate) mod inventory;
+pub(crate) mod known_hosts;
 mod open_sessions;
-pub use error_kind::{ErrorKind, kind_of_code};
-pub mod security_groups;
-pub mod serial;
-pub mod ssm;
-pub mod sts;
+pub(crate) use error_kind::{ErrorKind, kind_of_code};
+pub(crate) mod security_groups;
+pub(crate) mod serial;
+pub(crate) mod ssm;
+pub(crate) mod sts;
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -47,7 +47,7 @@ const RAW_ERROR_TARGET: &str = "ec2_broker::aws::sdk_error";
 
 /// Clients for the services the broker calls, sharing one loaded configuration.
 #[derive(Debug, Clone)]
-pub struct Aws {
+pub(crate) struct Aws {
     /// The Region every call goes to.
     pub region: String,
     ec2: aws_sdk_ec2::Client,
@@ -61,7 +61,7 @@ pub struct Aws {
 /// An AWS call that failed. Every text in it is scrubbed of secrets and made printable: the SDK's
 /// own error context (which holds raw HTTP bodies) is logged at TRACE only, scrubbed.
 #[derive(Debug, thiserror::Error)]
-pub enum AwsError {
+pub(crate) enum AwsError {
     /// No Region could be found anywhere in the chain.
     #[error("no AWS Region: pass --region, add .REGION to the host, or set AWS_REGION")]
     NoRegion,
@@ -147,15 +147,16 @@ fn request_id_suffix(id: Option<&str>) -> String {
 
 impl AwsError {
     /// The service's error code, if the service answered.
-    pub fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<&str> {
         match self {
             AwsError::Service { code, .. } => Some(code),
             _ => None,
         }
     }
 
+    #[cfg(test)]
     /// The request id of the failed call, when the service answered with one.
-    pub fn request_id(&self) -> Option<&str> {
+    pub(crate) fn request_id(&self) -> Option<&str> {
         match self {
             AwsError::Service { request_id, .. } | AwsError::Unreadable { request_id, .. } => request_id.as_deref(),
             _ => None,
@@ -293,7 +294,7 @@ pub(crate) fn timeouts() -> TimeoutConfig {
 
 impl Aws {
     /// Loads configuration: `profile` and `region` override the environment and config files.
-    pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Aws, AwsError> {
+    pub(crate) async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Aws, AwsError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts());
         if let Some(p) = profile {
             loader = loader.profile_name(p);

@@ -29,7 +29,7 @@ impl OpenSessions {
 impl Aws {
     /// Ends every session this process started and did not end, all at once, giving up after
     /// `budget` (the broker promises to be gone within 1 s of ssh). Returns how many were ended.
-    pub async fn end_open_sessions(&self, budget: Duration) -> usize {
+    pub(crate) async fn end_open_sessions(&self, budget: Duration) -> usize {
         let ids = self.open_sessions.take_all();
         if ids.is_empty() {
             return 0;

@@ -4,7 +4,7 @@ use super::{Aws, AwsError};
 
 /// One security group's inbound rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecurityGroup {
+pub(crate) struct SecurityGroup {
     /// `sg-…`.
     pub id: String,
     /// Its name.
@@ -15,7 +15,7 @@ pub struct SecurityGroup {
 
 /// One inbound rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ingress {
+pub(crate) struct Ingress {
     /// `tcp`, `udp`, `icmp`, or `-1` (all traffic).
     pub protocol: String,
     /// First port (`None` for all traffic).
@@ -28,7 +28,7 @@ pub struct Ingress {
 
 impl Ingress {
     /// Whether the rule lets TCP to `port` in.
-    pub fn allows_tcp(&self, port: u16) -> bool {
+    pub(crate) fn allows_tcp(&self, port: u16) -> bool {
         let port = i32::from(port);
         match self.protocol.as_str() {
             "-1" | "all" => true,
@@ -42,7 +42,7 @@ impl Ingress {
 
 impl Aws {
     /// The groups `ids` (in the Region), with their inbound rules.
-    pub async fn security_groups(&self, ids: &[String]) -> Result<Vec<SecurityGroup>, AwsError> {
+    pub(crate) async fn security_groups(&self, ids: &[String]) -> Result<Vec<SecurityGroup>, AwsError> {
         let out = self
             .ec2
             .describe_security_groups()

@@ -8,7 +8,7 @@ use super::{Aws, AwsError, clean};
 
 /// Whether the account allows serial console access in this Region.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessStatus {
+pub(crate) struct AccessStatus {
     /// `serialConsoleAccessEnabled`.
     pub enabled: bool,
     /// `account` or `declarative-policy` (who decides).
@@ -17,7 +17,7 @@ pub struct AccessStatus {
 
 /// Why `SendSerialConsoleSSHPublicKey` failed, in terms a user can act on.
 #[derive(Debug, thiserror::Error)]
-pub enum SerialPushError {
+pub(crate) enum SerialPushError {
     /// Another serial session is open on the instance, or the last one is still being torn down.
     #[error("{id} already has a serial console session (or the last one is still closing, which takes 30 s)")]
     SessionLimit {
@@ -81,7 +81,7 @@ pub enum SerialPushError {
 
 /// What `DescribeInstanceTypes` says about one type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TypeInfo {
+pub(crate) struct TypeInfo {
     /// `t3.micro`.
     pub name: String,
     /// `nitro`, `xen`, or none (bare metal).
@@ -92,7 +92,7 @@ pub struct TypeInfo {
 
 impl Aws {
     /// `GetSerialConsoleAccessStatus` for the Region.
-    pub async fn serial_access_status(&self) -> Result<AccessStatus, AwsError> {
+    pub(crate) async fn serial_access_status(&self) -> Result<AccessStatus, AwsError> {
         let out = (self.ec2.get_serial_console_access_status().send().await)
             .map_err(|e| AwsError::from_sdk("EC2", "GetSerialConsoleAccessStatus", e))?;
         Ok(AccessStatus {
@@ -102,7 +102,7 @@ impl Aws {
     }
 
     /// `DescribeInstanceTypes` for one type; `None` when the API does not know it.
-    pub async fn instance_type_info(&self, name: &str) -> Result<Option<TypeInfo>, AwsError> {
+    pub(crate) async fn instance_type_info(&self, name: &str) -> Result<Option<TypeInfo>, AwsError> {
         let out = match self.ec2.describe_instance_types().instance_types(InstanceType::from(name)).send().await {
             Ok(out) => out,
             Err(e) => {
@@ -123,7 +123,7 @@ impl Aws {
     }
 
     /// Pushes `public_key` for the serial console (port 0): valid 60 s, and it opens the session.
-    pub async fn push_serial_key(&self, id: &str, public_key: &str) -> Result<(), SerialPushError> {
+    pub(crate) async fn push_serial_key(&self, id: &str, public_key: &str) -> Result<(), SerialPushError> {
         let req = self.instance_connect.send_serial_console_ssh_public_key().instance_id(id).serial_port(0);
         let out = match req.ssh_public_key(public_key).send().await {
             Ok(out) => out,

@@ -8,11 +8,11 @@ use crate::redact::{self, Redacted};
 
 const SERVICE: &str = "SSM";
 /// The session document for ssh over a port session (§3): no local listener, stdin/stdout.
-pub const SSH_DOCUMENT: &str = "AWS-StartSSHSession";
+pub(crate) const SSH_DOCUMENT: &str = "AWS-StartSSHSession";
 
 /// A session that StartSession or ResumeSession handed out.
 #[derive(Debug, Clone)]
-pub struct SessionGrant {
+pub(crate) struct SessionGrant {
     /// The session id (needed to resume and terminate).
     pub session_id: String,
     /// The websocket URL, used as given (its query names the session: never logged whole).
@@ -23,7 +23,7 @@ pub struct SessionGrant {
 
 /// What SSM knows of an instance's agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentStatus {
+pub(crate) struct AgentStatus {
     /// `Online`, `ConnectionLost` or `Inactive`.
     pub ping_status: String,
     /// The agent's version.
@@ -34,7 +34,7 @@ pub struct AgentStatus {
 
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     /// SSM cannot reach the instance's agent.
     #[error("{id}: the SSM agent is not connected ({message})")]
     TargetNotConnected {
@@ -50,7 +50,7 @@ pub enum StartError {
 
 impl Aws {
     /// Starts an `AWS-StartSSHSession` session to `port` on `instance_id`.
-    pub async fn start_ssh_session(&self, instance_id: &str, port: u16) -> Result<SessionGrant, StartError> {
+    pub(crate) async fn start_ssh_session(&self, instance_id: &str, port: u16) -> Result<SessionGrant, StartError> {
         let out = self
             .ssm
             .start_session()
@@ -85,7 +85,7 @@ impl Aws {
 
     /// A fresh token for a live session; `None` when the service says the session is over
     /// (no token, or `DoesNotExistException`).
-    pub async fn resume_session(&self, session_id: &str) -> Result<Option<SessionGrant>, AwsError> {
+    pub(crate) async fn resume_session(&self, session_id: &str) -> Result<Option<SessionGrant>, AwsError> {
         let out = match self.ssm.resume_session().session_id(session_id).send().await {
             Ok(out) => out,
             Err(err) => {
@@ -104,7 +104,7 @@ impl Aws {
     }
 
     /// Ends a session.
-    pub async fn terminate_session(&self, session_id: &str) -> Result<(), AwsError> {
+    pub(crate) async fn terminate_session(&self, session_id: &str) -> Result<(), AwsError> {
         self.open_sessions.ended(session_id);
         self.ssm
             .terminate_session()
@@ -118,7 +118,7 @@ impl Aws {
 
     /// The agent's status, or `None` when SSM does not know the instance (no agent, no instance
     /// profile, or another account or Region).
-    pub async fn agent_status(&self, instance_id: &str) -> Result<Option<AgentStatus>, AwsError> {
+    pub(crate) async fn agent_status(&self, instance_id: &str) -> Result<Option<AgentStatus>, AwsError> {
         let filter =
             InstanceInformationStringFilter::builder().key("InstanceIds").values(instance_id).build().map_err(|e| {
                 AwsError::Transport {

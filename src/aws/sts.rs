@@ -4,7 +4,7 @@ use super::{Aws, AwsError};
 
 impl Aws {
     /// The ARN of the identity the loaded credentials belong to.
-    pub async fn caller_identity(&self) -> Result<String, AwsError> {
+    pub(crate) async fn caller_identity(&self) -> Result<String, AwsError> {
         let out = self
             .sts
             .get_caller_identity()

@@ -9,39 +9,39 @@ use serde::{Deserialize, Serialize};
 use crate::target::instance::Instance;
 
 /// How long a lookup is reused.
-pub const TTL_SECS: u64 = 300;
+pub(crate) const TTL_SECS: u64 = 300;
 /// Entries kept at most.
 const MAX_ENTRIES: usize = 500;
 
 /// The cache as stored (JSON).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LookupCache {
+pub(crate) struct LookupCache {
     entries: BTreeMap<String, (u64, Instance)>,
 }
 
 /// The cache key: Region, profile and what the user asked for.
-pub fn key(region: &str, profile: Option<&str>, target: &str) -> String {
+pub(crate) fn key(region: &str, profile: Option<&str>, target: &str) -> String {
     format!("{region}|{}|{target}", profile.unwrap_or(""))
 }
 
 impl LookupCache {
     /// Reads stored JSON; anything unreadable is an empty cache.
-    pub fn parse(text: &str) -> LookupCache {
+    pub(crate) fn parse(text: &str) -> LookupCache {
         serde_json::from_str(text).unwrap_or_default()
     }
 
     /// The JSON to store.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
     /// A lookup younger than [`TTL_SECS`].
-    pub fn get(&self, key: &str, now: u64) -> Option<&Instance> {
+    pub(crate) fn get(&self, key: &str, now: u64) -> Option<&Instance> {
         self.entries.get(key).filter(|(at, _)| now.saturating_sub(*at) < TTL_SECS).map(|(_, i)| i)
     }
 
     /// Keeps a lookup (dropping expired and surplus entries).
-    pub fn put(&mut self, key: &str, instance: Instance, now: u64) {
+    pub(crate) fn put(&mut self, key: &str, instance: Instance, now: u64) {
         self.entries.retain(|_, (at, _)| now.saturating_sub(*at) < TTL_SECS);
         self.entries.insert(key.to_string(), (now, instance));
         while self.entries.len() > MAX_ENTRIES {
@@ -55,12 +55,12 @@ impl LookupCache {
 
     /// Every cached instance, expired or not (for shell completion, where an old name is
     /// still a fair suggestion).
-    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
+    pub(crate) fn instances(&self) -> impl Iterator<Item = &Instance> {
         self.entries.values().map(|(_, i)| i)
     }
 
     /// Forgets a lookup; true if there was one.
-    pub fn remove(&mut self, key: &str) -> bool {
+    pub(crate) fn remove(&mut self, key: &str) -> bool {
         self.entries.remove(key).is_some()
     }
 }

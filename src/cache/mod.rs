@@ -2,5 +2,5 @@
 //! read and write the user's private files ([`private_file`]: random temporary names,
 //! `O_EXCL|O_NOFOLLOW`, 0600, fsync, rename, directories checked for owner and mode).
 
-pub mod lookup;
-pub mod private_file;
+pub(crate) mod lookup;
+pub(crate) mod private_file;

@@ -21,12 +21,12 @@ const BIN: &str = "ec2-broker";
 const HOST_COMMANDS: [&[&str]; 4] = [&["proxy"], &["console"], &["doctor"], &["known-hosts", "pin"]];
 
 /// Prints the script for `shell`.
-pub fn run(shell: CompletionShell) -> anyhow::Result<()> {
+pub(crate) fn run(shell: CompletionShell) -> anyhow::Result<()> {
     output::print(&script(shell)).context("writing the completion script")
 }
 
 /// Prints the lookup cache's host names and instance ids, one a line, sorted.
-pub fn hosts() -> anyhow::Result<()> {
+pub(crate) fn hosts() -> anyhow::Result<()> {
     let Some(file) = super::ls::lookup_cache_file() else { return Ok(()) };
     let cache = LookupCache::parse(&super::proxy::read_cache(Some(&file)));
     let mut out = String::new();
@@ -37,7 +37,7 @@ pub fn hosts() -> anyhow::Result<()> {
 }
 
 /// Names and ids of the cached instances that are safe to offer.
-pub fn host_words(cache: &LookupCache) -> BTreeSet<String> {
+pub(crate) fn host_words(cache: &LookupCache) -> BTreeSet<String> {
     let safe = |w: &str| {
         !w.is_empty() && !w.starts_with('-') && w.chars().all(|c| c.is_ascii_alphanumeric() || "._:@=+-".contains(c))
     };
@@ -45,7 +45,7 @@ pub fn host_words(cache: &LookupCache) -> BTreeSet<String> {
 }
 
 /// The whole script for `shell`.
-pub fn script(shell: CompletionShell) -> String {
+pub(crate) fn script(shell: CompletionShell) -> String {
     let mut cmd = completion_command();
     let mut buf = Vec::new();
     let generator = match shell {

@@ -21,7 +21,7 @@ const RETRY_PUSH_EVERY: Duration = Duration::from_secs(3);
 /// Log in on the first connection only if it is younger than this.
 const IDLE_BEFORE_LOGIN: Duration = Duration::from_secs(20);
 /// Runs the console.
-pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
     let (aws, instance) = super::aws_and_instance(&args.host, &args.aws).await?;
     let label = instance.label();
     let endpoint = endpoints::resolve(

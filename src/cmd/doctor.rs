@@ -12,7 +12,7 @@ use crate::doctor::ssh_config::{self, SshSettings};
 use crate::target::spec::HostSpec;
 
 /// Runs the doctor; the exit code is the report's (0: some route works).
-pub async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
+pub(crate) async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
     let spec = HostSpec::parse_with_suffix(&args.host, args.strip_suffix.as_deref())
         .with_context(|| format!("reading host {:?}", args.host))?;
     let alias = super::proxy::host_for_key_name(&args.host);

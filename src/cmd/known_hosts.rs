@@ -24,7 +24,7 @@ use russh::keys::ssh_key::known_hosts::HostPatterns;
 const CONSOLE_CONCURRENCY: usize = 8;
 
 /// Runs the audit; returns the exit code: 0 nothing to fix, 1 findings, 2 error (printed).
-pub async fn audit(args: AuditArgs) -> u8 {
+pub(crate) async fn audit(args: AuditArgs) -> u8 {
     match run(&args).await {
         Ok(report) => {
             let out = match args.json {

@@ -12,7 +12,7 @@ use crate::aws::credentials::{MfaCredentialsProvider, MfaError};
 use crate::cli::LoginArgs;
 
 /// Runs `login`.
-pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let profile = args.aws.profile.as_deref();
     let Some(role) = mfa_profile::load(profile).await.map_err(MfaError::from)? else {
         let name = mfa_profile::selected_profile(

@@ -16,7 +16,7 @@ use crate::inventory::{self, Listed, RegionFacts, Scope};
 use crate::output;
 
 /// Runs `ls`; exit code 0 when every scope was listed, 1 otherwise.
-pub async fn run(args: LsArgs) -> anyhow::Result<u8> {
+pub(crate) async fn run(args: LsArgs) -> anyhow::Result<u8> {
     let filters = Filters::parse(&args.filters)?;
     let listing = survey(&args.scope, true, &filters).await?;
     warm_lookup_cache(&listing.scopes, &filters);

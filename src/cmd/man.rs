@@ -12,13 +12,13 @@ use crate::cli::Cli;
 use crate::output;
 
 /// Prints the page.
-pub fn run() -> anyhow::Result<()> {
+pub(crate) fn run() -> anyhow::Result<()> {
     let page = page().context("rendering the manual page")?;
     output::print(&page).context("writing the manual page")
 }
 
 /// The whole page.
-pub fn page() -> io::Result<String> {
+pub(crate) fn page() -> io::Result<String> {
     let mut cmd = Cli::command();
     // Builds the subcommands' bin names (`ec2-broker known-hosts audit`) for their synopses.
     cmd.build();

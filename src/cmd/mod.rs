@@ -1,15 +1,15 @@
 //! One file per subcommand.
 
-pub mod completions;
-pub mod console;
-pub mod doctor;
-pub mod known_hosts;
-pub mod login;
-pub mod ls;
-pub mod man;
-pub mod pin;
-pub mod proxy;
-pub mod ssh_config;
+pub(crate) mod completions;
+pub(crate) mod console;
+pub(crate) mod doctor;
+pub(crate) mod known_hosts;
+pub(crate) mod login;
+pub(crate) mod ls;
+pub(crate) mod man;
+pub(crate) mod pin;
+pub(crate) mod proxy;
+pub(crate) mod ssh_config;
 
 use anyhow::Context;
 

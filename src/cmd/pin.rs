@@ -20,7 +20,7 @@ use crate::route::ssm::SsmOptions;
 use crate::target::instance::Instance;
 
 /// Runs the pin.
-pub async fn run(args: PinArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: PinArgs) -> anyhow::Result<()> {
     let (aws, instance) = super::aws_and_instance(&args.host, &args.aws).await?;
     let label = instance.label();
 

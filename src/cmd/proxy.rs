@@ -25,7 +25,7 @@ use crate::target::spec::HostSpec;
 const ABANDON_BUDGET: Duration = Duration::from_millis(500);
 
 /// Runs the proxy.
-pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let span = tracing::info_span!("proxy", host = %args.host, pid = std::process::id());
     async {
         let lifeline = Lifeline::watch().context("watching ssh's pipes")?;

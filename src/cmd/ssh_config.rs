@@ -18,7 +18,7 @@ use crate::ssh_config_gen::{diff, section, section_name};
 
 /// Runs `ssh-config`; exit code 0, or 1 when some Region could not be listed (nothing is then
 /// written, so no host is dropped from the file by a failed call).
-pub async fn run(args: SshConfigArgs) -> anyhow::Result<u8> {
+pub(crate) async fn run(args: SshConfigArgs) -> anyhow::Result<u8> {
     let filters = Filters::parse(&args.filters)?;
     let survey = super::ls::survey(&args.scope, false, &filters).await?;
     super::ls::warm_lookup_cache(&survey.scopes, &filters);

@@ -28,7 +28,7 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What the doctor tries.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// The OS user for the pushed key.
     pub user: String,
     /// The SSH port.
@@ -44,7 +44,7 @@ pub struct Options {
 }
 
 /// Examines the instance `target` names; `host` is how the user wrote it.
-pub async fn examine(host: &str, aws: &Aws, target: &Target, opts: &Options) -> Report {
+pub(crate) async fn examine(host: &str, aws: &Aws, target: &Target, opts: &Options) -> Report {
     let mut report = Report { host: host.to_string(), checks: Vec::new(), warnings: Vec::new() };
     let (identity, found) = tokio::join!(aws.caller_identity(), aws.find_instances(target));
     report.checks.push(explain::credentials(&identity));

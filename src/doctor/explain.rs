@@ -14,7 +14,7 @@ use crate::target::instance::AddressKind;
 use crate::target::instance::Instance;
 
 /// The IAM action behind a failed call, when the service said the caller may not make it.
-pub fn denied_action(e: &AwsError) -> Option<String> {
+pub(crate) fn denied_action(e: &AwsError) -> Option<String> {
     let AwsError::Service { service, operation, .. } = e else { return None };
     let denied = e.kind() == ErrorKind::Denied;
     let prefix = match *service {
@@ -32,7 +32,7 @@ fn allow(action: &str) -> String {
 }
 
 /// Whose credentials the broker uses.
-pub fn credentials(identity: &Result<String, AwsError>) -> Check {
+pub(crate) fn credentials(identity: &Result<String, AwsError>) -> Check {
     match identity {
         Ok(arn) => Check::new("credentials", Verdict::Works, arn.clone()),
         Err(e) => {
@@ -55,7 +55,7 @@ pub fn credentials(identity: &Result<String, AwsError>) -> Check {
 }
 
 /// The instance itself: found and running, with the facts the routes depend on.
-pub fn instance(i: &Instance) -> Check {
+pub(crate) fn instance(i: &Instance) -> Check {
     let ip = |a: Option<Ipv4Addr>| a.map_or_else(|| "none".to_string(), |a| a.to_string());
     let mut c = Check::new(
         "instance",
@@ -82,12 +82,12 @@ pub fn instance(i: &Instance) -> Check {
 }
 
 /// The instance's state rules out every route.
-pub fn not_running(message: &str) -> Check {
+pub(crate) fn not_running(message: &str) -> Check {
     Check::new("instance", Verdict::Fails, message.to_string())
 }
 
 /// A key file a killed broker left behind, and what the next connection does with it.
-pub fn left_over_key(left: &crate::keys::file::LeftOver) -> String {
+pub(crate) fn left_over_key(left: &crate::keys::file::LeftOver) -> String {
     let age = left.age.map_or("of unknown age".to_string(), |a| format!("{} s old", a.as_secs()));
     let next = match &left.replaced_because {
         None => format!(
@@ -103,12 +103,12 @@ pub fn left_over_key(left: &crate::keys::file::LeftOver) -> String {
 }
 
 /// The rows every route gets when the instance itself is out of reach.
-pub fn all_routes(result: Verdict, why: &str) -> Vec<Check> {
+pub(crate) fn all_routes(result: Verdict, why: &str) -> Vec<Check> {
     ["direct", "eice", "ssm", "serial", "key"].into_iter().map(|r| Check::new(r, result, why.to_string())).collect()
 }
 
 /// Facts about the direct route.
-pub struct DirectFacts<'a> {
+pub(crate) struct DirectFacts<'a> {
     /// The address kind the route dials (`--address`).
     pub kind: AddressKind,
     /// That address, if the instance has one.
@@ -122,7 +122,7 @@ pub struct DirectFacts<'a> {
 }
 
 /// The direct route.
-pub fn direct(f: &DirectFacts<'_>) -> Check {
+pub(crate) fn direct(f: &DirectFacts<'_>) -> Check {
     let Some(ip) = f.address else {
         return match f.kind {
             AddressKind::Private => Check::new("direct", Verdict::Fails, "the instance has no private IPv4 address")
@@ -190,7 +190,7 @@ pub fn direct(f: &DirectFacts<'_>) -> Check {
 }
 
 /// Facts about the endpoint route.
-pub struct EiceFacts<'a> {
+pub(crate) struct EiceFacts<'a> {
     /// The instance's VPC and subnet (an endpoint needs both and a private address).
     pub vpc: Option<&'a str>,
     /// Its subnet.
@@ -208,7 +208,7 @@ pub struct EiceFacts<'a> {
 }
 
 /// The Instance Connect Endpoint route.
-pub fn eice(f: &EiceFacts<'_>) -> Check {
+pub(crate) fn eice(f: &EiceFacts<'_>) -> Check {
     let (Some(vpc), Some(ip)) = (f.vpc, f.private_ip) else {
         return Check::new("eice", Verdict::Fails, "the instance has no private address in a VPC")
             .fix("endpoints reach only VPC instances: use another route");
@@ -256,7 +256,7 @@ pub fn eice(f: &EiceFacts<'_>) -> Check {
 }
 
 /// Facts about the Session Manager route.
-pub struct SsmFacts<'a> {
+pub(crate) struct SsmFacts<'a> {
     /// DescribeInstanceInformation's answer (`Ok(None)`: not registered).
     pub status: &'a Result<Option<AgentStatus>, AwsError>,
     /// The instance profile's ARN.
@@ -271,7 +271,7 @@ const SSM_NETWORK: &str = "the agent needs outbound HTTPS to the ssm, ssmmessage
                            interface endpoints for them)";
 
 /// The Session Manager route.
-pub fn ssm(f: &SsmFacts<'_>) -> Check {
+pub(crate) fn ssm(f: &SsmFacts<'_>) -> Check {
     let profile = match f.instance_profile {
         Some(arn) => format!("instance profile {arn}"),
         None => "no instance profile".to_string(),
@@ -330,7 +330,7 @@ pub fn ssm(f: &SsmFacts<'_>) -> Check {
 }
 
 /// Facts about the serial console.
-pub struct SerialFacts<'a> {
+pub(crate) struct SerialFacts<'a> {
     /// GetSerialConsoleAccessStatus: enabled, or the call's error.
     pub access: &'a Result<bool, AwsError>,
     /// Why the instance type cannot (`Ok(None)`: it can; `Err`: the type could not be read).
@@ -342,7 +342,7 @@ pub struct SerialFacts<'a> {
 }
 
 /// The serial console: prerequisites only; a session would hold the console for everyone.
-pub fn serial(f: &SerialFacts<'_>) -> Check {
+pub(crate) fn serial(f: &SerialFacts<'_>) -> Check {
     match f.access {
         Ok(false) => {
             return Check::new(
@@ -386,7 +386,7 @@ pub fn serial(f: &SerialFacts<'_>) -> Check {
 }
 
 /// Facts about the pushed key.
-pub struct KeyFacts<'a> {
+pub(crate) struct KeyFacts<'a> {
     /// The OS user.
     pub user: &'a str,
     /// SendSSHPublicKey's result, its error already in words (`None`: `--no-push`).
@@ -396,7 +396,7 @@ pub struct KeyFacts<'a> {
 }
 
 /// Instance Connect: is the pushed key accepted by sshd?
-pub fn key(f: &KeyFacts<'_>) -> Check {
+pub(crate) fn key(f: &KeyFacts<'_>) -> Check {
     let user = f.user;
     match f.push {
         None => return Check::new("key", Verdict::Unknown, "not pushed (--no-push)"),

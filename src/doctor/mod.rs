@@ -6,9 +6,7 @@
 //! unit-tested; [`report`] renders the table and the JSON; [`ssh_config`] reads `ssh -G` for the
 //! settings that hide the broker's errors.
 
-pub mod examine;
-pub mod explain;
-pub mod report;
-pub mod ssh_config;
-
-pub use report::{Check, Report, Verdict};
+pub(crate) mod examine;
+pub(crate) mod explain;
+pub(crate) mod report;
+pub(crate) mod ssh_config;

@@ -5,7 +5,7 @@ use serde::Serialize;
 /// What a check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// It was tried and worked.
     Works,
     /// It was tried, or a prerequisite is missing: it does not work.
@@ -29,7 +29,7 @@ impl Verdict {
 
 /// One row of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// `credentials`, `instance`, `direct`, `eice`, `ssm`, `serial` or `key`.
     pub check: &'static str,
     /// The verdict.
@@ -42,18 +42,18 @@ pub struct Check {
 
 impl Check {
     /// A check with one line of evidence and no fix.
-    pub fn new(check: &'static str, result: Verdict, evidence: impl Into<String>) -> Check {
+    pub(crate) fn new(check: &'static str, result: Verdict, evidence: impl Into<String>) -> Check {
         Check { check, result, evidence: vec![evidence.into()], fix: None }
     }
 
     /// The same check with more evidence.
-    pub fn and(mut self, evidence: impl Into<String>) -> Check {
+    pub(crate) fn and(mut self, evidence: impl Into<String>) -> Check {
         self.evidence.push(evidence.into());
         self
     }
 
     /// The same check with a fix.
-    pub fn fix(mut self, fix: impl Into<String>) -> Check {
+    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Check {
         self.fix = Some(fix.into());
         self
     }
@@ -61,7 +61,7 @@ impl Check {
 
 /// Everything the doctor found for one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// The host as the user wrote it.
     pub host: String,
     /// The rows, in the order they are shown.
@@ -75,7 +75,7 @@ const SSH_ROUTES: [&str; 3] = ["direct", "eice", "ssm"];
 
 impl Report {
     /// The ssh routes that work, in the order `--route auto` tries them.
-    pub fn usable_routes(&self) -> Vec<&'static str> {
+    pub(crate) fn usable_routes(&self) -> Vec<&'static str> {
         self.checks
             .iter()
             .filter(|c| SSH_ROUTES.contains(&c.check) && c.result == Verdict::Works)
@@ -84,12 +84,12 @@ impl Report {
     }
 
     /// 0 when some route ssh can use works, else 1.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         if self.usable_routes().is_empty() { 1 } else { 0 }
     }
 
     /// The table.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut out = format!("ec2-broker doctor {}\n\n", self.host);
         for c in &self.checks {
             let first = c.evidence.first().map_or("", String::as_str);
@@ -114,7 +114,7 @@ impl Report {
     }
 
     /// The JSON document (`--json`).
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         value["usable_routes"] = serde_json::json!(self.usable_routes());
         serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"

@@ -3,7 +3,7 @@
 
 /// The settings of `ssh -G` output the doctor reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SshSettings {
+pub(crate) struct SshSettings {
     /// `user`.
     pub user: Option<String>,
     /// `port`.
@@ -21,7 +21,7 @@ pub struct SshSettings {
 impl SshSettings {
     /// The broker's key directory: the directory of an `IdentityFile DIR/%r@%h` (with `~` as
     /// `home`), where the broker writes its key files.
-    pub fn key_dir(&self, home: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    pub(crate) fn key_dir(&self, home: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
         let dir = self.identity_files.iter().find_map(|f| f.strip_suffix("/%r@%h"))?;
         match dir.strip_prefix("~/") {
             Some(rest) => home.map(|h| h.join(rest)),
@@ -31,7 +31,7 @@ impl SshSettings {
 }
 
 /// Reads `ssh -G` output (one `keyword value` per line, keywords in lower case).
-pub fn parse(text: &str) -> SshSettings {
+pub(crate) fn parse(text: &str) -> SshSettings {
     let mut s = SshSettings::default();
     for line in text.lines() {
         let Some((key, value)) = line.split_once(' ') else { continue };
@@ -50,7 +50,7 @@ pub fn parse(text: &str) -> SshSettings {
 }
 
 /// What in these settings keeps `ssh HOST` from working with the broker, or hides its errors.
-pub fn warnings(s: &SshSettings, host: &str) -> Vec<String> {
+pub(crate) fn warnings(s: &SshSettings, host: &str) -> Vec<String> {
     let mut out = Vec::new();
     match &s.proxy_command {
         Some(p) if p.contains("ec2-broker") => {}

@@ -7,7 +7,7 @@ use crate::target::spec::{HostSpec, HostSpecError, Target};
 
 /// A filter that is not one of the host forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FilterError {
+pub(crate) enum FilterError {
     /// The text does not parse as a host.
     #[error("bad filter {text:?}: {source}")]
     Host {
@@ -25,13 +25,13 @@ pub enum FilterError {
 
 /// Instances matching any of the filters (every instance when there are none).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filters {
+pub(crate) struct Filters {
     targets: Vec<Target>,
 }
 
 impl Filters {
     /// Parses each filter; a `.REGION` suffix is not allowed (use `--regions`).
-    pub fn parse(texts: &[String]) -> Result<Filters, FilterError> {
+    pub(crate) fn parse(texts: &[String]) -> Result<Filters, FilterError> {
         let mut targets = Vec::new();
         for text in texts {
             let spec = HostSpec::parse(text).map_err(|source| FilterError::Host { text: text.clone(), source })?;
@@ -52,13 +52,13 @@ impl Filters {
     }
 
     /// Whether `instance` is selected.
-    pub fn matches(&self, instance: &Instance) -> bool {
+    pub(crate) fn matches(&self, instance: &Instance) -> bool {
         self.targets.is_empty() || self.targets.iter().any(|t| target_matches(t, instance))
     }
 }
 
 /// Whether `target` selects `instance`, as DescribeInstances' filters would.
-pub fn target_matches(target: &Target, instance: &Instance) -> bool {
+pub(crate) fn target_matches(target: &Target, instance: &Instance) -> bool {
     match target {
         Target::InstanceId(id) => instance.id.eq_ignore_ascii_case(id),
         Target::Name(pattern) => instance.name.as_deref().is_some_and(|n| wildcard(pattern, n)),

@@ -4,21 +4,21 @@
 //! Pure: the calls (and [`RegionFacts`], what they return) are in `aws::inventory`, the files in
 //! `cmd`.
 
-pub mod filter;
-pub mod report;
-pub mod routes;
+pub(crate) mod filter;
+pub(crate) mod report;
+pub(crate) mod routes;
 
 use std::collections::BTreeMap;
 
-pub use crate::aws::inventory::RegionFacts;
+pub(crate) use crate::aws::inventory::RegionFacts;
 use crate::serial::capable::unsupported_reason;
 use crate::target::instance::{Instance, InstanceState};
 use crate::target::spec::Target;
-pub use routes::{RouteFacts, RouteSigns};
+pub(crate) use routes::{RouteFacts, RouteSigns};
 
 /// One account (profile) and Region.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Scope {
+pub(crate) struct Scope {
     /// The profile named on the command line; `None` for the default chain.
     pub profile: Option<String>,
     /// The Region.
@@ -27,7 +27,7 @@ pub struct Scope {
 
 /// One listed instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// Where it lives.
     pub scope: Scope,
     /// The instance.
@@ -39,7 +39,7 @@ pub struct Listed {
 }
 
 /// The listed instances of one scope (those `keep` selects), with their route verdicts.
-pub fn listed(scope: &Scope, facts: &RegionFacts, keep: impl Fn(&Instance) -> bool) -> Vec<Listed> {
+pub(crate) fn listed(scope: &Scope, facts: &RegionFacts, keep: impl Fn(&Instance) -> bool) -> Vec<Listed> {
     facts
         .instances
         .iter()
@@ -73,7 +73,7 @@ pub fn listed(scope: &Scope, facts: &RegionFacts, keep: impl Fn(&Instance) -> bo
 }
 
 /// Sorts for display: profile, Region, Name (unnamed last), id.
-pub fn sort(listed: &mut [Listed]) {
+pub(crate) fn sort(listed: &mut [Listed]) {
     listed.sort_by(|a, b| {
         (a.scope.cmp(&b.scope))
             .then_with(|| a.instance.name.is_none().cmp(&b.instance.name.is_none()))
@@ -85,7 +85,7 @@ pub fn sort(listed: &mut [Listed]) {
 /// The lookups `proxy` would cache for these instances, as `(lookup_cache::key, instance)`: each
 /// running instance by id, and by Name where that Name resolves to it alone (as
 /// `resolve::pick` would decide: one running instance of that Name in its scope).
-pub fn cache_entries(scope: &Scope, instances: &[Instance]) -> Vec<(String, Instance)> {
+pub(crate) fn cache_entries(scope: &Scope, instances: &[Instance]) -> Vec<(String, Instance)> {
     let key = |target: &Target| crate::cache::lookup::key(&scope.region, scope.profile.as_deref(), &target.to_string());
     let mut by_name: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
     for i in instances {

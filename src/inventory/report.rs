@@ -26,11 +26,11 @@ use serde::Serialize;
 use super::{Listed, RouteSigns, Scope};
 
 /// The schema name and version of the JSON document.
-pub const SCHEMA: &str = "ec2-broker.ls/1";
+pub(crate) const SCHEMA: &str = "ec2-broker.ls/1";
 
 /// How one scope went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScopeOutcome {
+pub(crate) struct ScopeOutcome {
     /// Which.
     pub scope: Scope,
     /// Instances listed from it.
@@ -43,7 +43,7 @@ pub struct ScopeOutcome {
 
 /// The table: one line per instance, columns padded to the widest cell. PROFILE appears only
 /// with `show_profile`.
-pub fn table(rows: &[Listed], show_profile: bool) -> String {
+pub(crate) fn table(rows: &[Listed], show_profile: bool) -> String {
     let mut header = vec!["REGION", "ID", "NAME", "STATE", "PRIVATE", "PUBLIC", "PLATFORM", "ROUTES"];
     if show_profile {
         header.insert(0, "PROFILE");
@@ -88,7 +88,7 @@ pub fn table(rows: &[Listed], show_profile: bool) -> String {
 }
 
 /// The JSON document (see the module docs), pretty-printed, with a final newline.
-pub fn json(rows: &[Listed], outcomes: &[ScopeOutcome]) -> String {
+pub(crate) fn json(rows: &[Listed], outcomes: &[ScopeOutcome]) -> String {
     let doc = Document {
         schema: SCHEMA,
         scopes: outcomes

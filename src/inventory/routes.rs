@@ -8,7 +8,7 @@ use crate::target::instance::InstanceState;
 /// What the APIs say that bears on the routes of one instance. `None` in an `Option` field means
 /// the call that would tell was refused or failed (the route is then shown as unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteFacts {
+pub(crate) struct RouteFacts {
     /// Lifecycle state (DescribeInstances).
     pub state: InstanceState,
     /// Windows (no Instance Connect key push).
@@ -32,11 +32,11 @@ pub struct RouteFacts {
 }
 
 /// One route's verdict: `Some(true)` usable, `Some(false)` not, `None` unknown.
-pub type Sign = Option<bool>;
+pub(crate) type Sign = Option<bool>;
 
 /// The verdict for each route, in the order the ROUTES column lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RouteSigns {
+pub(crate) struct RouteSigns {
     /// EC2 Instance Connect can push a key (running Linux instance).
     pub push: Sign,
     /// The instance is running and has an address to dial.
@@ -51,12 +51,12 @@ pub struct RouteSigns {
 
 impl RouteSigns {
     /// `(name, sign)` in column order.
-    pub fn named(&self) -> [(&'static str, Sign); 5] {
+    pub(crate) fn named(&self) -> [(&'static str, Sign); 5] {
         [("push", self.push), ("direct", self.direct), ("eice", self.eice), ("ssm", self.ssm), ("serial", self.serial)]
     }
 
     /// The ROUTES column: usable routes by name, unknown ones with a `?`, `-` for none.
-    pub fn column(&self) -> String {
+    pub(crate) fn column(&self) -> String {
         let words: Vec<String> = (self.named().into_iter())
             .filter_map(|(name, sign)| match sign {
                 Some(true) => Some(name.to_string()),
@@ -69,7 +69,7 @@ impl RouteSigns {
 }
 
 /// Decides each route's verdict from the facts.
-pub fn signs(f: &RouteFacts) -> RouteSigns {
+pub(crate) fn signs(f: &RouteFacts) -> RouteSigns {
     if f.state != InstanceState::Running {
         // Keys are pushed, sessions started and tunnels opened only to running instances.
         return RouteSigns {

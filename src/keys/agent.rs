@@ -5,7 +5,7 @@ use crate::keys::{EphemeralKey, KEY_VALIDITY_SECS};
 
 /// Why the agent did not take the key.
 #[derive(Debug, thiserror::Error)]
-pub enum AgentError {
+pub(crate) enum AgentError {
     /// `SSH_AUTH_SOCK` is unset or the agent does not answer.
     #[error("cannot reach ssh-agent ({0}): start one (eval $(ssh-agent)) or use --key-delivery file")]
     Connect(String),
@@ -15,7 +15,7 @@ pub enum AgentError {
 }
 
 /// Adds `key` to the agent at `SSH_AUTH_SOCK` for as long as a pushed key is valid.
-pub async fn add(key: &EphemeralKey) -> Result<(), AgentError> {
+pub(crate) async fn add(key: &EphemeralKey) -> Result<(), AgentError> {
     use russh::keys::agent::Constraint;
     use russh::keys::agent::client::AgentClient;
 

@@ -10,21 +10,21 @@ use russh::keys::{Algorithm, HashAlg, PrivateKey};
 use zeroize::Zeroizing;
 
 /// How long a key pushed with `SendSSHPublicKey` stays valid on the instance (spec §2.1).
-pub const KEY_VALIDITY_SECS: u32 = 60;
+pub(crate) const KEY_VALIDITY_SECS: u32 = 60;
 
 /// The comment on every key the broker makes, public and private: how a key file is known to be
 /// the broker's own.
-pub const KEY_COMMENT: &str = "ec2-broker";
+pub(crate) const KEY_COMMENT: &str = "ec2-broker";
 
 /// An ephemeral key pair. `Debug` never shows the private half.
 #[derive(Clone)]
-pub struct EphemeralKey {
+pub(crate) struct EphemeralKey {
     private: PrivateKey,
 }
 
 /// Why a key could not be made or read back.
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     /// The random generator or the encoder failed.
     #[error("could not generate an Ed25519 key: {0}")]
     Generate(String),
@@ -35,7 +35,7 @@ pub enum KeyError {
 
 impl EphemeralKey {
     /// A fresh Ed25519 key pair from the OS random source.
-    pub fn generate() -> Result<Self, KeyError> {
+    pub(crate) fn generate() -> Result<Self, KeyError> {
         let mut private =
             PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| KeyError::Generate(e.to_string()))?;
         private.set_comment(KEY_COMMENT);
@@ -43,37 +43,37 @@ impl EphemeralKey {
     }
 
     /// Whether this is a key the broker made: Ed25519, unencrypted, with [`KEY_COMMENT`].
-    pub fn is_broker_key(&self) -> bool {
+    pub(crate) fn is_broker_key(&self) -> bool {
         self.private.algorithm() == Algorithm::Ed25519
             && !self.private.is_encrypted()
             && self.private.comment().as_bytes() == KEY_COMMENT.as_bytes()
     }
 
     /// Reads back a key written by [`EphemeralKey::to_openssh_private`].
-    pub fn from_openssh_private(text: &str) -> Result<Self, KeyError> {
+    pub(crate) fn from_openssh_private(text: &str) -> Result<Self, KeyError> {
         let private = PrivateKey::from_openssh(text).map_err(|e| KeyError::Parse(e.to_string()))?;
         Ok(EphemeralKey { private })
     }
 
     /// The public key as one `authorized_keys` line (`ssh-ed25519 AAAA… ec2-broker`).
-    pub fn public_openssh(&self) -> String {
+    pub(crate) fn public_openssh(&self) -> String {
         let mut public = self.private.public_key().clone();
         public.set_comment(KEY_COMMENT);
         public.to_openssh().expect("encoding an in-memory Ed25519 public key cannot fail")
     }
 
     /// The private key in OpenSSH format, as ssh reads it from an `IdentityFile`.
-    pub fn to_openssh_private(&self) -> Result<Zeroizing<String>, KeyError> {
+    pub(crate) fn to_openssh_private(&self) -> Result<Zeroizing<String>, KeyError> {
         self.private.to_openssh(LineEnding::LF).map_err(|e| KeyError::Generate(e.to_string()))
     }
 
     /// `SHA256:…` fingerprint, as `ssh-keygen -l` and sshd's `%f` print it.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         self.private.public_key().fingerprint(HashAlg::Sha256).to_string()
     }
 
     /// The key itself, for the agent client.
-    pub fn private_key(&self) -> &PrivateKey {
+    pub(crate) fn private_key(&self) -> &PrivateKey {
         &self.private
     }
 }

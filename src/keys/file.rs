@@ -35,7 +35,7 @@ const MAX_KEY_FILE: u64 = 16 * 1024;
 
 /// Why the key file could not be prepared.
 #[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
+pub(crate) enum KeyFileError {
     /// The key directory, a lock file or the key file cannot be used safely, or a system call failed.
     #[error(transparent)]
     File(#[from] PrivateFileError),
@@ -64,7 +64,7 @@ pub enum KeyFileError {
 
 /// A claimed key file: the key ssh will read, held until the connection ends.
 #[derive(Debug)]
-pub struct KeySlot {
+pub(crate) struct KeySlot {
     dir: PrivateDir,
     name: String,
     path: PathBuf,
@@ -76,12 +76,12 @@ pub struct KeySlot {
 impl KeySlot {
     /// Claims `dir/NAME` (NAME = `user@host`), reusing an existing key of the broker's (see the
     /// module docs) or generating a fresh one.
-    pub fn claim(dir: &Path, user: &str, host: &str) -> Result<KeySlot, KeyFileError> {
+    pub(crate) fn claim(dir: &Path, user: &str, host: &str) -> Result<KeySlot, KeyFileError> {
         KeySlot::claim_at(dir, user, host, SystemTime::now())
     }
 
     /// [`KeySlot::claim`] at `now` (which decides whether a left-over file is too old to reuse).
-    pub fn claim_at(dir: &Path, user: &str, host: &str, now: SystemTime) -> Result<KeySlot, KeyFileError> {
+    pub(crate) fn claim_at(dir: &Path, user: &str, host: &str, now: SystemTime) -> Result<KeySlot, KeyFileError> {
         let name = format!("{user}@{host}");
         if name.contains('/') || name.contains('\0') || name.starts_with('.') {
             return Err(KeyFileError::BadName(name));
@@ -129,22 +129,22 @@ impl KeySlot {
     }
 
     /// The key to push and hand to ssh.
-    pub fn key(&self) -> &EphemeralKey {
+    pub(crate) fn key(&self) -> &EphemeralKey {
         &self.key
     }
 
     /// Whether the key came from a file another connection left (see the module docs).
-    pub fn reused(&self) -> bool {
+    pub(crate) fn reused(&self) -> bool {
         self.reused
     }
 
     /// Where ssh will read the key.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Writes the key file (atomically, 0600). Call after the key was pushed, before piping.
-    pub fn write(&self) -> Result<(), KeyFileError> {
+    pub(crate) fn write(&self) -> Result<(), KeyFileError> {
         if self.reused {
             return Ok(());
         }
@@ -247,7 +247,7 @@ fn lock_name(name: &str, suffix: &str) -> String {
 
 /// A key file that no running connection uses, found by [`inspect`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeftOver {
+pub(crate) struct LeftOver {
     /// Where it is.
     pub path: PathBuf,
     /// How long ago it was written, if its time is readable.
@@ -258,7 +258,7 @@ pub struct LeftOver {
 
 /// Looks, without changing anything, for a key file `dir/USER@HOST` that no running connection
 /// uses (its broker was killed): what `doctor` reports. `None` when there is none, or it is in use.
-pub fn inspect(dir: &Path, user: &str, host: &str, now: SystemTime) -> Option<LeftOver> {
+pub(crate) fn inspect(dir: &Path, user: &str, host: &str, now: SystemTime) -> Option<LeftOver> {
     let name = format!("{user}@{host}");
     let dir = PrivateDir::open(dir, DirPolicy::OwnerOnly).ok()??;
     let found = dir.open_existing(&name).ok()??;
@@ -285,7 +285,7 @@ pub fn inspect(dir: &Path, user: &str, host: &str, now: SystemTime) -> Option<Le
 }
 
 /// The default key directory: `~/.cache/ec2-broker/keys` (matches the README's ssh_config).
-pub fn default_dir() -> Option<PathBuf> {
+pub(crate) fn default_dir() -> Option<PathBuf> {
     dirs::home_dir().map(|h| h.join(".cache").join("ec2-broker").join("keys"))
 }
 

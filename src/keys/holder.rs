@@ -18,7 +18,7 @@ pub enum KeyDelivery {
 
 /// Why the key could not be prepared or handed over.
 #[derive(Debug, thiserror::Error)]
-pub enum HolderError {
+pub(crate) enum HolderError {
     /// No `--key-dir` and no home directory to default to.
     #[error("no home directory for the key file: pass --key-dir")]
     NoHome,
@@ -35,7 +35,7 @@ pub enum HolderError {
 
 /// The key for this connection and how ssh will get it.
 #[derive(Debug)]
-pub enum KeyHolder {
+pub(crate) enum KeyHolder {
     /// A claimed key file.
     File(KeySlot),
     /// A key for the agent.
@@ -44,7 +44,12 @@ pub enum KeyHolder {
 
 impl KeyHolder {
     /// Prepares the key for `user@host` (`host` as ssh names the key file, `%h`).
-    pub fn prepare(delivery: KeyDelivery, dir: Option<PathBuf>, user: &str, host: &str) -> Result<Self, HolderError> {
+    pub(crate) fn prepare(
+        delivery: KeyDelivery,
+        dir: Option<PathBuf>,
+        user: &str,
+        host: &str,
+    ) -> Result<Self, HolderError> {
         Ok(match delivery {
             KeyDelivery::Agent => KeyHolder::Agent(EphemeralKey::generate()?),
             KeyDelivery::File => {
@@ -59,7 +64,7 @@ impl KeyHolder {
     }
 
     /// The key to push.
-    pub fn key(&self) -> &EphemeralKey {
+    pub(crate) fn key(&self) -> &EphemeralKey {
         match self {
             KeyHolder::File(slot) => slot.key(),
             KeyHolder::Agent(key) => key,
@@ -67,7 +72,7 @@ impl KeyHolder {
     }
 
     /// Makes the (already pushed) key available to ssh.
-    pub async fn deliver(&self) -> Result<(), HolderError> {
+    pub(crate) async fn deliver(&self) -> Result<(), HolderError> {
         match self {
             KeyHolder::File(slot) => slot.write()?,
             KeyHolder::Agent(key) => agent::add(key).await?,

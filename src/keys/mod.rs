@@ -2,9 +2,9 @@
 //! ssh gets it: a private file named for `IdentityFile DIR/%r@%h` ([`mod@file`]) or the running
 //! ssh-agent with a lifetime ([`agent`]). Only the route layer uses these; commands never do.
 
-pub mod agent;
+pub(crate) mod agent;
 mod ephemeral;
-pub mod file;
-pub mod holder;
+pub(crate) mod file;
+pub(crate) mod holder;
 
-pub use ephemeral::*;
+pub(crate) use ephemeral::*;

@@ -36,11 +36,11 @@ use crate::pipe::stdio::StopSignals;
 /// How often the parent pid is compared: the broker promises to exit within 1 s of ssh leaving,
 /// and a killed ssh is seen through its pipes at once; this is the bound for the odd case where
 /// the pipes were handed on to another process.
-pub const PARENT_CHECK: Duration = Duration::from_millis(200);
+pub(crate) const PARENT_CHECK: Duration = Duration::from_millis(200);
 
 /// Why the broker decided that ssh has gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Departure {
+pub(crate) enum Departure {
     /// Nobody reads our stdout any more.
     StdoutClosed,
     /// Nobody writes our stdin any more (before piping started).
@@ -63,7 +63,7 @@ impl std::fmt::Display for Departure {
 }
 
 /// Watches for ssh leaving (see the module docs).
-pub struct Lifeline {
+pub(crate) struct Lifeline {
     seen: watch::Receiver<Option<Departure>>,
     piping: Arc<AtomicBool>,
     signals: tokio::sync::Mutex<StopSignals>,
@@ -79,7 +79,7 @@ fn hang_up_self() {
 
 impl Lifeline {
     /// Starts watching this process's stdin, stdout, parent and stop signals.
-    pub fn watch() -> io::Result<Lifeline> {
+    pub(crate) fn watch() -> io::Result<Lifeline> {
         let (tx, seen) = watch::channel(None);
         let piping = Arc::new(AtomicBool::new(false));
         let signals = tokio::sync::Mutex::new(StopSignals::new()?);
@@ -104,7 +104,7 @@ impl Lifeline {
 
     /// The route is open and bytes flow: from now on the pumps handle ssh leaving (see the
     /// module docs), and [`Lifeline::departed`] no longer resolves.
-    pub fn piping(&self) {
+    pub(crate) fn piping(&self) {
         self.piping.store(true, Ordering::SeqCst);
         // A departure published before the flag was set found it unset and sent no SIGHUP.
         if self.seen.borrow().is_some() {
@@ -114,7 +114,7 @@ impl Lifeline {
 
     /// Resolves once ssh has gone while the route is still opening, saying how that was seen;
     /// never once piping has started.
-    pub async fn departed(&self) -> Departure {
+    pub(crate) async fn departed(&self) -> Departure {
         let mut seen = self.seen.clone();
         let mut signals = self.signals.lock().await;
         let departure = tokio::select! {

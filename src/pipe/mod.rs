@@ -7,8 +7,8 @@ use std::time::Duration;
 /// ssh closed our stdin, the instance side may still send for this long before the pump ends.
 /// ssh has exited by then, and the broker promises to be gone within 1 s of ssh: this, plus at
 /// most 500 ms to end a Session Manager session (TerminateSession), plus the lifeline's notice.
-pub const DRAIN: Duration = Duration::from_millis(400);
+pub(crate) const DRAIN: Duration = Duration::from_millis(400);
 
-pub mod lifeline;
-pub mod splice;
-pub mod stdio;
+pub(crate) mod lifeline;
+pub(crate) mod splice;
+pub(crate) mod stdio;

@@ -26,14 +26,14 @@ const CHUNK: usize = 1 << 20;
 const PIPE_SIZE: usize = 1 << 20;
 
 /// Whether stdin and stdout are both pipes (as ssh gives a ProxyCommand). Also enlarges them.
-pub fn stdio_are_pipes() -> bool {
+pub(crate) fn stdio_are_pipes() -> bool {
     // F_SETPIPE_SZ succeeds only on pipes.
     fcntl_setpipe_size(io::stdin().as_fd(), PIPE_SIZE).is_ok()
         && fcntl_setpipe_size(io::stdout().as_fd(), PIPE_SIZE).is_ok()
 }
 
 /// Pipes stdin/stdout (both pipes) to `stream` with splice, until one side is done.
-pub async fn pipe(stream: tokio::net::TcpStream) -> io::Result<PipeStats> {
+pub(crate) async fn pipe(stream: tokio::net::TcpStream) -> io::Result<PipeStats> {
     let socket = stream.into_std()?;
     // The threads block in splice; the socket must block too (O_NONBLOCK is shared by dups).
     socket.set_nonblocking(false)?;

@@ -16,14 +16,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// How long the instance side may keep sending after ssh closed our stdin ([`super::DRAIN`]).
-pub use super::DRAIN as DRAIN_AFTER_STDIN_EOF;
+pub(crate) use super::DRAIN as DRAIN_AFTER_STDIN_EOF;
 
 /// Copy buffer size for the generic path (the direct route on Linux uses `splice` instead).
 const BUF_SIZE: usize = 64 * 1024;
 
 /// How a pipe session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// The instance side closed the connection.
     RemoteClosed,
     /// ssh closed our stdin first (the instance side then got the drain time to finish).
@@ -36,7 +36,7 @@ pub enum End {
 
 /// What went through the pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PipeStats {
+pub(crate) struct PipeStats {
     /// Bytes from ssh to the instance.
     pub up: u64,
     /// Bytes from the instance to ssh.
@@ -51,7 +51,7 @@ pub struct PipeStats {
 ///
 /// ssh gives a ProxyCommand pipes; those are driven through epoll directly. Anything else (a
 /// terminal, a file) goes through tokio's blocking stdin/stdout.
-pub async fn pipe<S>(stream: S) -> io::Result<PipeStats>
+pub(crate) async fn pipe<S>(stream: S) -> io::Result<PipeStats>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -61,7 +61,7 @@ where
 
 /// ssh's stdin and stdout as async halves: pipes driven through epoll when they are pipes,
 /// tokio's blocking stdin/stdout otherwise.
-pub fn local_halves() -> (Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite + Unpin + Send>) {
+pub(crate) fn local_halves() -> (Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite + Unpin + Send>) {
     use std::os::fd::AsFd;
     use tokio::net::unix::pipe;
 
@@ -79,7 +79,7 @@ pub fn local_halves() -> (Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite 
 }
 
 /// [`pipe`] with the local halves as parameters (a test seam).
-pub async fn pipe_with<S, R, W>(stream: S, local_in: R, local_out: W) -> io::Result<PipeStats>
+pub(crate) async fn pipe_with<S, R, W>(stream: S, local_in: R, local_out: W) -> io::Result<PipeStats>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
     R: AsyncRead + Unpin + Send + 'static,

@@ -20,14 +20,14 @@ use crate::keys::EphemeralKey;
 use crate::pipe::stdio::{End, PipeStats};
 
 /// Sessions shorter than this may be failed logins.
-pub const SUSPECT_DURATION: Duration = Duration::from_secs(10);
+pub(crate) const SUSPECT_DURATION: Duration = Duration::from_secs(10);
 /// A failed login shows at most the handshake from the instance: 16 KiB leaves room for large host keys.
-pub const SUSPECT_DOWN_BYTES: u64 = 16 * 1024;
+pub(crate) const SUSPECT_DOWN_BYTES: u64 = 16 * 1024;
 /// Connect and login of the probe together; the broker promises to exit within 1 s of ssh.
-pub const PROBE_DEADLINE: Duration = Duration::from_millis(700);
+pub(crate) const PROBE_DEADLINE: Duration = Duration::from_millis(700);
 
 /// Whether a session's end looks like ssh gave up on authentication.
-pub fn looks_like_refused_login(stats: &PipeStats, duration: Duration) -> bool {
+pub(crate) fn looks_like_refused_login(stats: &PipeStats, duration: Duration) -> bool {
     matches!(stats.end, End::Signal | End::LocalClosed | End::StdoutClosed)
         && stats.instance_spoke_last
         && duration < SUSPECT_DURATION
@@ -37,7 +37,7 @@ pub fn looks_like_refused_login(stats: &PipeStats, duration: Duration) -> bool {
 
 /// Tries to log in as `user` with `key` over `stream`: `Some(true)` accepted, `Some(false)`
 /// refused, `None` when the probe itself failed. The caller bounds it in time.
-pub async fn key_accepted<S>(stream: S, user: &str, key: &EphemeralKey) -> Option<bool>
+pub(crate) async fn key_accepted<S>(stream: S, user: &str, key: &EphemeralKey) -> Option<bool>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

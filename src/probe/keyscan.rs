@@ -10,7 +10,7 @@ use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKey, PublicKeyOrCertific
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The host key types asked for, one key exchange each (ssh-keyscan's default set).
-pub const KEY_TYPES: [Algorithm; 3] = [
+pub(crate) const KEY_TYPES: [Algorithm; 3] = [
     Algorithm::Ed25519,
     Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
     Algorithm::Rsa { hash: Some(HashAlg::Sha512) },
@@ -18,7 +18,7 @@ pub const KEY_TYPES: [Algorithm; 3] = [
 
 /// One key exchange over `stream` offering only `algorithm`: the server's key of that type, or
 /// `None` when it has none (the negotiation fails) or does not answer within `timeout`.
-pub async fn scan_one<S>(stream: S, algorithm: Algorithm, timeout: Duration) -> Option<PublicKey>
+pub(crate) async fn scan_one<S>(stream: S, algorithm: Algorithm, timeout: Duration) -> Option<PublicKey>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -17,7 +17,7 @@ use crate::pipe::{splice, stdio};
 use crate::probe::auth as auth_probe;
 use crate::target::instance::Instance;
 
-pub use crate::keys::holder::KeyDelivery;
+pub(crate) use crate::keys::holder::KeyDelivery;
 
 /// How long the relay task may take to finish (a Session Manager session ends with
 /// TerminateSession) once ssh's side closed: the broker promises to exit within 1 s of ssh.
@@ -25,7 +25,7 @@ const RELAY_FINISH: Duration = Duration::from_secs(1);
 
 /// The key a connection pushes, and how ssh gets it.
 #[derive(Debug, Clone)]
-pub struct KeySettings {
+pub(crate) struct KeySettings {
     /// File or agent.
     pub delivery: KeyDelivery,
     /// The key directory (`--key-dir`; default `~/.cache/ec2-broker/keys`).
@@ -36,7 +36,7 @@ pub struct KeySettings {
 
 /// Why a connection could not be made or ended badly.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// The plan is empty.
     #[error("no route to try for {label} (it has no address or VPC for the routes allowed)")]
     NoPlan {
@@ -113,7 +113,7 @@ impl std::error::Error for Attempt {
 }
 
 /// An open route for ssh, with the key it was given.
-pub struct Connection<'a> {
+pub(crate) struct Connection<'a> {
     /// The open route.
     pub opened: Opened,
     key: Option<KeyHolder>,
@@ -123,7 +123,7 @@ pub struct Connection<'a> {
 
 /// Opens the first route of `plan` that works, pushing a key for `user` meanwhile (unless
 /// `key` is `None`: `--no-push`), and hands the key to ssh once a route is open.
-pub async fn connect<'a>(
+pub(crate) async fn connect<'a>(
     plan: &[Route],
     target: &Target<'a>,
     ctx: &Ctx<'_>,
@@ -176,7 +176,7 @@ pub async fn connect<'a>(
 impl Connection<'_> {
     /// Pipes ssh's stdin/stdout to the route until one side is done; then, when the session
     /// looks like a refused login over the direct route, checks the pushed key once.
-    pub async fn pipe(self) -> Result<(), ConnectError> {
+    pub(crate) async fn pipe(self) -> Result<(), ConnectError> {
         let Connection { opened, key, instance, user } = self;
         let route = opened.route;
         let pipe_err = |source| ConnectError::Pipe { route, source };

@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 
 /// Why the direct route could not open.
 #[derive(Debug, thiserror::Error)]
-pub enum DirectError {
+pub(crate) enum DirectError {
     /// Nothing answered in time (a security group or network ACL drops the packets, or no route).
     #[error(
         "no answer from {addr} within {}s: the instance's security group or network may not let you in; try --address public|private, or another route",
@@ -31,7 +31,7 @@ pub enum DirectError {
 }
 
 /// Opens a TCP connection to `addr` within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, DirectError> {
+pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, DirectError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(DirectError::Timeout { addr, timeout }),
         Ok(Err(source)) => return Err(DirectError::Connect { addr, source }),

@@ -43,7 +43,7 @@ use crate::pipe::DRAIN as DRAIN_AFTER_STDIN_EOF;
 
 /// Settings of the route.
 #[derive(Debug, Clone, Default)]
-pub struct EiceOptions {
+pub(crate) struct EiceOptions {
     /// Use this endpoint instead of looking one up in the instance's VPC.
     pub endpoint_id: Option<String>,
     /// Connect to this `HOST:PORT` instead of the endpoint's DNS name.
@@ -54,7 +54,7 @@ pub struct EiceOptions {
 
 /// Why the EICE route failed.
 #[derive(Debug, thiserror::Error)]
-pub enum EiceError {
+pub(crate) enum EiceError {
     /// No usable endpoint in the instance's VPC.
     #[error(
         "no usable EC2 Instance Connect Endpoint in {vpc} (instance {id}): create one in that VPC, pass --eice-id, or try --route ssm"
@@ -124,7 +124,7 @@ pub enum EiceError {
 }
 
 /// Finds the endpoint, presigns the URL and opens the tunnel. Returns once the websocket is up.
-pub async fn open(aws: &Aws, instance: &Instance, port: u16, opts: &EiceOptions) -> Result<Tunnel, EiceError> {
+pub(crate) async fn open(aws: &Aws, instance: &Instance, port: u16, opts: &EiceOptions) -> Result<Tunnel, EiceError> {
     let private_ip = instance.private_ip.ok_or_else(|| EiceError::NoPrivateIp(instance.id.clone()))?.to_string();
     let endpoint = find_endpoint(aws, instance, opts).await?;
     tracing::info!(endpoint = %endpoint.id, dns = %endpoint.dns_name, "using Instance Connect Endpoint");
@@ -225,13 +225,13 @@ fn refusal_hint(status: u16, body: &str, opts: &EiceOptions) -> String {
 }
 
 /// An open tunnel.
-pub struct Tunnel {
+pub(crate) struct Tunnel {
     ws: Ws,
 }
 
-/// Bytes moved by [`Tunnel::pipe`].
+/// Bytes moved by [`Tunnel::pipe_with`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TunnelStats {
+pub(crate) struct TunnelStats {
     /// ssh → instance.
     pub up: u64,
     /// instance → ssh.
@@ -239,14 +239,8 @@ pub struct TunnelStats {
 }
 
 impl Tunnel {
-    /// Pipes ssh's stdin/stdout through the tunnel until either side ends.
-    pub async fn pipe(self) -> Result<TunnelStats, EiceError> {
-        let (stdin, stdout) = crate::pipe::stdio::local_halves();
-        self.pipe_with(stdin, stdout).await
-    }
-
-    /// [`Tunnel::pipe`] with other local halves (an in-process SSH client, for `known-hosts pin`).
-    pub async fn pipe_with<R, W>(self, mut stdin: R, mut stdout: W) -> Result<TunnelStats, EiceError>
+    /// Pipes `stdin`/`stdout` (the relay pipe of `route::open`) through the tunnel until one side ends.
+    pub(crate) async fn pipe_with<R, W>(self, mut stdin: R, mut stdout: W) -> Result<TunnelStats, EiceError>
     where
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,

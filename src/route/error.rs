@@ -10,7 +10,7 @@ use crate::target::instance::NoAddress;
 
 /// How the SSH server's first line failed to come.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Greeting {
+pub(crate) enum Greeting {
     /// The connection closed first.
     #[error("closed before sshd said anything")]
     Closed,
@@ -33,7 +33,7 @@ pub enum Greeting {
 
 /// Why a route did not open.
 #[derive(Debug, thiserror::Error)]
-pub enum RouteError {
+pub(crate) enum RouteError {
     /// The instance has no address of the kind the direct route dials.
     #[error(transparent)]
     NoAddress(#[from] NoAddress),
@@ -73,7 +73,7 @@ pub enum RouteError {
 impl RouteError {
     /// The AWS error behind this failure, if an API call failed (doctor reads its kind and the
     /// action to allow).
-    pub fn aws(&self) -> Option<&AwsError> {
+    pub(crate) fn aws(&self) -> Option<&AwsError> {
         match self {
             RouteError::Eice(EiceError::Api(e)) => Some(e),
             RouteError::Ssm(SsmError::Start { source, .. }) => Some(source),
@@ -85,7 +85,7 @@ impl RouteError {
 
     /// Whether the route reached its far end (endpoint, agent) but not the instance's sshd: the
     /// tunnel or session closed, or sshd stayed silent.
-    pub fn sshd_unreached(&self) -> bool {
+    pub(crate) fn sshd_unreached(&self) -> bool {
         matches!(
             self,
             RouteError::Greeting(_) | RouteError::Relayed { .. } | RouteError::Eice(EiceError::Closed { .. })
@@ -94,7 +94,7 @@ impl RouteError {
 
     /// The error with its causes, joined by `: ` (what the user reads; `Display` alone stops at
     /// this level, as `thiserror` sources do).
-    pub fn chain(&self) -> String {
+    pub(crate) fn chain(&self) -> String {
         let mut text = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(s) = source {
@@ -109,7 +109,7 @@ impl RouteError {
     }
 
     /// Whether the direct route's own connect error (which names the address) is the cause.
-    pub fn names_the_address(&self) -> bool {
+    pub(crate) fn names_the_address(&self) -> bool {
         matches!(self, RouteError::Direct(_))
     }
 }

@@ -9,30 +9,30 @@ use serde::{Deserialize, Serialize};
 use super::Route;
 
 /// How long a remembered route is tried first.
-pub const TTL_SECS: u64 = 3600;
+pub(crate) const TTL_SECS: u64 = 3600;
 /// Entries kept at most (oldest dropped first).
 const MAX_ENTRIES: usize = 1000;
 
 /// The remembered routes, as stored (JSON).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Memory {
+pub(crate) struct Memory {
     /// Instance id → the route and when it last worked (Unix seconds).
     routes: BTreeMap<String, (String, u64)>,
 }
 
 impl Memory {
     /// Reads stored JSON; anything unreadable is an empty memory (it is only a hint).
-    pub fn parse(text: &str) -> Memory {
+    pub(crate) fn parse(text: &str) -> Memory {
         serde_json::from_str(text).unwrap_or_default()
     }
 
     /// The JSON to store.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
     /// The route that worked for `id` less than [`TTL_SECS`] before `now`.
-    pub fn remembered(&self, id: &str, now: u64) -> Option<Route> {
+    pub(crate) fn remembered(&self, id: &str, now: u64) -> Option<Route> {
         let (name, at) = self.routes.get(id)?;
         if now.saturating_sub(*at) >= TTL_SECS {
             return None;
@@ -46,7 +46,7 @@ impl Memory {
     }
 
     /// Notes that `route` worked for `id` at `now`; drops expired and surplus entries.
-    pub fn record(&mut self, id: &str, route: Route, now: u64) {
+    pub(crate) fn record(&mut self, id: &str, route: Route, now: u64) {
         self.routes.retain(|_, (_, at)| now.saturating_sub(*at) < TTL_SECS);
         self.routes.insert(id.to_string(), (route.to_string(), now));
         while self.routes.len() > MAX_ENTRIES {
@@ -60,7 +60,7 @@ impl Memory {
 }
 
 /// `plan` with `first` moved to the front (when it is in the plan at all).
-pub fn first_of(mut plan: Vec<Route>, first: Option<Route>) -> Vec<Route> {
+pub(crate) fn first_of(mut plan: Vec<Route>, first: Option<Route>) -> Vec<Route> {
     if let Some(pos) = first.and_then(|r| plan.iter().position(|p| *p == r)) {
         let r = plan.remove(pos);
         plan.insert(0, r);

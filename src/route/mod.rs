@@ -4,21 +4,21 @@
 //! on [`Route`]); [`connect`] adds the short-lived key (pushed while the route opens, handed to
 //! ssh once it is open) and pipes ssh's bytes. Failures are [`error::RouteError`]s.
 
-pub mod connect;
-pub mod direct;
-pub mod eice;
-pub mod error;
-pub mod memory;
-pub mod open;
-pub mod plan;
-pub mod serial;
-pub mod ssm;
+pub(crate) mod connect;
+pub(crate) mod direct;
+pub(crate) mod eice;
+pub(crate) mod error;
+pub(crate) mod memory;
+pub(crate) mod open;
+pub(crate) mod plan;
+pub(crate) mod serial;
+pub(crate) mod ssm;
 
 use std::fmt;
 
 /// A way to reach an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// TCP to the instance's address.
     Direct,
     /// A Session Manager port session.

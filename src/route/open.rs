@@ -23,11 +23,11 @@ use crate::aws::Aws;
 use crate::target::instance::{AddressKind, Instance};
 
 /// How long the SSH server may take to send its identification once a route is open.
-pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 /// The direct route's connect deadline when other routes wait behind it.
-pub const DIRECT_DEADLINE: Duration = Duration::from_secs(3);
+pub(crate) const DIRECT_DEADLINE: Duration = Duration::from_secs(3);
 /// Opening an endpoint tunnel or a Session Manager session, at most.
-pub const RELAYED_DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const RELAYED_DEADLINE: Duration = Duration::from_secs(20);
 /// The longest first line an SSH server may send: OpenSSH's `SSH_MAX_BANNER_LEN` (kex.c). A
 /// time bound alone would let an endpoint that never sends a line end fill memory.
 const MAX_HELLO: usize = 8192;
@@ -37,7 +37,7 @@ const RELAY_BUFFER: usize = 256 * 1024;
 
 /// The instance, and where on it.
 #[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     /// The instance.
     pub instance: &'a Instance,
     /// The SSH port.
@@ -48,7 +48,7 @@ pub struct Target<'a> {
 
 /// Settings of the routes, from the command line and the settings file.
 #[derive(Debug, Clone)]
-pub struct RouteOptions {
+pub(crate) struct RouteOptions {
     /// The eice route's.
     pub eice: eice::EiceOptions,
     /// The ssm route's.
@@ -60,7 +60,7 @@ pub struct RouteOptions {
 }
 
 /// Everything a route needs besides the target.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// AWS clients.
     pub aws: &'a Aws,
     /// The routes' settings.
@@ -72,13 +72,13 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// A context without a serial gate.
-    pub fn new(aws: &'a Aws, options: &'a RouteOptions) -> Self {
+    pub(crate) fn new(aws: &'a Aws, options: &'a RouteOptions) -> Self {
         Ctx { aws, options, serial_gate: std::sync::Mutex::new(None) }
     }
 }
 
 /// A route that is open (for sshd routes: whose SSH server has spoken).
-pub struct Opened {
+pub(crate) struct Opened {
     /// Which route.
     pub route: Route,
     /// The byte stream to the instance's SSH port (or the serial endpoint).
@@ -86,7 +86,7 @@ pub struct Opened {
 }
 
 /// The byte stream of an open route.
-pub enum Stream {
+pub(crate) enum Stream {
     /// The direct TCP connection (the server's first bytes are still unread in the socket, so
     /// `splice(2)` can move them).
     Direct(TcpStream),
@@ -105,7 +105,7 @@ pub enum Stream {
 
 /// What trying one route of a plan gave.
 #[derive(Debug)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// The route.
     pub route: Route,
     /// Why it was not taken.
@@ -113,7 +113,7 @@ pub struct Attempt {
 }
 
 /// Tries `plan` in order; returns the first route that is really open, or every route's failure.
-pub async fn open_first(plan: &[Route], target: &Target<'_>, ctx: &Ctx<'_>) -> Result<Opened, Vec<Attempt>> {
+pub(crate) async fn open_first(plan: &[Route], target: &Target<'_>, ctx: &Ctx<'_>) -> Result<Opened, Vec<Attempt>> {
     let mut attempts = Vec::new();
     for (i, &route) in plan.iter().enumerate() {
         tracing::info!(%route, "trying route");
@@ -130,7 +130,7 @@ pub async fn open_first(plan: &[Route], target: &Target<'_>, ctx: &Ctx<'_>) -> R
 }
 
 /// Opens one route: `Ok` once its SSH server has sent its identification.
-pub async fn open(route: Route, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<Opened, RouteError> {
+pub(crate) async fn open(route: Route, target: &Target<'_>, ctx: &Ctx<'_>) -> Result<Opened, RouteError> {
     open_with(route, target, ctx, true).await
 }
 
@@ -248,7 +248,7 @@ where
 }
 
 /// A stream whose reads give `first` before anything else (the bytes read while deciding).
-pub struct Replayed<S> {
+pub(crate) struct Replayed<S> {
     first: Vec<u8>,
     inner: S,
 }

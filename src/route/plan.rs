@@ -8,7 +8,7 @@ use super::Route;
 
 /// What the plan needs to know about the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// It has the address the direct route would dial (`--address`).
     pub has_address: bool,
     /// It has a private IPv4 address in a VPC (what an endpoint reaches).
@@ -16,11 +16,11 @@ pub struct Facts {
 }
 
 /// The default order.
-pub const DEFAULT_ORDER: [Route; 3] = [Route::Direct, Route::Eice, Route::Ssm];
+pub(crate) const DEFAULT_ORDER: [Route; 3] = [Route::Direct, Route::Eice, Route::Ssm];
 
 /// The routes to try, in order: `order` (default [`DEFAULT_ORDER`]) minus `exclude` and minus
 /// those the facts rule out.
-pub fn plan(facts: Facts, order: &[Route], exclude: &[Route]) -> Vec<Route> {
+pub(crate) fn plan(facts: Facts, order: &[Route], exclude: &[Route]) -> Vec<Route> {
     let order = if order.is_empty() { &DEFAULT_ORDER[..] } else { order };
     let mut out: Vec<Route> = Vec::new();
     for &route in order {

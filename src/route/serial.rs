@@ -20,12 +20,12 @@ use crate::serial::endpoints::{Endpoint, Fingerprint};
 use crate::serial::host_key_check::{HostKeyCheck, Verdict};
 
 /// The user name the serial endpoint expects for `instance_id`.
-pub fn user_for(instance_id: &str) -> String {
+pub(crate) fn user_for(instance_id: &str) -> String {
     format!("{instance_id}.port0")
 }
 
 /// Checks that ssh logs in as `INSTANCE.port0` for the instance the host resolved to.
-pub fn check_user(ssh_user: &str, instance_id: &str) -> Result<(), SerialRouteError> {
+pub(crate) fn check_user(ssh_user: &str, instance_id: &str) -> Result<(), SerialRouteError> {
     match ssh_user == user_for(instance_id) {
         true => Ok(()),
         false => Err(SerialRouteError::User { user: ssh_user.to_string(), expected: user_for(instance_id) }),
@@ -34,7 +34,7 @@ pub fn check_user(ssh_user: &str, instance_id: &str) -> Result<(), SerialRouteEr
 
 /// Why the serial route could not open.
 #[derive(Debug, thiserror::Error)]
-pub enum SerialRouteError {
+pub(crate) enum SerialRouteError {
     /// ssh logs in as someone the endpoint will not accept.
     #[error(
         "the serial console takes the user {expected}, not {user}: run `ssh -tt {expected}@HOST` or set `User {expected}` in ssh_config (or use `ec2-broker console HOST`)"
@@ -71,14 +71,14 @@ pub enum SerialRouteError {
 
 impl SerialRouteError {
     /// The AWS error behind this failure (none: the checks that call AWS go on when a call fails).
-    pub fn aws(&self) -> Option<&crate::aws::AwsError> {
+    pub(crate) fn aws(&self) -> Option<&crate::aws::AwsError> {
         None
     }
 }
 
 /// The serial route's settings: overrides of the Region's published endpoint and fingerprint.
 #[derive(Debug, Clone, Default)]
-pub struct SerialOptions {
+pub(crate) struct SerialOptions {
     /// `HOST[:PORT]` instead of the Region's endpoint.
     pub endpoint: Option<String>,
     /// `SHA256:…` instead of the published fingerprint.
@@ -89,7 +89,7 @@ pub struct SerialOptions {
 
 /// The whole serial route for `instance`: the user, the endpoint, the account's and the type's
 /// prerequisites, then [`open`].
-pub async fn open_for(
+pub(crate) async fn open_for(
     aws: &crate::aws::Aws,
     instance: &crate::target::instance::Instance,
     opts: &SerialOptions,
@@ -107,11 +107,11 @@ pub async fn open_for(
 }
 
 /// Work to finish after the host key is verified and before ssh sees it (the key push).
-pub type Gate = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+pub(crate) type Gate = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
 /// Dials the endpoint; the returned stream refuses to pass on a host key without the pinned
 /// fingerprint, and runs `gate` once the key is verified, before ssh gets the key.
-pub async fn open(
+pub(crate) async fn open(
     endpoint: &Endpoint,
     timeout: Duration,
     gate: Option<Gate>,
@@ -130,7 +130,7 @@ pub async fn open(
 /// A stream whose read side goes through a [`HostKeyCheck`], which also observes what is written:
 /// the check follows the key exchange from both sides (the endpoint's reply only counts after
 /// ssh's own key-exchange message went out). Written bytes pass unchanged.
-pub struct HostKeyGuard<S> {
+pub(crate) struct HostKeyGuard<S> {
     inner: S,
     check: HostKeyCheck,
     /// Checked bytes not yet handed to the reader.
@@ -142,7 +142,7 @@ pub struct HostKeyGuard<S> {
 impl<S> HostKeyGuard<S> {
     /// Guards `inner`, a connection to `endpoint` whose host key must have `fingerprint`; `gate`
     /// runs once the key is verified, before the reader gets the key.
-    pub fn new(inner: S, fingerprint: Fingerprint, endpoint: String, gate: Option<Gate>) -> Self {
+    pub(crate) fn new(inner: S, fingerprint: Fingerprint, endpoint: String, gate: Option<Gate>) -> Self {
         HostKeyGuard { inner, check: HostKeyCheck::new(fingerprint), ready: Vec::new(), endpoint, gate }
     }
 

@@ -13,7 +13,7 @@ use crate::ssm::driver::{self, BoxError, Channel, Connection, DriverError, Optio
 use crate::target::instance::Instance;
 
 /// Environment variable that allows a `ws://` stream URL: for local test labs only.
-pub const ALLOW_PLAINTEXT_WS: &str = "EC2_BROKER_ALLOW_PLAINTEXT_WS";
+pub(crate) const ALLOW_PLAINTEXT_WS: &str = "EC2_BROKER_ALLOW_PLAINTEXT_WS";
 
 /// How long `TerminateSession` may take when ssh has exited: the broker promises to be gone
 /// within 1 s of ssh.
@@ -21,7 +21,7 @@ const TERMINATE_BUDGET: Duration = Duration::from_millis(500);
 
 /// Why the SSM route could not open.
 #[derive(Debug, thiserror::Error)]
-pub enum SsmError {
+pub(crate) enum SsmError {
     /// SSM cannot reach the instance's agent.
     #[error("instance {id} has no SSM agent online: {detail}; try --route direct")]
     AgentOffline {
@@ -57,13 +57,13 @@ pub enum SsmError {
 
 /// Settings of the route.
 #[derive(Debug, Clone, Copy)]
-pub struct SsmOptions {
+pub(crate) struct SsmOptions {
     /// Keep trying to resume a dropped connection this long.
     pub resume_timeout: Duration,
 }
 
 /// An open session, handshake done, ready to pipe.
-pub struct SsmRoute {
+pub(crate) struct SsmRoute {
     aws: Aws,
     instance_id: String,
     session_id: String,
@@ -72,7 +72,7 @@ pub struct SsmRoute {
 
 /// Starts the session and opens its data channel. On failure after StartSession the session is
 /// terminated, so nothing is left running on the instance.
-pub async fn open(aws: &Aws, instance: &Instance, port: u16, opts: SsmOptions) -> Result<SsmRoute, SsmError> {
+pub(crate) async fn open(aws: &Aws, instance: &Instance, port: u16, opts: SsmOptions) -> Result<SsmRoute, SsmError> {
     let tls = crate::tls::client_config()?;
     let grant = match aws.start_ssh_session(&instance.id, port).await {
         Ok(g) => g,
@@ -103,18 +103,12 @@ pub async fn open(aws: &Aws, instance: &Instance, port: u16, opts: SsmOptions) -
 
 impl SsmRoute {
     /// The session id.
-    pub fn session_id(&self) -> &str {
+    pub(crate) fn session_id(&self) -> &str {
         &self.session_id
     }
 
-    /// Pipes ssh's stdin/stdout through the session, then ends it.
-    pub async fn pipe(self) -> Result<Outcome, SsmError> {
-        let (stdin, stdout) = crate::pipe::stdio::local_halves();
-        self.pipe_with(stdin, stdout).await
-    }
-
-    /// [`SsmRoute::pipe`] with other local halves (an in-process SSH client, for `known-hosts pin`).
-    pub async fn pipe_with<R, W>(self, stdin: R, stdout: W) -> Result<Outcome, SsmError>
+    /// Pipes `stdin`/`stdout` (the relay pipe of `route::open`) through the session, then ends it.
+    pub(crate) async fn pipe_with<R, W>(self, stdin: R, stdout: W) -> Result<Outcome, SsmError>
     where
         R: tokio::io::AsyncRead + Unpin + Send + 'static,
         W: tokio::io::AsyncWrite + Unpin + Send + 'static,

@@ -2,7 +2,7 @@
 //! virtualized Nitro type, and bare metal except a published list. `DescribeInstanceTypes`
 //! supplies the facts; `hypervisor` is absent on bare metal.
 
-pub use crate::aws::serial::TypeInfo;
+pub(crate) use crate::aws::serial::TypeInfo;
 
 /// Bare-metal types without a serial console.
 const METAL_EXCEPTIONS: [&str; 16] = [
@@ -25,7 +25,7 @@ const METAL_EXCEPTIONS: [&str; 16] = [
 ];
 
 /// Why a type has no serial console, in words for the user; `None` when it has one.
-pub fn unsupported_reason(t: &TypeInfo) -> Option<String> {
+pub(crate) fn unsupported_reason(t: &TypeInfo) -> Option<String> {
     if t.bare_metal {
         return METAL_EXCEPTIONS
             .contains(&t.name.as_str())

@@ -13,27 +13,27 @@ use super::endpoints::{Endpoint, Fingerprint};
 use crate::keys::{EphemeralKey, KEY_VALIDITY_SECS, KeyError};
 
 /// How long a pushed console key is accepted (Instance Connect's 60 s).
-pub const KEY_VALIDITY: Duration = Duration::from_secs(KEY_VALIDITY_SECS as u64);
+pub(crate) const KEY_VALIDITY: Duration = Duration::from_secs(KEY_VALIDITY_SECS as u64);
 
 /// The console's short-lived key: made fresh for one session and pushed with
 /// `SendSerialConsoleSSHPublicKey` (commands hold it without handling key material).
-pub struct ConsoleKey(EphemeralKey);
+pub(crate) struct ConsoleKey(EphemeralKey);
 
 impl ConsoleKey {
     /// A fresh Ed25519 key.
-    pub fn generate() -> Result<Self, KeyError> {
+    pub(crate) fn generate() -> Result<Self, KeyError> {
         EphemeralKey::generate().map(ConsoleKey)
     }
 
     /// The public half, as `SendSerialConsoleSSHPublicKey` takes it.
-    pub fn public_openssh(&self) -> String {
+    pub(crate) fn public_openssh(&self) -> String {
         self.0.public_openssh()
     }
 }
 
 /// Why the console could not open.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// No TCP connection.
     #[error("cannot reach the serial console endpoint {endpoint}: {source}")]
     Tcp {
@@ -77,7 +77,7 @@ pub enum ConnectError {
 
 /// Window size in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size {
+pub(crate) struct Size {
     /// Columns.
     pub cols: u32,
     /// Rows.
@@ -85,14 +85,14 @@ pub struct Size {
 }
 
 /// An open console: the connection and its one session channel.
-pub struct Console {
+pub(crate) struct Console {
     handle: Handle<PinnedHostKey>,
     /// The session channel with a pty and a shell (the serial line).
     pub channel: Channel<Msg>,
 }
 
 /// A connection whose host key has been checked, not yet logged in.
-pub struct Connected {
+pub(crate) struct Connected {
     handle: Handle<PinnedHostKey>,
     endpoint: String,
     timeout: Duration,
@@ -101,7 +101,7 @@ pub struct Connected {
 impl Connected {
     /// Connects to `endpoint` and completes the key exchange: the host key must have the pinned
     /// fingerprint, so nothing (not even the key push) happens for an endpoint that is not AWS's.
-    pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connected, ConnectError> {
+    pub(crate) async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connected, ConnectError> {
         let name = endpoint.to_string();
         let tcp =
             tokio::time::timeout(timeout, tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)))
@@ -133,7 +133,13 @@ impl Connected {
     }
 
     /// Logs in as `user` with `key` and starts a pty session of terminal type `term` and size `size`.
-    pub async fn login(self, user: &str, key: &ConsoleKey, term: &str, size: Size) -> Result<Console, ConnectError> {
+    pub(crate) async fn login(
+        self,
+        user: &str,
+        key: &ConsoleKey,
+        term: &str,
+        size: Size,
+    ) -> Result<Console, ConnectError> {
         let key = &key.0;
         let Connected { mut handle, endpoint, timeout } = self;
         let login = async {
@@ -157,7 +163,7 @@ impl Connected {
 
 impl Console {
     /// Ends the connection politely.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.channel.close().await;
         let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "ec2-broker console closed", "").await;
     }

@@ -15,11 +15,11 @@ use super::login_hint::{self, LoginHint};
 use crate::pipe::stdio::StopSignals;
 
 /// After stdin ends (scripted use), output still shows for this long before the console leaves.
-pub const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_secs(1);
+pub(crate) const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_secs(1);
 
 /// How the console ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// The user typed `~.`.
     Left,
     /// The endpoint closed the session.
@@ -36,7 +36,7 @@ pub enum End {
 }
 
 /// What the loop writes besides the console's own output.
-pub struct Sinks<'a> {
+pub(crate) struct Sinks<'a> {
     /// Messages for the user (stderr: help, reminders).
     pub notes: &'a mut (dyn Write + Send),
     /// The transcript (`--log-session`), if any.
@@ -44,7 +44,12 @@ pub struct Sinks<'a> {
 }
 
 /// Runs the console until it ends.
-pub async fn run<R, W>(console: &mut Console, mut keys: R, mut screen: W, sinks: Sinks<'_>) -> anyhow::Result<End>
+pub(crate) async fn run<R, W>(
+    console: &mut Console,
+    mut keys: R,
+    mut screen: W,
+    sinks: Sinks<'_>,
+) -> anyhow::Result<End>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

@@ -9,7 +9,7 @@
 use std::fmt;
 
 /// The SSH port of every serial-console endpoint.
-pub const PORT: u16 = 22;
+pub(crate) const PORT: u16 = 22;
 
 /// Region, endpoint host, SHA-256 fingerprint of the endpoint's host key.
 const TABLE: [(&str, &str, &str); 36] = [
@@ -153,7 +153,7 @@ const TABLE: [(&str, &str, &str); 36] = [
 
 /// An endpoint to connect to and the host key fingerprint it must present.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// Host name or address.
     pub host: String,
     /// TCP port.
@@ -173,11 +173,11 @@ impl fmt::Display for Endpoint {
 
 /// An OpenSSH SHA-256 fingerprint, `SHA256:` and 43 base64 characters (no padding).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint(String);
+pub(crate) struct Fingerprint(String);
 
 impl Fingerprint {
     /// Parses `SHA256:…` as `ssh-keygen -l` prints it (trailing `=` padding is accepted and dropped).
-    pub fn parse(text: &str) -> Result<Self, EndpointError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, EndpointError> {
         let bad = || EndpointError::BadFingerprint(text.to_string());
         let body = text.trim().strip_prefix("SHA256:").ok_or_else(bad)?.trim_end_matches('=');
         let base64 = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
@@ -188,7 +188,7 @@ impl Fingerprint {
     }
 
     /// The fingerprint as text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -201,7 +201,7 @@ impl fmt::Display for Fingerprint {
 
 /// Why no endpoint could be chosen.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EndpointError {
+pub(crate) enum EndpointError {
     /// The Region is not in the table and the user named no endpoint.
     #[error(
         "no serial console endpoint is known for Region {region}: look it up in AWS's \"EC2 Serial Console endpoints and fingerprints\" page and pass --serial-endpoint HOST and --serial-fingerprint SHA256:…"
@@ -230,7 +230,7 @@ pub enum EndpointError {
 /// `fingerprint`. A fingerprint alone replaces the table's (AWS rotated the key before this
 /// table was updated); a host alone keeps the Region's fingerprint (private DNS for the same
 /// service) only for a Region in the table.
-pub fn resolve(region: &str, host: Option<&str>, fingerprint: Option<&str>) -> Result<Endpoint, EndpointError> {
+pub(crate) fn resolve(region: &str, host: Option<&str>, fingerprint: Option<&str>) -> Result<Endpoint, EndpointError> {
     let known = TABLE.iter().find(|(r, _, _)| *r == region);
     let (host_override, fingerprint_override) = (host, fingerprint.is_some());
     let fingerprint = match (fingerprint, known) {
@@ -259,12 +259,13 @@ pub fn resolve(region: &str, host: Option<&str>, fingerprint: Option<&str>) -> R
 }
 
 /// The Region and published fingerprint of a serial console endpoint host name, if it is one.
-pub fn published_for_host(host: &str) -> Option<(&'static str, &'static str)> {
+pub(crate) fn published_for_host(host: &str) -> Option<(&'static str, &'static str)> {
     TABLE.iter().find(|(_, h, _)| h.eq_ignore_ascii_case(host)).map(|(r, _, f)| (*r, *f))
 }
 
+#[cfg(test)]
 /// Every Region of the table, in its order.
-pub fn regions() -> impl Iterator<Item = &'static str> {
+pub(crate) fn regions() -> impl Iterator<Item = &'static str> {
     TABLE.iter().map(|(r, _, _)| *r)
 }
 

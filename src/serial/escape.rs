@@ -4,10 +4,10 @@
 //! Anything else sends the held `~` and the key.
 
 /// The escape character.
-pub const ESCAPE: u8 = b'~';
+pub(crate) const ESCAPE: u8 = b'~';
 
 /// The help `~?` prints (on stderr, with `\r\n` because the terminal is raw).
-pub const HELP: &str = "Supported escape sequences:\r\n \
+pub(crate) const HELP: &str = "Supported escape sequences:\r\n \
      ~.   - leave the console (the instance keeps running)\r\n \
      ~B   - send a BREAK (then a SysRq key, e.g. ~B then h, if the kernel allows SysRq)\r\n \
      ~?   - this message\r\n \
@@ -16,7 +16,7 @@ pub const HELP: &str = "Supported escape sequences:\r\n \
 
 /// What to do with a chunk of keyboard input.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Send these bytes to the console.
     Send(Vec<u8>),
     /// Send a BREAK.
@@ -29,7 +29,7 @@ pub enum Action {
 
 /// The escape state between chunks.
 #[derive(Debug, Clone)]
-pub struct EscapeFilter {
+pub(crate) struct EscapeFilter {
     line_start: bool,
     held: bool,
 }
@@ -43,7 +43,7 @@ impl Default for EscapeFilter {
 
 impl EscapeFilter {
     /// Turns keyboard input into actions, in order. Nothing after [`Action::Leave`] is returned.
-    pub fn feed(&mut self, input: &[u8]) -> Vec<Action> {
+    pub(crate) fn feed(&mut self, input: &[u8]) -> Vec<Action> {
         let mut actions = Vec::new();
         let mut send = Vec::new();
         let flush = |send: &mut Vec<u8>, actions: &mut Vec<Action>| {

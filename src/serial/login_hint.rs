@@ -2,7 +2,7 @@
 //! serial console needs an OS password (SSH keys do not apply at a getty) (sans-IO).
 
 /// What the reminder says (stderr, raw terminal: `\r\n`).
-pub const REMINDER: &str = "\r\n[ec2-broker] The serial console logs in with an OS user's PASSWORD: SSH keys do not \
+pub(crate) const REMINDER: &str = "\r\n[ec2-broker] The serial console logs in with an OS user's PASSWORD: SSH keys do not \
      work here. No password set? Set one while the instance is still reachable (sudo passwd USER), \
      or through user data or SSM Run Command. ~? lists the escapes, ~. leaves.\r\n";
 
@@ -10,7 +10,7 @@ const PROMPT: &[u8] = b"login:";
 
 /// Watches output for the first login prompt.
 #[derive(Debug, Default)]
-pub struct LoginHint {
+pub(crate) struct LoginHint {
     tail: Vec<u8>,
     shown: bool,
 }
@@ -18,7 +18,7 @@ pub struct LoginHint {
 impl LoginHint {
     /// Takes console output; true exactly once, when a login prompt first appears (it may be
     /// split across chunks).
-    pub fn feed(&mut self, output: &[u8]) -> bool {
+    pub(crate) fn feed(&mut self, output: &[u8]) -> bool {
         if self.shown {
             return false;
         }

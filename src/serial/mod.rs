@@ -11,11 +11,11 @@
 //! [`host_key_check`] (the endpoint's key inside a relayed stream, for `proxy --route serial`).
 //! I/O: [`preflight`] (AWS calls), [`client`] (russh) and [`driver`] (the loop).
 
-pub mod capable;
-pub mod client;
-pub mod driver;
-pub mod endpoints;
-pub mod escape;
-pub mod host_key_check;
-pub mod login_hint;
-pub mod preflight;
+pub(crate) mod capable;
+pub(crate) mod client;
+pub(crate) mod driver;
+pub(crate) mod endpoints;
+pub(crate) mod escape;
+pub(crate) mod host_key_check;
+pub(crate) mod login_hint;
+pub(crate) mod preflight;

@@ -9,7 +9,7 @@ use super::capable;
 
 /// Why the serial console cannot work, found before any key was pushed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PreflightError {
+pub(crate) enum PreflightError {
     /// The account has it turned off in this Region.
     #[error(
         "serial console access is disabled for this account in {region}{managed}: enable it with `aws ec2 enable-serial-console-access --region {region}` (needs ec2:EnableSerialConsoleAccess)"
@@ -32,7 +32,7 @@ pub enum PreflightError {
 
 /// Checks the account setting and the instance type (the instance's state was checked when it
 /// was resolved: only running instances are candidates).
-pub async fn check(aws: &Aws, instance: &Instance, label: &str) -> Result<(), PreflightError> {
+pub(crate) async fn check(aws: &Aws, instance: &Instance, label: &str) -> Result<(), PreflightError> {
     let type_info = async {
         match &instance.instance_type {
             Some(t) => aws.instance_type_info(t).await.map(|info| info.map(|i| (t.clone(), i))),

@@ -9,7 +9,7 @@ use crate::target::instance::{Instance, InstanceState};
 
 /// How the blocks are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
+pub(crate) struct Options {
     /// `User` for every block; `None`: `Administrator` on Windows, else `ec2-user`.
     pub user: Option<String>,
     /// Start aliases with `PROFILE.` (the profile's name, or `default`).
@@ -22,7 +22,7 @@ pub struct Options {
 
 /// Several instances that would have had one alias.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Collision {
+pub(crate) struct Collision {
     /// The alias they share.
     pub alias: String,
     /// What each got instead: `(alias, instance id)`.
@@ -31,7 +31,7 @@ pub struct Collision {
 
 /// The generated text and what was decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generated {
+pub(crate) struct Generated {
     /// The Host blocks, sorted by alias, each followed by a blank line.
     pub text: String,
     /// `(alias, instance id)` of every block, in file order.
@@ -42,7 +42,7 @@ pub struct Generated {
 
 /// Why the blocks cannot be written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BlockError {
+pub(crate) enum BlockError {
     /// A setting holds characters an ssh_config line cannot carry.
     #[error("{what} {value:?} cannot go into ssh_config: it holds a control character, a quote or a space")]
     Unwritable {
@@ -54,7 +54,7 @@ pub enum BlockError {
 }
 
 /// A Host block for each instance that is not terminated or shutting down.
-pub fn generate(instances: &[(Scope, Instance)], opts: &Options) -> Result<Generated, BlockError> {
+pub(crate) fn generate(instances: &[(Scope, Instance)], opts: &Options) -> Result<Generated, BlockError> {
     writable("--user", opts.user.as_deref().unwrap_or("u"), false)?;
     writable("the broker path", &opts.broker, true)?;
     writable("the key directory", &opts.key_dir, true)?;
@@ -161,7 +161,7 @@ fn aliases(live: &[&(Scope, Instance)], prefix_profile: bool) -> (Vec<String>, V
 
 /// A Name as a Host alias: lower case (ssh lower-cases the host it is given before matching),
 /// `[a-z0-9._-]` kept, runs of anything else one `-`; `None` if nothing is left.
-pub fn sanitize(name: &str) -> Option<String> {
+pub(crate) fn sanitize(name: &str) -> Option<String> {
     let mut out = String::new();
     for c in name.chars().flat_map(char::to_lowercase) {
         if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {

@@ -10,7 +10,7 @@ const CONTEXT: usize = 2;
 const MAX_CELLS: usize = 4_000_000;
 
 /// The changes from `old` to `new` as unified-diff hunks; empty when they are equal.
-pub fn unified(old: &str, new: &str, label: &str) -> String {
+pub(crate) fn unified(old: &str, new: &str, label: &str) -> String {
     if old == new {
         return String::new();
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Whether an `Include` line of `config` names `file`, and whether that line comes after the first
 /// `Host` or `Match` line (then ssh reads the file only for hosts of that block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Included {
+pub(crate) enum Included {
     /// No `Include` names it.
     No,
     /// Named before any `Host`/`Match`: read for every host.
@@ -17,7 +17,7 @@ pub enum Included {
 }
 
 /// How `config` (the text of `~/.ssh/config`) includes `file` (an absolute path).
-pub fn included(config: &str, file: &Path, home: &Path) -> Included {
+pub(crate) fn included(config: &str, file: &Path, home: &Path) -> Included {
     let mut in_block = false;
     let mut found = Included::No;
     for line in config.lines() {

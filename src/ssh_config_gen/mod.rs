@@ -4,20 +4,20 @@
 //! `proxy` writes keys, from `HOME`): `cmd::ssh_config` writes the file (through
 //! [`crate::cache::private_file`]) and `cmd::ls` lists the instances.
 
-pub mod block;
-pub mod diff;
-pub mod include;
-pub mod section;
+pub(crate) mod block;
+pub(crate) mod diff;
+pub(crate) mod include;
+pub(crate) mod section;
 
 /// The section name for these profiles: `default`, or the profiles joined by `,` in the order
 /// given (so `--profile a --profile b` and `--profile b --write` each keep their own section).
-pub fn section_name(profiles: &[String]) -> String {
+pub(crate) fn section_name(profiles: &[String]) -> String {
     if profiles.is_empty() { "default".into() } else { profiles.join(",") }
 }
 
 /// The directory `proxy` writes pushed keys to, as an absolute path for `IdentityFile`: ssh
 /// expands `~` from the password database, the broker from `HOME`, and the two must agree.
 /// `None` without a home directory.
-pub fn key_dir() -> Option<String> {
+pub(crate) fn key_dir() -> Option<String> {
     crate::keys::file::default_dir().map(|d| d.display().to_string())
 }

@@ -3,7 +3,7 @@
 
 /// Why the section cannot be replaced safely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SectionError {
+pub(crate) enum SectionError {
     /// Markers missing, repeated or out of order: someone edited them.
     #[error(
         "the markers of section {name:?} are damaged ({detail}): fix or remove the lines `{begin}` and `{end}`, then run again"
@@ -21,12 +21,12 @@ pub enum SectionError {
 }
 
 /// The first line of section `name`.
-pub fn begin_marker(name: &str) -> String {
+pub(crate) fn begin_marker(name: &str) -> String {
     format!("# >>> ec2-broker ssh-config: {name} >>>")
 }
 
 /// The last line of section `name`.
-pub fn end_marker(name: &str) -> String {
+pub(crate) fn end_marker(name: &str) -> String {
     format!("# <<< ec2-broker ssh-config: {name} <<<")
 }
 
@@ -36,7 +36,7 @@ const NOTICE: &str =
 
 /// `text` with section `name` holding `body` (which ends with a newline or is empty): replaced
 /// where it is, or appended after a blank line when the file has none.
-pub fn replace(text: &str, name: &str, body: &str) -> Result<String, SectionError> {
+pub(crate) fn replace(text: &str, name: &str, body: &str) -> Result<String, SectionError> {
     let (begin, end) = (begin_marker(name), end_marker(name));
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let at = |marker: &str| -> Vec<usize> {

@@ -58,7 +58,7 @@ const MAX_RESUME_DELAY: Duration = Duration::from_secs(5);
 
 /// Where and how to open the data channel.
 #[derive(Debug, Clone)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// `StreamUrl`, used as given (§2) once its scheme is checked.
     pub url: Redacted<String>,
     /// `TokenValue` (a bearer token: never logged).
@@ -66,17 +66,17 @@ pub struct Connection {
 }
 
 /// Gets a new token for the same session (`ResumeSession`).
-pub trait Resume {
+pub(crate) trait Resume {
     /// `Ok(None)` when the service says the session is over.
     fn resume(&mut self) -> impl Future<Output = Result<Option<Connection>, BoxError>>;
 }
 
 /// Errors from a [`Resume`] implementation.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Driver settings.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// TLS settings for `wss://` (roots including `AWS_CA_BUNDLE`).
     pub tls: Arc<rustls::ClientConfig>,
     /// Give up resuming a dropped connection after this long.
@@ -92,7 +92,7 @@ pub struct Options {
 
 /// Why the data channel could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum DriverError {
+pub(crate) enum DriverError {
     /// The websocket could not be opened.
     #[error("cannot open the Session Manager data channel at {host}: {detail}")]
     Dial {
@@ -130,7 +130,7 @@ pub enum DriverError {
 
 /// How a channel ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// The service closed the channel (sshd closed the connection, or the session was terminated).
     ChannelClosed(String),
     /// ssh closed stdin (it exited) or stdout.
@@ -141,7 +141,7 @@ pub enum End {
 
 /// The result of [`Channel::run`].
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// How it ended.
     pub end: End,
     /// Protocol counters.
@@ -151,7 +151,7 @@ pub struct Outcome {
 }
 
 /// An open data channel whose handshake completed.
-pub struct Channel {
+pub(crate) struct Channel {
     session: Session,
     link: Link,
     conn: Connection,
@@ -163,7 +163,7 @@ pub struct Channel {
 impl Channel {
     /// Dials the StreamUrl, sends the open frame and runs the handshake. Returns once stream
     /// data may flow, so a caller can still fall back to another route before reading stdin.
-    pub async fn open(conn: Connection, options: Options) -> Result<Channel, DriverError> {
+    pub(crate) async fn open(conn: Connection, options: Options) -> Result<Channel, DriverError> {
         let client_id = random_uuid();
         let link = Link::dial(&conn, &options, client_id).await?;
         let config = Config { unix_ms: unix_ms(), seed: rand::random(), ..Config::default() };
@@ -217,7 +217,12 @@ impl Channel {
     }
 
     /// Pipes `stdin`/`stdout` through the channel until one side ends.
-    pub async fn run<R, I, O>(mut self, resume: &mut R, mut stdin: I, mut stdout: O) -> Result<Outcome, DriverError>
+    pub(crate) async fn run<R, I, O>(
+        mut self,
+        resume: &mut R,
+        mut stdin: I,
+        mut stdout: O,
+    ) -> Result<Outcome, DriverError>
     where
         R: Resume,
         I: AsyncRead + Unpin,

@@ -11,22 +11,22 @@ use crate::redact::Redacted;
 /// agent never enables smux keepalives that would cut idle sessions after 30 s, and equal to the
 /// official plugin release the spec was read from, so agent-side version checks behave as they do
 /// for that plugin. `AWS-StartSSHSession` never uses smux, whatever the version.
-pub const CLIENT_VERSION: &str = "1.2.677.0";
+pub(crate) const CLIENT_VERSION: &str = "1.2.677.0";
 
 /// `ActionStatus` values (§8).
-pub mod status {
+pub(crate) mod status {
     /// The action was carried out.
-    pub const SUCCESS: i32 = 1;
+    pub(crate) const SUCCESS: i32 = 1;
     /// The action failed.
-    pub const FAILED: i32 = 2;
+    pub(crate) const FAILED: i32 = 2;
     /// The action is not supported by this client.
-    pub const UNSUPPORTED: i32 = 3;
+    pub(crate) const UNSUPPORTED: i32 = 3;
 }
 
 /// The first websocket frame, as text (§4.1).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct OpenDataChannel<'a> {
+pub(crate) struct OpenDataChannel<'a> {
     /// Always `"1.0"`.
     pub message_schema_version: &'a str,
     /// Fresh per open.
@@ -42,7 +42,7 @@ pub struct OpenDataChannel<'a> {
 
 /// Payload of an `acknowledge` message (§7.1), keys in the official order.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Acknowledge {
+pub(crate) struct Acknowledge {
     /// Type of the acknowledged message.
     #[serde(rename = "AcknowledgedMessageType", default)]
     pub message_type: String,
@@ -60,7 +60,7 @@ pub struct Acknowledge {
 /// Payload of `channel_closed` (§7.2): only the fields we show.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct ChannelClosed {
+pub(crate) struct ChannelClosed {
     /// The session that ended.
     pub session_id: String,
     /// Human-readable reason (idle timeout, terminated ...), often empty.
@@ -70,7 +70,7 @@ pub struct ChannelClosed {
 /// Agent → client, payload type 5 (§8 step 1).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct HandshakeRequest {
+pub(crate) struct HandshakeRequest {
     /// The agent's version string.
     #[serde(default)]
     pub agent_version: String,
@@ -82,7 +82,7 @@ pub struct HandshakeRequest {
 /// One requested action.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct RequestedAction {
+pub(crate) struct RequestedAction {
     /// `SessionType`, `KMSEncryption`, or something newer.
     pub action_type: String,
     /// Parameters, shape depending on the type.
@@ -93,7 +93,7 @@ pub struct RequestedAction {
 /// Client → agent, payload type 6 (§8 step 2).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct HandshakeResponse {
+pub(crate) struct HandshakeResponse {
     /// [`CLIENT_VERSION`].
     pub client_version: &'static str,
     /// One entry per requested action, in order.
@@ -105,7 +105,7 @@ pub struct HandshakeResponse {
 /// The answer to one requested action.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ProcessedAction {
+pub(crate) struct ProcessedAction {
     /// Echo of the requested type.
     pub action_type: String,
     /// One of [`status`].
@@ -119,9 +119,11 @@ pub struct ProcessedAction {
 /// Agent → client, payload type 7 (§8 step 5).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct HandshakeComplete {
+pub(crate) struct HandshakeComplete {
     /// Nanoseconds the handshake took, by the agent's clock.
     #[serde(default)]
+    // Read by serde, kept as the agent sends it (spec §7.3); nothing acts on it yet.
+    #[allow(dead_code)]
     pub handshake_time_to_complete: i64,
     /// Text the official plugin prints on stdout; we log it instead.
     #[serde(default)]
@@ -130,7 +132,7 @@ pub struct HandshakeComplete {
 
 /// How the client answered a handshake request, and whether it can go on.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The response payload (JSON).
     pub response: Vec<u8>,
     /// Why the session cannot work, if it cannot.
@@ -142,7 +144,7 @@ pub struct Answer {
 /// `SessionType` `Port` without `type` is the only session this client runs; KMS encryption is
 /// never used for port sessions by the agent (§3), so a request for it means something unexpected
 /// and is answered as unsupported (the agent then ends the session, and the refusal says why).
-pub fn answer(request: &HandshakeRequest) -> Answer {
+pub(crate) fn answer(request: &HandshakeRequest) -> Answer {
     let mut refusal = None;
     let mut errors = Vec::new();
     let processed = request

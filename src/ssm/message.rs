@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Size of the fixed header as written (`PayloadLength` ends at byte 120).
-pub const HEADER_LEN: usize = 120;
+pub(crate) const HEADER_LEN: usize = 120;
 /// `HeaderLength` as both official writers put it: the offset of `PayloadLength`.
 const HEADER_LENGTH_FIELD: u32 = 116;
 /// MGS's `channel_closed` frames reportedly omit `PayloadType` (§5, seen by an independent client).
@@ -18,57 +18,61 @@ const SHORT_HEADER_LENGTH_FIELD: u32 = 112;
 const TYPE_LEN: usize = 32;
 
 /// `MessageType` strings of the data channel (§6.1).
-pub mod kind {
+pub(crate) mod kind {
     /// Client → agent stream data (sequenced).
-    pub const INPUT_STREAM_DATA: &str = "input_stream_data";
+    pub(crate) const INPUT_STREAM_DATA: &str = "input_stream_data";
     /// Agent → client stream data (sequenced).
-    pub const OUTPUT_STREAM_DATA: &str = "output_stream_data";
+    pub(crate) const OUTPUT_STREAM_DATA: &str = "output_stream_data";
     /// Acknowledgement, both ways (unsequenced).
-    pub const ACKNOWLEDGE: &str = "acknowledge";
+    pub(crate) const ACKNOWLEDGE: &str = "acknowledge";
     /// MGS: the session is over.
-    pub const CHANNEL_CLOSED: &str = "channel_closed";
+    pub(crate) const CHANNEL_CLOSED: &str = "channel_closed";
     /// MGS: the peer is back, resume sending.
-    pub const START_PUBLICATION: &str = "start_publication";
+    pub(crate) const START_PUBLICATION: &str = "start_publication";
     /// MGS: the peer went away, stop sending new data.
-    pub const PAUSE_PUBLICATION: &str = "pause_publication";
+    pub(crate) const PAUSE_PUBLICATION: &str = "pause_publication";
 }
 
 /// `PayloadType` values (§6.2) that the client uses or reacts to.
-pub mod payload {
+// The protocol's vocabulary is named whole (spec §6), also the types only the shell and KMS
+// front ends (issue 16) will read.
+#[allow(dead_code)]
+pub(crate) mod payload {
     /// Raw stream bytes.
-    pub const OUTPUT: u32 = 1;
+    pub(crate) const OUTPUT: u32 = 1;
     /// Agent → client: the handshake request (JSON).
-    pub const HANDSHAKE_REQUEST: u32 = 5;
+    pub(crate) const HANDSHAKE_REQUEST: u32 = 5;
     /// Client → agent: the handshake response (JSON).
-    pub const HANDSHAKE_RESPONSE: u32 = 6;
+    pub(crate) const HANDSHAKE_RESPONSE: u32 = 6;
     /// Agent → client: the handshake is done (JSON).
-    pub const HANDSHAKE_COMPLETE: u32 = 7;
+    pub(crate) const HANDSHAKE_COMPLETE: u32 = 7;
     /// Agent → client: KMS challenge (JSON).
-    pub const ENC_CHALLENGE_REQUEST: u32 = 8;
+    pub(crate) const ENC_CHALLENGE_REQUEST: u32 = 8;
     /// A 4-byte big-endian flag (§6.3).
-    pub const FLAG: u32 = 10;
+    pub(crate) const FLAG: u32 = 10;
     /// Agent → client: standard error bytes (non-interactive commands).
-    pub const STDERR: u32 = 11;
+    pub(crate) const STDERR: u32 = 11;
     /// Agent → client: `EXIT_CODE: <n>`.
-    pub const EXIT_CODE: u32 = 12;
+    pub(crate) const EXIT_CODE: u32 = 12;
 }
 
 /// Flag payload values (§6.3).
-pub mod flag {
+#[allow(dead_code)]
+pub(crate) mod flag {
     /// Client: the local connection went away (basic port forwarding).
-    pub const DISCONNECT_TO_PORT: u32 = 1;
+    pub(crate) const DISCONNECT_TO_PORT: u32 = 1;
     /// Client: end the session now.
-    pub const TERMINATE_SESSION: u32 = 2;
+    pub(crate) const TERMINATE_SESSION: u32 = 2;
     /// Agent: dialing the destination port failed.
-    pub const CONNECT_TO_PORT_ERROR: u32 = 3;
+    pub(crate) const CONNECT_TO_PORT_ERROR: u32 = 3;
 }
 
 /// `Flags` header bits (§5): SYN on an agent's seq 0, SYN|FIN on acks.
-pub const FLAGS_ACK: u64 = 3;
+pub(crate) const FLAGS_ACK: u64 = 3;
 
 /// One decoded data-channel message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     /// `MessageType`, without padding.
     pub kind: String,
     /// `SchemaVersion` (1 in every known message).
@@ -89,7 +93,7 @@ pub struct Message {
 
 /// Why bytes from the network are not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// Shorter than the header it announces.
     #[error("frame of {len} bytes is shorter than its header")]
     Truncated {
@@ -121,7 +125,7 @@ pub enum DecodeError {
 impl Message {
     /// Encodes the message as the official writers do (§5): header length 116, type padded with
     /// spaces, digest over the payload.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + self.payload.len());
         out.extend_from_slice(&HEADER_LENGTH_FIELD.to_be_bytes());
         let mut kind = [b' '; TYPE_LEN];
@@ -142,7 +146,7 @@ impl Message {
     }
 
     /// Decodes one websocket frame. Never panics, whatever the bytes.
-    pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
+    pub(crate) fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         let truncated = || DecodeError::Truncated { len: frame.len() };
         let header_len = be_u32(frame, 0).ok_or_else(truncated)?;
         if header_len != HEADER_LENGTH_FIELD && header_len != SHORT_HEADER_LENGTH_FIELD {

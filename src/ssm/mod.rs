@@ -15,13 +15,11 @@
 //! - `recv_buffer`: reordering and duplicate detection;
 //! - [`session`]: the state machine; [`driver`]: the websocket, stdin/stdout and resume.
 
-pub mod driver;
-pub mod handshake;
-pub mod message;
+pub(crate) mod driver;
+pub(crate) mod handshake;
+pub(crate) mod message;
 mod recv_buffer;
 mod send_buffer;
-pub mod session;
+pub(crate) mod session;
 #[cfg(test)]
 mod tests;
-
-pub use session::{CloseReason, Config, Event, Session, Stats};

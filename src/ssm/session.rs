@@ -15,7 +15,7 @@ use super::send_buffer::SendBuffer;
 
 /// Tunables of a session.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// Largest payload per message. The official peers use 1024 (§5); the agent accepts any size,
     /// but MGS limits are unknown, so we stay at theirs.
     pub chunk_size: usize,
@@ -52,7 +52,7 @@ impl Default for Config {
 
 /// What the session tells its driver.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// The handshake completed: stream data may flow.
     Ready {
         /// The agent's version.
@@ -68,7 +68,7 @@ pub enum Event {
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseReason {
+pub(crate) enum CloseReason {
     /// MGS said the channel is closed (the instance's port closed, or the session was terminated).
     ChannelClosed {
         /// MGS's text, often empty.
@@ -84,7 +84,7 @@ pub enum CloseReason {
 
 /// Counters for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Stream payload bytes delivered to the driver.
     pub bytes_in: u64,
     /// Stream payload bytes accepted from the driver.
@@ -110,7 +110,7 @@ enum Phase {
 
 /// Protocol state for one SSM data-channel session.
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     config: Config,
     start: Instant,
     phase: Phase,
@@ -130,7 +130,7 @@ pub struct Session {
 
 impl Session {
     /// A session whose websocket is open and whose open frame was sent.
-    pub fn new(config: Config, now: Instant) -> Session {
+    pub(crate) fn new(config: Config, now: Instant) -> Session {
         Session {
             start: now,
             phase: Phase::Handshake,
@@ -152,7 +152,7 @@ impl Session {
 
     /// Handles one websocket frame (binary or text). A frame that does not decode is dropped
     /// without an ack, so the agent resends it; the error is returned for the log.
-    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Result<(), DecodeError> {
+    pub(crate) fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Result<(), DecodeError> {
         let msg = Message::decode(frame).inspect_err(|_| self.stats.bad_frames += 1)?;
         if self.phase == Phase::Closed {
             return Ok(());
@@ -185,7 +185,7 @@ impl Session {
     }
 
     /// Timers: retransmissions and the handshake deadline.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.handshake_deadline.is_some_and(|d| d <= now) && self.phase == Phase::Handshake {
             let reason = match self.refusal.take() {
                 Some(r) => CloseReason::HandshakeRefused(r),
@@ -200,19 +200,19 @@ impl Session {
     }
 
     /// The websocket went away: hold transmissions until [`Session::handle_reconnect`].
-    pub fn handle_disconnect(&mut self) {
+    pub(crate) fn handle_disconnect(&mut self) {
         self.connected = false;
     }
 
     /// A new websocket is open (its open frame sent): resend everything unacknowledged now.
-    pub fn handle_reconnect(&mut self, _now: Instant) {
+    pub(crate) fn handle_reconnect(&mut self, _now: Instant) {
         self.connected = true;
         self.paused = false;
         self.send.requeue_all();
     }
 
     /// How many bytes [`Session::send`] would accept now (0 before the handshake completes).
-    pub fn send_capacity(&self) -> usize {
+    pub(crate) fn send_capacity(&self) -> usize {
         if self.phase != Phase::Open {
             return 0;
         }
@@ -221,13 +221,14 @@ impl Session {
         bytes.min(messages.saturating_mul(self.config.chunk_size))
     }
 
+    #[cfg(test)]
     /// Whether the window is open (read stdin only then).
-    pub fn can_send(&self) -> bool {
+    pub(crate) fn can_send(&self) -> bool {
         self.send_capacity() > 0
     }
 
     /// Queues stream bytes for the instance. Returns how many were accepted (flow control).
-    pub fn send(&mut self, now: Instant, data: &[u8]) -> usize {
+    pub(crate) fn send(&mut self, now: Instant, data: &[u8]) -> usize {
         let take = data.len().min(self.send_capacity());
         for chunk in data[..take].chunks(self.config.chunk_size) {
             self.push_stream(now, payload::OUTPUT, chunk.to_vec());
@@ -237,7 +238,7 @@ impl Session {
     }
 
     /// Asks the agent to end the session (Flag `TerminateSession`, §6.3).
-    pub fn terminate(&mut self, now: Instant) {
+    pub(crate) fn terminate(&mut self, now: Instant) {
         if self.phase == Phase::Open {
             self.push_stream(now, payload::FLAG, flag::TERMINATE_SESSION.to_be_bytes().to_vec());
         }
@@ -245,7 +246,7 @@ impl Session {
 
     /// The next frame to put on the websocket, as a binary message, copied into `out`.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    pub(crate) fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         if !self.connected || self.phase == Phase::Closed {
             return false;
         }
@@ -258,35 +259,36 @@ impl Session {
 
     /// What happened, in order.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When to call [`Session::handle_timeout`] next.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let handshake = self.handshake_deadline.filter(|_| self.phase == Phase::Handshake);
         let retransmit = self.send.next_timeout().filter(|_| self.connected && !self.paused);
         [handshake, retransmit].into_iter().flatten().min()
     }
 
     /// Whether everything sent was acknowledged and nothing waits to go out.
-    pub fn is_flushed(&self) -> bool {
+    pub(crate) fn is_flushed(&self) -> bool {
         self.send.len() == 0 && self.acks.is_empty()
     }
 
     /// Whether the session has ended.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
 
     /// Counters.
-    pub fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         Stats { retransmits: self.send.retransmits(), ..self.stats }
     }
 
+    #[cfg(test)]
     /// Payload bytes in flight.
-    pub fn bytes_in_flight(&self) -> usize {
+    pub(crate) fn bytes_in_flight(&self) -> usize {
         self.send.bytes_in_flight()
     }
 

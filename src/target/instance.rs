@@ -7,7 +7,7 @@ use crate::text::printable;
 
 /// The lifecycle state of an instance (`instanceState/name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum InstanceState {
+pub(crate) enum InstanceState {
     /// Booting; not reachable yet.
     Pending,
     /// Running: the only state the broker connects to.
@@ -26,7 +26,7 @@ pub enum InstanceState {
 
 impl InstanceState {
     /// Parses the API's state name.
-    pub fn from_name(name: &str) -> Self {
+    pub(crate) fn from_name(name: &str) -> Self {
         match name {
             "pending" => Self::Pending,
             "running" => Self::Running,
@@ -39,7 +39,7 @@ impl InstanceState {
     }
 
     /// The API's name for this state.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Running => "running",
@@ -69,7 +69,7 @@ pub enum AddressKind {
 
 /// The instance has no address of the kind asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoAddress {
+pub(crate) enum NoAddress {
     /// No private IPv4 address.
     #[error("instance {0} has no private IPv4 address: try --address public")]
     Private(String),
@@ -80,7 +80,7 @@ pub enum NoAddress {
 
 /// The facts about one instance that route choice and messages need.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Instance {
+pub(crate) struct Instance {
     /// `i-…`.
     pub id: String,
     /// The `Name` tag, if set.
@@ -117,7 +117,7 @@ pub struct Instance {
 
 impl Instance {
     /// The address of `kind` the direct route dials (the one place that picks it).
-    pub fn address(&self, kind: AddressKind) -> Result<Ipv4Addr, NoAddress> {
+    pub(crate) fn address(&self, kind: AddressKind) -> Result<Ipv4Addr, NoAddress> {
         match kind {
             AddressKind::Private => self.private_ip.ok_or_else(|| NoAddress::Private(self.id.clone())),
             AddressKind::Public => self.public_ip.ok_or_else(|| NoAddress::Public(self.id.clone())),
@@ -125,7 +125,7 @@ impl Instance {
     }
 
     /// A bare instance with only an id and a state; the other facts empty.
-    pub fn new(id: impl Into<String>, state: InstanceState) -> Self {
+    pub(crate) fn new(id: impl Into<String>, state: InstanceState) -> Self {
         Instance {
             id: id.into(),
             name: None,
@@ -146,13 +146,13 @@ impl Instance {
     }
 
     /// Whether this is a Windows instance (the API sends `windows` in lower case).
-    pub fn is_windows(&self) -> bool {
+    pub(crate) fn is_windows(&self) -> bool {
         self.platform.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("windows"))
     }
 
     /// `instance i-… (Name)` for messages (the Name made printable: whoever may tag the instance
     /// chose it).
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match &self.name {
             Some(n) => format!("instance {} ({})", self.id, printable(n)),
             None => format!("instance {}", self.id),
@@ -160,7 +160,7 @@ impl Instance {
     }
 
     /// One line for candidate lists: id, Name, state, AZ, private IP, launch time.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         format!(
             "{} ({}, {}, {}, {}, launched {})",
             self.id,

@@ -6,7 +6,7 @@ use crate::text::printable;
 
 /// Why a host spec does not name exactly one running instance.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// Nothing matched.
     #[error("no instance matches {target} in {region}: check the spelling, --region and --profile")]
     NotFound {
@@ -43,7 +43,7 @@ pub enum ResolveError {
 }
 
 /// Picks the running instance `target` names among `found` (the API's answer for that target).
-pub fn pick(target: &Target, region: &str, found: Vec<Instance>) -> Result<Instance, ResolveError> {
+pub(crate) fn pick(target: &Target, region: &str, found: Vec<Instance>) -> Result<Instance, ResolveError> {
     let target_text = target.to_string();
     let (running, other): (Vec<Instance>, Vec<Instance>) =
         found.into_iter().partition(|i| i.state == InstanceState::Running);

@@ -13,11 +13,11 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 /// Default SSH port when the spec names none.
-pub const DEFAULT_PORT: u16 = 22;
+pub(crate) const DEFAULT_PORT: u16 = 22;
 
 /// A parsed host argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostSpec {
+pub(crate) struct HostSpec {
     /// OS user on the instance (ssh's `%r`), if given.
     pub user: Option<String>,
     /// Which instance(s) the spec selects.
@@ -30,7 +30,7 @@ pub struct HostSpec {
 
 /// How a spec selects an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// An exact instance id.
     InstanceId(String),
     /// A `Name` tag value, possibly with `*`/`?` wildcards.
@@ -48,7 +48,7 @@ pub enum Target {
 
 /// Why a host argument could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostSpecError {
+pub(crate) enum HostSpecError {
     /// Nothing was given.
     #[error("empty host: give an instance id, a Name tag, tag:KEY=VALUE or an IP address")]
     Empty,
@@ -82,20 +82,19 @@ pub enum HostSpecError {
 impl HostSpec {
     /// Parses `[USER@]HOST[:PORT]`.
     ///
-    /// ```
-    /// use ec2_broker::target::spec::{HostSpec, Target};
-    /// let spec = HostSpec::parse("ec2-user@web-1.eu-west-1:2222").unwrap();
+    /// ```text
+    /// let spec = HostSpec::parse("ec2-user@web-1.eu-west-1:2222").unwrap();   (tested below)
     /// assert_eq!(spec.user.as_deref(), Some("ec2-user"));
     /// assert_eq!(spec.target, Target::Name("web-1".into()));
     /// assert_eq!(spec.region.as_deref(), Some("eu-west-1"));
     /// assert_eq!(spec.port, 2222);
     /// ```
-    pub fn parse(input: &str) -> Result<Self, HostSpecError> {
+    pub(crate) fn parse(input: &str) -> Result<Self, HostSpecError> {
         Self::parse_with_suffix(input, None)
     }
 
     /// [`HostSpec::parse`], removing `suffix` (e.g. `.prod`) from the host first.
-    pub fn parse_with_suffix(input: &str, suffix: Option<&str>) -> Result<Self, HostSpecError> {
+    pub(crate) fn parse_with_suffix(input: &str, suffix: Option<&str>) -> Result<Self, HostSpecError> {
         if let Some(ch) = input.chars().find(|c| c.is_control() || c.is_whitespace()) {
             return Err(HostSpecError::BadChar { spec: input.into(), ch });
         }
@@ -167,7 +166,7 @@ fn split_region(host: &str) -> (&str, Option<String>) {
 }
 
 /// Whether `s` has the shape of an AWS Region name.
-pub fn is_region(s: &str) -> bool {
+pub(crate) fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
         return false;
@@ -210,6 +209,15 @@ pub fn fuzz_parse(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_example() {
+        let spec = HostSpec::parse("ec2-user@web-1.eu-west-1:2222").unwrap();
+        assert_eq!(spec.user.as_deref(), Some("ec2-user"));
+        assert_eq!(spec.target, Target::Name("web-1".into()));
+        assert_eq!(spec.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(spec.port, 2222);
+    }
 
     fn ok(s: &str) -> HostSpec {
         HostSpec::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))

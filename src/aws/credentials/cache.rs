@@ -21,14 +21,14 @@ use crate::cache::private_file::{PrivateFileError, read_private, write_private};
 /// Cached credentials are used only while they have more than this left: an API call, an
 /// Instance Connect push and an SSM session start all fit well inside 5 minutes (the AWS CLI
 /// refreshes 15 minutes early, but it also serves long-running scripts).
-pub const MIN_REMAINING: Duration = Duration::from_secs(300);
+pub(crate) const MIN_REMAINING: Duration = Duration::from_secs(300);
 
 /// The provider name the SDK sees on cached and fresh role credentials.
-pub const PROVIDER_NAME: &str = "ec2-broker-mfa";
+pub(crate) const PROVIDER_NAME: &str = "ec2-broker-mfa";
 
 /// A cache file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum CacheError {
+pub(crate) enum CacheError {
     /// Not JSON of the expected shape.
     #[error("not a credentials cache file: {0}")]
     Json(#[from] serde_json::Error),
@@ -44,24 +44,24 @@ pub enum CacheError {
 }
 
 /// The `<cache dir>/ec2-broker/credentials` directory (`~/.cache/…` on Linux), if there is a home.
-pub fn default_dir() -> Option<PathBuf> {
+pub(crate) fn default_dir() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("ec2-broker").join("credentials"))
 }
 
 /// The file for `key` in `dir`.
-pub fn file(dir: &Path, key: &str) -> PathBuf {
+pub(crate) fn file(dir: &Path, key: &str) -> PathBuf {
     dir.join(format!("{key}.json"))
 }
 
 /// The name of the lock file for `key` (held while a broker asks for the code).
-pub fn lock_name(key: &str) -> String {
+pub(crate) fn lock_name(key: &str) -> String {
     format!("{key}.lock")
 }
 
 /// The cache key: hex SHA-1 of the canonical JSON (sorted keys, no spaces) of what decides the
 /// credentials: `RoleArn`, `SerialNumber`, the source, and `RoleSessionName`, `DurationSeconds`,
 /// `ExternalId` when set. As the AWS CLI keys its cache, plus the source.
-pub fn key(role: &MfaRole) -> String {
+pub(crate) fn key(role: &MfaRole) -> String {
     // serde_json's Map is a BTreeMap (no preserve_order feature): keys come out sorted.
     let mut fields = serde_json::Map::new();
     let mut put = |k: &str, v: serde_json::Value| fields.insert(k.to_string(), v);
@@ -86,12 +86,12 @@ pub fn key(role: &MfaRole) -> String {
 
 /// Whether credentials expiring at `expiry` may still be used at `now` (more than
 /// [`MIN_REMAINING`] left).
-pub fn usable(expiry: SystemTime, now: SystemTime) -> bool {
+pub(crate) fn usable(expiry: SystemTime, now: SystemTime) -> bool {
     expiry.duration_since(now).is_ok_and(|left| left > MIN_REMAINING)
 }
 
 /// Reads a cache file's text (unknown fields, such as the AWS CLI's `AssumedRoleUser`, are ignored).
-pub fn parse(text: &str) -> Result<Credentials, CacheError> {
+pub(crate) fn parse(text: &str) -> Result<Credentials, CacheError> {
     let file: CacheFile = serde_json::from_str(text)?;
     let c = file.credentials;
     let expiry = DateTime::from_str(&c.expiration, DateTimeFormat::DateTimeWithOffset)
@@ -102,7 +102,7 @@ pub fn parse(text: &str) -> Result<Credentials, CacheError> {
 }
 
 /// The file text for role credentials (which always have a session token and an expiry).
-pub fn serialize(credentials: &Credentials) -> Result<String, CacheError> {
+pub(crate) fn serialize(credentials: &Credentials) -> Result<String, CacheError> {
     let expiry = credentials.expiry().ok_or(CacheError::Incomplete("an expiry"))?;
     let token = credentials.session_token().ok_or(CacheError::Incomplete("a session token"))?;
     let expiration =
@@ -121,7 +121,7 @@ pub fn serialize(credentials: &Credentials) -> Result<String, CacheError> {
 /// The credentials cached under `key`, if there is a file; a corrupt file is ignored, but a
 /// directory or file that cannot be trusted is an error (naming it and what to do).
 /// (Freshness is the caller's: see [`usable`].)
-pub fn read(dir: &Path, key: &str) -> Result<Option<Credentials>, PrivateFileError> {
+pub(crate) fn read(dir: &Path, key: &str) -> Result<Option<Credentials>, PrivateFileError> {
     let path = file(dir, key);
     let Some(text) = read_private(&path)? else { return Ok(None) };
     Ok(parse(&text)
@@ -132,7 +132,7 @@ pub fn read(dir: &Path, key: &str) -> Result<Option<Credentials>, PrivateFileErr
 }
 
 /// Stores `credentials` under `key`, atomically, mode 0600; returns the file.
-pub fn write(dir: &Path, key: &str, credentials: &Credentials) -> Result<PathBuf, CacheError> {
+pub(crate) fn write(dir: &Path, key: &str, credentials: &Credentials) -> Result<PathBuf, CacheError> {
     let path = file(dir, key);
     let text = serialize(credentials)?;
     write_private(&path, &text)?;

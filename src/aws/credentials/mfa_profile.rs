@@ -13,7 +13,7 @@ const DURATION_RANGE: std::ops::RangeInclusive<u32> = 900..=43_200;
 
 /// A role assumed with an MFA code, as a profile describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MfaRole {
+pub(crate) struct MfaRole {
     /// The profile's name (`admin` for `[profile admin]`).
     pub profile: String,
     /// `role_arn`.
@@ -32,7 +32,7 @@ pub struct MfaRole {
 
 /// Where the credentials that call AssumeRole come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoleSource {
+pub(crate) enum RoleSource {
     /// `source_profile = NAME`: that profile, through aws-config's chain.
     Profile(String),
     /// `credential_source = Environment`: `AWS_ACCESS_KEY_ID` and friends.
@@ -50,7 +50,7 @@ impl fmt::Display for RoleSource {
 
 /// A profile with `role_arn` and `mfa_serial` that the broker cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProfileError {
+pub(crate) enum ProfileError {
     /// Neither `source_profile` nor `credential_source`.
     #[error(
         "profile {profile} has role_arn and mfa_serial but no source_profile: add source_profile = NAME, the \
@@ -109,7 +109,7 @@ pub enum ProfileError {
 }
 
 /// The profile to use: `explicit` (`--profile`), else `AWS_PROFILE`, else `default`.
-pub fn selected_profile(explicit: Option<&str>, aws_profile_var: Option<&str>) -> String {
+pub(crate) fn selected_profile(explicit: Option<&str>, aws_profile_var: Option<&str>) -> String {
     explicit.or(aws_profile_var).filter(|p| !p.is_empty()).unwrap_or("default").to_string()
 }
 
@@ -118,7 +118,7 @@ pub fn selected_profile(explicit: Option<&str>, aws_profile_var: Option<&str>) -
 /// The standard chain takes `AWS_ACCESS_KEY_ID` before any profile, so those keys win over a
 /// `source_profile` role, as they would without the broker; for `credential_source = Environment`
 /// they are the role's source.
-pub fn broker_provides(role: &MfaRole, access_key_in_env: bool) -> bool {
+pub(crate) fn broker_provides(role: &MfaRole, access_key_in_env: bool) -> bool {
     match role.source {
         RoleSource::Profile(_) => !access_key_in_env,
         RoleSource::Environment => true,
@@ -127,7 +127,7 @@ pub fn broker_provides(role: &MfaRole, access_key_in_env: bool) -> bool {
 
 /// The MFA role `name` describes; `None` when it is not one (no such profile, no `role_arn`, or no
 /// `mfa_serial`: aws-config handles those).
-pub fn mfa_role(profiles: &ProfileSet, name: &str) -> Result<Option<MfaRole>, ProfileError> {
+pub(crate) fn mfa_role(profiles: &ProfileSet, name: &str) -> Result<Option<MfaRole>, ProfileError> {
     let Some(profile) = profiles.get_profile(name) else { return Ok(None) };
     let get = |key: &str| profile.get(key).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
     let (Some(role_arn), Some(mfa_serial)) = (get("role_arn"), get("mfa_serial")) else { return Ok(None) };
@@ -173,7 +173,7 @@ pub fn mfa_role(profiles: &ProfileSet, name: &str) -> Result<Option<MfaRole>, Pr
 /// Reads the real AWS config and credentials files and decides for the selected profile
 /// ([`selected_profile`]). Files that cannot be read or parsed make `None` (with a debug log):
 /// aws-config reports them in its own words.
-pub async fn load(explicit_profile: Option<&str>) -> Result<Option<MfaRole>, ProfileError> {
+pub(crate) async fn load(explicit_profile: Option<&str>) -> Result<Option<MfaRole>, ProfileError> {
     let env = Env::real();
     let name = selected_profile(explicit_profile, env.get("AWS_PROFILE").ok().as_deref());
     // The default files (`Default` of aws-runtime's EnvConfigFiles), as aws-config reads them.

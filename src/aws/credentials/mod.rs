@@ -10,19 +10,19 @@
 //! a private [`cache`] file (the AWS CLI's format) until they are about to expire, and the code is
 //! asked for only then, on `/dev/tty` ([`prompt`]): never on stdin or stdout, which are ssh's.
 
-pub mod cache;
-pub mod mfa_profile;
-pub mod prompt;
-pub mod provider;
+pub(crate) mod cache;
+pub(crate) mod mfa_profile;
+pub(crate) mod prompt;
+pub(crate) mod provider;
 
-pub use mfa_profile::{MfaRole, ProfileError, RoleSource};
-pub use provider::MfaCredentialsProvider;
+pub(crate) use mfa_profile::ProfileError;
+pub(crate) use provider::MfaCredentialsProvider;
 
 use crate::aws::AwsError;
 
 /// Why an MFA role's credentials could not be had.
 #[derive(Debug, thiserror::Error)]
-pub enum MfaError {
+pub(crate) enum MfaError {
     /// The profile names an MFA role in a way the broker cannot use.
     #[error(transparent)]
     Profile(#[from] ProfileError),

@@ -19,27 +19,27 @@ use super::MfaError;
 use crate::cache::private_file::{DirPolicy, PrivateDir};
 
 /// The controlling terminal, whatever stdin and stdout are.
-pub const TTY: &str = "/dev/tty";
+pub(crate) const TTY: &str = "/dev/tty";
 /// Lines read before giving up on a malformed code.
-pub const TRIES: u32 = 3;
+pub(crate) const TRIES: u32 = 3;
 /// How long a broker waits for another one's prompt before giving up: [`TRIES`] codes, each read
 /// off an authenticator that shows a new one every 30 s, fit in 3 minutes with room to spare; a
 /// prompt still open after that is one nobody is answering.
-pub const PROMPT_WAIT: Duration = Duration::from_secs(180);
+pub(crate) const PROMPT_WAIT: Duration = Duration::from_secs(180);
 /// How often a waiting broker tries the lock (`flock` has no timeout of its own).
 const LOCK_POLL: Duration = Duration::from_millis(100);
 
 /// The right to ask for an MFA code: an exclusive `flock` on a lock file in the credentials cache
 /// directory, held from before the cache is read again until after it is written.
 #[derive(Debug)]
-pub struct PromptLock {
+pub(crate) struct PromptLock {
     _file: File,
 }
 
 impl PromptLock {
     /// Takes the lock file `name` in `dir` (created safely, see [`PrivateDir::open_lock`]),
     /// waiting up to `wait` while another broker asks for the code of `serial`.
-    pub async fn acquire(dir: &Path, name: &str, serial: &str, wait: Duration) -> Result<PromptLock, MfaError> {
+    pub(crate) async fn acquire(dir: &Path, name: &str, serial: &str, wait: Duration) -> Result<PromptLock, MfaError> {
         let private = PrivateDir::create(dir, DirPolicy::NoOtherWriters).map_err(MfaError::Cache)?;
         let file = private.open_lock(name).map_err(MfaError::Cache)?;
         let deadline = Instant::now() + wait;
@@ -68,17 +68,17 @@ impl PromptLock {
 
 /// A code as typed: exactly 6 ASCII digits. Its `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct MfaCode(String);
+pub(crate) struct MfaCode(String);
 
 impl MfaCode {
     /// A code from a typed line (surrounding white space ignored).
-    pub fn parse(line: &str) -> Option<MfaCode> {
+    pub(crate) fn parse(line: &str) -> Option<MfaCode> {
         let code = line.trim();
         (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then(|| MfaCode(code.to_string()))
     }
 
     /// The digits, for STS's `TokenCode`.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -91,12 +91,12 @@ impl fmt::Debug for MfaCode {
 
 /// Asks for the code of `serial` on `/dev/tty`; `profile` names what to log in to when there is no
 /// terminal ([`MfaError::NoTerminal`]).
-pub async fn ask(profile: &str, serial: &str) -> Result<MfaCode, MfaError> {
+pub(crate) async fn ask(profile: &str, serial: &str) -> Result<MfaCode, MfaError> {
     ask_on(Path::new(TTY), profile, serial).await
 }
 
 /// [`ask`] on the terminal device `tty`.
-pub async fn ask_on(tty: &Path, profile: &str, serial: &str) -> Result<MfaCode, MfaError> {
+pub(crate) async fn ask_on(tty: &Path, profile: &str, serial: &str) -> Result<MfaCode, MfaError> {
     let terminal = File::options().read(true).write(true).open(tty).map_err(|e| {
         tracing::debug!(tty = %tty.display(), error = %e, "no terminal for the MFA prompt");
         MfaError::NoTerminal { profile: profile.to_string() }
@@ -126,7 +126,7 @@ pub async fn ask_on(tty: &Path, profile: &str, serial: &str) -> Result<MfaCode, 
 
 /// The dialogue: prints `MFA code for SERIAL: `, reads a line, and asks again (up to [`TRIES`]
 /// lines) until it is 6 digits. The typed line is not echoed, so each answer ends the output line.
-pub fn converse(input: &mut impl BufRead, output: &mut impl Write, serial: &str) -> Result<MfaCode, MfaError> {
+pub(crate) fn converse(input: &mut impl BufRead, output: &mut impl Write, serial: &str) -> Result<MfaCode, MfaError> {
     for _ in 0..TRIES {
         write!(output, "MFA code for {serial}: ").and_then(|()| output.flush()).map_err(MfaError::Terminal)?;
         let mut line = String::new();

@@ -27,7 +27,7 @@ const FALLBACK_REGION: &str = "us-east-1";
 
 /// Credentials for one MFA role ([`ProvideCredentials`] for the SDK).
 #[derive(Debug)]
-pub struct MfaCredentialsProvider {
+pub(crate) struct MfaCredentialsProvider {
     role: MfaRole,
     region: Option<Region>,
     cache_dir: Option<PathBuf>,
@@ -37,7 +37,10 @@ pub struct MfaCredentialsProvider {
 /// The broker's provider when the selected profile (`profile`, else `AWS_PROFILE`, else
 /// `default`) is an MFA role that the broker must assume ([`mfa_profile::broker_provides`]);
 /// `None` leaves credentials to aws-config's chain. Logs which it is.
-pub async fn for_profile(profile: Option<&str>, region: &str) -> Result<Option<MfaCredentialsProvider>, MfaError> {
+pub(crate) async fn for_profile(
+    profile: Option<&str>,
+    region: &str,
+) -> Result<Option<MfaCredentialsProvider>, MfaError> {
     let Some(role) = mfa_profile::load(profile).await? else {
         tracing::debug!("credentials: aws-config's chain (the profile has no role_arn + mfa_serial)");
         return Ok(None);
@@ -54,13 +57,13 @@ pub async fn for_profile(profile: Option<&str>, region: &str) -> Result<Option<M
 impl MfaCredentialsProvider {
     /// A provider for `role`, calling STS in `region` (else the source's Region, else
     /// us-east-1), caching in [`cache::default_dir`].
-    pub fn new(role: MfaRole, region: Option<Region>) -> Self {
+    pub(crate) fn new(role: MfaRole, region: Option<Region>) -> Self {
         MfaCredentialsProvider { role, region, cache_dir: cache::default_dir(), held: Default::default() }
     }
 
     /// A provider for `role` as `ec2-broker login` wants it: STS in `region` when given, else in
     /// the Region the role's profile names (aws-config's Region chain).
-    pub async fn for_login(role: MfaRole, region: Option<&str>) -> Self {
+    pub(crate) async fn for_login(role: MfaRole, region: Option<&str>) -> Self {
         let region = match region {
             Some(r) => Some(Region::new(r.to_string())),
             None => {
@@ -72,24 +75,25 @@ impl MfaCredentialsProvider {
         MfaCredentialsProvider::new(role, region)
     }
 
+    #[cfg(test)]
     /// Caches in `dir` instead (`None`: no cache file at all).
-    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+    pub(crate) fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.cache_dir = dir;
         self
     }
 
     /// The role.
-    pub fn role(&self) -> &MfaRole {
+    pub(crate) fn role(&self) -> &MfaRole {
         &self.role
     }
 
     /// The cache file for this role, if there is a cache directory.
-    pub fn cache_file(&self) -> Option<PathBuf> {
+    pub(crate) fn cache_file(&self) -> Option<PathBuf> {
         self.cache_dir.as_deref().map(|d| cache::file(d, &cache::key(&self.role)))
     }
 
     /// The cache file's credentials if they are usable at `now`.
-    pub fn cached(&self, now: SystemTime) -> Option<Credentials> {
+    pub(crate) fn cached(&self, now: SystemTime) -> Option<Credentials> {
         self.cached_checked(now).ok().flatten()
     }
 
@@ -110,7 +114,7 @@ impl MfaCredentialsProvider {
 
     /// Usable credentials: the ones this process holds, the cache file's, or new ones (which
     /// asks for a code on the terminal).
-    pub async fn credentials(&self) -> Result<Credentials, MfaError> {
+    pub(crate) async fn credentials(&self) -> Result<Credentials, MfaError> {
         let mut held = self.held.lock().await;
         let now = SystemTime::now();
         if let Some(c) = held.as_ref().filter(|c| c.expiry().is_some_and(|e| cache::usable(e, now))) {
@@ -144,7 +148,7 @@ impl MfaCredentialsProvider {
 
     /// New credentials whatever the cache holds (`login --force`): asks for a code, assumes the
     /// role, replaces the cache file.
-    pub async fn assume(&self) -> Result<Credentials, MfaError> {
+    pub(crate) async fn assume(&self) -> Result<Credentials, MfaError> {
         let mut held = self.held.lock().await;
         let _prompt = self.prompt_lock().await?;
         let fresh = self.assume_locked().await?;
@@ -256,7 +260,7 @@ fn refusal(role: &MfaRole, err: AwsError) -> MfaError {
 }
 
 /// `2026-11-23T19:39:02Z`.
-pub fn iso8601(t: SystemTime) -> String {
+pub(crate) fn iso8601(t: SystemTime) -> String {
     DateTime::from(t).fmt(DateTimeFormat::DateTime).unwrap_or_else(|_| format!("{t:?}"))
 }
 

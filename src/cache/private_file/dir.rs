@@ -20,7 +20,7 @@ const TEMP_ATTEMPTS: u32 = 8;
 
 /// Which other-user permission bits a private directory may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirPolicy {
+pub(crate) enum DirPolicy {
     /// Others may read and enter it but not write (caches: 0755 is fine, 0775 and 0777 are not).
     NoOtherWriters,
     /// Others have no access at all (keys: 0700).
@@ -39,14 +39,14 @@ impl DirPolicy {
 
 /// A directory owned by the current user that others cannot write to, held open.
 #[derive(Debug)]
-pub struct PrivateDir {
+pub(crate) struct PrivateDir {
     fd: File,
     path: PathBuf,
 }
 
 /// What an existing name in a directory turned out to be, opened without following a link.
 #[derive(Debug)]
-pub enum Existing {
+pub(crate) enum Existing {
     /// A regular file (of any owner and mode: the caller decides).
     File {
         /// Open for reading.
@@ -60,7 +60,7 @@ pub enum Existing {
 
 impl PrivateDir {
     /// Opens `path`, creating it and any missing parent 0700, and checks it against `policy`.
-    pub fn create(path: &Path, policy: DirPolicy) -> Result<PrivateDir, PrivateFileError> {
+    pub(crate) fn create(path: &Path, policy: DirPolicy) -> Result<PrivateDir, PrivateFileError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -76,7 +76,7 @@ impl PrivateDir {
     /// Opens an existing `path` (`None` when there is none) and checks it against `policy`: it
     /// must belong to the current user and have none of the policy's forbidden bits. A symbolic
     /// link to such a directory is fine: what is checked and used is the directory itself.
-    pub fn open(path: &Path, policy: DirPolicy) -> Result<Option<PrivateDir>, PrivateFileError> {
+    pub(crate) fn open(path: &Path, policy: DirPolicy) -> Result<Option<PrivateDir>, PrivateFileError> {
         let Some(dir) = PrivateDir::open_unchecked(path)? else { return Ok(None) };
         let meta = dir.fd.metadata().map_err(PrivateFileError::io("reading the status of", path))?;
         let uid = current_uid();
@@ -104,18 +104,19 @@ impl PrivateDir {
         }
     }
 
-    /// The directory's path (for messages).
-    pub fn path(&self) -> &Path {
+    /// The directory's path.
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// `name` in this directory (for messages and for ssh, which reads files by path).
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
     /// Replaces `name` with `bytes` atomically, mode 0600 (see [`PrivateDir::create_temp`]).
-    pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), PrivateFileError> {
+    pub(crate) fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), PrivateFileError> {
         let (mut file, tmp) = self.create_temp(name, 0o600)?;
         let written = file
             .write_all(bytes)
@@ -130,7 +131,7 @@ impl PrivateDir {
 
     /// A new file beside `name` with a random name (`.NAME.<16 hex digits>.tmp`), created
     /// `O_CREAT|O_EXCL|O_NOFOLLOW` with `mode`: nothing planted under that name is ever opened.
-    pub fn create_temp(&self, name: &str, mode: u32) -> Result<(File, String), PrivateFileError> {
+    pub(crate) fn create_temp(&self, name: &str, mode: u32) -> Result<(File, String), PrivateFileError> {
         for _ in 0..TEMP_ATTEMPTS {
             let tmp = format!(".{name}.{:016x}.tmp", rand::random::<u64>());
             match self.create_new(&tmp, mode) {
@@ -145,14 +146,14 @@ impl PrivateDir {
     }
 
     /// Creates `name`, which must not exist (`O_CREAT|O_EXCL|O_NOFOLLOW`), with `mode`.
-    pub fn create_new(&self, name: &str, mode: u32) -> Result<File, Errno> {
+    pub(crate) fn create_new(&self, name: &str, mode: u32) -> Result<File, Errno> {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         rustix::fs::openat(self.fd.as_fd(), name, flags, Mode::from_raw_mode(mode)).map(File::from)
     }
 
     /// What is at `name`, if anything, opened read-only without following a symbolic link (and
     /// without blocking on a FIFO).
-    pub fn open_existing(&self, name: &str) -> Result<Option<Existing>, PrivateFileError> {
+    pub(crate) fn open_existing(&self, name: &str) -> Result<Option<Existing>, PrivateFileError> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let file = match rustix::fs::openat(self.fd.as_fd(), name, flags, Mode::empty()) {
             Ok(fd) => File::from(fd),
@@ -174,7 +175,7 @@ impl PrivateDir {
 
     /// The text of `name` if it exists and is a regular file of the current user that others
     /// cannot write; anything else is [`PrivateFileError::NotOurs`].
-    pub fn read_own(&self, name: &str) -> Result<Option<String>, PrivateFileError> {
+    pub(crate) fn read_own(&self, name: &str) -> Result<Option<String>, PrivateFileError> {
         let path = self.join(name);
         let not_ours = |why: String| PrivateFileError::NotOurs { path: path.clone(), why };
         let (mut file, meta) = match self.open_existing(name)? {
@@ -198,7 +199,7 @@ impl PrivateDir {
 
     /// Opens (creating 0600 if needed) the lock file `name`, without following a symbolic link;
     /// it must be a regular file of the current user.
-    pub fn open_lock(&self, name: &str) -> Result<File, PrivateFileError> {
+    pub(crate) fn open_lock(&self, name: &str) -> Result<File, PrivateFileError> {
         let path = self.join(name);
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let file = match rustix::fs::openat(self.fd.as_fd(), name, flags, Mode::from_raw_mode(0o600)) {
@@ -220,7 +221,7 @@ impl PrivateDir {
 
     /// Renames `from` to `to`, both in this directory (replacing `to`, even a symbolic link,
     /// without following it), then syncs the directory so the rename survives a crash.
-    pub fn rename(&self, from: &str, to: &str) -> Result<(), PrivateFileError> {
+    pub(crate) fn rename(&self, from: &str, to: &str) -> Result<(), PrivateFileError> {
         rustix::fs::renameat(self.fd.as_fd(), from, self.fd.as_fd(), to)
             .map_err(|e| PrivateFileError::io("renaming into place", &self.join(to))(e.into()))?;
         if let Err(e) = rustix::fs::fsync(self.fd.as_fd()) {
@@ -230,7 +231,7 @@ impl PrivateDir {
     }
 
     /// Removes `name` (a symbolic link itself, never what it points to); a missing one is fine.
-    pub fn remove(&self, name: &str) -> Result<(), PrivateFileError> {
+    pub(crate) fn remove(&self, name: &str) -> Result<(), PrivateFileError> {
         match rustix::fs::unlinkat(self.fd.as_fd(), name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(PrivateFileError::io("removing", &self.join(name))(e.into())),

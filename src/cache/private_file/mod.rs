@@ -10,16 +10,16 @@
 //!   symbolic link, keeping owner, mode and a backup, and never losing lines ssh appended meanwhile.
 
 mod dir;
-pub mod user_file;
+pub(crate) mod user_file;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use dir::{DirPolicy, Existing, PrivateDir};
+pub(crate) use dir::{DirPolicy, Existing, PrivateDir};
 
 /// Why a private file or its directory cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum PrivateFileError {
+pub(crate) enum PrivateFileError {
     /// The directory belongs to another user, who could swap or read what the broker keeps in it.
     #[error("directory {dir} belongs to uid {owner}, not to you (uid {uid}): use a directory of your own")]
     ForeignDir {
@@ -95,7 +95,7 @@ impl PrivateFileError {
 /// `O_EXCL|O_NOFOLLOW` and synced, then a rename), mode 0600. Missing directories are created
 /// 0700; an existing one must belong to the user and not be writable by others
 /// ([`DirPolicy::NoOtherWriters`]).
-pub fn write_private(file: &Path, text: &str) -> Result<(), PrivateFileError> {
+pub(crate) fn write_private(file: &Path, text: &str) -> Result<(), PrivateFileError> {
     let (dir, name) = split(file)?;
     PrivateDir::create(dir, DirPolicy::NoOtherWriters)?.write_atomic(name, text.as_bytes())
 }
@@ -103,7 +103,7 @@ pub fn write_private(file: &Path, text: &str) -> Result<(), PrivateFileError> {
 /// The text of `file` if it exists, refusing what the broker cannot have written: a symbolic link,
 /// something other than a regular file, a file of another owner or writable by others, or one in
 /// a directory that fails [`DirPolicy::NoOtherWriters`].
-pub fn read_private(file: &Path) -> Result<Option<String>, PrivateFileError> {
+pub(crate) fn read_private(file: &Path) -> Result<Option<String>, PrivateFileError> {
     let (dir, name) = split(file)?;
     let Some(dir) = PrivateDir::open(dir, DirPolicy::NoOtherWriters)? else { return Ok(None) };
     dir.read_own(name)
@@ -111,7 +111,7 @@ pub fn read_private(file: &Path) -> Result<Option<String>, PrivateFileError> {
 
 /// A cache file's text: empty when there is none or when it cannot be trusted (that is logged
 /// at warn, naming the file and why: a cache is only a hint, so the broker goes on without it).
-pub fn read_hint(file: &Path) -> String {
+pub(crate) fn read_hint(file: &Path) -> String {
     match read_private(file) {
         Ok(text) => text.unwrap_or_default(),
         Err(e) => {
@@ -122,7 +122,7 @@ pub fn read_hint(file: &Path) -> String {
 }
 
 /// The current effective uid (the owner every private file and directory must have).
-pub fn current_uid() -> u32 {
+pub(crate) fn current_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 

@@ -30,7 +30,7 @@ const BACKUP_SUFFIXES: u32 = 100;
 
 /// Where a rewrite went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rewritten {
+pub(crate) struct Rewritten {
     /// The file that was replaced (the symbolic link's target when the path was a link).
     pub target: PathBuf,
     /// The copy of what it held before.
@@ -41,7 +41,7 @@ pub struct Rewritten {
 /// makes of its current bytes; `edit` returns `None` to refuse (nothing is written then:
 /// [`PrivateFileError::Changed`]). `edit` may be called again, with the file's new bytes, when
 /// the file changes before the rename; `now` names the backup.
-pub fn rewrite(
+pub(crate) fn rewrite(
     path: &Path,
     now: SystemTime,
     mut edit: impl FnMut(&[u8]) -> Option<Vec<u8>>,

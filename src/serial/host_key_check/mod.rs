@@ -56,7 +56,7 @@ pub use self::oracle::{OracleRun, fuzz_oracle};
 
 /// What the check has decided so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The host key has not arrived yet.
     Pending,
     /// The host key has the expected fingerprint; everything from now on passes unchecked.
@@ -76,7 +76,7 @@ pub enum Verdict {
 /// endpoint, and [`handle_server`](Self::handle_server) with the endpoint's bytes; pass on to ssh
 /// only what `handle_server` returns.
 #[derive(Debug)]
-pub struct HostKeyCheck {
+pub(crate) struct HostKeyCheck {
     expected: Fingerprint,
     server: Framer,
     client: Framer,
@@ -86,7 +86,7 @@ pub struct HostKeyCheck {
 
 impl HostKeyCheck {
     /// A check that accepts only a host key with `expected` as its SHA-256 fingerprint.
-    pub fn new(expected: Fingerprint) -> Self {
+    pub(crate) fn new(expected: Fingerprint) -> Self {
         HostKeyCheck {
             expected,
             server: Framer::default(),
@@ -99,7 +99,7 @@ impl HostKeyCheck {
     /// Takes bytes from the endpoint; returns what may go on to ssh now, and the verdict.
     /// After `Verified` every byte goes straight through; after a failure nothing does.
     #[must_use]
-    pub fn handle_server(&mut self, data: &[u8]) -> (Vec<u8>, Verdict) {
+    pub(crate) fn handle_server(&mut self, data: &[u8]) -> (Vec<u8>, Verdict) {
         match self.verdict {
             Verdict::Verified => return (data.to_vec(), Verdict::Verified),
             Verdict::Mismatch { .. } | Verdict::Malformed(_) => return (Vec::new(), self.verdict.clone()),
@@ -123,7 +123,7 @@ impl HostKeyCheck {
     /// Observes bytes ssh sent towards the endpoint (the caller relays them unchanged, before or
     /// as it calls this, and before it reads further from the endpoint); returns the verdict,
     /// which becomes a failure if ssh's side is not a key exchange this check can follow.
-    pub fn handle_client(&mut self, data: &[u8]) -> Verdict {
+    pub(crate) fn handle_client(&mut self, data: &[u8]) -> Verdict {
         if self.verdict != Verdict::Pending {
             return self.verdict.clone();
         }
@@ -139,7 +139,7 @@ impl HostKeyCheck {
     }
 
     /// The verdict so far.
-    pub fn verdict(&self) -> &Verdict {
+    pub(crate) fn verdict(&self) -> &Verdict {
         &self.verdict
     }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::AgentSim;
 use crate::ssm::message::{Message, kind};
-use crate::ssm::{CloseReason, Config, Event, Session};
+use crate::ssm::session::{CloseReason, Config, Event, Session};
 
 #[derive(Clone, Copy, Default)]
 struct Faults {
