@@ -72,12 +72,11 @@ pub(crate) enum RouteError {
 
 impl RouteError {
     /// The AWS error behind this failure, if an API call failed (doctor reads its kind and the
-    /// action to allow).
+    /// action to allow). The serial route carries none: its checks go on when a call fails.
     pub(crate) fn aws(&self) -> Option<&AwsError> {
         match self {
             RouteError::Eice(EiceError::Api(e)) => Some(e),
             RouteError::Ssm(SsmError::Start { source, .. }) => Some(source),
-            RouteError::Serial(e) => e.aws(),
             RouteError::Relayed { cause: Some(c), .. } => c.aws(),
             _ => None,
         }

@@ -69,13 +69,6 @@ pub(crate) enum SerialRouteError {
     },
 }
 
-impl SerialRouteError {
-    /// The AWS error behind this failure (none: the checks that call AWS go on when a call fails).
-    pub(crate) fn aws(&self) -> Option<&crate::aws::AwsError> {
-        None
-    }
-}
-
 /// The serial route's settings: overrides of the Region's published endpoint and fingerprint.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SerialOptions {
