@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::terminal::escape::EscapeChar;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The command line: global options and a subcommand.
@@ -231,7 +232,7 @@ Nitro-based type, pushes a fresh key with SendSerialConsoleSSHPublicKey, connect
 serial console endpoint (its host key must have the fingerprint AWS publishes), and hands you the \
 instance's ttyS0. Log in with an OS user's password: SSH keys do not apply at the console.
 
-At the start of a line: ~. leaves, ~? lists the escapes, ~~ sends a ~.
+At the start of a line: ~. leaves, ~? lists the escapes, ~~ sends a ~ (another escape character: -e).
 
 One session per instance: a new one can start about 30 s after the last one closed (the broker waits \
 and retries). The session is a terminal, not a byte stream: scp and rsync cannot run over it. To use \
@@ -278,6 +279,10 @@ pub struct ConsoleArgs {
     /// Seconds to wait for the endpoint to connect and log in.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     pub connect_timeout: u64,
+
+    /// The escape character, as ssh's -e: one character, ^ and a letter (e.g. ^]), or none.
+    #[arg(short = 'e', long, default_value = "~", value_name = "CHAR")]
+    pub escape_char: EscapeChar,
 }
 
 /// AWS account and Region selection, shared by every command that calls AWS.

@@ -12,6 +12,7 @@ use crate::pipe::stdio;
 use crate::serial::client::{ConnectError, Connected, ConsoleKey, KEY_VALIDITY, Size};
 use crate::serial::driver::{self, End, Sinks};
 use crate::serial::{endpoints, preflight};
+use crate::terminal::escape::EscapeChar;
 use crate::terminal::{self, RawMode};
 
 /// A console that closes this soon without printing anything closed "for no reason": retry once.
@@ -71,14 +72,21 @@ pub(crate) async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
             let _ = write!(
                 stderr,
                 "[ec2-broker] connected: this is the instance's ttyS0. Press Enter if no prompt shows. \
-                 ~. leaves, ~? lists the escapes.{nl}"
+                 {}{nl}",
+                escapes_hint(args.escape_char)
             );
         }
         let transcript: Option<&mut (dyn Write + Send)> = match transcript.as_mut() {
             Some(t) => Some(t),
             None => None,
         };
-        let end = driver::run(&mut console, &mut keys, &mut screen, Sinks { notes: &mut stderr, transcript }).await;
+        let end = driver::run(
+            &mut console,
+            &mut keys,
+            &mut screen,
+            Sinks { notes: &mut stderr, transcript, escape: args.escape_char },
+        )
+        .await;
         console.close().await;
         drop(raw);
         match end? {
@@ -156,4 +164,12 @@ fn open_transcript(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("opening the session log {}", path.display()))
+}
+
+/// How to leave, for the greeting: the escapes, or ssh's advice when they are off.
+pub(crate) fn escapes_hint(escape: EscapeChar) -> String {
+    match escape.byte() {
+        Some(_) => format!("{escape}. leaves, {escape}? lists the escapes."),
+        None => "Escapes are off (--escape-char none): end the session from the other side.".into(),
+    }
 }

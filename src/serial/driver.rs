@@ -1,5 +1,5 @@
 //! The console's I/O loop: keyboard → escapes → serial line, serial line → screen (and the
-//! transcript), window-size changes, signals. The decisions live in [`super::escape`] and
+//! transcript), window-size changes, signals. The decisions live in [`crate::terminal::escape`] and
 //! [`super::login_hint`]; this file only moves bytes.
 
 use std::io::Write;
@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use russh::ChannelMsg;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::client::Console;
-use super::escape::{self, Action, EscapeFilter};
 use super::login_hint::{self, LoginHint};
 use crate::pipe::stdio::StopSignals;
+use crate::terminal::escape::{Action, EscapeChar, EscapeFilter};
+use crate::terminal::resize::Resizes;
 
 /// After stdin ends (scripted use), output still shows for this long before the console leaves.
 pub(crate) const DRAIN_AFTER_STDIN_EOF: Duration = Duration::from_secs(1);
@@ -41,6 +41,8 @@ pub(crate) struct Sinks<'a> {
     pub notes: &'a mut (dyn Write + Send),
     /// The transcript (`--log-session`), if any.
     pub transcript: Option<&'a mut (dyn Write + Send)>,
+    /// The escape character (`--escape-char`).
+    pub escape: EscapeChar,
 }
 
 /// Runs the console until it ends.
@@ -54,13 +56,13 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Sinks { notes, mut transcript } = sinks;
+    let Sinks { notes, mut transcript, escape } = sinks;
     let started = Instant::now();
-    let mut escapes = EscapeFilter::default();
+    let mut escapes = EscapeFilter::new(escape, true);
     let mut hint = LoginHint::default();
     let mut had_output = false;
     let mut stop = StopSignals::new()?;
-    let mut winch = signal(SignalKind::window_change())?;
+    let mut resizes = Resizes::listen(crate::terminal::window_size())?;
     let mut buf = vec![0u8; 4096];
     let mut stdin_open = true;
     let drain = tokio::time::sleep(Duration::MAX);
@@ -78,11 +80,11 @@ where
                 for action in escapes.feed(&buf[..n]) {
                     match action {
                         Action::Send(bytes) => console.channel.data_bytes(bytes).await?,
-                        Action::Help => note(notes, escape::HELP),
+                        Action::Help => note(notes, &escapes.help("the console (the instance keeps running)")),
                         Action::Break => note(
                             notes,
                             "\r\n[ec2-broker] this client cannot send a BREAK (no SysRq): use plain ssh through \
-                             `ec2-broker proxy --route serial` and type ~B there\r\n",
+                             `ec2-broker proxy --route serial` and type the escape and B there\r\n",
                         ),
                         Action::Leave => return Ok(End::Left),
                     }
@@ -105,11 +107,9 @@ where
                 }
                 Some(other) => tracing::debug!(?other, "console channel message"),
             },
-            _ = winch.recv() => {
-                if let Some((cols, rows)) = crate::terminal::window_size() {
-                    tracing::debug!(cols, rows, "window size changed");
-                    console.channel.window_change(cols.into(), rows.into(), 0, 0).await?;
-                }
+            (cols, rows) = resizes.next() => {
+                tracing::debug!(cols, rows, "window size changed");
+                console.channel.window_change(cols.into(), rows.into(), 0, 0).await?;
             }
             () = &mut drain => return Ok(End::InputEnded),
             () = stop.recv() => return Ok(End::Signal),
