@@ -22,6 +22,8 @@ pub(super) fn handle(state: &Arc<State>, operation: &str, body: &[u8]) -> Respon
         "ResumeSession" => parse(body).map(|req| resume_session(state, req)),
         "TerminateSession" => parse(body).map(|req| terminate_session(state, req)),
         "DescribeInstanceInformation" => parse(body).map(|req| describe(state, req)),
+        "GetServiceSetting" => parse(body).map(|req| super::ssm_agent::get_service_setting(state, req)),
+        "GetConnectionStatus" => parse(body).map(|req| super::ssm_agent::get_connection_status(state, req)),
         _ => {
             return error(
                 Protocol::Json,
