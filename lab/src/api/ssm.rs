@@ -127,7 +127,8 @@ fn start_session(state: &Arc<State>, req: StartSessionInput) -> Response {
     let (Some(spec), Some(agent_target)) = (spec, agent_target) else {
         return fail("TargetNotConnected", &format!("{target} is not connected."));
     };
-    if spec.state != "running" || state.ssm_status(&target) != SsmStatus::Online {
+    // `ssm_connected = false`: the agent pings, but its session channel is down.
+    if spec.state != "running" || state.ssm_status(&target) != SsmStatus::Online || !spec.ssm_connected {
         return fail("TargetNotConnected", &format!("{target} is not connected."));
     }
     // The agent dials localhost:<portNumber> on the instance (§10.2). The lab's instances share
