@@ -222,9 +222,8 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
             attempt: ssm.as_ref(),
         }),
     ];
-    if let Some(evidence) = &evidence {
-        rows.extend(agent::findings(&AgentFacts { instance, status: &status, evidence, host, region: &aws.region }));
-    }
+    let evidence = evidence.unwrap_or_default();
+    rows.extend(agent::findings(&AgentFacts { instance, status: &status, evidence: &evidence, host, region: &aws.region }));
     rows.extend([
         explain::serial(&SerialFacts { access: &access, type_problem: &serial_type, region: &aws.region, host }),
         explain::key(&KeyFacts { user: &opts.user, push: pushed.as_ref(), probe }),
