@@ -326,6 +326,10 @@ pub(crate) fn ssm(f: &SsmFacts<'_>) -> Check {
                 c
             }
         }
+        None if agent::too_old_for_ssh(f.status) => {
+            Check::new("ssm", Verdict::Fails, format!("{agent}, but too old for port sessions (3.0.222.0): not tried"))
+                .and(profile)
+        }
         None => Check::new("ssm", Verdict::Unknown, agent).and(profile),
     }
 }
