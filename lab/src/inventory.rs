@@ -24,9 +24,7 @@ pub use instance_profile::{
     DEFAULT_INSTANCE_PROFILE_NAME, InstanceProfileSpec, NO_INSTANCE_PROFILE, instance_profile_id,
 };
 pub use key_pair::{KeyPairSpec, LAB_ADMIN_PRIVATE_KEY, LAB_ADMIN_PUBLIC_KEY};
-pub use network::{
-    LAB_VPC_CIDR, NatGatewaySpec, RouteSpec, RouteTableSpec, VpcEndpointSpec, internet_gateway_id,
-};
+pub use network::{LAB_VPC_CIDR, NatGatewaySpec, RouteSpec, RouteTableSpec, VpcEndpointSpec, internet_gateway_id};
 pub use role::{RoleSpec, SSM_CORE_POLICY_ARN};
 pub use security_group::{
     CLOSED_SECURITY_GROUP_ID, CLOSED_SECURITY_GROUP_NAME, IngressRule, OPEN_SECURITY_GROUP_ID,

@@ -42,7 +42,11 @@ macro_rules! private_subnet {
 macro_rules! endpoint {
     ($id:literal, $service:literal) => {
         concat!(
-            "[[vpc_endpoint]]\nid = \"", $id, "\"\nservice = \"", $service, "\"\n",
+            "[[vpc_endpoint]]\nid = \"",
+            $id,
+            "\"\nservice = \"",
+            $service,
+            "\"\n",
             "vpc_id = \"vpc-0a9e0000000000001\"\nsubnets = [\"subnet-0a9e0000000000001\"]\n",
             "security_groups = [\"sg-0a9e0000000000e01\"]\n\n"
         )

@@ -50,7 +50,8 @@ impl Aws {
 
     /// The trust policy of role `name` (GetRole), decoded.
     pub(crate) async fn role_trust(&self, name: &str) -> Result<Option<String>, AwsError> {
-        let out = self.iam.get_role().role_name(name).send().await.map_err(|e| AwsError::from_sdk(SERVICE, "GetRole", e))?;
+        let out =
+            self.iam.get_role().role_name(name).send().await.map_err(|e| AwsError::from_sdk(SERVICE, "GetRole", e))?;
         Ok(out.role().and_then(|r| r.assume_role_policy_document()).map(url_decode))
     }
 

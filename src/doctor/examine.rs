@@ -223,7 +223,13 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
         }),
     ];
     let evidence = evidence.unwrap_or_default();
-    rows.extend(agent::findings(&AgentFacts { instance, status: &status, evidence: &evidence, host, region: &aws.region }));
+    rows.extend(agent::findings(&AgentFacts {
+        instance,
+        status: &status,
+        evidence: &evidence,
+        host,
+        region: &aws.region,
+    }));
     rows.extend([
         explain::serial(&SerialFacts { access: &access, type_problem: &serial_type, region: &aws.region, host }),
         explain::key(&KeyFacts { user: &opts.user, push: pushed.as_ref(), probe }),

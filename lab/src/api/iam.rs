@@ -88,7 +88,8 @@ pub(super) fn denied(state: &State, r: Request<'_>) -> Response {
                 (None, Some(role)) => format!("arn:aws:iam::{account}:role/{role}"),
                 (None, None) => format!("arn:aws:iam::{account}:*"),
             };
-            let message = format!("User: {caller} is not authorized to perform: {action} on resource: {resource} {because}");
+            let message =
+                format!("User: {caller} is not authorized to perform: {action} on resource: {resource} {because}");
             error(r.protocol, StatusCode::FORBIDDEN, "AccessDenied", &message)
         }
         Protocol::AwsQuery => {

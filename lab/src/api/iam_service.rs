@@ -61,43 +61,43 @@ fn no_such_entity(message: &str) -> Response {
 }
 
 /// A required name member: present, 1–`max` of `[\w+=,.@-]`, or the `ValidationError` IAM gives.
-fn name<'a>(params: &'a [(String, String)], member: &str, max: usize) -> Result<&'a str, Response> {
+fn name<'a>(params: &'a [(String, String)], member: &str, max: usize) -> Result<&'a str, Box<Response>> {
     let wire = {
         let mut c = member.chars();
         c.next().map(|f| f.to_ascii_lowercase().to_string() + c.as_str()).unwrap_or_default()
     };
     let Some(value) = param(params, member) else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "ValidationError",
             &format!(
                 "1 validation error detected: Value null at '{wire}' failed to satisfy constraint: Member must not be null"
             ),
-        ));
+        )));
     };
-    let valid = (1..=max).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+    let valid =
+        (1..=max).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
     if !valid {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "ValidationError",
             &format!(
                 "1 validation error detected: Value '{value}' at '{wire}' failed to satisfy constraint: Member must \
                  satisfy regular expression pattern: [\\w+=,.@-]+"
             ),
-        ));
+        )));
     }
     Ok(value)
 }
 
-fn find_role(state: &State, params: &[(String, String)]) -> Result<RoleSpec, Response> {
+fn find_role(state: &State, params: &[(String, String)]) -> Result<RoleSpec, Box<Response>> {
     let role = name(params, "RoleName", 64)?;
     state
         .inventory
         .all_roles()
         .into_iter()
         .find(|r| r.name() == role)
-        .ok_or_else(|| no_such_entity(&format!("The role with name {role} cannot be found.")))
+        .ok_or_else(|| Box::new(no_such_entity(&format!("The role with name {role} cannot be found."))))
 }
 
 /// A `Role` element's members (GetRole's and GetInstanceProfile's), the trust policy
@@ -117,7 +117,7 @@ fn role_xml(state: &State, r: &RoleSpec) -> String {
 fn get_instance_profile(state: &State, params: &[(String, String)]) -> Response {
     let profile = match name(params, "InstanceProfileName", 128) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let inventory = &state.inventory;
     let Some(spec) = inventory.all_instance_profiles().into_iter().find(|p| p.name == profile) else {
@@ -142,14 +142,14 @@ fn get_instance_profile(state: &State, params: &[(String, String)]) -> Response 
 fn get_role(state: &State, params: &[(String, String)]) -> Response {
     match find_role(state, params) {
         Ok(role) => ok("GetRole", &format!("<Role>{}</Role>", role_xml(state, &role))),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
 fn list_attached_role_policies(state: &State, params: &[(String, String)]) -> Response {
     let role = match find_role(state, params) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut xml = String::from("<AttachedPolicies>");
     for arn in &role.managed_policies {
@@ -168,7 +168,7 @@ fn list_attached_role_policies(state: &State, params: &[(String, String)]) -> Re
 fn list_role_policies(state: &State, params: &[(String, String)]) -> Response {
     let role = match find_role(state, params) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut xml = String::from("<PolicyNames>");
     for policy in role.inline_policies.keys() {
@@ -181,11 +181,11 @@ fn list_role_policies(state: &State, params: &[(String, String)]) -> Response {
 fn get_role_policy(state: &State, params: &[(String, String)]) -> Response {
     let role = match find_role(state, params) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let policy = match name(params, "PolicyName", 128) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(document) = role.inline_policies.get(policy) else {
         return no_such_entity(&format!("The role policy with name {policy} cannot be found."));

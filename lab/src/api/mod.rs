@@ -26,9 +26,9 @@ mod security_groups;
 mod ssm;
 mod ssm_agent;
 mod sts;
-mod vpc;
 #[cfg(test)]
 mod tests;
+mod vpc;
 
 use std::sync::Arc;
 

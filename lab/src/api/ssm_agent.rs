@@ -98,8 +98,9 @@ pub(super) fn get_connection_status(state: &State, req: TargetInput) -> Response
             "1 validation error detected: Value at 'target' failed to satisfy constraint: Member must have length less than or equal to 400",
         );
     }
-    let connected = state.inventory.get(&target).is_some_and(|i| {
-        i.state == "running" && i.ssm_connected && state.ssm_status(&target) == SsmStatus::Online
-    });
+    let connected = state
+        .inventory
+        .get(&target)
+        .is_some_and(|i| i.state == "running" && i.ssm_connected && state.ssm_status(&target) == SsmStatus::Online);
     json(StatusCode::OK, json!({ "Target": target, "Status": if connected { "connected" } else { "notconnected" } }))
 }

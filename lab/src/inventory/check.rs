@@ -189,7 +189,11 @@ impl Inventory {
                 p.name
             );
             if let Some(role) = &p.role {
-                ensure!(roles.iter().any(|r| r.name() == role), "instance profile {}: no [[role]] named {role}", p.name);
+                ensure!(
+                    roles.iter().any(|r| r.name() == role),
+                    "instance profile {}: no [[role]] named {role}",
+                    p.name
+                );
             }
         }
         Ok(())

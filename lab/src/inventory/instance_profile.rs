@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::role::{RoleSpec, SSM_CORE_POLICY_ARN};
-use super::{Inventory, InstanceSpec};
+use super::{InstanceSpec, Inventory};
 use crate::ssm::SsmStatus;
 
 /// The name of the profile instances get when their `instance_profile` is absent and their SSM

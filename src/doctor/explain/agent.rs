@@ -209,13 +209,19 @@ pub(crate) fn findings(f: &AgentFacts<'_>) -> Vec<Check> {
 
 fn ping(s: &AgentStatus, id: &str) -> Check {
     let since = s.last_ping.map_or("an unknown time".to_string(), |t| {
-        crate::aws::credentials::provider::iso8601(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64))
+        crate::aws::credentials::provider::iso8601(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+        )
     });
-    Check::new(CHECK, Verdict::Fails, format!("{}: the agent has not checked in since {since} (LastPingDateTime)", s.ping_status))
-        .fix(format!(
-            "the instance, the agent or its network path stopped after it registered (it pings every 5 minutes): see \
+    Check::new(
+        CHECK,
+        Verdict::Fails,
+        format!("{}: the agent has not checked in since {since} (LastPingDateTime)", s.ping_status),
+    )
+    .fix(format!(
+        "the instance, the agent or its network path stopped after it registered (it pings every 5 minutes): see \
              the findings below, then restart amazon-ssm-agent or reboot {id}"
-        ))
+    ))
 }
 
 fn version(s: &AgentStatus, id: &str) -> Option<Check> {
@@ -223,7 +229,8 @@ fn version(s: &AgentStatus, id: &str) -> Option<Check> {
     if v >= PORT_SESSIONS {
         return None;
     }
-    let lacks: Vec<String> = missing_features(v).iter().map(|(what, needs)| format!("{what} ({})", show(*needs))).collect();
+    let lacks: Vec<String> =
+        missing_features(v).iter().map(|(what, needs)| format!("{what} ({})", show(*needs))).collect();
     Some(
         Check::new(CHECK, Verdict::Fails, format!("agent {} is too old for ssh over Session Manager", show(v)))
             .and(format!("it lacks {}", lacks.join(", ")))
@@ -253,11 +260,15 @@ fn profile(f: &AgentFacts<'_>, status: Option<&AgentStatus>) -> Vec<Check> {
         Err(e) => return vec![not_looked(&format!("instance profile {name}"), e)],
         Ok(None) => {
             return vec![
-                Check::new(CHECK, Verdict::Fails, format!("instance profile {name} does not exist (IAM: NoSuchEntity)"))
-                    .fix(format!(
-                        "attach an existing profile whose role has AmazonSSMManagedInstanceCore: `aws ec2 \
+                Check::new(
+                    CHECK,
+                    Verdict::Fails,
+                    format!("instance profile {name} does not exist (IAM: NoSuchEntity)"),
+                )
+                .fix(format!(
+                    "attach an existing profile whose role has AmazonSSMManagedInstanceCore: `aws ec2 \
                          replace-iam-instance-profile-association` (or associate-iam-instance-profile) for {id}"
-                    )),
+                )),
             ];
         }
         Ok(Some(roles)) => roles,
@@ -303,7 +314,8 @@ fn no_profile(f: &AgentFacts<'_>, status: Option<&AgentStatus>) -> Vec<Check> {
     );
     match &f.evidence.dhmc {
         Some(Ok(Some(role))) => {
-            let old = status.and_then(|s| s.agent_version.as_deref()).and_then(parse_version).filter(|v| *v < DHMC_VERSION);
+            let old =
+                status.and_then(|s| s.agent_version.as_deref()).and_then(parse_version).filter(|v| *v < DHMC_VERSION);
             match old {
                 Some(v) => vec![
                     Check::new(

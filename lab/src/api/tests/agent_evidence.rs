@@ -85,13 +85,18 @@ fn iam_profiles_roles_and_policies() {
     w.lab.state().set_faults(|f| f.deny = ["iam:GetInstanceProfile".to_string()].into());
     let (status, xml) = iam(&w, "Action=GetInstanceProfile&InstanceProfileName=lab-ssm");
     assert_eq!((status, element(&xml, "Code")), (403, Some("AccessDenied")), "{xml}");
-    assert!(element(&xml, "Message").unwrap().contains("iam:GetInstanceProfile on resource: arn:aws:iam::123456789012:instance-profile/lab-ssm"));
+    assert!(
+        element(&xml, "Message")
+            .unwrap()
+            .contains("iam:GetInstanceProfile on resource: arn:aws:iam::123456789012:instance-profile/lab-ssm")
+    );
 }
 
 #[test]
 fn vpc_endpoints_state_is_lower_case_and_filters_work() {
     let w = world("agent-endpoint-sg");
-    let (status, xml) = ec2(&w.lab, &format!("Action=DescribeVpcEndpoints&Filter.1.Name=vpc-id&Filter.1.Value.1={VPC}"));
+    let (status, xml) =
+        ec2(&w.lab, &format!("Action=DescribeVpcEndpoints&Filter.1.Name=vpc-id&Filter.1.Value.1={VPC}"));
     assert_eq!(status, 200, "{xml}");
     assert_eq!(xml.matches("<state>available</state>").count(), 3, "{xml}");
     assert!(xml.contains("<serviceName>com.amazonaws.eu-west-1.ssmmessages</serviceName>"), "{xml}");
@@ -117,8 +122,10 @@ fn vpc_endpoints_state_is_lower_case_and_filters_work() {
 #[test]
 fn route_tables_by_subnet_main_and_implicit() {
     let w = world("agent-no-route");
-    let (status, xml) =
-        ec2(&w.lab, &format!("Action=DescribeRouteTables&Filter.1.Name=association.subnet-id&Filter.1.Value.1={SUBNET}"));
+    let (status, xml) = ec2(
+        &w.lab,
+        &format!("Action=DescribeRouteTables&Filter.1.Name=association.subnet-id&Filter.1.Value.1={SUBNET}"),
+    );
     assert_eq!(status, 200, "{xml}");
     assert_eq!(element(&xml, "routeTableId"), Some("rtb-0a9e0000000000002"), "{xml}");
     assert!(
@@ -168,7 +175,11 @@ fn metadata_options_and_ssm_agent_operations() {
     let w = world("agent-not-connected");
     let (_, v) = ssm(&w, "GetConnectionStatus", &format!(r#"{{"Target":"{APP}"}}"#));
     assert_eq!(v["Status"], "notconnected", "online, channel down: {v}");
-    let (_, v) = ssm(&w, "DescribeInstanceInformation", &format!(r#"{{"Filters":[{{"Key":"InstanceIds","Values":["{APP}"]}}]}}"#));
+    let (_, v) = ssm(
+        &w,
+        "DescribeInstanceInformation",
+        &format!(r#"{{"Filters":[{{"Key":"InstanceIds","Values":["{APP}"]}}]}}"#),
+    );
     assert_eq!(v["InstanceInformationList"][0]["PingStatus"], "Online", "{v}");
 }
 
@@ -176,7 +187,8 @@ fn metadata_options_and_ssm_agent_operations() {
 fn dhmc_role_when_the_inventory_sets_one() {
     let mut inventory = Inventory::demo();
     inventory.serve_ssh = false;
-    inventory.default_host_management_role = Some("service-role/AWSSystemsManagerDefaultEC2InstanceManagementRole".into());
+    inventory.default_host_management_role =
+        Some("service-role/AWSSystemsManagerDefaultEC2InstanceManagementRole".into());
     let w = crate::test_world::start("agent-evidence", inventory);
     let setting = r#"{"SettingId":"/ssm/managed-instance/default-ec2-instance-management-role"}"#;
     let (_, v) = ssm(&w, "GetServiceSetting", setting);

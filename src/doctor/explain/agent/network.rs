@@ -57,16 +57,18 @@ pub(crate) fn internet_path(
             )),
         };
     }
-    InternetPath::CannotJudge(format!("{which} sends 0.0.0.0/0 to {target}: whether that reaches AWS is not visible here"))
+    InternetPath::CannotJudge(format!(
+        "{which} sends 0.0.0.0/0 to {target}: whether that reaches AWS is not visible here"
+    ))
 }
 
 /// Whether any of `groups` admits TCP `port` from `ip` or from a member of `sources` (the
 /// instance's own groups). Prefix lists are given the benefit of the doubt.
 pub(crate) fn admits_tcp_from(groups: &[&SecurityGroup], port: u16, ip: Option<Ipv4Addr>, sources: &[String]) -> bool {
     groups.iter().flat_map(|g| &g.ingress).filter(|r| r.allows_tcp(port)).any(|r| {
-        r.sources.iter().any(|s| {
-            sources.contains(s) || s.starts_with("pl-") || ip.is_some_and(|ip| cidr_contains(s, ip))
-        })
+        r.sources
+            .iter()
+            .any(|s| sources.contains(s) || s.starts_with("pl-") || ip.is_some_and(|ip| cidr_contains(s, ip)))
     })
 }
 

@@ -22,7 +22,12 @@ fn group(id: &str, ingress: Vec<Ingress>, egress: Vec<Ingress>) -> SecurityGroup
 }
 
 fn rule(protocol: &str, from: Option<i32>, to: Option<i32>, sources: &[&str]) -> Ingress {
-    Ingress { protocol: protocol.into(), from_port: from, to_port: to, sources: sources.iter().map(|s| s.to_string()).collect() }
+    Ingress {
+        protocol: protocol.into(),
+        from_port: from,
+        to_port: to,
+        sources: sources.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 #[test]
@@ -53,15 +58,21 @@ fn the_default_route_decides_the_internet_path() {
     let available = |_: &str| Some("available".to_string());
     let nat = table("rtb-1", false, vec![route("0.0.0.0/0", "nat-1", "active")]);
     assert_eq!(internet_path(Some(&nat), available, false), InternetPath::Nat("nat-1".into()));
-    assert!(matches!(internet_path(Some(&nat), |_: &str| Some("deleted".into()), false), InternetPath::None(w) if w.contains("nat-1, which is deleted")));
+    assert!(
+        matches!(internet_path(Some(&nat), |_: &str| Some("deleted".into()), false), InternetPath::None(w) if w.contains("nat-1, which is deleted"))
+    );
     assert!(matches!(internet_path(Some(&nat), none, false), InternetPath::CannotJudge(_)));
     let dead = table("rtb-1", false, vec![route("0.0.0.0/0", "nat-1", "blackhole")]);
     assert!(matches!(internet_path(Some(&dead), available, false), InternetPath::None(w) if w.contains("blackhole")));
     let igw = table("rtb-main", true, vec![route("0.0.0.0/0", "igw-1", "active")]);
     assert_eq!(internet_path(Some(&igw), none, true), InternetPath::Igw("igw-1".into()));
-    assert!(matches!(internet_path(Some(&igw), none, false), InternetPath::None(w) if w.contains("main route table rtb-main") && w.contains("no public IP")));
+    assert!(
+        matches!(internet_path(Some(&igw), none, false), InternetPath::None(w) if w.contains("main route table rtb-main") && w.contains("no public IP"))
+    );
     let local = table("rtb-main", true, vec![]);
-    assert!(matches!(internet_path(Some(&local), none, true), InternetPath::None(w) if w.contains("no route for 0.0.0.0/0")));
+    assert!(
+        matches!(internet_path(Some(&local), none, true), InternetPath::None(w) if w.contains("no route for 0.0.0.0/0"))
+    );
     let tgw = table("rtb-1", false, vec![route("0.0.0.0/0", "tgw-1", "active")]);
     assert!(matches!(internet_path(Some(&tgw), none, true), InternetPath::CannotJudge(w) if w.contains("tgw-1")));
     assert!(matches!(internet_path(None, none, true), InternetPath::None(_)));
@@ -101,10 +112,18 @@ fn policies_and_trust_are_scanned() {
     assert_eq!(missing_actions([one].into_iter()).len(), CORE_ACTIONS.len() - 1, "actions match case-insensitively");
     assert_eq!(missing_actions(["not json"].into_iter()).len(), CORE_ACTIONS.len());
 
-    assert!(trusts_ec2(r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#));
-    assert!(trusts_ec2(r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":["lambda.amazonaws.com","ec2.amazonaws.com"]},"Action":["sts:AssumeRole"]}]}"#));
-    assert!(!trusts_ec2(r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#));
-    assert!(!trusts_ec2(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"sts:AssumeRole"}]}"#));
+    assert!(trusts_ec2(
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#
+    ));
+    assert!(trusts_ec2(
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":["lambda.amazonaws.com","ec2.amazonaws.com"]},"Action":["sts:AssumeRole"]}]}"#
+    ));
+    assert!(!trusts_ec2(
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#
+    ));
+    assert!(!trusts_ec2(
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"sts:AssumeRole"}]}"#
+    ));
     assert_eq!(profile_name("arn:aws:iam::123456789012:instance-profile/path/app"), "app");
 }
 
@@ -158,7 +177,11 @@ fn denied(operation: &'static str, service: &'static str) -> AwsError {
 
 #[test]
 fn a_healthy_online_agent_has_no_findings() {
-    let online = Ok(Some(AgentStatus { ping_status: "Online".into(), agent_version: Some("3.3.1142.0".into()), last_ping: None }));
+    let online = Ok(Some(AgentStatus {
+        ping_status: "Online".into(),
+        agent_version: Some("3.3.1142.0".into()),
+        last_ping: None,
+    }));
     assert!(rows(&instance(), &online, &AgentEvidence::default()).is_empty());
 }
 
@@ -170,7 +193,10 @@ fn connection_lost_with_everything_else_right_says_when_and_what_no_api_sees() {
         AgentEvidence { profile: Some(Ok(Some(vec![core_role()]))), network: healthy_network(), ..Default::default() };
     let found = rows(&i, &lost(), &evidence);
     assert_eq!(found.len(), 2, "{found:#?}");
-    assert_eq!(found[0].evidence[0], "ConnectionLost: the agent has not checked in since 2026-11-30T00:53:20Z (LastPingDateTime)");
+    assert_eq!(
+        found[0].evidence[0],
+        "ConnectionLost: the agent has not checked in since 2026-11-30T00:53:20Z (LastPingDateTime)"
+    );
     assert_eq!(found[1].result, Verdict::Unknown);
     assert!(found[1].fix.as_deref().unwrap().contains("ec2-broker console app-1"));
 }
@@ -231,14 +257,18 @@ fn endpoints_that_refuse_https_and_a_role_without_the_core_policy() {
         groups: vec!["sg-e".into()],
     };
     let mut network = healthy_network();
-    network.endpoints =
-        Some(Ok(vec![endpoint("ssm", "available"), endpoint("ssmmessages", "Available"), endpoint("ec2messages", "available")]));
+    network.endpoints = Some(Ok(vec![
+        endpoint("ssm", "available"),
+        endpoint("ssmmessages", "Available"),
+        endpoint("ec2messages", "available"),
+    ]));
     network.groups = Some(Ok(vec![
         group("sg-app", vec![], vec![rule("-1", None, None, &["0.0.0.0/0"])]),
         group("sg-e", vec![rule("tcp", Some(22), Some(22), &["10.0.0.0/8"])], vec![]),
     ]));
     let mut role = core_role();
-    role.policies = Ok(RolePolicies { attached: vec!["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".into()], inline: vec![] });
+    role.policies =
+        Ok(RolePolicies { attached: vec!["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".into()], inline: vec![] });
     let evidence = AgentEvidence { profile: Some(Ok(Some(vec![role]))), network, ..Default::default() };
     let found = rows(&i, &Ok(None), &evidence);
     assert!(found[0].evidence[0].starts_with("role app has neither AmazonSSMManagedInstanceCore"), "{found:#?}");
