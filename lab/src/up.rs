@@ -61,10 +61,10 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
 pub fn print_scenarios() -> anyhow::Result<()> {
     let mut out = String::new();
     for (name, description, ..) in BUILT_IN {
-        let _ = writeln!(out, "{name:<14} {description}");
+        let _ = writeln!(out, "{name:<21} {description}");
     }
     for (name, description, _) in AGENT_OFFLINE {
-        let _ = writeln!(out, "{name:<14} {description}");
+        let _ = writeln!(out, "{name:<21} {description}");
     }
     out.push_str("(or --scenario FILE: a TOML file with description, host, faults and inventory)\n");
     std::io::stdout().write_all(out.as_bytes()).context("writing to stdout")
