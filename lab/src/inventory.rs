@@ -8,6 +8,7 @@ mod generated;
 mod instance_profile;
 mod key_pair;
 mod names;
+mod network;
 mod role;
 mod security_group;
 #[cfg(test)]
@@ -19,9 +20,12 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 use sha2::Digest;
 
-pub use instance_profile::{DEFAULT_INSTANCE_PROFILE_NAME, NO_INSTANCE_PROFILE, instance_profile_id};
+pub use instance_profile::{
+    DEFAULT_INSTANCE_PROFILE_NAME, InstanceProfileSpec, NO_INSTANCE_PROFILE, instance_profile_id,
+};
 pub use key_pair::{KeyPairSpec, LAB_ADMIN_PRIVATE_KEY, LAB_ADMIN_PUBLIC_KEY};
-pub use role::RoleSpec;
+pub use network::{LAB_VPC_CIDR, NatGatewaySpec, RouteSpec, RouteTableSpec, VpcEndpointSpec, internet_gateway_id};
+pub use role::{RoleSpec, SSM_CORE_POLICY_ARN};
 pub use security_group::{
     CLOSED_SECURITY_GROUP_ID, CLOSED_SECURITY_GROUP_NAME, IngressRule, OPEN_SECURITY_GROUP_ID,
     OPEN_SECURITY_GROUP_NAME, SecurityGroupSpec, implicit_security_groups,
@@ -56,6 +60,24 @@ pub struct Inventory {
     /// The IAM roles the lab's user may assume (`[[role]]`, STS AssumeRole).
     #[serde(default, rename = "role")]
     pub roles: Vec<RoleSpec>,
+    /// Instance profiles (`[[instance_profile]]`, IAM GetInstanceProfile) besides the implicit
+    /// `lab-ssm` ([`Inventory::all_instance_profiles`]).
+    #[serde(default, rename = "instance_profile")]
+    pub instance_profiles: Vec<InstanceProfileSpec>,
+    /// VPC endpoints (`[[vpc_endpoint]]`, DescribeVpcEndpoints).
+    #[serde(default, rename = "vpc_endpoint")]
+    pub vpc_endpoints: Vec<VpcEndpointSpec>,
+    /// Route tables (`[[route_table]]`, DescribeRouteTables) besides the implicit main tables
+    /// ([`Inventory::all_route_tables`]).
+    #[serde(default, rename = "route_table")]
+    pub route_tables: Vec<RouteTableSpec>,
+    /// NAT gateways (`[[nat_gateway]]`, DescribeNatGateways).
+    #[serde(default, rename = "nat_gateway")]
+    pub nat_gateways: Vec<NatGatewaySpec>,
+    /// Default Host Management Configuration: the role SSM GetServiceSetting reports for
+    /// `/ssm/managed-instance/default-ec2-instance-management-role` (e.g.
+    /// `service-role/AWSSystemsManagerDefaultEC2InstanceManagementRole`). Absent: `$None` (off).
+    pub default_host_management_role: Option<String>,
     /// Run each running instance's sshd and IMDS double (default). `false`: nothing listens
     /// for any instance (no sshd, IMDS, SSM agent target), so an inventory of thousands of
     /// instances starts in well under a second; the API doubles still answer for all of them,
@@ -238,6 +260,14 @@ pub struct InstanceSpec {
     /// Absent: `…:instance-profile/lab-ssm` when the SSM agent is registered (`ssm` not `none`),
     /// else no profile.
     pub instance_profile: Option<String>,
+    /// `MetadataOptions.HttpEndpoint`: `enabled` (default) or `disabled` (no instance metadata:
+    /// the agent has no identity). Reported only.
+    #[serde(default = "enabled")]
+    pub metadata_endpoint: String,
+    /// Whether the agent's Session Manager channel is up (SSM GetConnectionStatus `connected`,
+    /// default) while it is online; `false`: `notconnected` although it pings.
+    #[serde(default = "yes")]
+    pub ssm_connected: bool,
 }
 
 impl InstanceSpec {
@@ -422,6 +452,9 @@ fn default_users() -> Vec<String> {
 }
 fn default_agent_version() -> String {
     DEFAULT_AGENT_VERSION.into()
+}
+fn enabled() -> String {
+    "enabled".into()
 }
 fn yes() -> bool {
     true

@@ -18,6 +18,41 @@ use serde::Deserialize;
 use crate::Inventory;
 use crate::fault_spec::FaultSpec;
 
+/// app-1's common lines (its `[[instance]]` table is left open for each scenario's own).
+macro_rules! app_1 {
+    () => {
+        "\n[[instance]]\nid = \"i-0a9e000000000a001\"\nname = \"app-1\"\nprivate_ip = \"127.0.1.60\"\n\
+         vpc_id = \"vpc-0a9e0000000000001\"\nsubnet_id = \"subnet-0a9e0000000000001\"\ninbound = false\n\
+         launch_time = \"2026-11-22T09:00:00.000Z\"\n"
+    };
+}
+
+/// app-1's VPC made private: a main table with the local route only, and the subnet's own table
+/// sending 0.0.0.0/0 to a NAT gateway that is gone (blackhole).
+macro_rules! private_subnet {
+    () => {
+        "\n[[route_table]]\nid = \"rtb-0a9e0000000000001\"\nvpc_id = \"vpc-0a9e0000000000001\"\nmain = true\n\n\
+         [[route_table]]\nid = \"rtb-0a9e0000000000002\"\nvpc_id = \"vpc-0a9e0000000000001\"\n\
+         subnets = [\"subnet-0a9e0000000000001\"]\n\
+         routes = [{ destination = \"0.0.0.0/0\", target = \"nat-0a9e0000000000001\", state = \"blackhole\" }]\n\n"
+    };
+}
+
+/// An interface endpoint of app-1's VPC behind the `endpoints-ssh-only` group.
+macro_rules! endpoint {
+    ($id:literal, $service:literal) => {
+        concat!(
+            "[[vpc_endpoint]]\nid = \"",
+            $id,
+            "\"\nservice = \"",
+            $service,
+            "\"\n",
+            "vpc_id = \"vpc-0a9e0000000000001\"\nsubnets = [\"subnet-0a9e0000000000001\"]\n",
+            "security_groups = [\"sg-0a9e0000000000e01\"]\n\n"
+        )
+    };
+}
+
 /// A scenario, ready to start.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -66,6 +101,108 @@ pub const BUILT_IN: &[(&str, &str, Option<&str>, &[&str])] = &[
     ("no-ssm", "db-1 with ssm:StartSession denied by IAM", Some("db-1"), &["deny:ssm:StartSession"]),
 ];
 
+/// The instance every agent-offline scenario is about.
+pub const AGENT_HOST: &str = "app-1";
+
+/// The agent-offline scenarios (issue 16, `../shared/spec/keys-and-shell.md` §7), one per cause,
+/// each about [`AGENT_HOST`]: (name, description, inventory TOML added to the demo inventory).
+/// app-1 sits in a VPC of its own, without an Instance Connect Endpoint and without inbound
+/// network, so only its SSM agent could reach it.
+pub const AGENT_OFFLINE: &[(&str, &str, &str)] = &[
+    (
+        "agent-no-profile",
+        "app-1's agent never registered: no instance profile, Default Host Management off",
+        concat!(app_1!(), "ssm = \"none\"\ninstance_profile = \"none\"\npublic_ip = \"127.0.2.60\"\n"),
+    ),
+    (
+        "agent-role-no-policy",
+        "app-1's profile role lacks AmazonSSMManagedInstanceCore (an inline policy has one core action)",
+        concat!(
+            app_1!(),
+            "ssm = \"none\"\npublic_ip = \"127.0.2.60\"\n",
+            "instance_profile = \"arn:aws:iam::123456789012:instance-profile/app-no-core\"\n\n",
+            "[[instance_profile]]\nname = \"app-no-core\"\nrole = \"app-no-core\"\n\n",
+            "[[role]]\narn = \"arn:aws:iam::123456789012:role/app-no-core\"\ntrusted_services = [\"ec2.amazonaws.com\"]\n",
+            "managed_policies = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]\n",
+            "inline_policies = { logs = '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",",
+            "\"Action\":[\"logs:PutLogEvents\",\"ssm:UpdateInstanceInformation\"],\"Resource\":\"*\"}]}' }\n",
+        ),
+    ),
+    (
+        "agent-role-trust",
+        "app-1's profile role has the core policy but trusts lambda.amazonaws.com, not EC2",
+        concat!(
+            app_1!(),
+            "ssm = \"none\"\npublic_ip = \"127.0.2.60\"\n",
+            "instance_profile = \"arn:aws:iam::123456789012:instance-profile/app-lambda\"\n\n",
+            "[[instance_profile]]\nname = \"app-lambda\"\nrole = \"app-lambda\"\n\n",
+            "[[role]]\narn = \"arn:aws:iam::123456789012:role/app-lambda\"\ntrusted_services = [\"lambda.amazonaws.com\"]\n",
+            "managed_policies = [\"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore\"]\n",
+        ),
+    ),
+    (
+        "agent-no-route",
+        "app-1 in a private subnet: no ssm/ssmmessages/ec2messages endpoints, its NAT route a blackhole",
+        concat!(
+            app_1!(),
+            "ssm = \"none\"\ninstance_profile = \"arn:aws:iam::123456789012:instance-profile/lab-ssm\"\n",
+            private_subnet!(),
+        ),
+    ),
+    (
+        "agent-endpoint-sg",
+        "app-1 in a private subnet whose SSM endpoints' security group admits only TCP 22",
+        concat!(
+            app_1!(),
+            "ssm = \"none\"\ninstance_profile = \"arn:aws:iam::123456789012:instance-profile/lab-ssm\"\n",
+            "security_groups = [\"sg-0a9e0000000000a01\"]\n",
+            private_subnet!(),
+            "[[security_group]]\nid = \"sg-0a9e0000000000a01\"\nname = \"app\"\nvpc_id = \"vpc-0a9e0000000000001\"\n\n",
+            "[[security_group]]\nid = \"sg-0a9e0000000000e01\"\nname = \"endpoints-ssh-only\"\n",
+            "vpc_id = \"vpc-0a9e0000000000001\"\n",
+            "ingress = [{ protocol = \"tcp\", from_port = 22, to_port = 22, cidrs = [\"10.0.0.0/8\"] }]\n\n",
+            endpoint!("vpce-0a9e0000000000501", "ssm"),
+            endpoint!("vpce-0a9e0000000000502", "ssmmessages"),
+            endpoint!("vpce-0a9e0000000000503", "ec2messages"),
+        ),
+    ),
+    (
+        "agent-egress",
+        "app-1's security group lets only TCP 22 out: no HTTPS to Systems Manager",
+        concat!(
+            app_1!(),
+            "ssm = \"none\"\npublic_ip = \"127.0.2.60\"\nsecurity_groups = [\"sg-0a9e0000000000a02\"]\n",
+            "instance_profile = \"arn:aws:iam::123456789012:instance-profile/lab-ssm\"\n\n",
+            "[[security_group]]\nid = \"sg-0a9e0000000000a02\"\nname = \"app-egress-22\"\nvpc_id = \"vpc-0a9e0000000000001\"\n",
+            "egress = [{ protocol = \"tcp\", from_port = 22, to_port = 22, cidrs = [\"0.0.0.0/0\"] }]\n",
+        ),
+    ),
+    (
+        "agent-imds-off",
+        "app-1 with instance metadata disabled (MetadataOptions.HttpEndpoint = disabled)",
+        concat!(
+            app_1!(),
+            "ssm = \"none\"\npublic_ip = \"127.0.2.60\"\nmetadata_endpoint = \"disabled\"\n",
+            "instance_profile = \"arn:aws:iam::123456789012:instance-profile/lab-ssm\"\n",
+        ),
+    ),
+    (
+        "agent-old",
+        "app-1's agent 3.0.161.0 is online but too old for port sessions (3.0.222.0)",
+        concat!(app_1!(), "ssm = \"online\"\npublic_ip = \"127.0.2.60\"\nssm_agent_version = \"3.0.161.0\"\n"),
+    ),
+    (
+        "agent-connection-lost",
+        "app-1's agent stopped pinging (ConnectionLost since LastPingDateTime)",
+        concat!(app_1!(), "ssm = \"connection_lost\"\npublic_ip = \"127.0.2.60\"\n"),
+    ),
+    (
+        "agent-not-connected",
+        "app-1's agent is Online but GetConnectionStatus says notconnected",
+        concat!(app_1!(), "ssm = \"online\"\npublic_ip = \"127.0.2.60\"\nssm_connected = false\n"),
+    ),
+];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
@@ -85,8 +222,20 @@ impl Scenario {
         if path.is_file() || name_or_file.ends_with(".toml") {
             return Self::from_file(path);
         }
+        if let Some((name, description, extra)) = AGENT_OFFLINE.iter().find(|(n, ..)| *n == name_or_file) {
+            let inventory = Inventory::from_toml(&format!("{}\n{extra}", crate::inventory::DEMO))
+                .with_context(|| format!("scenario {name}'s inventory"))?;
+            return Ok(Scenario {
+                name: (*name).into(),
+                description: (*description).into(),
+                inventory,
+                faults: Vec::new(),
+                host: Some(AGENT_HOST.into()),
+            });
+        }
         let Some((name, description, host, faults)) = BUILT_IN.iter().find(|(n, ..)| *n == name_or_file) else {
-            let names: Vec<&str> = BUILT_IN.iter().map(|(n, ..)| *n).collect();
+            let names: Vec<&str> =
+                BUILT_IN.iter().map(|(n, ..)| *n).chain(AGENT_OFFLINE.iter().map(|(n, ..)| *n)).collect();
             anyhow::bail!("no scenario '{name_or_file}': use one of {} or a scenario file", names.join(", "));
         };
         Ok(Scenario {
@@ -143,6 +292,19 @@ mod tests {
             }
         }
         assert!(Scenario::load("nope").unwrap_err().to_string().contains("use one of demo, web-1"));
+    }
+
+    #[test]
+    fn every_agent_offline_scenario_loads_with_app_1() {
+        for (name, ..) in AGENT_OFFLINE {
+            let s = Scenario::load(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let app = s.inventory.instances.iter().find(|i| i.name.as_deref() == Some(AGENT_HOST));
+            assert!(app.is_some(), "{name}");
+            assert_eq!(s.host.as_deref(), Some(AGENT_HOST));
+        }
+        let sg = Scenario::load("agent-endpoint-sg").unwrap().inventory;
+        assert_eq!(sg.vpc_endpoints.len(), 3);
+        assert!(sg.vpc_endpoints.iter().all(|e| e.state == "available"), "lower case, as on the wire");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::Lab;
 use crate::cli::UpArgs;
 use crate::demo::{find_broker, tempdir, write_ssh_config};
 use crate::fault_spec::FaultSpec;
-use crate::scenario::{BUILT_IN, Scenario};
+use crate::scenario::{AGENT_OFFLINE, BUILT_IN, Scenario};
 
 /// Starts the lab for the scenario (the demo inventory by default), sets its faults and the
 /// command line's, writes the env file, prints what to use by hand, then waits for SIGTERM or
@@ -61,7 +61,10 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
 pub fn print_scenarios() -> anyhow::Result<()> {
     let mut out = String::new();
     for (name, description, ..) in BUILT_IN {
-        let _ = writeln!(out, "{name:<14} {description}");
+        let _ = writeln!(out, "{name:<21} {description}");
+    }
+    for (name, description, _) in AGENT_OFFLINE {
+        let _ = writeln!(out, "{name:<21} {description}");
     }
     out.push_str("(or --scenario FILE: a TOML file with description, host, faults and inventory)\n");
     std::io::stdout().write_all(out.as_bytes()).context("writing to stdout")

@@ -85,6 +85,8 @@ pub(super) fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     out.key_name = i.key_name().map(str::to_string);
     out.security_groups = i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect();
     out.instance_profile = i.iam_instance_profile().and_then(|p| p.arn()).map(str::to_string);
+    out.metadata_disabled = (i.metadata_options().and_then(|m| m.http_endpoint()))
+        .is_some_and(|e| e.as_str().eq_ignore_ascii_case("disabled"));
     out.launch_time = i.launch_time().and_then(|t| t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime).ok());
     Some(out)
 }

@@ -59,6 +59,8 @@ impl Aws {
             instance_connect: aws_sdk_ec2instanceconnect::Client::from_conf(
                 self.instance_connect.config().to_builder().region(region.clone()).build(),
             ),
+            // IAM is global: the same client serves every Region.
+            iam: self.iam.clone(),
             ssm: aws_sdk_ssm::Client::from_conf(self.ssm.config().to_builder().region(region.clone()).build()),
             sts: aws_sdk_sts::Client::from_conf(self.sts.config().to_builder().region(region).build()),
             credentials: self.credentials.clone(),

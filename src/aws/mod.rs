@@ -10,14 +10,17 @@ pub(crate) mod credentials;
 pub(crate) mod ec2;
 pub(crate) mod eice;
 mod error_kind;
+pub(crate) mod iam;
 pub(crate) mod instance_connect;
 pub(crate) mod inventory;
 pub(crate) mod known_hosts;
+pub(crate) mod network;
 mod open_sessions;
 pub(crate) use error_kind::{ErrorKind, kind_of_code};
 pub(crate) mod security_groups;
 pub(crate) mod serial;
 pub(crate) mod ssm;
+pub(crate) mod ssm_agent;
 pub(crate) mod sts;
 
 use std::error::Error as _;
@@ -52,6 +55,7 @@ pub(crate) struct Aws {
     pub region: String,
     ec2: aws_sdk_ec2::Client,
     instance_connect: aws_sdk_ec2instanceconnect::Client,
+    iam: aws_sdk_iam::Client,
     ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
     credentials: Option<SharedCredentialsProvider>,
@@ -326,6 +330,7 @@ impl Aws {
             region,
             ec2: aws_sdk_ec2::Client::new(&config),
             instance_connect: aws_sdk_ec2instanceconnect::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             credentials: config.credentials_provider(),

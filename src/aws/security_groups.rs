@@ -11,6 +11,8 @@ pub(crate) struct SecurityGroup {
     pub name: String,
     /// Inbound rules.
     pub ingress: Vec<Ingress>,
+    /// Outbound rules (the same shape: `sources` are their destinations).
+    pub egress: Vec<Ingress>,
 }
 
 /// One inbound rule.
@@ -57,25 +59,26 @@ impl Aws {
                 id: g.group_id().unwrap_or_default().to_string(),
                 // Free text chosen by whoever made the group: shown by doctor, so made printable.
                 name: crate::text::printable(g.group_name().unwrap_or_default()).into_owned(),
-                ingress: g
-                    .ip_permissions()
-                    .iter()
-                    .map(|p| Ingress {
-                        protocol: p.ip_protocol().unwrap_or("-1").to_string(),
-                        from_port: p.from_port(),
-                        to_port: p.to_port(),
-                        sources: p
-                            .ip_ranges()
-                            .iter()
-                            .filter_map(|r| r.cidr_ip().map(str::to_string))
-                            .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6().map(str::to_string)))
-                            .chain(p.prefix_list_ids().iter().filter_map(|r| r.prefix_list_id().map(str::to_string)))
-                            .chain(p.user_id_group_pairs().iter().filter_map(|r| r.group_id().map(str::to_string)))
-                            .collect(),
-                    })
-                    .collect(),
+                ingress: g.ip_permissions().iter().map(rule).collect(),
+                egress: g.ip_permissions_egress().iter().map(rule).collect(),
             })
             .collect())
+    }
+}
+
+fn rule(p: &aws_sdk_ec2::types::IpPermission) -> Ingress {
+    Ingress {
+        protocol: p.ip_protocol().unwrap_or("-1").to_string(),
+        from_port: p.from_port(),
+        to_port: p.to_port(),
+        sources: p
+            .ip_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ip().map(str::to_string))
+            .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6().map(str::to_string)))
+            .chain(p.prefix_list_ids().iter().filter_map(|r| r.prefix_list_id().map(str::to_string)))
+            .chain(p.user_id_group_pairs().iter().filter_map(|r| r.group_id().map(str::to_string)))
+            .collect(),
     }
 }
 

@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
+use super::examine_agent;
+use super::explain::agent::{self, AgentEvidence, AgentFacts};
 use super::explain::{self, DirectFacts, EiceFacts, KeyFacts, SerialFacts, SsmFacts};
 use super::report::{Check, Report, Verdict};
-use crate::aws::Aws;
+use crate::aws::{Aws, ErrorKind};
 use crate::keys::EphemeralKey;
 use crate::probe::auth;
 use crate::route::error::RouteError;
@@ -135,7 +137,8 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
     let ctx = Ctx::new(aws, &options);
     let target = RouteTarget { instance, port: opts.port, address: opts.address };
     let try_eice = matches!(&endpoints, Ok(e) if !e.is_empty());
-    let try_ssm = matches!(&status, Ok(Some(s)) if s.ping_status == "Online") || status.is_err();
+    let try_ssm = (matches!(&status, Ok(Some(s)) if s.ping_status == "Online") && !agent::too_old_for_ssh(&status))
+        || status.is_err();
     let key = match opts.push {
         true => EphemeralKey::generate().ok(),
         false => None,
@@ -144,12 +147,38 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
         let key = key.as_ref()?;
         Some(aws.push_key(instance, &opts.user, &key.public_openssh()).await.map_err(|e| e.to_string()))
     };
-    let (direct, eice, ssm, pushed) = tokio::join!(
+    // Why the agent is offline, only when it is (no call for a healthy instance).
+    let known_groups = groups.as_ref().and_then(|g| g.as_ref().ok());
+    let evidence = async {
+        match agent::offline(&status) {
+            true => Some(examine_agent::gather(aws, instance, known_groups).await),
+            false => None,
+        }
+    };
+    let (direct, eice, ssm, pushed, evidence) = tokio::join!(
         attempt(&target, &ctx, Route::Direct, address.is_some()),
         attempt(&target, &ctx, Route::Eice, try_eice),
         attempt(&target, &ctx, Route::Ssm, try_ssm),
         push,
+        evidence,
     );
+    // An online agent that a session could not reach: is Session Manager's channel to it up?
+    let unreached = matches!(&ssm, Some(Err(e)) if !e.aws().is_some_and(|e| e.kind() == ErrorKind::Denied));
+    let evidence = match (evidence, unreached) {
+        (Some(e), _) => Some(e),
+        (None, false) => None,
+        (None, true) => {
+            let connected = aws.session_channel_connected(&instance.id).await;
+            match connected {
+                Ok(false) => {
+                    let mut e = examine_agent::gather(aws, instance, known_groups).await;
+                    e.connected = Some(connected);
+                    Some(e)
+                }
+                other => Some(AgentEvidence { connected: Some(other), ..Default::default() }),
+            }
+        }
+    };
 
     // One login with the pushed key, over the first route that opened; then close them all.
     let mut opened: Vec<(Route, Opened)> = Vec::new();
@@ -169,7 +198,7 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
     }
 
     let [direct, eice, ssm] = [&results[0], &results[1], &results[2]];
-    vec![
+    let mut rows = vec![
         explain::direct(&DirectFacts {
             kind: opts.address,
             address,
@@ -192,9 +221,20 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
             port: opts.port,
             attempt: ssm.as_ref(),
         }),
+    ];
+    let evidence = evidence.unwrap_or_default();
+    rows.extend(agent::findings(&AgentFacts {
+        instance,
+        status: &status,
+        evidence: &evidence,
+        host,
+        region: &aws.region,
+    }));
+    rows.extend([
         explain::serial(&SerialFacts { access: &access, type_problem: &serial_type, region: &aws.region, host }),
         explain::key(&KeyFacts { user: &opts.user, push: pushed.as_ref(), probe }),
-    ]
+    ]);
+    rows
 }
 
 /// Opens `route` if `wanted`, the way every command opens it.

@@ -22,12 +22,13 @@ pub(crate) fn denied_action(e: &AwsError) -> Option<String> {
         "EC2 Instance Connect" => "ec2-instance-connect",
         "SSM" => "ssm",
         "STS" => "sts",
+        "IAM" => "iam",
         _ => return None,
     };
     denied.then(|| format!("{prefix}:{operation}"))
 }
 
-fn allow(action: &str) -> String {
+pub(crate) fn allow(action: &str) -> String {
     format!("allow {action} in the IAM policy of the identity you use (ask your AWS administrator)")
 }
 
@@ -325,6 +326,10 @@ pub(crate) fn ssm(f: &SsmFacts<'_>) -> Check {
                 c
             }
         }
+        None if agent::too_old_for_ssh(f.status) => {
+            Check::new("ssm", Verdict::Fails, format!("{agent}, but too old for port sessions (3.0.222.0): not tried"))
+                .and(profile)
+        }
         None => Check::new("ssm", Verdict::Unknown, agent).and(profile),
     }
 }
@@ -431,6 +436,8 @@ pub(crate) fn key(f: &KeyFacts<'_>) -> Check {
         ),
     }
 }
+
+pub(crate) mod agent;
 
 #[cfg(test)]
 mod tests;

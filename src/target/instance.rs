@@ -113,6 +113,9 @@ pub(crate) struct Instance {
     /// The ARN of its instance profile (the IAM role the SSM agent uses), if it has one.
     #[serde(default)]
     pub instance_profile: Option<String>,
+    /// Instance metadata is off (`MetadataOptions.HttpEndpoint = disabled`).
+    #[serde(default)]
+    pub metadata_disabled: bool,
 }
 
 impl Instance {
@@ -142,6 +145,7 @@ impl Instance {
             tags: Vec::new(),
             security_groups: Vec::new(),
             instance_profile: None,
+            metadata_disabled: false,
         }
     }
 

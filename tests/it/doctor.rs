@@ -20,7 +20,27 @@ fn report(world: &World, id: Option<&str>, args: &[&str]) -> (Option<i32>, Strin
         Some(id) => without_port(&out.stdout, world.lab.ssh_port(id)),
         None => out.stdout.clone(),
     };
-    (out.code(), without_request_ids(&text))
+    (out.code(), without_times(&without_request_ids(&text)))
+}
+
+/// `text` with every time of day (`2026-11-30T00:53:20Z`) written as TIME: the lab's agents
+/// stop pinging when the lab starts.
+fn without_times(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("since 20") {
+        let start = at + "since ".len();
+        out += &rest[..start];
+        let stamp = &rest[start..];
+        let len = stamp.find('Z').map_or(0, |z| z + 1);
+        if len == "2026-11-30T00:53:20Z".len() {
+            out += "TIME";
+            rest = &stamp[len..];
+        } else {
+            rest = stamp;
+        }
+    }
+    out + rest
 }
 
 /// `text` with every `(request id UUID)` written as `(request id ID)`: AWS's ids are random.
@@ -199,4 +219,63 @@ fn issue_14_doctor_reports_a_key_file_left_by_a_killed_broker() {
         out.describe()
     );
     assert!(key_file.exists(), "doctor only looks");
+}
+
+/// The instance of every agent-offline scenario (`ec2_lab::scenario::AGENT_HOST`).
+const APP_1: &str = "i-0a9e000000000a001";
+
+fn scenario_world(name: &str) -> World {
+    let scenario = ec2_lab::scenario::Scenario::load(name).unwrap();
+    World::with(scenario.inventory, "")
+}
+
+// See: issue 16. One lab scenario per reason an SSM agent is offline: each finding with its
+// evidence and its fix, in the table and in the JSON, pinned word for word.
+#[test]
+fn issue_16_why_the_agent_is_offline_per_scenario() {
+    for (name, ..) in ec2_lab::scenario::AGENT_OFFLINE {
+        let world = scenario_world(name);
+        let (code, text) = report(&world, Some(APP_1), &["app-1"]);
+        assert_eq!(code, Some(1), "{name}: no route reaches app-1:\n{text}");
+        expect(&format!("{name}.txt"), &text);
+        let (_, json) = report(&world, Some(APP_1), &["--json", "app-1"]);
+        let parsed: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        let agent: Vec<&serde_json::Value> =
+            parsed["checks"].as_array().unwrap().iter().filter(|c| c["check"] == "agent").collect();
+        assert!(!agent.is_empty(), "{name}: {json}");
+        assert!(agent.iter().all(|c| c["fix"].is_string()), "{name}: every finding names its fix: {json}");
+        expect(&format!("{name}.json"), &json);
+    }
+}
+
+// See: issue 16. A look the identity may not take (iam:GetInstanceProfile) is named with the
+// action to allow, and the other findings still come.
+#[test]
+fn issue_16_a_denied_look_names_the_action_and_the_rest_go_on() {
+    let world = scenario_world("agent-no-route");
+    world.lab.state().set_faults(|f| f.deny.extend(["iam:GetInstanceProfile".to_string()]));
+    let (code, text) = report(&world, Some(APP_1), &["app-1"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("fix: allow iam:GetInstanceProfile in the IAM policy"), "{text}");
+    assert!(text.contains("is private with no way to Systems Manager"), "{text}");
+    expect("agent-no-route-denied.txt", &text);
+}
+
+// See: issue 16. A healthy online agent costs no call beyond the ones the routes need.
+#[test]
+fn issue_16_a_healthy_agent_costs_no_extra_call() {
+    let world = auto_world();
+    let out = doctor(&world, &["--no-push", "db-1"]);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let calls: Vec<String> = world.lab.state().calls().into_iter().map(|c| c.operation).collect();
+    for op in [
+        "GetInstanceProfile",
+        "GetServiceSetting",
+        "GetConnectionStatus",
+        "DescribeVpcEndpoints",
+        "DescribeRouteTables",
+        "DescribeNatGateways",
+    ] {
+        assert!(!calls.iter().any(|c| c == op), "{op} for a healthy agent: {calls:?}");
+    }
 }

@@ -80,8 +80,9 @@ fn check(state: &State, service: &str, header: &str, request: &Request<'_>, now:
         return Err(Refusal::Skewed { signed: amz_date.into(), now, late: signed < now });
     }
     let region = &state.inventory.region;
-    // STS's global endpoint signs with us-east-1 whatever the configured Region.
-    if auth.region != *region && !(service == "sts" && auth.region == "us-east-1") {
+    // STS's global endpoint and IAM (a global service) sign with us-east-1 whatever the
+    // configured Region.
+    if auth.region != *region && !(matches!(service, "sts" | "iam") && auth.region == "us-east-1") {
         return Err(Refusal::Scope(format!("Credential should be scoped to a valid region, not '{}'.", auth.region)));
     }
     if auth.service != service {

@@ -29,6 +29,9 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -
         "DescribeKeyPairs" => super::key_pairs::describe(state, params),
         "DescribeSecurityGroups" => super::security_groups::describe(state, params),
         "GetSerialConsoleAccessStatus" => get_serial_console_access_status(state, params),
+        "DescribeVpcEndpoints" => super::vpc::describe_vpc_endpoints(state, params),
+        "DescribeRouteTables" => super::vpc::describe_route_tables(state, params),
+        "DescribeNatGateways" => super::vpc::describe_nat_gateways(state, params),
         "" => err(StatusCode::BAD_REQUEST, "MissingAction", "The request must contain the parameter Action"),
         other => err(
             StatusCode::BAD_REQUEST,
@@ -199,7 +202,7 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
          <capacityReservationSpecification><capacityReservationPreference>open</capacityReservationPreference></capacityReservationSpecification>\
          <hibernationOptions><configured>false</configured></hibernationOptions>\
          <metadataOptions><state>applied</state><httpTokens>required</httpTokens>\
-         <httpPutResponseHopLimit>{METADATA_HOP_LIMIT}</httpPutResponseHopLimit><httpEndpoint>enabled</httpEndpoint>\
+         <httpPutResponseHopLimit>{METADATA_HOP_LIMIT}</httpPutResponseHopLimit><httpEndpoint>{}</httpEndpoint>\
          <httpProtocolIpv6>disabled</httpProtocolIpv6><instanceMetadataTags>disabled</instanceMetadataTags></metadataOptions>\
          <enclaveOptions><enabled>false</enabled></enclaveOptions>\
          <maintenanceOptions><autoRecovery>default</autoRecovery></maintenanceOptions>\
@@ -207,6 +210,7 @@ fn reservation_xml(xml: &mut String, state: &State, i: &InstanceSpec) {
         platform_details(i),
         usage_operation(i),
         e(&i.launch_time),
+        e(&i.metadata_endpoint),
     );
     if i.private_ip.is_some() {
         let _ = write!(

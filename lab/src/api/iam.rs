@@ -36,7 +36,7 @@ pub(super) fn authenticate(state: &State, protocol: Protocol, access_key: &str) 
 /// A request IAM denies.
 pub(super) struct Request<'a> {
     pub(super) protocol: Protocol,
-    /// The IAM service prefix (`ec2`, `ec2-instance-connect`, `ssm`, `sts`).
+    /// The IAM service prefix (`ec2`, `ec2-instance-connect`, `ssm`, `sts`, `iam`).
     pub(super) service: &'a str,
     pub(super) operation: &'a str,
     pub(super) access_key: &'a str,
@@ -80,6 +80,18 @@ pub(super) fn denied(state: &State, r: Request<'_>) -> Response {
                 json_resource(state, r.service, r.body)
             ),
         ),
+        Protocol::AwsQuery if r.service == "iam" => {
+            let account = &state.inventory.account;
+            let member = |name: &str| r.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+            let resource = match (member("InstanceProfileName"), member("RoleName")) {
+                (Some(p), _) => format!("arn:aws:iam::{account}:instance-profile/{p}"),
+                (None, Some(role)) => format!("arn:aws:iam::{account}:role/{role}"),
+                (None, None) => format!("arn:aws:iam::{account}:*"),
+            };
+            let message =
+                format!("User: {caller} is not authorized to perform: {action} on resource: {resource} {because}");
+            error(r.protocol, StatusCode::FORBIDDEN, "AccessDenied", &message)
+        }
         Protocol::AwsQuery => {
             let role = r.params.iter().find(|(k, _)| k == "RoleArn").map(|(_, v)| v.as_str());
             let on = role.map(|arn| format!(" on resource: {arn}")).unwrap_or_default();

@@ -1,6 +1,6 @@
-//! The AWS API doubles (EC2, EC2 Instance Connect, SSM, STS) on one HTTP endpoint, routed like the real protocols
+//! The AWS API doubles (EC2, EC2 Instance Connect, SSM, STS, IAM) on one HTTP endpoint, routed like the real protocols
 //! are: awsJson1_1 by `X-Amz-Target`; form posts by the SigV4 credential scope's service: `sts` to the STS double
-//! (awsQuery), anything else to EC2 (the EC2 query protocol, by the form's `Action`) (`../shared/spec/aws-apis.md` §1).
+//! and `iam` to the IAM double (awsQuery), anything else to EC2 (the EC2 query protocol, by the form's `Action`) (`../shared/spec/aws-apis.md` §1).
 //!
 //! Every request, in order: no `Authorization` → `MissingAuthenticationToken`; the fault knobs (`Faults`, `leak` last); the SigV4
 //! signature (`auth::verify`: unknown keys, wrong secrets, scopes and clock skew, in each service's words); expired
@@ -11,6 +11,7 @@ mod auth;
 mod ec2;
 mod filters;
 mod iam;
+mod iam_service;
 mod instance_connect;
 mod instance_connect_endpoints;
 mod instance_filters;
@@ -23,9 +24,11 @@ mod public_key;
 mod query;
 mod security_groups;
 mod ssm;
+mod ssm_agent;
 mod sts;
 #[cfg(test)]
 mod tests;
+mod vpc;
 
 use std::sync::Arc;
 
@@ -84,6 +87,7 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
             let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
             match scope_service.as_str() {
                 "sts" => (Protocol::AwsQuery, "sts".to_string(), action, params),
+                "iam" => (Protocol::AwsQuery, "iam".to_string(), action, params),
                 _ => (Protocol::Query, "ec2".to_string(), action, params),
             }
         }
@@ -150,6 +154,7 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
                 (Protocol::Json, "ec2-instance-connect") => instance_connect::handle(state, &operation, body),
                 (Protocol::Json, "ssm") => ssm::handle(state, &operation, body),
                 (Protocol::Query, _) => ec2::handle(state, &operation, &params),
+                (Protocol::AwsQuery, "iam") => iam_service::handle(state, &operation, &params),
                 (Protocol::AwsQuery, _) => sts::handle(state, &operation, &params, &access_key),
                 _ => error(
                     protocol,

@@ -92,9 +92,9 @@ fn group_xml(xml: &mut String, state: &State, g: &SecurityGroupSpec) {
         permission_xml(xml, rule);
     }
     xml.push_str("</ipPermissions><ipPermissionsEgress>");
-    let everything =
-        IngressRule { protocol: "-1".into(), from_port: None, to_port: None, cidrs: vec!["0.0.0.0/0".into()] };
-    permission_xml(xml, &everything);
+    for rule in &g.egress_rules() {
+        permission_xml(xml, rule);
+    }
     xml.push_str("</ipPermissionsEgress></item>");
 }
 

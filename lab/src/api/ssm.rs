@@ -22,6 +22,8 @@ pub(super) fn handle(state: &Arc<State>, operation: &str, body: &[u8]) -> Respon
         "ResumeSession" => parse(body).map(|req| resume_session(state, req)),
         "TerminateSession" => parse(body).map(|req| terminate_session(state, req)),
         "DescribeInstanceInformation" => parse(body).map(|req| describe(state, req)),
+        "GetServiceSetting" => parse(body).map(|req| super::ssm_agent::get_service_setting(state, req)),
+        "GetConnectionStatus" => parse(body).map(|req| super::ssm_agent::get_connection_status(state, req)),
         _ => {
             return error(
                 Protocol::Json,
@@ -125,7 +127,8 @@ fn start_session(state: &Arc<State>, req: StartSessionInput) -> Response {
     let (Some(spec), Some(agent_target)) = (spec, agent_target) else {
         return fail("TargetNotConnected", &format!("{target} is not connected."));
     };
-    if spec.state != "running" || state.ssm_status(&target) != SsmStatus::Online {
+    // `ssm_connected = false`: the agent pings, but its session channel is down.
+    if spec.state != "running" || state.ssm_status(&target) != SsmStatus::Online || !spec.ssm_connected {
         return fail("TargetNotConnected", &format!("{target} is not connected."));
     }
     // The agent dials localhost:<portNumber> on the instance (§10.2). The lab's instances share

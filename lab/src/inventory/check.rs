@@ -72,7 +72,58 @@ impl Inventory {
             );
         }
         self.check_security_groups()?;
+        self.check_network()?;
         self.check_iam()
+    }
+
+    fn check_network(&self) -> anyhow::Result<()> {
+        use super::network::{ENDPOINT_KINDS, ENDPOINT_STATES, NAT_STATES, valid_id};
+        for (n, e) in self.vpc_endpoints.iter().enumerate() {
+            ensure!(valid_id("vpce-", &e.id), "vpc endpoint {}: the id must be vpce- and 8 or 17 hex digits", e.id);
+            ensure!(!self.vpc_endpoints[..n].iter().any(|o| o.id == e.id), "vpc endpoint {} is listed twice", e.id);
+            ensure!(ENDPOINT_KINDS.contains(&e.kind.as_str()), "vpc endpoint {}: unknown kind {:?}", e.id, e.kind);
+            ensure!(
+                ENDPOINT_STATES.contains(&e.state.as_str()),
+                "vpc endpoint {}: unknown state {:?} (lower case, as on the wire: {})",
+                e.id,
+                e.state,
+                ENDPOINT_STATES.join(", ")
+            );
+            for g in &e.security_groups {
+                ensure!(self.security_group(g).is_some(), "vpc endpoint {}: security group {g} does not exist", e.id);
+            }
+        }
+        for (n, t) in self.route_tables.iter().enumerate() {
+            ensure!(valid_id("rtb-", &t.id), "route table {}: the id must be rtb- and 8 or 17 hex digits", t.id);
+            ensure!(!self.route_tables[..n].iter().any(|o| o.id == t.id), "route table {} is listed twice", t.id);
+            ensure!(
+                !(t.main && self.route_tables[..n].iter().any(|o| o.main && o.vpc_id == t.vpc_id)),
+                "route table {}: {} has two main route tables",
+                t.id,
+                t.vpc_id
+            );
+            for r in &t.routes {
+                ensure!(
+                    matches!(r.state.as_str(), "active" | "blackhole"),
+                    "route table {}: route state {:?} is not active or blackhole",
+                    t.id,
+                    r.state
+                );
+            }
+        }
+        for (n, g) in self.nat_gateways.iter().enumerate() {
+            ensure!(valid_id("nat-", &g.id), "nat gateway {}: the id must be nat- and 8 or 17 hex digits", g.id);
+            ensure!(!self.nat_gateways[..n].iter().any(|o| o.id == g.id), "nat gateway {} is listed twice", g.id);
+            ensure!(NAT_STATES.contains(&g.state.as_str()), "nat gateway {}: unknown state {:?}", g.id, g.state);
+        }
+        for i in &self.instances {
+            ensure!(
+                matches!(i.metadata_endpoint.as_str(), "enabled" | "disabled"),
+                "instance {}: metadata_endpoint must be enabled or disabled",
+                i.id
+            );
+        }
+        Ok(())
     }
 
     fn check_security_groups(&self) -> anyhow::Result<()> {
@@ -89,7 +140,7 @@ impl Inventory {
             );
             ensure!(!self.security_groups[..n].iter().any(|o| o.id == g.id), "security group {} is listed twice", g.id);
             ensure!(!g.name.is_empty(), "security group {}: the name is empty", g.id);
-            if let Some(problem) = g.ingress.iter().find_map(rule_problem) {
+            if let Some(problem) = g.ingress.iter().chain(g.egress.iter().flatten()).find_map(rule_problem) {
                 bail!("security group {}: {problem}", g.id);
             }
         }
@@ -121,6 +172,29 @@ impl Inventory {
                 r.arn
             );
             ensure!(!self.roles[..n].iter().any(|o| o.arn == r.arn), "role {} is listed twice", r.arn);
+            for (name, doc) in &r.inline_policies {
+                ensure!(
+                    serde_json::from_str::<serde_json::Value>(doc).is_ok(),
+                    "role {}: inline policy {name} is not JSON",
+                    r.arn
+                );
+            }
+        }
+        let roles = self.all_roles();
+        for (n, p) in self.instance_profiles.iter().enumerate() {
+            ensure!(valid_profile_name(&p.name), "instance profile {:?}: not a valid name", p.name);
+            ensure!(
+                !self.instance_profiles[..n].iter().any(|o| o.name == p.name),
+                "instance profile {} is listed twice",
+                p.name
+            );
+            if let Some(role) = &p.role {
+                ensure!(
+                    roles.iter().any(|r| r.name() == role),
+                    "instance profile {}: no [[role]] named {role}",
+                    p.name
+                );
+            }
         }
         Ok(())
     }

@@ -107,6 +107,8 @@ impl Inventory {
                 serial_password: None,
                 security_groups: None,
                 instance_profile: None,
+                metadata_endpoint: super::enabled(),
+                ssm_connected: true,
             });
         }
         Inventory {
@@ -123,6 +125,11 @@ impl Inventory {
             }],
             security_groups: Vec::new(),
             roles: Vec::new(),
+            instance_profiles: Vec::new(),
+            vpc_endpoints: Vec::new(),
+            route_tables: Vec::new(),
+            nat_gateways: Vec::new(),
+            default_host_management_role: None,
             ssm_tls: false,
             serial_console_access: true,
             serve_ssh: false,

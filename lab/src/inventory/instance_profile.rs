@@ -1,7 +1,11 @@
 //! Instance profiles (DescribeInstances' `iamInstanceProfile`): the inventory's
-//! `instance_profile`, else the lab's default profile for instances with an SSM agent.
+//! `instance_profile`, else the lab's default profile for instances with an SSM agent; and the
+//! profiles the IAM double knows (`[[instance_profile]]`, and the implicit `lab-ssm`).
 
-use super::InstanceSpec;
+use serde::Deserialize;
+
+use super::role::{RoleSpec, SSM_CORE_POLICY_ARN};
+use super::{InstanceSpec, Inventory};
 use crate::ssm::SsmStatus;
 
 /// The name of the profile instances get when their `instance_profile` is absent and their SSM
@@ -33,4 +37,46 @@ pub fn instance_profile_id(arn: &str) -> String {
 /// Whether `name` is a valid instance profile name (1–128 of `[A-Za-z0-9+=,.@_-]`).
 pub(super) fn valid_profile_name(name: &str) -> bool {
     (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+/// One instance profile (`[[instance_profile]]`, the IAM double's GetInstanceProfile).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceProfileSpec {
+    /// Its name (the last segment of its ARN).
+    pub name: String,
+    /// The name of its role (a `[[role]]` of the account); absent: a profile with no role.
+    pub role: Option<String>,
+}
+
+impl Inventory {
+    /// The instance profiles the IAM double knows: the inventory's, and `lab-ssm` (role
+    /// `lab-ssm`) unless the inventory declares one of that name.
+    pub fn all_instance_profiles(&self) -> Vec<InstanceProfileSpec> {
+        let mut out = self.instance_profiles.clone();
+        if !out.iter().any(|p| p.name == DEFAULT_INSTANCE_PROFILE_NAME) {
+            out.push(InstanceProfileSpec {
+                name: DEFAULT_INSTANCE_PROFILE_NAME.into(),
+                role: Some(DEFAULT_INSTANCE_PROFILE_NAME.into()),
+            });
+        }
+        out
+    }
+
+    /// The roles the IAM double knows: the inventory's, and `lab-ssm` (trusted by
+    /// ec2.amazonaws.com, AmazonSSMManagedInstanceCore attached) unless the inventory declares
+    /// one of that name.
+    pub fn all_roles(&self) -> Vec<RoleSpec> {
+        let mut out = self.roles.clone();
+        if !out.iter().any(|r| r.name() == DEFAULT_INSTANCE_PROFILE_NAME) {
+            out.push(RoleSpec {
+                arn: format!("arn:aws:iam::{}:role/{DEFAULT_INSTANCE_PROFILE_NAME}", self.account),
+                mfa: false,
+                managed_policies: vec![SSM_CORE_POLICY_ARN.into()],
+                inline_policies: Default::default(),
+                trusted_services: vec!["ec2.amazonaws.com".into()],
+            });
+        }
+        out
+    }
 }

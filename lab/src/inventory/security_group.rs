@@ -33,10 +33,12 @@ pub struct SecurityGroupSpec {
     /// The VPC it belongs to (default: the default VPC).
     #[serde(default = "super::default_vpc")]
     pub vpc_id: String,
-    /// Inbound rules (`ipPermissions`). Outbound is always everything (`ipPermissionsEgress`:
-    /// protocol `-1` to `0.0.0.0/0`, the AWS default).
+    /// Inbound rules (`ipPermissions`).
     #[serde(default)]
     pub ingress: Vec<IngressRule>,
+    /// Outbound rules (`ipPermissionsEgress`, same shape). Absent: everything (protocol `-1` to
+    /// `0.0.0.0/0`, the AWS default).
+    pub egress: Option<Vec<IngressRule>>,
 }
 
 /// One inbound rule: `{ protocol = "tcp", from_port = 22, to_port = 22, cidrs = ["10.0.0.0/8"] }`.
@@ -61,6 +63,13 @@ impl SecurityGroupSpec {
         self.description.clone().unwrap_or_else(|| format!("lab security group {}", self.name))
     }
 
+    /// The outbound rules: `egress`, else everything to `0.0.0.0/0`.
+    pub fn egress_rules(&self) -> Vec<IngressRule> {
+        self.egress.clone().unwrap_or_else(|| {
+            vec![IngressRule { protocol: "-1".into(), from_port: None, to_port: None, cidrs: vec!["0.0.0.0/0".into()] }]
+        })
+    }
+
     /// `securityGroupArn`.
     pub fn arn(&self, region: &str, account: &str) -> String {
         format!("arn:aws:ec2:{region}:{account}:security-group/{}", self.id)
@@ -77,6 +86,7 @@ pub fn implicit_security_groups() -> &'static [SecurityGroupSpec; 2] {
             description: Some(description.into()),
             vpc_id: super::default_vpc(),
             ingress,
+            egress: None,
         };
         let everything = IngressRule {
             protocol: "tcp".into(),

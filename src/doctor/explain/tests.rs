@@ -19,6 +19,7 @@ fn group(id: &str, rules: &[(&str, i32, i32)]) -> SecurityGroup {
                 sources: vec!["10.0.0.0/8".into()],
             })
             .collect(),
+        egress: Vec::new(),
     }
 }
 

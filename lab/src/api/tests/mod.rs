@@ -13,6 +13,7 @@
 //! - `security_groups`: `groupSet`, `iamInstanceProfile`, DescribeSecurityGroups;
 //! - `iam`: `Faults::deny` in each protocol, and the access key of each logged call.
 
+mod agent_evidence;
 mod console;
 mod describe_instances;
 mod generated;
