@@ -53,6 +53,7 @@ pub mod identity;
 mod imds;
 pub mod inventory;
 pub mod keys_blob;
+mod kms;
 pub mod pty;
 pub mod regions;
 pub mod scenario;

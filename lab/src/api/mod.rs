@@ -1,4 +1,4 @@
-//! The AWS API doubles (EC2, EC2 Instance Connect, SSM, STS) on one HTTP endpoint, routed like the real protocols
+//! The AWS API doubles (EC2, EC2 Instance Connect, SSM, KMS, STS) on one HTTP endpoint, routed like the real protocols
 //! are: awsJson1_1 by `X-Amz-Target`; form posts by the SigV4 credential scope's service: `sts` to the STS double
 //! (awsQuery), anything else to EC2 (the EC2 query protocol, by the form's `Action`) (`../shared/spec/aws-apis.md` §1).
 //!
@@ -18,6 +18,7 @@ mod instance_filters;
 pub(crate) use instance_filters::IMAGE_ID;
 mod instance_types;
 mod key_pairs;
+mod kms;
 mod leak;
 mod public_key;
 mod query;
@@ -75,6 +76,7 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
             let service = match svc {
                 "AWSEC2InstanceConnectService" => "ec2-instance-connect",
                 "AmazonSSM" => "ssm",
+                "TrentService" => "kms",
                 other => other,
             };
             (Protocol::Json, service.to_string(), op.to_string(), Vec::new())
@@ -149,6 +151,7 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
             match (protocol, service.as_str()) {
                 (Protocol::Json, "ec2-instance-connect") => instance_connect::handle(state, &operation, body),
                 (Protocol::Json, "ssm") => ssm::handle(state, &operation, body),
+                (Protocol::Json, "kms") => kms::handle(state, &operation, body),
                 (Protocol::Query, _) => ec2::handle(state, &operation, &params),
                 (Protocol::AwsQuery, _) => sts::handle(state, &operation, &params, &access_key),
                 _ => error(

@@ -25,6 +25,7 @@
 //! timeouts, the agent's own websocket to MGS.
 
 mod agent;
+pub(crate) mod crypto;
 pub mod frame;
 mod handshake;
 mod outgoing;
