@@ -283,6 +283,9 @@ impl Lab {
             (!self.ssm_url.starts_with("wss://")).then(|| ("EC2_BROKER_ALLOW_PLAINTEXT_WS", "1".into()));
         [
             ("AWS_ENDPOINT_URL", self.endpoint_url()),
+            // The KMS double answers on the same endpoint (`TrentService.*`); named on its own
+            // so a profile's `endpoint_url` for another service cannot send KMS elsewhere.
+            ("AWS_ENDPOINT_URL_KMS", self.endpoint_url()),
             ("AWS_REGION", self.state.inventory.region.clone()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),

@@ -24,6 +24,7 @@ mod public_key;
 mod query;
 mod security_groups;
 mod ssm;
+mod ssm_documents;
 mod sts;
 #[cfg(test)]
 mod tests;

@@ -28,9 +28,11 @@ mod agent;
 pub(crate) mod crypto;
 pub mod frame;
 mod handshake;
+mod kms_agent;
 mod outgoing;
 pub(crate) mod service;
 pub(crate) mod session;
+pub(crate) mod shell;
 
 #[cfg(test)]
 mod tests;
@@ -57,6 +59,10 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(60);
 pub(crate) fn start_session(state: &Arc<State>, target: &str, document: &str, config: AgentConfig) -> Arc<Session> {
     let suffix = rand::random::<u128>() & ((1u128 << 68) - 1);
     let (session, inputs) = state.ssm.create(format!("labuser-{suffix:017x}"), target.into(), document.into());
+    session.update(|i| {
+        i.kms_key = config.kms_key_id.clone();
+        i.session_type = config.shell.as_ref().map_or("Port", |s| s.kind.session_type()).into();
+    });
     tokio::spawn(agent::run(session.clone(), state.clone(), config, inputs));
     session
 }
@@ -204,4 +210,18 @@ pub struct SsmSessionInfo {
     pub(crate) first_output: Option<std::time::Instant>,
     /// Why the session ended, once it has.
     pub end_reason: Option<String>,
+    /// The handshake's `SessionType`: `Port`, `Standard_Stream`, `InteractiveCommands` or
+    /// `NonInteractiveCommands`.
+    pub session_type: String,
+    /// The preferences' KMS key when the session is encrypted (never for Port sessions).
+    pub kms_key: Option<String>,
+    /// The `agent_session_state` values the agent reported to the service (`Connected`, then
+    /// `Terminating` when a shell-plugin session ends on its own; MGS does not pass them on).
+    pub agent_states: Vec<String>,
+    /// KMS sessions: `Output`, `StdErr` and `ExitCode` payloads (either direction) that crossed
+    /// the websocket **not** sealed under the session's data key, as the service saw them,
+    /// including any sent before the key was agreed. Must stay 0.
+    pub plaintext_outputs: u64,
+    /// KMS sessions: such payloads that were sealed under the session's data key.
+    pub encrypted_outputs: u64,
 }
