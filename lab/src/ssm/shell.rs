@@ -170,8 +170,11 @@ pub(crate) async fn start(
             .map_err(|e| format!("Unable to start command: Failed to parse commands input: {e}\n\n"))?,
     };
     let mut command = Command::new("setsid");
+    // `-c`: the pty becomes the controlling terminal (a command without a pty has none).
+    if config.kind != ShellKind::NonInteractive {
+        command.arg("-c");
+    }
     command
-        .arg("-c")
         .arg("setpriv")
         .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--init-groups".into(), "--".into()])
         .args(&argv)

@@ -3,6 +3,7 @@
 //! Needs root and OpenSSH, like every test that starts a `Lab`.
 
 mod client;
+mod shell;
 
 use crate::test_world::World;
 use std::sync::Arc;
