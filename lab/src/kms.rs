@@ -133,10 +133,10 @@ impl Kms {
         let (&len, rest) = rest.split_first().ok_or(KmsError::InvalidCiphertext)?;
         let (id, sealed) = rest.split_at_checked(usize::from(len)).ok_or(KmsError::InvalidCiphertext)?;
         let id = std::str::from_utf8(id).map_err(|_| KmsError::InvalidCiphertext)?;
-        if let Some(wanted) = key_id {
-            if resolve(inventory, wanted)?.id != id {
-                return Err(KmsError::IncorrectKey);
-            }
+        if let Some(wanted) = key_id
+            && resolve(inventory, wanted)?.id != id
+        {
+            return Err(KmsError::IncorrectKey);
         }
         let key = usable(inventory, id)?;
         let plaintext =
