@@ -31,6 +31,9 @@ use super::session::{AgentInput, Session};
 use super::shell::{self, Process, ShellConfig, ShellKind};
 use crate::state::{State, lock};
 
+mod encryption;
+mod shell_input;
+
 /// How long the agent waits for the HandshakeResponse (§8).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a finished session waits for its outgoing frames to be acked (§10.6).
@@ -105,10 +108,12 @@ pub(crate) async fn run(
     if shell_kind.is_none() || shell_kind == Some(ShellKind::NonInteractive) || agent.config.kms_key_id.is_some() {
         agent.request_handshake();
     } else {
-        // Standard_Stream and InteractiveCommands without KMS skip the handshake (§8).
+        // Standard_Stream and InteractiveCommands without KMS skip the handshake (§8); the
+        // process starts when the first client attaches (below), so a command that exits at
+        // once cannot end the session before anyone could read its output.
         agent.handshake = Handshake::Complete;
-        agent.start_backend().await;
     }
+    let mut started = agent.handshake != Handshake::Complete;
     let mut tick = tokio::time::interval(RESEND_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -116,7 +121,13 @@ pub(crate) async fn run(
             input = inputs.recv() => match input {
                 Some(AgentInput::Frame(f)) => agent.handle_frame(&f).await,
                 Some(AgentInput::Pause) => agent.sender.set_paused(true),
-                Some(AgentInput::Start) => agent.sender.set_paused(false),
+                Some(AgentInput::Start) => {
+                    agent.sender.set_paused(false);
+                    if !started {
+                        started = true;
+                        agent.start_backend().await;
+                    }
+                }
                 Some(AgentInput::Terminate) | None => break,
             },
             Some(event) = events.recv() => agent.handle_event(event),
@@ -357,70 +368,6 @@ impl Agent {
         self.handshake = Handshake::Responded;
     }
 
-    /// Decrypts the client's data key through the KMS double with the session's context and
-    /// keeps the ciphers (`UpdateEncryptionKey`, blockcipher.go).
-    fn finalize_kms(&mut self, result: Option<handshake::KmsResult>) -> Result<(), String> {
-        // A client that answered KMSEncryption with status 1 but no result: Go unmarshals
-        // `null` into an empty response, whose empty blob KMS refuses.
-        let result =
-            result.unwrap_or(handshake::KmsResult { ciphertext_key: Some(Vec::new()), challenge_acknowledged: false });
-        if self.config.require_kms_challenge && !result.challenge_acknowledged {
-            return Err("client does not support required encryption context random challenge".into());
-        }
-        let info = self.sender.session.info();
-        let mut context = BTreeMap::from([
-            ("aws:ssm:SessionId".to_string(), info.id.clone()),
-            ("aws:ssm:TargetId".to_string(), info.target.clone()),
-        ]);
-        if result.challenge_acknowledged {
-            context.insert("aws:ssm:RandomChallenge".into(), self.random_challenge.clone());
-        }
-        let key_id = self.config.kms_key_id.clone().unwrap_or_default();
-        let decrypted = super::kms_agent::decrypt(
-            &self.state,
-            &info.target,
-            &result.ciphertext_key.unwrap_or_default(),
-            &context,
-            &key_id,
-        )
-        .map_err(|e| {
-            format!("Fetching data key failed: Unable to retrieve data key, Error when decrypting data key {e}")
-        })?;
-        let cipher = AgentCipher::new(&decrypted, rand::random())
-            .ok_or_else(|| "Fetching data key failed: crypto/aes: invalid key size".to_string())?;
-        *lock(&self.sender.cipher) = Some(cipher);
-        self.sender.session.set_data_key(decrypted);
-        Ok(())
-    }
-
-    /// EncChallengeRequest: 64 random bytes encrypted with the agent→client key (§11.8).
-    fn send_challenge(&mut self) {
-        let bytes: Vec<u8> = (0..64).map(|_| rand::random::<u8>()).collect();
-        let sealed = lock(&self.sender.cipher).as_mut().map(|c| c.encrypt(&bytes)).unwrap_or_default();
-        let payload = format!("{{\"Challenge\":\"{}\"}}", crate::base64::encode(&sealed));
-        self.challenge = Some(bytes);
-        self.handshake = Handshake::ChallengeSent;
-        self.deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
-        self.sender.send_stream(payload_type::ENC_CHALLENGE_REQUEST, payload.into_bytes());
-    }
-
-    /// EncChallengeResponse: must decrypt (client→agent key) to the same 64 bytes.
-    async fn handle_challenge_response(&mut self, payload: &[u8]) {
-        let decrypted = {
-            let cipher = lock(&self.sender.cipher);
-            let sealed = handshake::challenge(payload).unwrap_or_default();
-            cipher.as_ref().map(|c| c.decrypt(&sealed))
-        };
-        match decrypted {
-            Some(Ok(bytes)) if Some(&bytes) == self.challenge.as_ref() => self.complete_handshake().await,
-            Some(Ok(_)) => self.fail("Encountered error while initiating handshake. Encryption challenge does not match!".into()),
-            _ => self.fail(
-                "Encountered error while initiating handshake. Error decrypting encrypted text, cipher: message authentication failed"
-                    .into(),
-            ),
-        }
-    }
-
     /// Sends HandshakeComplete (after the response was acked, as the agent does) and starts
     /// the session: dials sshd, or starts the shell plugin's process.
     async fn complete_handshake(&mut self) {
@@ -444,40 +391,6 @@ impl Agent {
         match shell::start(&shell, self.sender.clone(), pacing, self.events.clone()).await {
             Ok(process) => self.process = Some(process),
             Err(e) => self.fail(e),
-        }
-    }
-
-    /// One in-order client message of a shell-plugin session (`InputStreamMessageHandler`).
-    fn process_shell(&mut self, msg: &Message) {
-        let Some(process) = self.process.as_ref() else {
-            return;
-        };
-        let non_interactive = self.config.shell.as_ref().is_some_and(|s| s.kind == ShellKind::NonInteractive);
-        match msg.payload_type {
-            payload_type::OUTPUT => {
-                let data = match lock(&self.sender.cipher).as_ref() {
-                    Some(cipher) => match cipher.decrypt(&msg.payload) {
-                        Ok(plain) => plain,
-                        // The agent logs "Error decrypting stream data message" and drops it.
-                        Err(_) => return,
-                    },
-                    None => msg.payload.clone(),
-                };
-                match non_interactive {
-                    true => process.signal_from(&data),
-                    false => process.write(data),
-                }
-            }
-            payload_type::SIZE if !non_interactive => {
-                let size: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
-                let dim = |k: &str| {
-                    size.get(k).and_then(serde_json::Value::as_u64).map(|v| v.min(u64::from(u16::MAX)) as u16)
-                };
-                if let (Some(cols), Some(rows)) = (dim("cols"), dim("rows")) {
-                    let _ = process.resize(cols, rows);
-                }
-            }
-            _ => {} // Flags and the rest: the shell plugin ignores them.
         }
     }
 

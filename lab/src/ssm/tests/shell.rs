@@ -239,3 +239,66 @@ fn kms_api_context_mismatch_and_access_denied() {
     );
     assert!(message.contains(&format!(":key/{KEY} because no identity-based policy allows")), "{message}");
 }
+
+#[test]
+fn a_dropped_websocket_keeps_the_shell_for_resume() {
+    use crate::ssm::{Disconnect, DisconnectKind};
+    let w = world("");
+    // The first connection is reset (ssm-drop) 2 s after it was accepted.
+    let drop = Disconnect::after_time(std::time::Duration::from_secs(2), DisconnectKind::Drop);
+    w.lab.state().set_ssm_faults(|f| f.disconnects.push_back(drop));
+    let (sid, url, token) = start_doc(&w.lab, json!({"Target": HOST}));
+    w.rt.block_on(async {
+        let mut c = connect(&url).await.unwrap();
+        c.open(&token).await;
+        c.stream().await; // The prompt.
+        c.send(OUTPUT, b"MARK=kept-$$; echo set\n").await;
+        c.output_until(b"set\r\n").await;
+        loop {
+            match c.next().await {
+                Event::Gone => break,
+                Event::Stream(_) => continue,
+                other => panic!("expected the reset, got {other:?}"),
+            }
+        }
+        let mut fresh = connect(&url).await.unwrap();
+        let (status, body) = call(&w.lab, "ResumeSession", json!({"SessionId": sid}));
+        assert_eq!(status, 200, "{body}");
+        fresh.open(body["TokenValue"].as_str().unwrap()).await;
+        let mut c = c.resume_on(fresh);
+        c.send(OUTPUT, b"echo still-$MARK\n").await;
+        let out = c.output_until(b"still-kept-").await;
+        assert!(!String::from_utf8_lossy(&out).is_empty());
+    });
+    let info = w.lab.ssm_sessions().into_iter().find(|s| s.id == sid).unwrap();
+    assert!(!info.ended && info.client_connects == 2, "{info:?}");
+}
+
+#[test]
+fn interactive_command_gets_no_exit_code_and_run_as_user_must_exist() {
+    let w = world("[session_preferences]\nrun_as_enabled = true\nrun_as_default_user = \"ec2-user\"\n");
+    let (_, url, token) = start_doc(
+        &w.lab,
+        json!({"Target": HOST, "DocumentName": "AWS-StartInteractiveCommand", "Parameters": {"command": ["id -un; exit 3"]}}),
+    );
+    w.rt.block_on(async {
+        let mut c = connect(&url).await.unwrap();
+        c.open(&token).await;
+        let (got, output) = until_closed(&mut c).await;
+        let text: Vec<u8> = got.iter().flat_map(|(_, b)| b.clone()).collect();
+        assert!(String::from_utf8_lossy(&text).contains("ec2-user\r\n"), "Run As: {got:?}");
+        assert!(got.iter().all(|(t, _)| *t == OUTPUT), "InteractiveCommands send no ExitCode: {got:?}");
+        assert_eq!(output, "");
+    });
+    let w = world("[session_preferences]\nrun_as_enabled = true\nrun_as_default_user = \"no-such-lab-user\"\n");
+    let (_, url, token) = start_doc(&w.lab, json!({"Target": HOST}));
+    w.rt.block_on(async {
+        let mut c = connect(&url).await.unwrap();
+        c.open(&token).await;
+        let (_, output) = until_closed(&mut c).await;
+        assert_eq!(
+            output,
+            "Unable to start command: failed to start pty since RunAs user no-such-lab-user does not exist\n"
+        );
+    });
+}
