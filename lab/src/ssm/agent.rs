@@ -1,5 +1,7 @@
-//! The SSM agent double: the agent's side of one Port session (`ssm-data-channel.md` §8, §9,
-//! §10.2, §10.3 basic mode, §13), reproducing the real agent's rules rather than ideal ones:
+//! The SSM agent double: the agent's side of one session (`ssm-data-channel.md` §8, §9, §10.2,
+//! §10.3 basic mode, §11, §13), reproducing the real agent's rules rather than ideal ones. Port
+//! sessions dial sshd; shell-plugin sessions run a process (`super::shell`, client input in
+//! `shell_input`); encrypted sessions add the KMS handshake and challenge (`encryption`):
 //!
 //! - handshake: HandshakeRequest as seq 0 with SYN, ≤ 15 s for the response, any `ActionStatus`
 //!   ≠ 1 ends the session; until HandshakeComplete is *sent*, other client data is acked and
@@ -8,8 +10,9 @@
 //!   the reorder buffer; ahead ⇒ ack and store; behind ⇒ re-ack; no digest check;
 //! - sending (§9.3): see `outgoing`; sshd is read ≤ 1024 bytes at a time with a 1 ms sleep after
 //!   each read (pacing knob), not while paused (§7.3);
-//! - end: sshd EOF, a `TerminateSession` flag, a failed handshake or dial ⇒ wait ≤ 2 s for acks,
-//!   then the session ends and the service sends `channel_closed`.
+//! - end: sshd EOF, a `TerminateSession` flag, a failed handshake or dial, the shell's process
+//!   ending ⇒ wait ≤ 2 s for acks, then the session ends and the service sends `channel_closed`
+//!   (with the agent's error text as `Output` when starting failed).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

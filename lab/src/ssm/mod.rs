@@ -11,7 +11,9 @@
 //! - `service`: the websocket listener; checks the open frame's token, relays binary frames
 //!   verbatim, applies the fault knobs, originates `channel_closed` (§7.2);
 //! - `agent`: the agent's side of one session (§8, §9, §10.2, §13), with `handshake` holding its
-//!   handshake payloads and `outgoing` its retransmission buffer and RTO estimator (§9.3);
+//!   handshake payloads, `outgoing` its retransmission buffer and RTO estimator (§9.3), `shell`
+//!   the shell plugin (Standard_Stream, InteractiveCommands, NonInteractiveCommands on a real pty
+//!   or exec, §10.1, §10.5), `crypto` and `kms_agent` KMS session encryption (§11);
 //! - `session`: the per-session record the three share, and the registry of sessions;
 //! - `frame`: the lab's own message codec (§5), pinned by the §16 vectors; `wss://` uses the
 //!   lab CA of `crate::tls`.
@@ -20,9 +22,18 @@
 //! instance's sshd (its hidden listener when it has no inbound network); any other port reaches
 //! `127.0.0.1:<portNumber>` on the lab machine, which stands in for the instance's localhost.
 //!
-//! Not modelled: shell sessions and KMS encryption (Port sessions never use KMS, §3), smux (a
-//! `LocalPortForwarding` session always runs in basic mode, §10.3), idle and maximum-duration
-//! timeouts, the agent's own websocket to MGS.
+//! Shell sessions, as the real agent runs them (read in aws/amazon-ssm-agent, see `shell`):
+//! (a) InteractiveCommands get **no** `ExitCode`, like Standard_Stream (`executeCommandsWithPty`
+//! ends the session when the pty read fails); (b) NonInteractiveCommands never forward stdin:
+//! client `Output` is only scanned for `0x03`/`0x1c` (SIGINT/SIGQUIT), there is no EOF to send;
+//! `ExitCode` exists only with `separateOutputStream` true; (c) end of session: the agent waits
+//! ≤ 2 s for its acks (`PrepareToCloseChannel`), reports `agent_session_state` `Terminating` to
+//! MGS (recorded in `SsmSessionInfo::agent_states`, not passed to the client), and MGS sends
+//! `channel_closed` with an empty `Output`; a failed start or handshake puts the agent's error
+//! text in that `Output`. KMS (§11) applies to every session type but Port (§3).
+//!
+//! Not modelled: smux (a `LocalPortForwarding` session always runs in basic mode, §10.3), idle and
+//! maximum-duration timeouts, the agent's own websocket to MGS.
 
 mod agent;
 pub(crate) mod crypto;
