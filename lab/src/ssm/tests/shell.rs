@@ -302,3 +302,29 @@ fn interactive_command_gets_no_exit_code_and_run_as_user_must_exist() {
         );
     });
 }
+
+#[test]
+fn get_document_serves_the_preferences() {
+    let w = world(KMS_PREFS);
+    let (status, body) = call(&w.lab, "GetDocument", json!({"Name": "SSM-SessionManagerRunShell"}));
+    assert_eq!(
+        (status, body["DocumentType"].as_str(), body["DocumentFormat"].as_str()),
+        (200, Some("Session"), Some("JSON"))
+    );
+    let content: Value = serde_json::from_str(body["Content"].as_str().unwrap()).unwrap();
+    assert_eq!(content["sessionType"], "Standard_Stream");
+    assert_eq!(content["inputs"]["kmsKeyId"], "alias/ssm");
+    assert_eq!(content["inputs"]["runAsEnabled"], false);
+    let (status, body) =
+        call(&w.lab, "GetDocument", json!({"Name": "SSM-SessionManagerRunShell", "DocumentFormat": "YAML"}));
+    assert!(status == 200 && body["Content"].as_str().unwrap().contains("  kmsKeyId: \"alias/ssm\"\n"), "{body}");
+    let (status, body) = call(&w.lab, "GetDocument", json!({"Name": "Nope"}));
+    assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidDocument")), "{body}");
+    let (status, body) =
+        call(&w.lab, "GetDocument", json!({"Name": "SSM-SessionManagerRunShell", "DocumentVersion": "7"}));
+    assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidDocumentVersion")), "{body}");
+    // An account that never saved preferences has no such document.
+    let w = world("");
+    let (status, body) = call(&w.lab, "GetDocument", json!({"Name": "SSM-SessionManagerRunShell"}));
+    assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidDocument")), "{body}");
+}
