@@ -11,6 +11,7 @@ mod names;
 mod network;
 mod role;
 mod security_group;
+mod session_prefs;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,7 @@ pub use security_group::{
     CLOSED_SECURITY_GROUP_ID, CLOSED_SECURITY_GROUP_NAME, IngressRule, OPEN_SECURITY_GROUP_ID,
     OPEN_SECURITY_GROUP_NAME, SecurityGroupSpec, implicit_security_groups,
 };
+pub use session_prefs::{KmsKeySpec, SessionPreferences};
 
 use crate::console::ConsoleKeys;
 use crate::ssm::{DEFAULT_AGENT_VERSION, SsmStatus};
@@ -98,6 +100,12 @@ pub struct Inventory {
     /// overrides it at run time.
     #[serde(default = "yes")]
     pub serial_console_access: bool,
+    /// The Session Manager preferences (`[session_preferences]`, the `SSM-SessionManagerRunShell`
+    /// document); absent: never saved (defaults apply, GetDocument does not know it).
+    pub session_preferences: Option<SessionPreferences>,
+    /// The account's KMS keys (`[[kms_key]]`, the KMS double).
+    #[serde(default, rename = "kms_key")]
+    pub kms_keys: Vec<KmsKeySpec>,
 }
 
 /// One EC2 Instance Connect Endpoint (`../shared/spec/aws-apis.md` §2.3, §4).

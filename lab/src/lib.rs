@@ -5,6 +5,9 @@
 //!   DescribeSecurityGroups), EC2 Instance Connect, the SSM API and STS on one endpoint
 //!   (`AWS_ENDPOINT_URL`), with IAM denials (`Faults::deny`) and answers that echo the caller's
 //!   credentials (`Faults::leak`);
+//! - `kms`: the KMS double's keys (`[[kms_key]]`), GenerateDataKey and Decrypt, used by the API
+//!   (`TrentService.*` on the same endpoint, `AWS_ENDPOINT_URL_KMS`) and by the SSM agent double
+//!   for encrypted shell sessions;
 //! - `identity`: who signs requests: the lab's IAM user and the session credentials STS's
 //!   AssumeRole issued, and the MFA code;
 //! - `console`: what GetConsoleOutput returns: boot text with cloud-init's SSH host key block
@@ -53,6 +56,7 @@ pub mod identity;
 mod imds;
 pub mod inventory;
 pub mod keys_blob;
+mod kms;
 pub mod pty;
 pub mod regions;
 pub mod scenario;
@@ -267,7 +271,7 @@ impl Lab {
         self.state.serial.infos()
     }
 
-    /// Environment for the broker: endpoint, Region, static credentials, no real IMDS probing,
+    /// Environment for the broker: endpoint (also as `AWS_ENDPOINT_URL_KMS`), Region, static credentials, no real IMDS probing,
     /// AWS config files inside the lab directory, `AWS_CA_BUNDLE` (the lab CA),
     /// `EC2_BROKER_EICE_CONNECT_TO` (the EICE service's address), `EC2_BROKER_SERIAL_ENDPOINT`
     /// (the serial console endpoint's `127.0.0.1:PORT`), `EC2_BROKER_SERIAL_FINGERPRINT` (its
@@ -282,6 +286,9 @@ impl Lab {
             (!self.ssm_url.starts_with("wss://")).then(|| ("EC2_BROKER_ALLOW_PLAINTEXT_WS", "1".into()));
         [
             ("AWS_ENDPOINT_URL", self.endpoint_url()),
+            // The KMS double answers on the same endpoint (`TrentService.*`); named on its own
+            // so a profile's `endpoint_url` for another service cannot send KMS elsewhere.
+            ("AWS_ENDPOINT_URL_KMS", self.endpoint_url()),
             ("AWS_REGION", self.state.inventory.region.clone()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),

@@ -99,6 +99,15 @@ pub const BUILT_IN: &[(&str, &str, Option<&str>, &[&str])] = &[
         &["latency:200", "latency:1000:DescribeInstances"],
     ),
     ("no-ssm", "db-1 with ssm:StartSession denied by IAM", Some("db-1"), &["deny:ssm:StartSession"]),
+    // Session Manager shells (issue 16): the demo inventory plus preferences, see `shell_preferences`.
+    (
+        "kms-required",
+        "db-1: Session Manager preferences require KMS (alias/ssm-sessions) and the random challenge",
+        Some("db-1"),
+        &[],
+    ),
+    ("kms-denied", "kms-required, with kms:GenerateDataKey denied by IAM", Some("db-1"), &["deny:kms:GenerateDataKey"]),
+    ("run-as", "db-1: Run As on, sessions start as ec2-user; shell profile sets PS1", Some("db-1"), &[]),
 ];
 
 /// The instance every agent-offline scenario is about.
@@ -203,6 +212,33 @@ pub const AGENT_OFFLINE: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The Session Manager preferences and KMS keys of the shell scenarios (`kms-required`,
+/// `kms-denied`, `run-as`) on top of the demo inventory.
+fn shell_preferences(name: &str, inventory: &mut Inventory) {
+    use crate::inventory::{KmsKeySpec, SessionPreferences};
+    let kms = || SessionPreferences {
+        kms_key_id: "alias/ssm-sessions".into(),
+        require_kms_challenge: true,
+        ..SessionPreferences::default()
+    };
+    let prefs = match name {
+        "kms-required" | "kms-denied" => kms(),
+        "run-as" => SessionPreferences {
+            run_as_enabled: true,
+            run_as_default_user: "ec2-user".into(),
+            shell_profile_linux: "PS1='run-as$ '".into(),
+            ..SessionPreferences::default()
+        },
+        _ => return,
+    };
+    inventory.session_preferences = Some(prefs);
+    inventory.kms_keys.push(KmsKeySpec {
+        id: "5e55a0e1-0000-4000-8000-00000000a11a".into(),
+        aliases: vec!["alias/ssm-sessions".into()],
+        state: "Enabled".into(),
+    });
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
@@ -238,10 +274,12 @@ impl Scenario {
                 BUILT_IN.iter().map(|(n, ..)| *n).chain(AGENT_OFFLINE.iter().map(|(n, ..)| *n)).collect();
             anyhow::bail!("no scenario '{name_or_file}': use one of {} or a scenario file", names.join(", "));
         };
+        let mut inventory = Inventory::demo();
+        shell_preferences(name, &mut inventory);
         Ok(Scenario {
             name: (*name).into(),
             description: (*description).into(),
-            inventory: Inventory::demo(),
+            inventory,
             faults: faults.iter().map(|f| f.parse().map_err(anyhow::Error::msg)).collect::<anyhow::Result<_>>()?,
             host: host.map(str::to_string),
         })
@@ -292,6 +330,11 @@ mod tests {
             }
         }
         assert!(Scenario::load("nope").unwrap_err().to_string().contains("use one of demo, web-1"));
+        let kms = Scenario::load("kms-required").unwrap();
+        let prefs = kms.inventory.session_preferences.as_ref().unwrap();
+        assert!(prefs.require_kms_challenge && crate::kms::resolve(&kms.inventory, &prefs.kms_key_id).is_ok());
+        assert!(Scenario::load("run-as").unwrap().inventory.session_preferences.unwrap().run_as_enabled);
+        assert!(Scenario::load("demo").unwrap().inventory.session_preferences.is_none());
     }
 
     #[test]

@@ -130,6 +130,8 @@ pub struct State {
     /// `set_serial_access`, overriding the inventory's `serial_console_access`.
     serial_access: Mutex<Option<bool>>,
     pub(crate) host_keys: host_keys::Registry,
+    /// The KMS double's master key.
+    pub(crate) kms: crate::kms::Kms,
     identity: identity::Registry,
     started: u64,
 }
@@ -155,6 +157,7 @@ impl State {
             serial_faults: Mutex::default(),
             serial_access: Mutex::default(),
             host_keys: host_keys::Registry::default(),
+            kms: crate::kms::Kms::default(),
             identity: identity::Registry::default(),
             started,
         }

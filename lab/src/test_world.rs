@@ -70,6 +70,7 @@ pub(crate) fn exchange(lab: &Lab, credential: &str, headers: &str, body: &str) -
         let target = list.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target")).map(|(_, v)| v.as_str());
         match target {
             Some(t) if t.starts_with("AmazonSSM.") => "ssm",
+            Some(t) if t.starts_with("TrentService.") => "kms",
             Some(_) => "ec2-instance-connect",
             None => "ec2",
         }
@@ -142,7 +143,11 @@ pub(crate) fn sts(lab: &Lab, access_key: &str, form: &str) -> (u16, String) {
 
 /// An awsJson call (`target` like `AmazonSSM.StartSession`) signed with `access_key`.
 pub(crate) fn json_as(lab: &Lab, access_key: &str, target: &str, body: &str) -> (u16, String) {
-    let service = if target.starts_with("AmazonSSM.") { "ssm" } else { "ec2-instance-connect" };
+    let service = match target {
+        t if t.starts_with("AmazonSSM.") => "ssm",
+        t if t.starts_with("TrentService.") => "kms",
+        _ => "ec2-instance-connect",
+    };
     let headers = format!("Content-Type: application/x-amz-json-1.1\r\nX-Amz-Target: {target}\r\n");
     post_signed(lab, &scope(access_key, service), &headers, body)
 }

@@ -102,9 +102,14 @@ pub(super) fn denied(state: &State, r: Request<'_>) -> Response {
 }
 
 /// The resource an awsJson call acts on: the instance (`Target`, `InstanceId`), the SSM session
-/// (`SessionId`), else every resource of the service in the account and Region.
+/// (`SessionId`), the KMS key (`KeyId`, or the key of Decrypt's blob), else every resource of the service in the account and Region.
 fn json_resource(state: &State, service: &str, body: &[u8]) -> String {
     let (region, account) = (&state.inventory.region, &state.inventory.account);
+    if service == "kms"
+        && let Some(key_arn) = super::kms::resource_arn(state, body)
+    {
+        return key_arn;
+    }
     let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let member = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
     if let Some(instance) = member("Target").or_else(|| member("InstanceId")) {

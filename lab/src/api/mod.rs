@@ -1,4 +1,4 @@
-//! The AWS API doubles (EC2, EC2 Instance Connect, SSM, STS, IAM) on one HTTP endpoint, routed like the real protocols
+//! The AWS API doubles (EC2, EC2 Instance Connect, SSM, KMS, STS, IAM) on one HTTP endpoint, routed like the real protocols
 //! are: awsJson1_1 by `X-Amz-Target`; form posts by the SigV4 credential scope's service: `sts` to the STS double
 //! and `iam` to the IAM double (awsQuery), anything else to EC2 (the EC2 query protocol, by the form's `Action`) (`../shared/spec/aws-apis.md` §1).
 //!
@@ -19,12 +19,14 @@ mod instance_filters;
 pub(crate) use instance_filters::IMAGE_ID;
 mod instance_types;
 mod key_pairs;
+mod kms;
 mod leak;
 mod public_key;
 mod query;
 mod security_groups;
 mod ssm;
 mod ssm_agent;
+mod ssm_documents;
 mod sts;
 #[cfg(test)]
 mod tests;
@@ -78,6 +80,7 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
             let service = match svc {
                 "AWSEC2InstanceConnectService" => "ec2-instance-connect",
                 "AmazonSSM" => "ssm",
+                "TrentService" => "kms",
                 other => other,
             };
             (Protocol::Json, service.to_string(), op.to_string(), Vec::new())
@@ -153,6 +156,7 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
             match (protocol, service.as_str()) {
                 (Protocol::Json, "ec2-instance-connect") => instance_connect::handle(state, &operation, body),
                 (Protocol::Json, "ssm") => ssm::handle(state, &operation, body),
+                (Protocol::Json, "kms") => kms::handle(state, &operation, body),
                 (Protocol::Query, _) => ec2::handle(state, &operation, &params),
                 (Protocol::AwsQuery, "iam") => iam_service::handle(state, &operation, &params),
                 (Protocol::AwsQuery, _) => sts::handle(state, &operation, &params, &access_key),

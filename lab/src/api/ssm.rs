@@ -24,6 +24,7 @@ pub(super) fn handle(state: &Arc<State>, operation: &str, body: &[u8]) -> Respon
         "DescribeInstanceInformation" => parse(body).map(|req| describe(state, req)),
         "GetServiceSetting" => parse(body).map(|req| super::ssm_agent::get_service_setting(state, req)),
         "GetConnectionStatus" => parse(body).map(|req| super::ssm_agent::get_connection_status(state, req)),
+        "GetDocument" => parse(body).map(|req| super::ssm_documents::get_document(state, req)),
         _ => {
             return error(
                 Protocol::Json,
@@ -92,6 +93,12 @@ fn start_session(state: &Arc<State>, req: StartSessionInput) -> Response {
         );
     }
     let name = req.document_name.unwrap_or_default();
+    if let Some(shell) = super::ssm_documents::shell_session(state, &name, &req.parameters) {
+        return match shell {
+            Ok((config, document)) => start_shell(state, &target, document, config),
+            Err(refusal) => refusal,
+        };
+    }
     let Some((params, local_port_forwarding)) = document(&name) else {
         let what = if name.is_empty() { "the default shell document".to_string() } else { name };
         return fail(
@@ -139,9 +146,41 @@ fn start_session(state: &Arc<State>, req: StartSessionInput) -> Response {
     } else {
         port.parse::<u16>().ok().map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
     };
-    let config =
-        ssm::AgentConfig { version: spec.ssm_agent_version.clone(), properties, local_port_forwarding, destination };
+    let config = ssm::AgentConfig {
+        version: spec.ssm_agent_version.clone(),
+        properties,
+        local_port_forwarding,
+        destination,
+        shell: None,
+        // Port sessions never use KMS, even when the preferences name a key (§3).
+        kms_key_id: None,
+        require_kms_challenge: false,
+    };
     let session = ssm::start_session(state, &target, &name, config);
+    let token = session.issue_token(state.now_millis()).unwrap_or_default();
+    json(StatusCode::OK, json!({ "SessionId": session.id, "TokenValue": token, "StreamUrl": session.stream_url }))
+}
+
+/// A shell-plugin session (`Standard_Stream`, `InteractiveCommands`, `NonInteractiveCommands`)
+/// with the account's preferences: KMS key, Run As, shell profile.
+fn start_shell(state: &Arc<State>, target: &str, document: &str, shell: ssm::shell::ShellConfig) -> Response {
+    let connected = state.inventory.get(target).is_some_and(|s| s.state == "running")
+        && state.ssm.target(target).is_some()
+        && state.ssm_status(target) == SsmStatus::Online;
+    let Some(spec) = state.inventory.get(target).filter(|_| connected) else {
+        return fail("TargetNotConnected", &format!("{target} is not connected."));
+    };
+    let prefs = state.inventory.session_preferences.clone().unwrap_or_default();
+    let config = ssm::AgentConfig {
+        version: spec.ssm_agent_version.clone(),
+        properties: BTreeMap::new(),
+        local_port_forwarding: false,
+        destination: None,
+        shell: Some(shell),
+        kms_key_id: Some(prefs.kms_key_id).filter(|k| !k.is_empty()),
+        require_kms_challenge: prefs.require_kms_challenge,
+    };
+    let session = ssm::start_session(state, target, document, config);
     let token = session.issue_token(state.now_millis()).unwrap_or_default();
     json(StatusCode::OK, json!({ "SessionId": session.id, "TokenValue": token, "StreamUrl": session.stream_url }))
 }

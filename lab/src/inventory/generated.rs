@@ -134,6 +134,8 @@ impl Inventory {
             serial_console_access: true,
             serve_ssh: false,
             seed,
+            session_preferences: None,
+            kms_keys: Vec::new(),
         }
     }
 }

@@ -32,7 +32,7 @@ mod handler;
 mod line;
 pub(crate) mod service;
 pub(crate) mod session;
-mod shell;
+pub(crate) mod shell;
 
 #[cfg(test)]
 mod tests;

@@ -172,7 +172,7 @@ async fn write_pty(mut pty: File, mut input: mpsc::UnboundedReceiver<Vec<u8>>) {
 /// Kills every process of the console: the session `setsid` made (the shell may have moved to
 /// its own process group for job control) and anything else whose controlling terminal is the
 /// pty (`tty_nr` as `/proc/<pid>/stat` encodes it).
-fn kill_console(sid: Option<Pid>, tty_nr: u64) {
+pub(crate) fn kill_console(sid: Option<Pid>, tty_nr: u64) {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return;
     };

@@ -1,5 +1,7 @@
-//! The SSM agent double: the agent's side of one Port session (`ssm-data-channel.md` §8, §9,
-//! §10.2, §10.3 basic mode, §13), reproducing the real agent's rules rather than ideal ones:
+//! The SSM agent double: the agent's side of one session (`ssm-data-channel.md` §8, §9, §10.2,
+//! §10.3 basic mode, §11, §13), reproducing the real agent's rules rather than ideal ones. Port
+//! sessions dial sshd; shell-plugin sessions run a process (`super::shell`, client input in
+//! `shell_input`); encrypted sessions add the KMS handshake and challenge (`encryption`):
 //!
 //! - handshake: HandshakeRequest as seq 0 with SYN, ≤ 15 s for the response, any `ActionStatus`
 //!   ≠ 1 ends the session; until HandshakeComplete is *sent*, other client data is acked and
@@ -8,8 +10,9 @@
 //!   the reorder buffer; ahead ⇒ ack and store; behind ⇒ re-ack; no digest check;
 //! - sending (§9.3): see `outgoing`; sshd is read ≤ 1024 bytes at a time with a 1 ms sleep after
 //!   each read (pacing knob), not while paused (§7.3);
-//! - end: sshd EOF, a `TerminateSession` flag, a failed handshake or dial ⇒ wait ≤ 2 s for acks,
-//!   then the session ends and the service sends `channel_closed`.
+//! - end: sshd EOF, a `TerminateSession` flag, a failed handshake or dial, the shell's process
+//!   ending ⇒ wait ≤ 2 s for acks, then the session ends and the service sends `channel_closed`
+//!   (with the agent's error text as `Output` when starting failed).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,12 +25,17 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::crypto::AgentCipher;
 use super::frame::{self, ACKNOWLEDGE, CHANNEL_CLOSED, FLAG_SYN, INPUT_STREAM_DATA, Message, OUTPUT_STREAM_DATA};
 use super::frame::{flag, payload_type};
 use super::handshake;
 use super::outgoing::{Outgoing, RESEND_INTERVAL};
 use super::session::{AgentInput, Session};
+use super::shell::{self, Process, ShellConfig, ShellKind};
 use crate::state::{State, lock};
+
+mod encryption;
+mod shell_input;
 
 /// How long the agent waits for the HandshakeResponse (§8).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -54,6 +62,12 @@ pub(crate) struct AgentConfig {
     /// Where `portNumber` leads: the instance's sshd for 22 (and its nominal ssh port), else
     /// `127.0.0.1:<portNumber>`; `None` makes the dial fail as refused.
     pub(crate) destination: Option<SocketAddr>,
+    /// The shell plugin's settings; `None` for a Port session.
+    pub(crate) shell: Option<ShellConfig>,
+    /// The preferences' `kmsKeyId` (never set for Port sessions, §3).
+    pub(crate) kms_key_id: Option<String>,
+    /// The agent's `RequireKMSChallengeResponse` (`require_kms_challenge` of the preferences).
+    pub(crate) require_kms_challenge: bool,
 }
 
 /// Runs the agent until the session ends.
@@ -68,7 +82,9 @@ pub(crate) async fn run(
         session: session.clone(),
         out: Mutex::new(Outgoing::new()),
         paused: watch::channel(false).0,
+        cipher: Mutex::new(None),
     });
+    let challenge_bytes: [u8; 16] = rand::random();
     let mut agent = Agent {
         sender,
         state,
@@ -84,9 +100,23 @@ pub(crate) async fn run(
         events: events_tx,
         ending: None,
         finished: None,
+        random_challenge: crate::base64::encode(&challenge_bytes),
+        challenge: None,
+        process: None,
+        close_output: String::new(),
+        deadline: tokio::time::Instant::now() + HANDSHAKE_TIMEOUT,
     };
-    agent.request_handshake();
-    let handshake_deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    session.update(|i| i.agent_states.push("Connected".into()));
+    let shell_kind = agent.config.shell.as_ref().map(|s| s.kind);
+    if shell_kind.is_none() || shell_kind == Some(ShellKind::NonInteractive) || agent.config.kms_key_id.is_some() {
+        agent.request_handshake();
+    } else {
+        // Standard_Stream and InteractiveCommands without KMS skip the handshake (§8); the
+        // process starts when the first client attaches (below), so a command that exits at
+        // once cannot end the session before anyone could read its output.
+        agent.handshake = Handshake::Complete;
+    }
+    let mut started = agent.handshake != Handshake::Complete;
     let mut tick = tokio::time::interval(RESEND_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -94,24 +124,37 @@ pub(crate) async fn run(
             input = inputs.recv() => match input {
                 Some(AgentInput::Frame(f)) => agent.handle_frame(&f).await,
                 Some(AgentInput::Pause) => agent.sender.set_paused(true),
-                Some(AgentInput::Start) => agent.sender.set_paused(false),
+                Some(AgentInput::Start) => {
+                    agent.sender.set_paused(false);
+                    if !started {
+                        started = true;
+                        agent.start_backend().await;
+                    }
+                }
                 Some(AgentInput::Terminate) | None => break,
             },
-            Some(event) = events.recv() => agent.handle_tcp_event(event),
+            Some(event) = events.recv() => agent.handle_event(event),
             _ = tick.tick() => agent.handle_tick(Instant::now()),
-            _ = tokio::time::sleep_until(handshake_deadline), if agent.handshake != Handshake::Complete => {
-                agent.finished = Some(
-                    "Handshake timed out. Please ensure that you have the latest version of the session manager plugin."
-                        .into(),
-                );
+            _ = tokio::time::sleep_until(agent.deadline), if agent.handshake != Handshake::Complete && agent.ending.is_none() => {
+                let text = match agent.handshake {
+                    Handshake::ChallengeSent => "Timed out waiting for encryption challenge.",
+                    _ => "Handshake timed out. Please ensure that you have the latest version of the session manager plugin.",
+                };
+                agent.fail(format!("Encountered error while initiating handshake. {text}"));
             }
         }
         if let Some(reason) = agent.finished.take() {
-            session.end(&reason, false);
+            if agent.config.shell.is_some() {
+                session.update(|i| i.agent_states.push("Terminating".into()));
+            }
+            session.end_with_output(&reason, false, &agent.close_output);
             break;
         }
     }
     agent.close_tcp();
+    if let Some(mut process) = agent.process.take() {
+        process.kill();
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,27 +163,39 @@ enum Handshake {
     Requested,
     /// A successful response arrived; HandshakeComplete is next.
     Responded,
+    /// KMS: the EncChallengeRequest is out, its response not in yet (§11).
+    ChallengeSent,
     /// HandshakeComplete sent.
     Complete,
 }
 
-/// What the TCP reader reports to the agent loop.
-enum TcpEvent {
+/// What the TCP reader and the shell plugin's tasks report to the agent loop.
+pub(crate) enum AgentEvent {
     /// The connection (of generation `gen`) reached EOF (`None`) or failed.
-    Closed { generation: u64, error: Option<String> },
+    TcpClosed { generation: u64, error: Option<String> },
+    /// The session's process ended and everything it wrote was sent.
+    ProcessEnded,
 }
 
 /// Sending stream data: shared by the agent loop and the TCP reader, which sends on its own like
 /// the agent's reader goroutine (so a blocked TCP write never stalls the other direction).
-struct Sender {
+pub(crate) struct Sender {
     session: Arc<Session>,
     out: Mutex<Outgoing>,
     paused: watch::Sender<bool>,
+    /// Set once the KMS handshake decrypted the data key: Output, StdErr and ExitCode are
+    /// encrypted from then on (`SendStreamDataMessage`, §11.7).
+    cipher: Mutex<Option<AgentCipher>>,
 }
 
 impl Sender {
     /// Sequences, sends (unless paused) and keeps one `output_stream_data`.
-    fn send_stream(&self, payload_type: u32, payload: Vec<u8>) {
+    pub(crate) fn send_stream(&self, payload_type: u32, payload: Vec<u8>) {
+        let encrypted = [payload_type::OUTPUT, payload_type::STDERR, payload_type::EXIT_CODE].contains(&payload_type);
+        let payload = match lock(&self.cipher).as_mut() {
+            Some(cipher) if encrypted => cipher.encrypt(&payload),
+            _ => payload,
+        };
         let mut out = lock(&self.out);
         let seq = out.next_seq();
         let flags = if seq == 0 { FLAG_SYN } else { 0 };
@@ -153,6 +208,11 @@ impl Sender {
 
     fn set_paused(&self, paused: bool) {
         self.paused.send_replace(paused);
+    }
+
+    /// Returns once the session is not paused (§7.3).
+    pub(crate) async fn wait_unpaused(&self) {
+        let _ = self.paused.subscribe().wait_for(|p| !*p).await;
     }
 }
 
@@ -168,14 +228,29 @@ struct Agent {
     reader: Option<JoinHandle<()>>,
     tcp_gen: u64,
     redial_on_data: bool,
-    events: mpsc::UnboundedSender<TcpEvent>,
+    events: mpsc::UnboundedSender<AgentEvent>,
     ending: Option<(Instant, String)>,
     finished: Option<String>,
+    /// `aws:ssm:RandomChallenge`: base64 of 16 random bytes, sent in `KMSEncryption`.
+    random_challenge: String,
+    /// The 64 bytes of the EncChallengeRequest, until the response matched them.
+    challenge: Option<Vec<u8>>,
+    /// The shell plugin's process.
+    process: Option<Process>,
+    /// `Output` of the `channel_closed` the service sends when the session ends.
+    close_output: String,
+    /// When the handshake (or the challenge) times out.
+    deadline: tokio::time::Instant,
 }
 
 impl Agent {
     fn request_handshake(&mut self) {
-        let payload = handshake::request(&self.config.version, &self.config.properties);
+        let (session_type, properties) = match &self.config.shell {
+            Some(shell) => (shell.kind.session_type(), serde_json::Value::Null),
+            None => ("Port", serde_json::to_value(&self.config.properties).unwrap_or_default()),
+        };
+        let kms = self.config.kms_key_id.as_deref().map(|k| (k, self.random_challenge.as_str()));
+        let payload = handshake::request(&self.config.version, session_type, &properties, kms);
         self.requested_at = Instant::now();
         self.sender.send_stream(payload_type::HANDSHAKE_REQUEST, payload);
     }
@@ -195,8 +270,11 @@ impl Agent {
             INPUT_STREAM_DATA => {
                 self.sender.set_paused(false);
                 self.handle_stream(msg).await;
-                if self.handshake == Handshake::Responded && self.finished.is_none() {
-                    self.complete_handshake().await;
+                if self.handshake == Handshake::Responded && self.finished.is_none() && self.ending.is_none() {
+                    match self.sender.session.info().kms_key.is_some() {
+                        true => self.send_challenge(),
+                        false => self.complete_handshake().await,
+                    }
                 }
             }
             CHANNEL_CLOSED => self.finished = Some("channel_closed from the client side".into()),
@@ -237,8 +315,16 @@ impl Agent {
         if self.handshake != Handshake::Complete {
             if msg.payload_type == payload_type::HANDSHAKE_RESPONSE && self.handshake == Handshake::Requested {
                 self.handle_handshake_response(&msg.payload);
+            } else if msg.payload_type == payload_type::ENC_CHALLENGE_RESPONSE
+                && self.handshake == Handshake::ChallengeSent
+            {
+                self.handle_challenge_response(&msg.payload).await;
             }
             return true; // Anything else before HandshakeComplete is acked and discarded (§8.6).
+        }
+        if self.config.shell.is_some() {
+            self.process_shell(msg);
+            return true;
         }
         match msg.payload_type {
             payload_type::OUTPUT => {
@@ -273,21 +359,49 @@ impl Agent {
     fn handle_handshake_response(&mut self, payload: &[u8]) {
         let response = handshake::check_response(payload);
         self.sender.session.update(|i| i.client_version = response.client_version);
-        match response.failure {
-            Some(reason) => self.begin_ending(reason),
-            None => self.handshake = Handshake::Responded,
+        if let Some(reason) = response.failure {
+            return self.fail(format!("Encountered error while initiating handshake. {reason}"));
         }
+        if self.config.kms_key_id.is_some() {
+            // `finalizeKMSEncryption` (datachannel.go), wrapped as `PerformHandshake` reports it.
+            if let Err(e) = self.finalize_kms(response.kms) {
+                return self.fail(format!("Encountered error while initiating handshake. {e}"));
+            }
+        }
+        self.handshake = Handshake::Responded;
     }
 
-    /// Sends HandshakeComplete (after the response was acked, as the agent does) and dials sshd.
+    /// Sends HandshakeComplete (after the response was acked, as the agent does) and starts
+    /// the session: dials sshd, or starts the shell plugin's process.
     async fn complete_handshake(&mut self) {
-        let payload = handshake::complete(self.requested_at.elapsed());
+        let kms = self.sender.session.info().kms_key.is_some();
+        let message = if kms { "This session is encrypted using AWS KMS." } else { "" };
+        let payload = handshake::complete(self.requested_at.elapsed(), message);
         self.sender.send_stream(payload_type::HANDSHAKE_COMPLETE, payload);
         self.handshake = Handshake::Complete;
         self.sender.session.update(|i| i.handshake_done = true);
-        if let Err(e) = self.dial().await {
-            self.begin_ending(format!("Unable to start port session: {e}"));
+        self.start_backend().await;
+    }
+
+    async fn start_backend(&mut self) {
+        let Some(shell) = self.config.shell.clone() else {
+            if let Err(e) = self.dial().await {
+                self.begin_ending(format!("Unable to start port session: {e}"));
+            }
+            return;
+        };
+        let pacing = self.state.ssm_faults().pacing;
+        match shell::start(&shell, self.sender.clone(), pacing, self.events.clone()).await {
+            Ok(process) => self.process = Some(process),
+            Err(e) => self.fail(e),
         }
+    }
+
+    /// Ends the session now with `text` as the `channel_closed` output (a failed start or
+    /// handshake: the real agent marks the plugin failed with this text).
+    fn fail(&mut self, text: String) {
+        self.close_output = text.clone();
+        self.begin_ending(text);
     }
 
     fn ack(&self, msg: &Message) {
@@ -318,8 +432,14 @@ impl Agent {
         }
     }
 
-    fn handle_tcp_event(&mut self, event: TcpEvent) {
-        let TcpEvent::Closed { generation, error } = event;
+    fn handle_event(&mut self, event: AgentEvent) {
+        let (generation, error) = match event {
+            AgentEvent::TcpClosed { generation, error } => (generation, error),
+            AgentEvent::ProcessEnded => {
+                self.begin_ending("the session's process exited".into());
+                return;
+            }
+        };
         if generation != self.tcp_gen || self.ending.is_some() {
             return;
         }
@@ -368,7 +488,7 @@ async fn pump(
     generation: u64,
     sender: Arc<Sender>,
     state: Arc<State>,
-    events: mpsc::UnboundedSender<TcpEvent>,
+    events: mpsc::UnboundedSender<AgentEvent>,
 ) {
     let mut paused = sender.paused.subscribe();
     let mut buf = vec![0u8; STREAM_CHUNK];
@@ -378,7 +498,7 @@ async fn pump(
         }
         match read.read(&mut buf).await {
             Ok(0) => {
-                let _ = events.send(TcpEvent::Closed { generation, error: None });
+                let _ = events.send(AgentEvent::TcpClosed { generation, error: None });
                 return;
             }
             Ok(n) => {
@@ -390,7 +510,7 @@ async fn pump(
                 });
             }
             Err(e) => {
-                let _ = events.send(TcpEvent::Closed { generation, error: Some(e.to_string()) });
+                let _ = events.send(AgentEvent::TcpClosed { generation, error: Some(e.to_string()) });
                 return;
             }
         }

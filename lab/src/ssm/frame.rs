@@ -44,10 +44,16 @@ pub mod payload_type {
     pub const HANDSHAKE_RESPONSE: u32 = 6;
     /// Agent → client handshake complete.
     pub const HANDSHAKE_COMPLETE: u32 = 7;
-    /// Client → agent KMS challenge response.
+    /// `EncChallengeRequest` (agent → client, §11).
+    pub const ENC_CHALLENGE_REQUEST: u32 = 8;
+    /// `EncChallengeResponse` (client → agent, §11).
     pub const ENC_CHALLENGE_RESPONSE: u32 = 9;
     /// A 4-byte big-endian flag (§6.3).
     pub const FLAG: u32 = 10;
+    /// `StdErr` (agent → client, NonInteractiveCommands with separate streams, §6.2).
+    pub const STDERR: u32 = 11;
+    /// `ExitCode` (agent → client, `EXIT_CODE: <n>`, §6.2).
+    pub const EXIT_CODE: u32 = 12;
 }
 
 /// Flag payload values (§6.3).

@@ -11,7 +11,9 @@
 //! - `service`: the websocket listener; checks the open frame's token, relays binary frames
 //!   verbatim, applies the fault knobs, originates `channel_closed` (§7.2);
 //! - `agent`: the agent's side of one session (§8, §9, §10.2, §13), with `handshake` holding its
-//!   handshake payloads and `outgoing` its retransmission buffer and RTO estimator (§9.3);
+//!   handshake payloads, `outgoing` its retransmission buffer and RTO estimator (§9.3), `shell`
+//!   the shell plugin (Standard_Stream, InteractiveCommands, NonInteractiveCommands on a real pty
+//!   or exec, §10.1, §10.5), `crypto` and `kms_agent` KMS session encryption (§11);
 //! - `session`: the per-session record the three share, and the registry of sessions;
 //! - `frame`: the lab's own message codec (§5), pinned by the §16 vectors; `wss://` uses the
 //!   lab CA of `crate::tls`.
@@ -20,16 +22,28 @@
 //! instance's sshd (its hidden listener when it has no inbound network); any other port reaches
 //! `127.0.0.1:<portNumber>` on the lab machine, which stands in for the instance's localhost.
 //!
-//! Not modelled: shell sessions and KMS encryption (Port sessions never use KMS, §3), smux (a
-//! `LocalPortForwarding` session always runs in basic mode, §10.3), idle and maximum-duration
-//! timeouts, the agent's own websocket to MGS.
+//! Shell sessions, as the real agent runs them (read in aws/amazon-ssm-agent, see `shell`):
+//! (a) InteractiveCommands get **no** `ExitCode`, like Standard_Stream (`executeCommandsWithPty`
+//! ends the session when the pty read fails); (b) NonInteractiveCommands never forward stdin:
+//! client `Output` is only scanned for `0x03`/`0x1c` (SIGINT/SIGQUIT), there is no EOF to send;
+//! `ExitCode` exists only with `separateOutputStream` true; (c) end of session: the agent waits
+//! ≤ 2 s for its acks (`PrepareToCloseChannel`), reports `agent_session_state` `Terminating` to
+//! MGS (recorded in `SsmSessionInfo::agent_states`, not passed to the client), and MGS sends
+//! `channel_closed` with an empty `Output`; a failed start or handshake puts the agent's error
+//! text in that `Output`. KMS (§11) applies to every session type but Port (§3).
+//!
+//! Not modelled: smux (a `LocalPortForwarding` session always runs in basic mode, §10.3), idle and
+//! maximum-duration timeouts, the agent's own websocket to MGS.
 
 mod agent;
+pub(crate) mod crypto;
 pub mod frame;
 mod handshake;
+mod kms_agent;
 mod outgoing;
 pub(crate) mod service;
 pub(crate) mod session;
+pub(crate) mod shell;
 
 #[cfg(test)]
 mod tests;
@@ -56,6 +70,10 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(60);
 pub(crate) fn start_session(state: &Arc<State>, target: &str, document: &str, config: AgentConfig) -> Arc<Session> {
     let suffix = rand::random::<u128>() & ((1u128 << 68) - 1);
     let (session, inputs) = state.ssm.create(format!("labuser-{suffix:017x}"), target.into(), document.into());
+    session.update(|i| {
+        i.kms_key = config.kms_key_id.clone();
+        i.session_type = config.shell.as_ref().map_or("Port", |s| s.kind.session_type()).into();
+    });
     tokio::spawn(agent::run(session.clone(), state.clone(), config, inputs));
     session
 }
@@ -203,4 +221,18 @@ pub struct SsmSessionInfo {
     pub(crate) first_output: Option<std::time::Instant>,
     /// Why the session ended, once it has.
     pub end_reason: Option<String>,
+    /// The handshake's `SessionType`: `Port`, `Standard_Stream`, `InteractiveCommands` or
+    /// `NonInteractiveCommands`.
+    pub session_type: String,
+    /// The preferences' KMS key when the session is encrypted (never for Port sessions).
+    pub kms_key: Option<String>,
+    /// The `agent_session_state` values the agent reported to the service (`Connected`, then
+    /// `Terminating` when a shell-plugin session ends on its own; MGS does not pass them on).
+    pub agent_states: Vec<String>,
+    /// KMS sessions: `Output`, `StdErr` and `ExitCode` payloads (either direction) that crossed
+    /// the websocket **not** sealed under the session's data key, as the service saw them,
+    /// including any sent before the key was agreed. Must stay 0.
+    pub plaintext_outputs: u64,
+    /// KMS sessions: such payloads that were sealed under the session's data key.
+    pub encrypted_outputs: u64,
 }

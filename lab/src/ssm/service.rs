@@ -282,12 +282,14 @@ impl Relay<'_> {
                     let n = f.len() as u64;
                     self.relayed += n;
                     self.session.update(|i| i.bytes_from_client += n);
+                    self.session.observe(&f, false);
                     self.session.to_agent(AgentInput::Frame(f));
                 }
                 Pending::ToClient(f) => {
                     let n = f.len() as u64;
                     self.relayed += n;
                     self.session.update(|i| i.bytes_to_client += n);
+                    self.session.observe(&f, true);
                     let _ = self.out.send(Out::Frame(f));
                 }
                 Pending::ChannelClosed(f) => {

@@ -92,7 +92,7 @@ impl Registry {
         let session = Arc::new(Session {
             id,
             stream_url,
-            inner: Mutex::new(Inner { info, tokens: Vec::new(), client: None, early: Vec::new() }),
+            inner: Mutex::new(Inner { info, tokens: Vec::new(), client: None, early: Vec::new(), data_key: None }),
             to_agent: tx,
         });
         lock(&self.sessions).push(session.clone());
@@ -129,6 +129,8 @@ struct Inner {
     client: Option<(u64, mpsc::UnboundedSender<ToClient>)>,
     /// Agent frames sent before any client ever attached, delivered when the first one does.
     early: Vec<Vec<u8>>,
+    /// KMS sessions: the data key once the agent decrypted it (for the plaintext recorder).
+    data_key: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -218,6 +220,11 @@ impl Session {
 
     /// Ends the session once: `channel_closed` to an attached client, tokens void, agent stopped.
     pub(crate) fn end(&self, reason: &str, by_api: bool) {
+        self.end_with_output(reason, by_api, "");
+    }
+
+    /// As [`Session::end`], with `output` as the `channel_closed` message's `Output`.
+    pub(crate) fn end_with_output(&self, reason: &str, by_api: bool, output: &str) {
         let mut inner = lock(&self.inner);
         if inner.info.ended {
             return;
@@ -227,9 +234,39 @@ impl Session {
         inner.info.end_reason = Some(reason.into());
         inner.tokens.clear();
         if let Some((_, tx)) = inner.client.take() {
-            let _ = tx.send(ToClient::ChannelClosed { output: String::new() });
+            let _ = tx.send(ToClient::ChannelClosed { output: output.into() });
         }
         let _ = self.to_agent.send(AgentInput::Terminate);
+    }
+
+    /// KMS sessions: the data key the agent decrypted.
+    pub(crate) fn set_data_key(&self, key: Vec<u8>) {
+        lock(&self.inner).data_key = Some(key);
+    }
+
+    /// The service saw `frame` cross the websocket (`to_client`: agent → client). In a KMS
+    /// session every `Output`, `StdErr` and `ExitCode` payload is counted as sealed under the
+    /// session's data key or not (the service sees every frame, §11).
+    pub(crate) fn observe(&self, frame: &[u8], to_client: bool) {
+        use super::frame::payload_type::{EXIT_CODE, OUTPUT, STDERR};
+        let mut inner = lock(&self.inner);
+        if inner.info.kms_key.is_none() {
+            return;
+        }
+        let Ok(msg) = super::frame::Message::decode(frame) else {
+            return;
+        };
+        let stream =
+            [super::frame::INPUT_STREAM_DATA, super::frame::OUTPUT_STREAM_DATA].contains(&msg.message_type.as_str());
+        if !stream || ![OUTPUT, STDERR, EXIT_CODE].contains(&msg.payload_type) {
+            return;
+        }
+        let sealed =
+            (inner.data_key.as_deref()).is_some_and(|k| super::crypto::sealed_under(k, to_client, &msg.payload));
+        match sealed {
+            true => inner.info.encrypted_outputs += 1,
+            false => inner.info.plaintext_outputs += 1,
+        }
     }
 
     /// Updates the counters.

@@ -39,7 +39,7 @@ pub(super) fn start(lab: &Lab, target: &str) -> (String, String, String) {
 
 /// A data-channel client over any stream.
 pub(super) struct Client<S> {
-    ws: WebSocketStream<S>,
+    pub(super) ws: WebSocketStream<S>,
     next_seq: i64,
     expected: i64,
     /// Sequence numbers of our messages the agent acknowledged.

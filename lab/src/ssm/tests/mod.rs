@@ -3,6 +3,7 @@
 //! Needs root and OpenSSH, like every test that starts a `Lab`.
 
 mod client;
+mod shell;
 
 use crate::test_world::World;
 use std::sync::Arc;
@@ -340,10 +341,15 @@ fn failed_handshake_ends_the_session() {
         c.open(&token).await;
         assert_eq!(c.stream().await.payload_type, 5);
         c.respond(2).await;
-        assert!(matches!(c.next().await, Event::ChannelClosed(..)));
+        // `PerformHandshake`'s error, as sessionplugin.go wraps it, is the channel_closed text.
+        let Event::ChannelClosed(m, _) = c.next().await else { panic!("expected channel_closed") };
+        let payload: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(payload["Output"], FAILED);
     });
+    const FAILED: &str =
+        "Encountered error while initiating handshake. SessionType failed on client with status 2 error: ";
     let info = &w.lab.ssm_sessions()[0];
-    assert_eq!(info.end_reason.as_deref(), Some("SessionType failed on client with status 2 error: "), "{info:?}");
+    assert_eq!(info.end_reason.as_deref(), Some(FAILED), "{info:?}");
     assert_eq!(w.lab.connections(WEB), 0, "no dial after a failed handshake");
 }
 
