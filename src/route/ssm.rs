@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use crate::aws::ssm::{SessionGrant, StartError};
 use crate::aws::{Aws, AwsError};
-use crate::ssm::driver::{self, BoxError, Channel, Connection, DriverError, Options, Outcome, Resume};
+use crate::ssm::driver::{
+    self, BoxError, Channel, Connection, DriverError, NoDataKeys, Options, Outcome, Purpose, Resume,
+};
 use crate::target::instance::Instance;
 
 /// Environment variable that allows a `ws://` stream URL: for local test labs only.
@@ -92,7 +94,7 @@ pub(crate) async fn open(aws: &Aws, instance: &Instance, port: u16, opts: SsmOpt
         allow_plaintext: plaintext_allowed(),
     };
     let SessionGrant { session_id, stream_url, token } = grant;
-    match Channel::open(Connection { url: stream_url, token }, options).await {
+    match Channel::open(Connection { url: stream_url, token }, options, Purpose::default(), &mut NoDataKeys).await {
         Ok(channel) => Ok(SsmRoute { aws: aws.clone(), instance_id: instance.id.clone(), session_id, channel }),
         Err(source) => {
             terminate(aws, &session_id).await;

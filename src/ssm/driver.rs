@@ -1,14 +1,19 @@
-//! The only I/O in `ssm/`: a websocket, stdin/stdout and the clock around a [`Session`].
+//! The only I/O in `ssm/`: a websocket, the local streams and the clock around a [`Session`].
 //!
-//! One loop: read stdin only while the session's window is open, read the websocket, sleep until
-//! the session's next timer, and after each branch drain `poll_transmit` into the websocket writer
-//! and `poll_event` into stdout. A writer task owns the websocket's sending half, so a full socket
-//! never stops the loop from reading (and acknowledging) what the agent sends.
+//! One loop for every front end: read local input only while the session's window is open (and
+//! only where the remote side reads it), read the websocket, take window sizes from the terminal
+//! side, sleep until the session's next timer, and after each branch drain `poll_transmit` into
+//! the websocket writer and `poll_event` into the local outputs (stdout, stderr, the exit code).
+//! The websocket's sending half lives in a writer task ([`crate::pipe::websocket`]), so a full
+//! socket never stops the loop from reading (and acknowledging) what the agent sends.
+//!
+//! When the agent asks for KMS encryption during the handshake, the driver asks its
+//! [`DataKeys`] for the data key and gives the answer to the session.
 //!
 //! When the websocket drops (an error, a close such as MGS's hourly `1000 Bye`, or no answer to
 //! pings), the driver asks its [`Resume`] for a fresh token and URL and reconnects with back-off
 //! until the service says the session is gone or the resume deadline passes; the session then
-//! resends everything unacknowledged, and ssh above never notices.
+//! resends everything unacknowledged, and ssh or the shell above never notices.
 //!
 //! The stream URL must be `wss://`: the open frame carries the session's bearer token. A `ws://`
 //! URL is dialled only when [`Options::allow_plaintext`] says so (a local test lab), with a
@@ -19,29 +24,21 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::stream::{SplitStream, StreamExt};
-use futures_util::{SinkExt, stream::SplitSink};
+use futures_util::stream::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use super::handshake::{CLIENT_VERSION, OpenDataChannel};
+use super::crypto::DataKey;
+use super::handshake::{CLIENT_VERSION, KeyRequest, OpenDataChannel, SessionIds};
 use super::session::{CloseReason, Config, Event, Session, Stats};
+use super::session_kind::SessionKind;
 use crate::pipe::stdio::StopSignals;
+use crate::pipe::websocket::{Link, MAX_WS_MESSAGE, jittered, sleep_until};
 use crate::redact::Redacted;
 use crate::text::printable;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// How long we wait for the websocket upgrade (the official plugin allows 45 s).
-const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
-/// Largest websocket message we accept: a 1 KiB payload plus header is typical; anything near
-/// this is a broken peer, and the bound keeps memory bounded.
-const MAX_WS_MESSAGE: usize = 1 << 20;
 /// Bytes the service may send before the handshake completes (a time bound alone would let a
 /// hostile endpoint fill memory): the handshake's own messages are a few hundred bytes, and an
 /// agent may start with some output, so 4 messages of the largest size is generous.
@@ -55,6 +52,9 @@ const DRAIN_IDLE: Duration = Duration::from_millis(100);
 const FIRST_RESUME_DELAY: Duration = Duration::from_millis(100);
 /// Longest pause between reconnect attempts.
 const MAX_RESUME_DELAY: Duration = Duration::from_secs(5);
+/// What a pty session gets when its input ends: EOT (^D), which a terminal sends for "end of
+/// input" and a shell at its prompt takes as `exit`.
+const EOT: u8 = 0x04;
 
 /// Where and how to open the data channel.
 #[derive(Debug, Clone)]
@@ -71,7 +71,24 @@ pub(crate) trait Resume {
     fn resume(&mut self) -> impl Future<Output = Result<Option<Connection>, BoxError>>;
 }
 
-/// Errors from a [`Resume`] implementation.
+/// Generates KMS data keys (`GenerateDataKey`, §11.2), so the driver does not depend on the SDK.
+pub(crate) trait DataKeys {
+    /// A data key of [`crypto::DATA_KEY_LEN`](super::crypto::DATA_KEY_LEN) bytes for
+    /// `request.key_id`, bound to `request.context`. The error is shown to the user: it names the
+    /// key and what to do.
+    fn data_key(&mut self, request: &KeyRequest) -> impl Future<Output = Result<DataKey, BoxError>>;
+}
+
+/// For sessions that never encrypt (port sessions): any request is an error.
+pub(crate) struct NoDataKeys;
+
+impl DataKeys for NoDataKeys {
+    async fn data_key(&mut self, request: &KeyRequest) -> Result<DataKey, BoxError> {
+        Err(format!("no KMS client for key {}", printable(&request.key_id)).into())
+    }
+}
+
+/// Errors from a [`Resume`] or [`DataKeys`] implementation.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Driver settings.
@@ -88,6 +105,15 @@ pub(crate) struct Options {
     /// Dial `ws://` stream URLs too (the token then crosses the network in clear): for local
     /// test labs only, set from `EC2_BROKER_ALLOW_PLAINTEXT_WS` by the route.
     pub allow_plaintext: bool,
+}
+
+/// What the session is: its kind and the ids its KMS key is bound to.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Purpose {
+    /// What StartSession started.
+    pub kind: SessionKind,
+    /// Session and target ids.
+    pub ids: SessionIds,
 }
 
 /// Why the data channel could not be used.
@@ -112,6 +138,12 @@ pub(crate) enum DriverError {
     /// The session ended during the handshake.
     #[error("the SSM agent ended the session during the handshake: {0}")]
     Handshake(String),
+    /// The agent asked for KMS encryption and no data key could be had; the agent was told.
+    #[error("the session must be KMS-encrypted, and no data key could be had")]
+    Kms(#[source] BoxError),
+    /// The agent sent something that cannot be trusted (a payload that does not decrypt ...).
+    #[error("the session was ended: {0}")]
+    Protocol(String),
     /// The channel broke and could not be resumed in time.
     #[error("the Session Manager connection dropped and could not be resumed within {secs}s: {last}")]
     ResumeTimedOut {
@@ -131,7 +163,8 @@ pub(crate) enum DriverError {
 /// How a channel ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum End {
-    /// The service closed the channel (sshd closed the connection, or the session was terminated).
+    /// The service closed the channel (sshd closed the connection, the shell or command exited,
+    /// or the session was terminated), with its text (printable).
     ChannelClosed(String),
     /// ssh closed stdin (it exited) or stdout.
     LocalClosed,
@@ -144,10 +177,40 @@ pub(crate) enum End {
 pub(crate) struct Outcome {
     /// How it ended.
     pub end: End,
+    /// The remote command's exit code, where the agent reported one.
+    pub exit_code: Option<i32>,
     /// Protocol counters.
     pub stats: Stats,
     /// Successful reconnects.
     pub reconnects: u32,
+}
+
+/// What the local input is for the remote side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// A port session's stream: on EOF, drain briefly and end (ssh has exited).
+    Stream,
+    /// A pty's keyboard: on EOF send ^D once and wait for the remote side to end.
+    Keyboard,
+    /// The remote side reads no input (`NonInteractiveCommands`): input is not sent; the first
+    /// bytes that come are reported once on the notes stream, then input is no longer read.
+    Refused,
+}
+
+/// The local ends of a session: input, outputs and window sizes.
+pub(crate) struct Local<I, O, E, N> {
+    /// Bytes for the instance.
+    pub input: I,
+    /// What the instance prints (a command's stdout, the pty's output, ssh's stream).
+    pub output: O,
+    /// A command's stderr (`StdErr`), byte for byte.
+    pub errors: E,
+    /// Where the driver's own notes for the user go (refused input), one line each.
+    pub notes: N,
+    /// Window sizes (columns, rows) from the terminal side; `None` when there is no terminal.
+    pub sizes: Option<mpsc::Receiver<(u16, u16)>>,
+    /// What the input is.
+    pub mode: Input,
 }
 
 /// An open data channel whose handshake completed.
@@ -157,16 +220,29 @@ pub(crate) struct Channel {
     conn: Connection,
     options: Options,
     client_id: Uuid,
-    early: Vec<Vec<u8>>,
+    early: Vec<Event>,
+    encrypted: bool,
 }
 
 impl Channel {
-    /// Dials the StreamUrl, sends the open frame and runs the handshake. Returns once stream
-    /// data may flow, so a caller can still fall back to another route before reading stdin.
-    pub(crate) async fn open(conn: Connection, options: Options) -> Result<Channel, DriverError> {
+    /// Dials the StreamUrl, sends the open frame and runs the handshake (with a data key from
+    /// `keys` if the agent asks for KMS encryption). Returns once stream data may flow, so a
+    /// caller can still fall back to another route before reading stdin.
+    pub(crate) async fn open<K: DataKeys>(
+        conn: Connection,
+        options: Options,
+        purpose: Purpose,
+        keys: &mut K,
+    ) -> Result<Channel, DriverError> {
         let client_id = random_uuid();
-        let link = Link::dial(&conn, &options, client_id).await?;
-        let config = Config { unix_ms: unix_ms(), seed: rand::random(), ..Config::default() };
+        let link = dial(&conn, &options, client_id).await?;
+        let config = Config {
+            unix_ms: unix_ms(),
+            seed: rand::random(),
+            kind: purpose.kind,
+            ids: purpose.ids,
+            ..Config::default()
+        };
         let mut channel = Channel {
             session: Session::new(config, Instant::now()),
             link,
@@ -174,25 +250,45 @@ impl Channel {
             options,
             client_id,
             early: Vec::new(),
+            encrypted: false,
         };
-        channel.handshake().await?;
+        channel.handshake(keys).await?;
         Ok(channel)
     }
 
-    async fn handshake(&mut self) -> Result<(), DriverError> {
+    /// Whether the agent encrypts the session with KMS.
+    pub(crate) fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    async fn handshake<K: DataKeys>(&mut self, keys: &mut K) -> Result<(), DriverError> {
         let mut received = 0usize;
         loop {
             self.flush_transmit();
             while let Some(event) = self.session.poll_event() {
                 match event {
-                    Event::Ready { agent_version, customer_message } => {
+                    Event::Ready { agent_version, customer_message, encrypted } => {
                         let (agent_version, customer_message) =
                             (printable(&agent_version), printable(&customer_message));
-                        tracing::debug!(%agent_version, %customer_message, "SSM handshake complete");
+                        tracing::debug!(%agent_version, %customer_message, encrypted, "SSM handshake complete");
+                        self.encrypted = encrypted;
                         return Ok(());
                     }
-                    Event::Data(d) => self.early.push(d),
-                    Event::Closed(reason) => return Err(DriverError::Handshake(describe(&reason))),
+                    Event::DataKeyNeeded(request) => {
+                        tracing::debug!(key = %printable(&request.key_id), "the agent asks for KMS encryption");
+                        match keys.data_key(&request).await {
+                            Ok(key) => self.session.handle_data_key(Instant::now(), Ok(key)),
+                            Err(e) => {
+                                self.session.handle_data_key(Instant::now(), Err(printable(&e.to_string()).into()));
+                                // The agent hears why before we leave.
+                                self.flush_transmit();
+                                return Err(DriverError::Kms(e));
+                            }
+                        }
+                        self.flush_transmit();
+                    }
+                    Event::Closed(reason) => return Err(close_error(&reason)),
+                    other => self.early.push(other),
                 }
             }
             let timeout = self.session.poll_timeout();
@@ -216,24 +312,45 @@ impl Channel {
         }
     }
 
-    /// Pipes `stdin`/`stdout` through the channel until one side ends.
-    pub(crate) async fn run<R, I, O>(
-        mut self,
-        resume: &mut R,
-        mut stdin: I,
-        mut stdout: O,
-    ) -> Result<Outcome, DriverError>
+    /// Pipes `stdin`/`stdout` (a port session's stream) through the channel until one side ends.
+    pub(crate) async fn run<R, I, O>(self, resume: &mut R, stdin: I, stdout: O) -> Result<Outcome, DriverError>
     where
         R: Resume,
         I: AsyncRead + Unpin,
         O: AsyncWrite + Unpin,
     {
+        let local = Local {
+            input: stdin,
+            output: stdout,
+            errors: tokio::io::sink(),
+            notes: tokio::io::sink(),
+            sizes: None,
+            mode: Input::Stream,
+        };
+        self.run_local(resume, local).await
+    }
+
+    /// Runs the session with its local ends until the service closes the channel (the shell or
+    /// command exited), a signal arrives, or the output's reader goes away.
+    pub(crate) async fn run_local<R, I, O, E, N>(
+        mut self,
+        resume: &mut R,
+        mut local: Local<I, O, E, N>,
+    ) -> Result<Outcome, DriverError>
+    where
+        R: Resume,
+        I: AsyncRead + Unpin,
+        O: AsyncWrite + Unpin,
+        E: AsyncWrite + Unpin,
+        N: AsyncWrite + Unpin,
+    {
         let mut stop = StopSignals::new()?;
         let mut reconnects = 0;
-        for d in std::mem::take(&mut self.early) {
-            stdout.write_all(&d).await?;
+        let mut exit_code = None;
+        let early = std::mem::take(&mut self.early);
+        if let Delivered::End(end) = self.deliver_events(early, &mut local, &mut exit_code).await? {
+            return self.finish(end, exit_code, reconnects).await;
         }
-        stdout.flush().await?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut stdin_done: Option<Instant> = None;
         let mut last_data = Instant::now();
@@ -242,12 +359,15 @@ impl Channel {
         let mut last_heard = Instant::now();
         let end = loop {
             self.flush_transmit();
-            match self.deliver(&mut stdout).await? {
+            let events = std::iter::from_fn(|| self.session.poll_event()).collect::<Vec<_>>();
+            match self.deliver_events(events, &mut local, &mut exit_code).await? {
                 Delivered::End(end) => break end,
                 Delivered::Data => last_data = Instant::now(),
                 Delivered::Nothing => {}
             }
-            let drain_deadline = stdin_done.map(|eof| {
+            // Only a port session's stream drains and ends on EOF; a pty session and a command
+            // end when the remote side does.
+            let drain_deadline = stdin_done.filter(|_| local.mode == Input::Stream).map(|eof| {
                 let quiet = eof.max(last_data) + DRAIN_IDLE;
                 if self.session.is_flushed() {
                     quiet.min(eof + DRAIN_AFTER_STDIN_EOF)
@@ -259,7 +379,10 @@ impl Channel {
                 break End::LocalClosed;
             }
             let timeout = self.session.poll_timeout();
-            let room = self.session.send_capacity().min(buf.len());
+            let room = match local.mode {
+                Input::Refused => buf.len(),
+                _ => self.session.send_capacity().min(buf.len()),
+            };
             let mut dropped = None;
             tokio::select! {
                 () = stop.recv() => break End::Signal,
@@ -276,19 +399,35 @@ impl Channel {
                         None => dropped = Some("connection closed".into()),
                     }
                 }
-                read = stdin.read(&mut buf[..room.max(1)]), if stdin_done.is_none() && room > 0 => {
-                    match read {
-                        Ok(0) | Err(_) => {
-                            tracing::debug!("stdin closed");
+                read = local.input.read(&mut buf[..room.max(1)]), if stdin_done.is_none() && room > 0 => {
+                    match (read, local.mode) {
+                        (Ok(0) | Err(_), mode) => {
+                            tracing::debug!("input closed");
+                            stdin_done = Some(Instant::now());
+                            if mode == Input::Keyboard {
+                                self.session.send(Instant::now(), &[EOT]);
+                            }
+                        }
+                        (Ok(n), Input::Refused) => {
+                            let note = format!(
+                                "[ec2-broker] not sent: {n} bytes of input (and whatever follows). A non-interactive command \
+                                 gets no stdin from Session Manager; for bulk data use ssh or scp with --route ssm\n"
+                            );
+                            let _ = local.notes.write_all(note.as_bytes()).await;
+                            let _ = local.notes.flush().await;
                             stdin_done = Some(Instant::now());
                         }
-                        Ok(n) => {
+                        (Ok(n), _) => {
                             let accepted = self.session.send(Instant::now(), &buf[..n]);
                             // `room` was the capacity: the session takes everything.
                             debug_assert_eq!(accepted, n);
                         }
                     }
                 }
+                size = next_size(&mut local.sizes) => match size {
+                    Some((cols, rows)) => self.session.send_size(Instant::now(), cols, rows),
+                    None => local.sizes = None,
+                },
                 () = sleep_until(timeout) => self.session.handle_timeout(Instant::now()),
                 () = sleep_until(drain_deadline) => {}
                 _ = ping.tick() => {
@@ -300,7 +439,7 @@ impl Channel {
                 }
             }
             if let Some(why) = dropped {
-                if stdin_done.is_some() {
+                if stdin_done.is_some() && local.mode == Input::Stream {
                     break End::LocalClosed;
                 }
                 tracing::warn!(reason = %why, "Session Manager connection lost; resuming the session");
@@ -315,39 +454,62 @@ impl Channel {
                 tracing::info!(reconnects, "Session Manager connection resumed");
             }
         };
+        self.finish(end, exit_code, reconnects).await
+    }
+
+    async fn finish(mut self, end: End, exit_code: Option<i32>, reconnects: u32) -> Result<Outcome, DriverError> {
         if !self.session.is_closed() {
-            // Tell the agent to end the session now (port sessions, agents > 2.3.722.0); the caller
-            // also calls the TerminateSession API.
+            // Tell the agent to end the session now (agents > 2.3.722.0); the caller also calls
+            // the TerminateSession API.
             self.session.terminate(Instant::now());
             self.flush_transmit();
         }
         self.link.close().await;
-        Ok(Outcome { end, stats: self.session.stats(), reconnects })
+        Ok(Outcome { end, exit_code, stats: self.session.stats(), reconnects })
     }
 
-    /// Writes the session's events to stdout.
-    async fn deliver<O: AsyncWrite + Unpin>(&mut self, stdout: &mut O) -> Result<Delivered, DriverError> {
-        let mut wrote = false;
+    /// Writes the session's events to the local outputs.
+    async fn deliver_events<I, O, E, N>(
+        &mut self,
+        events: Vec<Event>,
+        local: &mut Local<I, O, E, N>,
+        exit_code: &mut Option<i32>,
+    ) -> Result<Delivered, DriverError>
+    where
+        O: AsyncWrite + Unpin,
+        E: AsyncWrite + Unpin,
+    {
+        let (mut wrote_out, mut wrote_err) = (false, false);
         let mut end = None;
-        while let Some(event) = self.session.poll_event() {
+        for event in events {
             match event {
                 Event::Data(d) => {
-                    if stdout.write_all(&d).await.is_err() {
+                    if local.output.write_all(&d).await.is_err() {
                         return Ok(Delivered::End(End::LocalClosed));
                     }
-                    wrote = true;
+                    wrote_out = true;
                 }
+                Event::StdErr(d) => {
+                    // A closed stderr loses the remote stderr, not the session.
+                    wrote_err |= local.errors.write_all(&d).await.is_ok();
+                }
+                Event::ExitCode(code) => *exit_code = Some(code),
                 Event::Closed(CloseReason::ChannelClosed { output }) => {
                     end = Some(End::ChannelClosed(printable(&output).into_owned()));
                 }
-                Event::Closed(reason) => return Err(DriverError::Handshake(describe(&reason))),
-                Event::Ready { .. } => {}
+                Event::Closed(reason) => return Err(close_error(&reason)),
+                // A second handshake after the session opened is answered inside the session;
+                // a key request then has no one to serve it and times out in the session.
+                Event::Ready { .. } | Event::DataKeyNeeded(_) => {}
             }
         }
-        if wrote && stdout.flush().await.is_err() {
+        if wrote_err {
+            let _ = local.errors.flush().await;
+        }
+        if wrote_out && local.output.flush().await.is_err() {
             return Ok(Delivered::End(End::LocalClosed));
         }
-        Ok(match (end, wrote) {
+        Ok(match (end, wrote_out || wrote_err) {
             (Some(end), _) => Delivered::End(end),
             (None, true) => Delivered::Data,
             (None, false) => Delivered::Nothing,
@@ -379,7 +541,7 @@ impl Channel {
         loop {
             let last = match resume.resume().await {
                 Ok(None) => return Err(DriverError::SessionGone),
-                Ok(Some(conn)) => match Link::dial(&conn, &self.options, self.client_id).await {
+                Ok(Some(conn)) => match dial(&conn, &self.options, self.client_id).await {
                     Ok(link) => {
                         self.conn = conn;
                         return Ok(link);
@@ -402,9 +564,9 @@ impl Channel {
     }
 }
 
-/// What [`Channel::deliver`] did.
+/// What [`Channel::deliver_events`] did.
 enum Delivered {
-    /// Wrote bytes to stdout.
+    /// Wrote bytes locally.
     Data,
     /// Nothing to write.
     Nothing,
@@ -412,86 +574,28 @@ enum Delivered {
     End(End),
 }
 
-/// One websocket: the receiving half here, the sending half in a writer task.
-struct Link {
-    stream: SplitStream<Ws>,
-    tx: mpsc::UnboundedSender<WsMessage>,
-    writer: AbortOnDrop,
-}
-
-/// The writer task of a link; a replaced link's writer must not linger on a dead socket.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl Link {
-    async fn dial(conn: &Connection, options: &Options, client_id: Uuid) -> Result<Link, DriverError> {
-        let url = conn.url.expose();
-        let err = |detail: String| DriverError::Dial { host: url_host(url), detail };
-        check_scheme(url, options.allow_plaintext)?;
-        let config =
-            WebSocketConfig::default().max_message_size(Some(MAX_WS_MESSAGE)).max_frame_size(Some(MAX_WS_MESSAGE));
-        let connector = Connector::Rustls(options.tls.clone());
-        let dial = tokio_tungstenite::connect_async_tls_with_config(url.as_str(), Some(config), true, Some(connector));
-        let (ws, _) = tokio::time::timeout(DIAL_TIMEOUT, dial)
-            .await
-            .map_err(|_| err(format!("no answer within {}s", DIAL_TIMEOUT.as_secs())))?
-            .map_err(|e| err(printable(&e.to_string()).into_owned()))?;
-        let (mut sink, stream) = ws.split();
-        let open = OpenDataChannel {
-            message_schema_version: "1.0",
-            request_id: random_uuid().to_string(),
-            token_value: Redacted::new(conn.token.expose().as_str()),
-            client_id: client_id.to_string(),
-            client_version: CLIENT_VERSION,
-        };
-        // A struct of strings always serialises.
-        let open = serde_json::to_string(&open).expect("open frame serialises");
-        sink.send(WsMessage::Text(open.into())).await.map_err(|e| err(e.to_string()))?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let writer = AbortOnDrop(tokio::spawn(write_frames(sink, rx)));
-        Ok(Link { stream, tx, writer })
-    }
-
-    fn send(&self, m: WsMessage) {
-        // If the writer is gone, the reader sees the connection end and the driver resumes.
-        let _ = self.tx.send(m);
-    }
-
-    /// Sends what is queued, then a close frame; bounded so the broker exits promptly.
-    async fn close(mut self) {
-        let _ = self.tx.send(WsMessage::Close(None));
-        drop(self.tx);
-        let _ = tokio::time::timeout(Duration::from_millis(200), &mut self.writer.0).await;
-    }
-}
-
-/// The writer task: one websocket message per queued frame, flushed when the queue is empty.
-async fn write_frames(mut sink: SplitSink<Ws, WsMessage>, mut rx: mpsc::UnboundedReceiver<WsMessage>) {
-    while let Some(m) = rx.recv().await {
-        if sink.feed(m).await.is_err() {
-            return;
-        }
-        while let Ok(m) = rx.try_recv() {
-            if sink.feed(m).await.is_err() {
-                return;
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
+/// The next window size, or never when there is no terminal side.
+async fn next_size(sizes: &mut Option<mpsc::Receiver<(u16, u16)>>) -> Option<(u16, u16)> {
+    match sizes {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// Opens the websocket with the SSM open frame (§4.1).
+async fn dial(conn: &Connection, options: &Options, client_id: Uuid) -> Result<Link, DriverError> {
+    let url = conn.url.expose();
+    check_scheme(url, options.allow_plaintext)?;
+    let open = OpenDataChannel {
+        message_schema_version: "1.0",
+        request_id: random_uuid().to_string(),
+        token_value: Redacted::new(conn.token.expose().as_str()),
+        client_id: client_id.to_string(),
+        client_version: CLIENT_VERSION,
+    };
+    // A struct of strings always serialises.
+    let open = serde_json::to_string(&open).expect("open frame serialises");
+    Link::dial(url, options.tls.clone(), open).await.map_err(|detail| DriverError::Dial { host: url_host(url), detail })
 }
 
 /// `wss://` always; `ws://` only when `allow_plaintext` (then with a warning); nothing else.
@@ -510,16 +614,27 @@ fn check_scheme(url: &str, allow_plaintext: bool) -> Result<(), DriverError> {
     Err(DriverError::Plaintext { url: printable(&crate::redact::preview(url)).into_owned() })
 }
 
+/// The error for a session that ended otherwise than by `channel_closed`.
+fn close_error(reason: &CloseReason) -> DriverError {
+    match reason {
+        CloseReason::Protocol(why) => DriverError::Protocol(printable(why).into_owned()),
+        other => DriverError::Handshake(describe(other)),
+    }
+}
+
 /// What a close says, fit for a message (the service's texts made printable).
 fn describe(reason: &CloseReason) -> String {
     match reason {
         CloseReason::ChannelClosed { output } if output.is_empty() => "the service closed the channel".into(),
         CloseReason::ChannelClosed { output } => format!("the service closed the channel: {}", printable(output)),
-        CloseReason::HandshakeRefused(why) => printable(why).into_owned(),
+        CloseReason::HandshakeRefused(why) | CloseReason::Protocol(why) => printable(why).into_owned(),
         CloseReason::HandshakeTimeout => {
             "the agent did not complete the handshake in time (is the SSM agent healthy? see its log)".into()
         }
         CloseReason::ConnectToPortError => "the agent could not connect to the port on the instance".into(),
+        CloseReason::KmsFailed { key_id, detail } => {
+            format!("no KMS data key for {}: {}", printable(key_id), printable(detail))
+        }
     }
 }
 
@@ -543,12 +658,6 @@ fn unix_ms() -> u64 {
 #[cfg(test)]
 pub(crate) fn test_epoch() -> Instant {
     Instant::now()
-}
-
-/// Up to +50 % jitter, so many clients dropped at once do not resume in lockstep.
-fn jittered(d: Duration) -> Duration {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
-    d + d.mul_f64(f64::from(nanos % 500) / 1000.0)
 }
 
 #[cfg(test)]
@@ -594,7 +703,7 @@ mod tests {
             allow_plaintext: false,
         };
         let conn = Connection { url: Redacted::new(url), token: Redacted::new("a-bearer-token-value".into()) };
-        let opened = Channel::open(conn, options).await;
+        let opened = Channel::open(conn, options, Purpose::default(), &mut NoDataKeys).await;
         assert!(matches!(opened, Err(DriverError::Plaintext { .. })), "{:?}", opened.err());
         // Nothing reached the listener: the token never left.
         let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
@@ -667,7 +776,7 @@ mod tests {
             allow_plaintext: true,
         };
         let conn = Connection { url: Redacted::new(url), token: Redacted::new("token".into()) };
-        let channel = Channel::open(conn, options).await.unwrap();
+        let channel = Channel::open(conn, options, Purpose::default(), &mut NoDataKeys).await.unwrap();
         // stdin stays open (we hold its other end), so only the silence can end the session.
         let (_stdin_writer, stdin) = tokio::io::duplex(64);
         let (stdout, _stdout_reader) = tokio::io::duplex(1 << 16);
