@@ -662,6 +662,8 @@ pub(crate) fn test_epoch() -> Instant {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::SinkExt;
+
     use super::*;
 
     #[test]
