@@ -60,6 +60,7 @@ impl Aws {
                 self.instance_connect.config().to_builder().region(region.clone()).build(),
             ),
             ssm: aws_sdk_ssm::Client::from_conf(self.ssm.config().to_builder().region(region.clone()).build()),
+            kms: aws_sdk_kms::Client::from_conf(self.kms.config().to_builder().region(region.clone()).build()),
             sts: aws_sdk_sts::Client::from_conf(self.sts.config().to_builder().region(region).build()),
             credentials: self.credentials.clone(),
             open_sessions: Default::default(),

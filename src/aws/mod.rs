@@ -12,11 +12,13 @@ pub(crate) mod eice;
 mod error_kind;
 pub(crate) mod instance_connect;
 pub(crate) mod inventory;
+pub(crate) mod kms;
 pub(crate) mod known_hosts;
 mod open_sessions;
 pub(crate) use error_kind::{ErrorKind, kind_of_code};
 pub(crate) mod security_groups;
 pub(crate) mod serial;
+pub(crate) mod session_preferences;
 pub(crate) mod ssm;
 pub(crate) mod sts;
 
@@ -53,6 +55,7 @@ pub(crate) struct Aws {
     ec2: aws_sdk_ec2::Client,
     instance_connect: aws_sdk_ec2instanceconnect::Client,
     ssm: aws_sdk_ssm::Client,
+    kms: aws_sdk_kms::Client,
     sts: aws_sdk_sts::Client,
     credentials: Option<SharedCredentialsProvider>,
     open_sessions: open_sessions::OpenSessions,
@@ -327,6 +330,7 @@ impl Aws {
             ec2: aws_sdk_ec2::Client::new(&config),
             instance_connect: aws_sdk_ec2instanceconnect::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             credentials: config.credentials_provider(),
             open_sessions: Default::default(),

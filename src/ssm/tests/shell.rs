@@ -123,7 +123,9 @@ impl ShellAgent {
                 let sealed = Base64::decode_vec(v["Challenge"].as_str().unwrap()).unwrap();
                 let plain = self.cipher.as_ref().unwrap().decrypt(&sealed).unwrap();
                 assert_eq!(*plain, self.challenge, "the challenge came back changed");
-                self.complete(r#"{"HandshakeTimeToComplete":1000,"CustomerMessage":"This session is encrypted using AWS KMS."}"#);
+                self.complete(
+                    r#"{"HandshakeTimeToComplete":1000,"CustomerMessage":"This session is encrypted using AWS KMS."}"#,
+                );
             }
             payload::OUTPUT => {
                 self.wire_outputs.push(m.payload.clone());
@@ -253,7 +255,11 @@ impl Harness {
     }
 
     fn data(&self) -> Vec<u8> {
-        self.events.iter().filter_map(|e| if let Event::Data(d) = e { Some(d.clone()) } else { None }).collect::<Vec<_>>().concat()
+        self.events
+            .iter()
+            .filter_map(|e| if let Event::Data(d) = e { Some(d.clone()) } else { None })
+            .collect::<Vec<_>>()
+            .concat()
     }
 
     fn closed(&self) -> Option<&CloseReason> {
@@ -406,7 +412,11 @@ fn a_payload_that_does_not_decrypt_ends_the_session_and_is_not_delivered() {
     // Plaintext where ciphertext is due (a downgrade), then a payload sealed with another key.
     h.agent.send(payload::OUTPUT, b"plaintext that must not show".to_vec());
     h.run(Duration::from_millis(10));
-    assert!(matches!(h.closed(), Some(CloseReason::Protocol(why)) if why.contains("does not decrypt")), "{:?}", h.events);
+    assert!(
+        matches!(h.closed(), Some(CloseReason::Protocol(why)) if why.contains("does not decrypt")),
+        "{:?}",
+        h.events
+    );
     assert!(h.data().is_empty());
     assert!(h.client.is_closed());
 
@@ -433,9 +443,7 @@ fn a_challenge_sealed_with_another_key_ends_the_session() {
 #[test]
 fn a_kms_failure_is_answered_failed_and_ends_the_session() {
     let mut h = Harness::new(SessionKind::Shell);
-    h.key = Some(Err(
-        "AccessDeniedException: not authorized to perform kms:GenerateDataKey on the key".into()
-    ));
+    h.key = Some(Err("AccessDeniedException: not authorized to perform kms:GenerateDataKey on the key".into()));
     h.agent.request("Standard_Stream", true);
     h.run(Duration::from_secs(1));
     // The agent heard why: the KMS action failed (status 2) with the reason.
