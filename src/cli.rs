@@ -300,7 +300,9 @@ not the client, picks the OS user (see --user).";
 pub struct ShellArgs {
     /// The instance: an instance id, a Name tag, tag:KEY=VALUE or an IPv4 address (a trailing
     /// .ec2 or .REGION is understood).
-    #[arg(value_name = "HOST")]
+    // Explicit indexes: the completion script rebuilds the host argument, which would otherwise
+    // move it after COMMAND.
+    #[arg(value_name = "HOST", index = 1)]
     pub host: String,
 
     /// The OS user you expect. Session Manager picks the user (the IAM principal's
@@ -320,7 +322,7 @@ pub struct ShellArgs {
 
     /// The command to run instead of a shell, after `--` (run by `sh -c` on a terminal, split
     /// shell-style and run without a shell otherwise).
-    #[arg(last = true, value_name = "COMMAND")]
+    #[arg(last = true, value_name = "COMMAND", index = 2)]
     pub command: Vec<String>,
 }
 
