@@ -17,8 +17,10 @@
 //! - [`crypto`]: KMS data-key encryption of payloads (AES-256-GCM), given the key;
 //! - `send_buffer`: unacknowledged messages, per-message retransmission, the flow-control window;
 //! - `recv_buffer`: reordering and duplicate detection;
-//! - [`session`]: the state machine; [`driver`]: the websocket, stdin/stdout and resume.
+//! - [`session`]: the state machine; [`driver`]: the websocket, the local streams and resume;
+//!   `channel`: the driver's vocabulary without I/O (traits, settings, errors, outcomes).
 
+mod channel;
 pub(crate) mod crypto;
 pub(crate) mod driver;
 pub(crate) mod handshake;
