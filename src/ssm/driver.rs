@@ -569,4 +569,143 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(400), "declared dead before the silence timeout");
         server.abort();
     }
+
+    /// Hands out one fixed data key and remembers what was asked.
+    struct FixedKey(Vec<super::super::handshake::KeyRequest>);
+
+    impl DataKeys for FixedKey {
+        async fn data_key(
+            &mut self,
+            request: &super::super::handshake::KeyRequest,
+        ) -> Result<super::super::crypto::DataKey, BoxError> {
+            self.0.push(request.clone());
+            Ok(super::super::crypto::DataKey {
+                ciphertext: b"blob".to_vec(),
+                plaintext: zeroize::Zeroizing::new((0u8..64).collect()),
+            })
+        }
+    }
+
+    // A KMS-encrypted non-interactive command through the real driver and a websocket: stdout and
+    // stderr apart, the exit code kept, our stdin refused aloud and never sent.
+    #[tokio::test]
+    async fn an_encrypted_command_session_end_to_end_over_a_websocket() {
+        use russh::keys::ssh_key::encoding::base64::{Base64, Encoding};
+
+        use super::super::crypto::AgentCipher;
+        use super::super::message::{Message, kind, payload};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/data-channel/s-1?role=publish_subscribe", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            assert!(ws.next().await.unwrap().unwrap().is_text());
+            let request = br#"{"AgentVersion":"3.3.1142.0","RequestedClientActions":[{"ActionType":"SessionType","ActionParameters":{"SessionType":"NonInteractiveCommands","Properties":{"command":"x"}}},{"ActionType":"KMSEncryption","ActionParameters":{"KMSKeyId":"alias/ssm","Challenge":"Y2hhbGxlbmdl"}}]}"#;
+            ws.send(agent_message(0, payload::HANDSHAKE_REQUEST, request)).await.unwrap();
+            let cipher = AgentCipher::new(&(0u8..64).collect::<Vec<_>>());
+            let challenge = [7u8; 64];
+            let mut client_outputs = 0;
+            let mut seq = 1;
+            while let Some(Ok(frame)) = ws.next().await {
+                let WsMessage::Binary(b) = frame else { continue };
+                let m = Message::decode(&b).unwrap();
+                if m.kind != kind::INPUT_STREAM_DATA {
+                    continue;
+                }
+                let ack = format!(
+                    r#"{{"AcknowledgedMessageType":"input_stream_data","AcknowledgedMessageId":"{}","AcknowledgedMessageSequenceNumber":{},"IsSequentialMessage":true}}"#,
+                    m.id, m.sequence
+                );
+                let ack = Message {
+                    kind: kind::ACKNOWLEDGE.into(),
+                    sequence: 0,
+                    flags: 3,
+                    payload_type: 0,
+                    payload: ack.into_bytes(),
+                    ..Message::decode(&agent_message(0, 0, b"").into_data()).unwrap()
+                };
+                ws.send(WsMessage::binary(ack.encode())).await.unwrap();
+                let mut send = |payload_type: u32, body: Vec<u8>| {
+                    seq += 1;
+                    agent_message(seq - 1, payload_type, &body)
+                };
+                match m.payload_type {
+                    payload::HANDSHAKE_RESPONSE => {
+                        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                        assert_eq!(v["ProcessedClientActions"][1]["ActionResult"]["KMSCipherTextKey"], "YmxvYg==");
+                        let body =
+                            format!(r#"{{"Challenge":"{}"}}"#, Base64::encode_string(&cipher.encrypt(&challenge)));
+                        ws.send(send(payload::ENC_CHALLENGE_REQUEST, body.into_bytes())).await.unwrap();
+                    }
+                    payload::ENC_CHALLENGE_RESPONSE => {
+                        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                        let sealed = Base64::decode_vec(v["Challenge"].as_str().unwrap()).unwrap();
+                        assert_eq!(*cipher.decrypt(&sealed).unwrap(), challenge);
+                        let done = br#"{"HandshakeTimeToComplete":1,"CustomerMessage":"This session is encrypted using AWS KMS."}"#;
+                        ws.send(send(payload::HANDSHAKE_COMPLETE, done.to_vec())).await.unwrap();
+                        // The command runs a while, so the client has read its stdin by then.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        ws.send(send(payload::OUTPUT, cipher.encrypt(b"out\n"))).await.unwrap();
+                        ws.send(send(payload::STDERR, cipher.encrypt(b"err\n"))).await.unwrap();
+                        ws.send(send(payload::EXIT_CODE, cipher.encrypt(b"EXIT_CODE: 3"))).await.unwrap();
+                        let closed = Message {
+                            kind: kind::CHANNEL_CLOSED.into(),
+                            sequence: 0,
+                            flags: 3,
+                            payload_type: 0,
+                            payload: br#"{"SessionId":"s-1","Output":""}"#.to_vec(),
+                            ..Message::decode(&agent_message(0, 0, b"").into_data()).unwrap()
+                        };
+                        ws.send(WsMessage::binary(closed.encode())).await.unwrap();
+                    }
+                    payload::OUTPUT => client_outputs += 1,
+                    _ => {}
+                }
+            }
+            client_outputs
+        });
+        let options = Options {
+            tls: crate::tls::client_config_with(None).unwrap(),
+            resume_timeout: Duration::from_secs(1),
+            ping_interval: Duration::from_secs(10),
+            silence_timeout: Duration::from_secs(30),
+            allow_plaintext: true,
+        };
+        let conn = Connection { url: Redacted::new(url), token: Redacted::new("token".into()) };
+        let purpose = Purpose {
+            kind: super::super::session_kind::SessionKind::NonInteractiveCommands,
+            ids: super::super::handshake::SessionIds { session_id: "s-1".into(), target_id: "i-0abc".into() },
+        };
+        let mut keys = FixedKey(Vec::new());
+        let channel = tokio::time::timeout(Duration::from_secs(10), Channel::open(conn, options, purpose, &mut keys))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(channel.is_encrypted());
+        assert_eq!(keys.0[0].context["aws:ssm:RandomChallenge"], "Y2hhbGxlbmdl");
+        let (mut stdin_writer, stdin) = tokio::io::duplex(64);
+        stdin_writer.write_all(b"input nobody reads").await.unwrap();
+        let (mut out, mut err, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+        let local = Local {
+            input: stdin,
+            output: &mut out,
+            errors: &mut err,
+            notes: &mut notes,
+            sizes: None,
+            mode: Input::Refused,
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(10), channel.run_local(&mut Gone(0), local))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome.exit_code, Some(3));
+        assert_eq!(outcome.end, End::ChannelClosed(String::new()));
+        assert_eq!(out, b"out\n");
+        assert_eq!(err, b"err\n");
+        let notes = String::from_utf8(notes).unwrap();
+        assert!(notes.contains("not sent: 18 bytes") && notes.contains("--route ssm"), "{notes}");
+        drop(stdin_writer);
+        assert_eq!(server.await.unwrap(), 0, "input reached a command that reads none");
+    }
 }
