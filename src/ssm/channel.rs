@@ -130,7 +130,7 @@ pub(crate) enum End {
     Signal,
 }
 
-/// The result of [`Channel::run`].
+/// The result of [`Channel::run`](super::driver::Channel::run) and `run_local`.
 #[derive(Debug, Clone)]
 pub(crate) struct Outcome {
     /// How it ended.
