@@ -38,6 +38,10 @@ pub enum Command {
     /// Open an instance's serial console: the way in when its network or sshd is broken.
     #[command(long_about = CONSOLE_ABOUT)]
     Console(ConsoleArgs),
+    /// Open a shell on an instance through Session Manager (no ssh, no key, no open port), or
+    /// run one command there and exit with its status.
+    #[command(long_about = SHELL_ABOUT)]
+    Shell(ShellArgs),
     /// Audit known_hosts files: weak, stale, conflicting and recycled entries, and host keys
     /// checked against the fingerprints EC2 instances print to their console.
     #[command(subcommand)]
@@ -283,6 +287,48 @@ pub struct ConsoleArgs {
     /// The escape character, as ssh's -e: one character, ^ and a letter (e.g. ^]), or none.
     #[arg(short = 'e', long, default_value = "~", value_name = "CHAR")]
     pub escape_char: EscapeChar,
+}
+
+const SHELL_ABOUT: &str = "Open a shell on an instance through Session Manager, or run one command there.
+
+Needs only the instance's SSM agent: no key, no sshd, no open port. Without COMMAND it starts the \
+account's default shell session (the SSM-SessionManagerRunShell preferences apply: Run As user, KMS \
+encryption). With `-- COMMAND...` it runs the command with AWS-StartInteractiveCommand when stdin is a \
+terminal, else with AWS-StartNonInteractiveCommand: stdout and stderr arrive apart and byte for byte, and \
+ec2-broker exits with the command's status. Such a command gets no stdin from Session Manager: to move \
+bulk data use ssh or scp with --route ssm. When the preferences require KMS encryption, a data key is \
+generated with kms:GenerateDataKey and every keystroke and output byte is encrypted. Session Manager, \
+not the client, picks the OS user (see --user).";
+
+/// Arguments of `ec2-broker shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The instance: an instance id, a Name tag, tag:KEY=VALUE or an IPv4 address (a trailing
+    /// .ec2 or .REGION is understood).
+    // Explicit indexes: the completion script rebuilds the host argument, which would otherwise
+    // move it after COMMAND.
+    #[arg(value_name = "HOST", index = 1)]
+    pub host: String,
+
+    /// The OS user you expect. Session Manager picks the user (the IAM principal's
+    /// SSMSessionRunAs tag, else the preferences' Run As user, else ssm-user): a user it would
+    /// not pick is refused with the reason.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// AWS account and Region.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Keep trying this many seconds to resume a dropped Session Manager connection before giving
+    /// up on the session.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", env = "EC2_BROKER_SSM_RESUME_TIMEOUT")]
+    pub ssm_resume_timeout: u64,
+
+    /// The command to run instead of a shell, after `--` (run by `sh -c` on a terminal, split
+    /// shell-style and run without a shell otherwise).
+    #[arg(last = true, value_name = "COMMAND", index = 2)]
+    pub command: Vec<String>,
 }
 
 /// AWS account and Region selection, shared by every command that calls AWS.

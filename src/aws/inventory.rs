@@ -62,6 +62,7 @@ impl Aws {
             // IAM is global: the same client serves every Region.
             iam: self.iam.clone(),
             ssm: aws_sdk_ssm::Client::from_conf(self.ssm.config().to_builder().region(region.clone()).build()),
+            kms: aws_sdk_kms::Client::from_conf(self.kms.config().to_builder().region(region.clone()).build()),
             sts: aws_sdk_sts::Client::from_conf(self.sts.config().to_builder().region(region).build()),
             credentials: self.credentials.clone(),
             open_sessions: Default::default(),

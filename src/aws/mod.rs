@@ -13,12 +13,14 @@ mod error_kind;
 pub(crate) mod iam;
 pub(crate) mod instance_connect;
 pub(crate) mod inventory;
+pub(crate) mod kms;
 pub(crate) mod known_hosts;
 pub(crate) mod network;
 mod open_sessions;
 pub(crate) use error_kind::{ErrorKind, kind_of_code};
 pub(crate) mod security_groups;
 pub(crate) mod serial;
+pub(crate) mod session_preferences;
 pub(crate) mod ssm;
 pub(crate) mod ssm_agent;
 pub(crate) mod sts;
@@ -57,6 +59,7 @@ pub(crate) struct Aws {
     instance_connect: aws_sdk_ec2instanceconnect::Client,
     iam: aws_sdk_iam::Client,
     ssm: aws_sdk_ssm::Client,
+    kms: aws_sdk_kms::Client,
     sts: aws_sdk_sts::Client,
     credentials: Option<SharedCredentialsProvider>,
     open_sessions: open_sessions::OpenSessions,
@@ -332,6 +335,7 @@ impl Aws {
             instance_connect: aws_sdk_ec2instanceconnect::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             credentials: config.credentials_provider(),
             open_sessions: Default::default(),

@@ -10,6 +10,22 @@ const SERVICE: &str = "SSM";
 /// The session document for ssh over a port session (§3): no local listener, stdin/stdout.
 pub(crate) const SSH_DOCUMENT: &str = "AWS-StartSSHSession";
 
+/// `AWS-StartInteractiveCommand`: one command on a pty (`keys-and-shell.md` §5).
+pub(crate) const INTERACTIVE_COMMAND_DOCUMENT: &str = "AWS-StartInteractiveCommand";
+/// `AWS-StartNonInteractiveCommand`: one command without pty or stdin.
+pub(crate) const NON_INTERACTIVE_COMMAND_DOCUMENT: &str = "AWS-StartNonInteractiveCommand";
+
+/// The document of a shell or command session, with its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShellDocument<'a> {
+    /// No document: the account's `SSM-SessionManagerRunShell` preferences apply.
+    Shell,
+    /// [`INTERACTIVE_COMMAND_DOCUMENT`] running this command line (`sh -c` on the agent).
+    Interactive(&'a str),
+    /// [`NON_INTERACTIVE_COMMAND_DOCUMENT`] running this command line, stdout and stderr apart.
+    NonInteractive(&'a str),
+}
+
 /// A session that StartSession or ResumeSession handed out.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionGrant {
@@ -51,21 +67,48 @@ pub(crate) enum StartError {
 impl Aws {
     /// Starts an `AWS-StartSSHSession` session to `port` on `instance_id`.
     pub(crate) async fn start_ssh_session(&self, instance_id: &str, port: u16) -> Result<SessionGrant, StartError> {
-        let out = self
+        let request = self
             .ssm
             .start_session()
             .target(instance_id)
             .document_name(SSH_DOCUMENT)
             .parameters("portNumber", vec![port.to_string()])
-            .reason("ec2-broker ssh")
-            .send()
-            .await
-            .map_err(|err| match AwsError::from_sdk(SERVICE, "StartSession", err) {
-                AwsError::Service { code, message, .. } if code == "TargetNotConnected" => {
-                    StartError::TargetNotConnected { id: instance_id.to_string(), message }
-                }
-                other => StartError::Api(other),
-            })?;
+            .reason("ec2-broker ssh");
+        self.start(instance_id, request).await
+    }
+
+    /// Starts a shell (no document) or a command session on `instance_id`.
+    pub(crate) async fn start_shell_session(
+        &self,
+        instance_id: &str,
+        document: ShellDocument<'_>,
+    ) -> Result<SessionGrant, StartError> {
+        let request = self.ssm.start_session().target(instance_id).reason("ec2-broker shell");
+        let request = match document {
+            ShellDocument::Shell => request,
+            ShellDocument::Interactive(command) => {
+                request.document_name(INTERACTIVE_COMMAND_DOCUMENT).parameters("command", vec![command.to_string()])
+            }
+            // Separate streams: stdout as Output, stderr as StdErr, then ExitCode (§10.5).
+            ShellDocument::NonInteractive(command) => request
+                .document_name(NON_INTERACTIVE_COMMAND_DOCUMENT)
+                .parameters("command", vec![command.to_string()])
+                .parameters("separateOutputStream", vec!["true".to_string()]),
+        };
+        self.start(instance_id, request).await
+    }
+
+    async fn start(
+        &self,
+        instance_id: &str,
+        request: aws_sdk_ssm::operation::start_session::builders::StartSessionFluentBuilder,
+    ) -> Result<SessionGrant, StartError> {
+        let out = request.send().await.map_err(|err| match AwsError::from_sdk(SERVICE, "StartSession", err) {
+            AwsError::Service { code, message, .. } if code == "TargetNotConnected" => {
+                StartError::TargetNotConnected { id: instance_id.to_string(), message }
+            }
+            other => StartError::Api(other),
+        })?;
         let grant = SessionGrant {
             session_id: clean(&out.session_id.unwrap_or_default(), 200),
             stream_url: Redacted::new(out.stream_url.unwrap_or_default()),

@@ -18,7 +18,7 @@ use crate::output;
 /// The program name the scripts complete.
 const BIN: &str = "ec2-broker";
 /// The subcommands whose `host` argument names an instance.
-const HOST_COMMANDS: [&[&str]; 4] = [&["proxy"], &["console"], &["doctor"], &["known-hosts", "pin"]];
+const HOST_COMMANDS: [&[&str]; 5] = [&["proxy"], &["console"], &["shell"], &["doctor"], &["known-hosts", "pin"]];
 
 /// Prints the script for `shell`.
 pub(crate) fn run(shell: CompletionShell) -> anyhow::Result<()> {

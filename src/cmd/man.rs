@@ -135,6 +135,7 @@ mod tests {
         for name in [
             "proxy",
             "console",
+            "shell",
             "doctor",
             "login",
             "ls",

@@ -9,6 +9,7 @@ pub(crate) mod ls;
 pub(crate) mod man;
 pub(crate) mod pin;
 pub(crate) mod proxy;
+pub(crate) mod shell;
 pub(crate) mod ssh_config;
 
 use anyhow::Context;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Proxy(args) => proxy::run(args).await.map(|()| 0),
         Command::Console(args) => console::run(args).await.map(|()| 0),
+        Command::Shell(args) => shell::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
         Command::KnownHosts(KnownHostsCommand::Audit(args)) => Ok(known_hosts::audit(args).await),
         Command::KnownHosts(KnownHostsCommand::Pin(args)) => pin::run(args).await.map(|()| 0),

@@ -1,5 +1,6 @@
 //! Moving ssh's bytes: ssh's stdin/stdout halves and the copy loop ([`stdio`]), `splice(2)` for
-//! a TCP socket ([`splice`]), and noticing ssh leave at any stage ([`lifeline`]).
+//! a TCP socket ([`splice`]), noticing ssh leave at any stage ([`lifeline`]), and a websocket link
+//! with its writer task ([`websocket`]).
 
 use std::time::Duration;
 
@@ -12,3 +13,4 @@ pub(crate) const DRAIN: Duration = Duration::from_millis(400);
 pub(crate) mod lifeline;
 pub(crate) mod splice;
 pub(crate) mod stdio;
+pub(crate) mod websocket;

@@ -11,6 +11,7 @@ pub(crate) mod error;
 pub(crate) mod memory;
 pub(crate) mod open;
 pub(crate) mod plan;
+pub(crate) mod run_as;
 pub(crate) mod serial;
 pub(crate) mod ssm;
 

@@ -1,47 +1,44 @@
-//! The only I/O in `ssm/`: a websocket, stdin/stdout and the clock around a [`Session`].
+//! The only I/O in `ssm/`: a websocket, the local streams and the clock around a [`Session`].
 //!
-//! One loop: read stdin only while the session's window is open, read the websocket, sleep until
-//! the session's next timer, and after each branch drain `poll_transmit` into the websocket writer
-//! and `poll_event` into stdout. A writer task owns the websocket's sending half, so a full socket
-//! never stops the loop from reading (and acknowledging) what the agent sends.
+//! One loop for every front end: read local input only while the session's window is open (and
+//! only where the remote side reads it), read the websocket, take window sizes from the terminal
+//! side, sleep until the session's next timer, and after each branch drain `poll_transmit` into
+//! the websocket writer and `poll_event` into the local outputs (stdout, stderr, the exit code).
+//! The websocket's sending half lives in a writer task ([`crate::pipe::websocket`]), so a full
+//! socket never stops the loop from reading (and acknowledging) what the agent sends.
+//!
+//! When the agent asks for KMS encryption during the handshake, the driver asks its
+//! [`DataKeys`] for the data key and gives the answer to the session.
 //!
 //! When the websocket drops (an error, a close such as MGS's hourly `1000 Bye`, or no answer to
 //! pings), the driver asks its [`Resume`] for a fresh token and URL and reconnects with back-off
 //! until the service says the session is gone or the resume deadline passes; the session then
-//! resends everything unacknowledged, and ssh above never notices.
+//! resends everything unacknowledged, and ssh or the shell above never notices.
 //!
 //! The stream URL must be `wss://`: the open frame carries the session's bearer token. A `ws://`
 //! URL is dialled only when [`Options::allow_plaintext`] says so (a local test lab), with a
 //! warning. Text from the service (`CustomerMessage`, `channel_closed` output, close reasons)
 //! is made printable before it reaches a message or a log.
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::stream::{SplitStream, StreamExt};
-use futures_util::{SinkExt, stream::SplitSink};
+use futures_util::stream::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
+pub(crate) use super::channel::{
+    BoxError, Connection, DataKeys, DriverError, End, Input, NoDataKeys, Options, Outcome, Purpose, Resume,
+};
+use super::channel::{check_scheme, close_error, url_host};
 use super::handshake::{CLIENT_VERSION, OpenDataChannel};
-use super::session::{CloseReason, Config, Event, Session, Stats};
+use super::session::{CloseReason, Config, Event, Session};
 use crate::pipe::stdio::StopSignals;
+use crate::pipe::websocket::{Link, MAX_WS_MESSAGE, jittered, sleep_until};
 use crate::redact::Redacted;
 use crate::text::printable;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// How long we wait for the websocket upgrade (the official plugin allows 45 s).
-const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
-/// Largest websocket message we accept: a 1 KiB payload plus header is typical; anything near
-/// this is a broken peer, and the bound keeps memory bounded.
-const MAX_WS_MESSAGE: usize = 1 << 20;
 /// Bytes the service may send before the handshake completes (a time bound alone would let a
 /// hostile endpoint fill memory): the handshake's own messages are a few hundred bytes, and an
 /// agent may start with some output, so 4 messages of the largest size is generous.
@@ -55,99 +52,24 @@ const DRAIN_IDLE: Duration = Duration::from_millis(100);
 const FIRST_RESUME_DELAY: Duration = Duration::from_millis(100);
 /// Longest pause between reconnect attempts.
 const MAX_RESUME_DELAY: Duration = Duration::from_secs(5);
+/// What a pty session gets when its input ends: EOT (^D), which a terminal sends for "end of
+/// input" and a shell at its prompt takes as `exit`.
+const EOT: u8 = 0x04;
 
-/// Where and how to open the data channel.
-#[derive(Debug, Clone)]
-pub(crate) struct Connection {
-    /// `StreamUrl`, used as given (§2) once its scheme is checked.
-    pub url: Redacted<String>,
-    /// `TokenValue` (a bearer token: never logged).
-    pub token: Redacted<String>,
-}
-
-/// Gets a new token for the same session (`ResumeSession`).
-pub(crate) trait Resume {
-    /// `Ok(None)` when the service says the session is over.
-    fn resume(&mut self) -> impl Future<Output = Result<Option<Connection>, BoxError>>;
-}
-
-/// Errors from a [`Resume`] implementation.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Driver settings.
-#[derive(Debug, Clone)]
-pub(crate) struct Options {
-    /// TLS settings for `wss://` (roots including `AWS_CA_BUNDLE`).
-    pub tls: Arc<rustls::ClientConfig>,
-    /// Give up resuming a dropped connection after this long.
-    pub resume_timeout: Duration,
-    /// Send a websocket ping this often.
-    pub ping_interval: Duration,
-    /// Declare the peer dead when nothing arrived for this long.
-    pub silence_timeout: Duration,
-    /// Dial `ws://` stream URLs too (the token then crosses the network in clear): for local
-    /// test labs only, set from `EC2_BROKER_ALLOW_PLAINTEXT_WS` by the route.
-    pub allow_plaintext: bool,
-}
-
-/// Why the data channel could not be used.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum DriverError {
-    /// The websocket could not be opened.
-    #[error("cannot open the Session Manager data channel at {host}: {detail}")]
-    Dial {
-        /// Host and port of the StreamUrl (the query string carries nothing secret, but is long).
-        host: String,
-        /// What failed.
-        detail: String,
-    },
-    /// The stream URL is not `wss://`.
-    #[error(
-        "refusing the Session Manager stream URL {url}: it is not wss://, and the session token would cross the network unencrypted (EC2_BROKER_ALLOW_PLAINTEXT_WS=1 allows ws:// for local test labs only)"
-    )]
-    Plaintext {
-        /// Scheme and host of the URL (the rest is redacted).
-        url: String,
-    },
-    /// The session ended during the handshake.
-    #[error("the SSM agent ended the session during the handshake: {0}")]
-    Handshake(String),
-    /// The channel broke and could not be resumed in time.
-    #[error("the Session Manager connection dropped and could not be resumed within {secs}s: {last}")]
-    ResumeTimedOut {
-        /// The configured deadline.
-        secs: u64,
-        /// The last failure.
-        last: String,
-    },
-    /// The connection dropped and the service says the session is gone.
-    #[error("the Session Manager connection dropped and the session no longer exists")]
-    SessionGone,
-    /// Reading stdin or writing stdout failed.
-    #[error("local i/o: {0}")]
-    Local(#[from] std::io::Error),
-}
-
-/// How a channel ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum End {
-    /// The service closed the channel (sshd closed the connection, or the session was terminated).
-    ChannelClosed(String),
-    /// ssh closed stdin (it exited) or stdout.
-    LocalClosed,
-    /// SIGHUP, SIGTERM or SIGINT.
-    Signal,
-}
-
-/// The result of [`Channel::run`].
-#[derive(Debug, Clone)]
-pub(crate) struct Outcome {
-    /// How it ended.
-    pub end: End,
-    /// Protocol counters.
-    pub stats: Stats,
-    /// Successful reconnects.
-    pub reconnects: u32,
+/// The local ends of a session: input, outputs and window sizes.
+pub(crate) struct Local<I, O, E, N> {
+    /// Bytes for the instance.
+    pub input: I,
+    /// What the instance prints (a command's stdout, the pty's output, ssh's stream).
+    pub output: O,
+    /// A command's stderr (`StdErr`), byte for byte.
+    pub errors: E,
+    /// Where the driver's own notes for the user go (refused input), one line each.
+    pub notes: N,
+    /// Window sizes (columns, rows) from the terminal side; `None` when there is no terminal.
+    pub sizes: Option<mpsc::Receiver<(u16, u16)>>,
+    /// What the input is.
+    pub mode: Input,
 }
 
 /// An open data channel whose handshake completed.
@@ -157,16 +79,29 @@ pub(crate) struct Channel {
     conn: Connection,
     options: Options,
     client_id: Uuid,
-    early: Vec<Vec<u8>>,
+    early: Vec<Event>,
+    encrypted: bool,
 }
 
 impl Channel {
-    /// Dials the StreamUrl, sends the open frame and runs the handshake. Returns once stream
-    /// data may flow, so a caller can still fall back to another route before reading stdin.
-    pub(crate) async fn open(conn: Connection, options: Options) -> Result<Channel, DriverError> {
+    /// Dials the StreamUrl, sends the open frame and runs the handshake (with a data key from
+    /// `keys` if the agent asks for KMS encryption). Returns once stream data may flow, so a
+    /// caller can still fall back to another route before reading stdin.
+    pub(crate) async fn open<K: DataKeys>(
+        conn: Connection,
+        options: Options,
+        purpose: Purpose,
+        keys: &mut K,
+    ) -> Result<Channel, DriverError> {
         let client_id = random_uuid();
-        let link = Link::dial(&conn, &options, client_id).await?;
-        let config = Config { unix_ms: unix_ms(), seed: rand::random(), ..Config::default() };
+        let link = dial(&conn, &options, client_id).await?;
+        let config = Config {
+            unix_ms: unix_ms(),
+            seed: rand::random(),
+            kind: purpose.kind,
+            ids: purpose.ids,
+            ..Config::default()
+        };
         let mut channel = Channel {
             session: Session::new(config, Instant::now()),
             link,
@@ -174,25 +109,45 @@ impl Channel {
             options,
             client_id,
             early: Vec::new(),
+            encrypted: false,
         };
-        channel.handshake().await?;
+        channel.handshake(keys).await?;
         Ok(channel)
     }
 
-    async fn handshake(&mut self) -> Result<(), DriverError> {
+    /// Whether the agent encrypts the session with KMS.
+    pub(crate) fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    async fn handshake<K: DataKeys>(&mut self, keys: &mut K) -> Result<(), DriverError> {
         let mut received = 0usize;
         loop {
             self.flush_transmit();
             while let Some(event) = self.session.poll_event() {
                 match event {
-                    Event::Ready { agent_version, customer_message } => {
+                    Event::Ready { agent_version, customer_message, encrypted } => {
                         let (agent_version, customer_message) =
                             (printable(&agent_version), printable(&customer_message));
-                        tracing::debug!(%agent_version, %customer_message, "SSM handshake complete");
+                        tracing::debug!(%agent_version, %customer_message, encrypted, "SSM handshake complete");
+                        self.encrypted = encrypted;
                         return Ok(());
                     }
-                    Event::Data(d) => self.early.push(d),
-                    Event::Closed(reason) => return Err(DriverError::Handshake(describe(&reason))),
+                    Event::DataKeyNeeded(request) => {
+                        tracing::debug!(key = %printable(&request.key_id), "the agent asks for KMS encryption");
+                        match keys.data_key(&request).await {
+                            Ok(key) => self.session.handle_data_key(Instant::now(), Ok(key)),
+                            Err(e) => {
+                                self.session.handle_data_key(Instant::now(), Err(printable(&e.to_string()).into()));
+                                // The agent hears why before we leave.
+                                self.flush_transmit();
+                                return Err(DriverError::Kms(e));
+                            }
+                        }
+                        self.flush_transmit();
+                    }
+                    Event::Closed(reason) => return Err(close_error(&reason)),
+                    other => self.early.push(other),
                 }
             }
             let timeout = self.session.poll_timeout();
@@ -216,24 +171,45 @@ impl Channel {
         }
     }
 
-    /// Pipes `stdin`/`stdout` through the channel until one side ends.
-    pub(crate) async fn run<R, I, O>(
-        mut self,
-        resume: &mut R,
-        mut stdin: I,
-        mut stdout: O,
-    ) -> Result<Outcome, DriverError>
+    /// Pipes `stdin`/`stdout` (a port session's stream) through the channel until one side ends.
+    pub(crate) async fn run<R, I, O>(self, resume: &mut R, stdin: I, stdout: O) -> Result<Outcome, DriverError>
     where
         R: Resume,
         I: AsyncRead + Unpin,
         O: AsyncWrite + Unpin,
     {
+        let local = Local {
+            input: stdin,
+            output: stdout,
+            errors: tokio::io::sink(),
+            notes: tokio::io::sink(),
+            sizes: None,
+            mode: Input::Stream,
+        };
+        self.run_local(resume, local).await
+    }
+
+    /// Runs the session with its local ends until the service closes the channel (the shell or
+    /// command exited), a signal arrives, or the output's reader goes away.
+    pub(crate) async fn run_local<R, I, O, E, N>(
+        mut self,
+        resume: &mut R,
+        mut local: Local<I, O, E, N>,
+    ) -> Result<Outcome, DriverError>
+    where
+        R: Resume,
+        I: AsyncRead + Unpin,
+        O: AsyncWrite + Unpin,
+        E: AsyncWrite + Unpin,
+        N: AsyncWrite + Unpin,
+    {
         let mut stop = StopSignals::new()?;
         let mut reconnects = 0;
-        for d in std::mem::take(&mut self.early) {
-            stdout.write_all(&d).await?;
+        let mut exit_code = None;
+        let early = std::mem::take(&mut self.early);
+        if let Delivered::End(end) = self.deliver_events(early, &mut local, &mut exit_code).await? {
+            return self.finish(end, exit_code, reconnects).await;
         }
-        stdout.flush().await?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut stdin_done: Option<Instant> = None;
         let mut last_data = Instant::now();
@@ -242,12 +218,15 @@ impl Channel {
         let mut last_heard = Instant::now();
         let end = loop {
             self.flush_transmit();
-            match self.deliver(&mut stdout).await? {
+            let events = std::iter::from_fn(|| self.session.poll_event()).collect::<Vec<_>>();
+            match self.deliver_events(events, &mut local, &mut exit_code).await? {
                 Delivered::End(end) => break end,
                 Delivered::Data => last_data = Instant::now(),
                 Delivered::Nothing => {}
             }
-            let drain_deadline = stdin_done.map(|eof| {
+            // Only a port session's stream drains and ends on EOF; a pty session and a command
+            // end when the remote side does.
+            let drain_deadline = stdin_done.filter(|_| local.mode == Input::Stream).map(|eof| {
                 let quiet = eof.max(last_data) + DRAIN_IDLE;
                 if self.session.is_flushed() {
                     quiet.min(eof + DRAIN_AFTER_STDIN_EOF)
@@ -259,7 +238,10 @@ impl Channel {
                 break End::LocalClosed;
             }
             let timeout = self.session.poll_timeout();
-            let room = self.session.send_capacity().min(buf.len());
+            let room = match local.mode {
+                Input::Refused => buf.len(),
+                _ => self.session.send_capacity().min(buf.len()),
+            };
             let mut dropped = None;
             tokio::select! {
                 () = stop.recv() => break End::Signal,
@@ -276,19 +258,35 @@ impl Channel {
                         None => dropped = Some("connection closed".into()),
                     }
                 }
-                read = stdin.read(&mut buf[..room.max(1)]), if stdin_done.is_none() && room > 0 => {
-                    match read {
-                        Ok(0) | Err(_) => {
-                            tracing::debug!("stdin closed");
+                read = local.input.read(&mut buf[..room.max(1)]), if stdin_done.is_none() && room > 0 => {
+                    match (read, local.mode) {
+                        (Ok(0) | Err(_), mode) => {
+                            tracing::debug!("input closed");
+                            stdin_done = Some(Instant::now());
+                            if mode == Input::Keyboard {
+                                self.session.send(Instant::now(), &[EOT]);
+                            }
+                        }
+                        (Ok(n), Input::Refused) => {
+                            let note = format!(
+                                "[ec2-broker] not sent: {n} bytes of input (and whatever follows). A non-interactive command \
+                                 gets no stdin from Session Manager; for bulk data use ssh or scp with --route ssm\n"
+                            );
+                            let _ = local.notes.write_all(note.as_bytes()).await;
+                            let _ = local.notes.flush().await;
                             stdin_done = Some(Instant::now());
                         }
-                        Ok(n) => {
+                        (Ok(n), _) => {
                             let accepted = self.session.send(Instant::now(), &buf[..n]);
                             // `room` was the capacity: the session takes everything.
                             debug_assert_eq!(accepted, n);
                         }
                     }
                 }
+                size = next_size(&mut local.sizes) => match size {
+                    Some((cols, rows)) => self.session.send_size(Instant::now(), cols, rows),
+                    None => local.sizes = None,
+                },
                 () = sleep_until(timeout) => self.session.handle_timeout(Instant::now()),
                 () = sleep_until(drain_deadline) => {}
                 _ = ping.tick() => {
@@ -300,7 +298,7 @@ impl Channel {
                 }
             }
             if let Some(why) = dropped {
-                if stdin_done.is_some() {
+                if stdin_done.is_some() && local.mode == Input::Stream {
                     break End::LocalClosed;
                 }
                 tracing::warn!(reason = %why, "Session Manager connection lost; resuming the session");
@@ -315,39 +313,62 @@ impl Channel {
                 tracing::info!(reconnects, "Session Manager connection resumed");
             }
         };
+        self.finish(end, exit_code, reconnects).await
+    }
+
+    async fn finish(mut self, end: End, exit_code: Option<i32>, reconnects: u32) -> Result<Outcome, DriverError> {
         if !self.session.is_closed() {
-            // Tell the agent to end the session now (port sessions, agents > 2.3.722.0); the caller
-            // also calls the TerminateSession API.
+            // Tell the agent to end the session now (agents > 2.3.722.0); the caller also calls
+            // the TerminateSession API.
             self.session.terminate(Instant::now());
             self.flush_transmit();
         }
         self.link.close().await;
-        Ok(Outcome { end, stats: self.session.stats(), reconnects })
+        Ok(Outcome { end, exit_code, stats: self.session.stats(), reconnects })
     }
 
-    /// Writes the session's events to stdout.
-    async fn deliver<O: AsyncWrite + Unpin>(&mut self, stdout: &mut O) -> Result<Delivered, DriverError> {
-        let mut wrote = false;
+    /// Writes the session's events to the local outputs.
+    async fn deliver_events<I, O, E, N>(
+        &mut self,
+        events: Vec<Event>,
+        local: &mut Local<I, O, E, N>,
+        exit_code: &mut Option<i32>,
+    ) -> Result<Delivered, DriverError>
+    where
+        O: AsyncWrite + Unpin,
+        E: AsyncWrite + Unpin,
+    {
+        let (mut wrote_out, mut wrote_err) = (false, false);
         let mut end = None;
-        while let Some(event) = self.session.poll_event() {
+        for event in events {
             match event {
                 Event::Data(d) => {
-                    if stdout.write_all(&d).await.is_err() {
+                    if local.output.write_all(&d).await.is_err() {
                         return Ok(Delivered::End(End::LocalClosed));
                     }
-                    wrote = true;
+                    wrote_out = true;
                 }
+                Event::StdErr(d) => {
+                    // A closed stderr loses the remote stderr, not the session.
+                    wrote_err |= local.errors.write_all(&d).await.is_ok();
+                }
+                Event::ExitCode(code) => *exit_code = Some(code),
                 Event::Closed(CloseReason::ChannelClosed { output }) => {
                     end = Some(End::ChannelClosed(printable(&output).into_owned()));
                 }
-                Event::Closed(reason) => return Err(DriverError::Handshake(describe(&reason))),
-                Event::Ready { .. } => {}
+                Event::Closed(reason) => return Err(close_error(&reason)),
+                // A second handshake after the session opened is answered inside the session;
+                // a key request then has no one to serve it and times out in the session.
+                Event::Ready { .. } | Event::DataKeyNeeded(_) => {}
             }
         }
-        if wrote && stdout.flush().await.is_err() {
+        if wrote_err {
+            let _ = local.errors.flush().await;
+        }
+        if wrote_out && local.output.flush().await.is_err() {
             return Ok(Delivered::End(End::LocalClosed));
         }
-        Ok(match (end, wrote) {
+        Ok(match (end, wrote_out || wrote_err) {
             (Some(end), _) => Delivered::End(end),
             (None, true) => Delivered::Data,
             (None, false) => Delivered::Nothing,
@@ -379,7 +400,7 @@ impl Channel {
         loop {
             let last = match resume.resume().await {
                 Ok(None) => return Err(DriverError::SessionGone),
-                Ok(Some(conn)) => match Link::dial(&conn, &self.options, self.client_id).await {
+                Ok(Some(conn)) => match dial(&conn, &self.options, self.client_id).await {
                     Ok(link) => {
                         self.conn = conn;
                         return Ok(link);
@@ -402,9 +423,9 @@ impl Channel {
     }
 }
 
-/// What [`Channel::deliver`] did.
+/// What [`Channel::deliver_events`] did.
 enum Delivered {
-    /// Wrote bytes to stdout.
+    /// Wrote bytes locally.
     Data,
     /// Nothing to write.
     Nothing,
@@ -412,122 +433,28 @@ enum Delivered {
     End(End),
 }
 
-/// One websocket: the receiving half here, the sending half in a writer task.
-struct Link {
-    stream: SplitStream<Ws>,
-    tx: mpsc::UnboundedSender<WsMessage>,
-    writer: AbortOnDrop,
-}
-
-/// The writer task of a link; a replaced link's writer must not linger on a dead socket.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl Link {
-    async fn dial(conn: &Connection, options: &Options, client_id: Uuid) -> Result<Link, DriverError> {
-        let url = conn.url.expose();
-        let err = |detail: String| DriverError::Dial { host: url_host(url), detail };
-        check_scheme(url, options.allow_plaintext)?;
-        let config =
-            WebSocketConfig::default().max_message_size(Some(MAX_WS_MESSAGE)).max_frame_size(Some(MAX_WS_MESSAGE));
-        let connector = Connector::Rustls(options.tls.clone());
-        let dial = tokio_tungstenite::connect_async_tls_with_config(url.as_str(), Some(config), true, Some(connector));
-        let (ws, _) = tokio::time::timeout(DIAL_TIMEOUT, dial)
-            .await
-            .map_err(|_| err(format!("no answer within {}s", DIAL_TIMEOUT.as_secs())))?
-            .map_err(|e| err(printable(&e.to_string()).into_owned()))?;
-        let (mut sink, stream) = ws.split();
-        let open = OpenDataChannel {
-            message_schema_version: "1.0",
-            request_id: random_uuid().to_string(),
-            token_value: Redacted::new(conn.token.expose().as_str()),
-            client_id: client_id.to_string(),
-            client_version: CLIENT_VERSION,
-        };
-        // A struct of strings always serialises.
-        let open = serde_json::to_string(&open).expect("open frame serialises");
-        sink.send(WsMessage::Text(open.into())).await.map_err(|e| err(e.to_string()))?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let writer = AbortOnDrop(tokio::spawn(write_frames(sink, rx)));
-        Ok(Link { stream, tx, writer })
-    }
-
-    fn send(&self, m: WsMessage) {
-        // If the writer is gone, the reader sees the connection end and the driver resumes.
-        let _ = self.tx.send(m);
-    }
-
-    /// Sends what is queued, then a close frame; bounded so the broker exits promptly.
-    async fn close(mut self) {
-        let _ = self.tx.send(WsMessage::Close(None));
-        drop(self.tx);
-        let _ = tokio::time::timeout(Duration::from_millis(200), &mut self.writer.0).await;
-    }
-}
-
-/// The writer task: one websocket message per queued frame, flushed when the queue is empty.
-async fn write_frames(mut sink: SplitSink<Ws, WsMessage>, mut rx: mpsc::UnboundedReceiver<WsMessage>) {
-    while let Some(m) = rx.recv().await {
-        if sink.feed(m).await.is_err() {
-            return;
-        }
-        while let Ok(m) = rx.try_recv() {
-            if sink.feed(m).await.is_err() {
-                return;
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
+/// The next window size, or never when there is no terminal side.
+async fn next_size(sizes: &mut Option<mpsc::Receiver<(u16, u16)>>) -> Option<(u16, u16)> {
+    match sizes {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
 
-/// `wss://` always; `ws://` only when `allow_plaintext` (then with a warning); nothing else.
-fn check_scheme(url: &str, allow_plaintext: bool) -> Result<(), DriverError> {
-    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
-    if scheme.eq_ignore_ascii_case("wss") {
-        return Ok(());
-    }
-    if scheme.eq_ignore_ascii_case("ws") && allow_plaintext {
-        tracing::warn!(
-            host = %url_host(url),
-            "plaintext ws:// to the Session Manager data channel, allowed by EC2_BROKER_ALLOW_PLAINTEXT_WS (for local test labs only)"
-        );
-        return Ok(());
-    }
-    Err(DriverError::Plaintext { url: printable(&crate::redact::preview(url)).into_owned() })
-}
-
-/// What a close says, fit for a message (the service's texts made printable).
-fn describe(reason: &CloseReason) -> String {
-    match reason {
-        CloseReason::ChannelClosed { output } if output.is_empty() => "the service closed the channel".into(),
-        CloseReason::ChannelClosed { output } => format!("the service closed the channel: {}", printable(output)),
-        CloseReason::HandshakeRefused(why) => printable(why).into_owned(),
-        CloseReason::HandshakeTimeout => {
-            "the agent did not complete the handshake in time (is the SSM agent healthy? see its log)".into()
-        }
-        CloseReason::ConnectToPortError => "the agent could not connect to the port on the instance".into(),
-    }
-}
-
-/// Host and port of a URL, for messages (the query string is long and opaque), made printable
-/// (the service chose the URL).
-fn url_host(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    printable(rest.split(['/', '?']).next().unwrap_or(rest)).into_owned()
+/// Opens the websocket with the SSM open frame (§4.1).
+async fn dial(conn: &Connection, options: &Options, client_id: Uuid) -> Result<Link, DriverError> {
+    let url = conn.url.expose();
+    check_scheme(url, options.allow_plaintext)?;
+    let open = OpenDataChannel {
+        message_schema_version: "1.0",
+        request_id: random_uuid().to_string(),
+        token_value: Redacted::new(conn.token.expose().as_str()),
+        client_id: client_id.to_string(),
+        client_version: CLIENT_VERSION,
+    };
+    // A struct of strings always serialises.
+    let open = serde_json::to_string(&open).expect("open frame serialises");
+    Link::dial(url, options.tls.clone(), open).await.map_err(|detail| DriverError::Dial { host: url_host(url), detail })
 }
 
 fn random_uuid() -> Uuid {
@@ -545,43 +472,12 @@ pub(crate) fn test_epoch() -> Instant {
     Instant::now()
 }
 
-/// Up to +50 % jitter, so many clients dropped at once do not resume in lockstep.
-fn jittered(d: Duration) -> Duration {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
-    d + d.mul_f64(f64::from(nanos % 500) / 1000.0)
-}
-
 #[cfg(test)]
 mod tests {
+    use futures_util::SinkExt;
+
     use super::*;
 
-    #[test]
-    fn url_host_hides_path_and_query() {
-        assert_eq!(
-            url_host("wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1?role=publish_subscribe"),
-            "ssmmessages.eu-west-1.amazonaws.com"
-        );
-        assert_eq!(url_host("ws://127.0.0.1:4000/v1/x"), "127.0.0.1:4000");
-    }
-
-    #[test]
-    fn only_wss_unless_plaintext_is_allowed() {
-        assert!(check_scheme("wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1", false).is_ok());
-        assert!(check_scheme("WSS://ssmmessages.eu-west-1.amazonaws.com/v1/x", false).is_ok());
-        assert!(check_scheme("ws://127.0.0.1:4000/v1/x", true).is_ok());
-        for url in ["ws://127.0.0.1:4000/v1/x", "http://127.0.0.1/x", "https://h/x", "127.0.0.1:4000"] {
-            assert!(matches!(check_scheme(url, false), Err(DriverError::Plaintext { .. })), "{url}");
-        }
-        // Allowing plaintext allows ws://, not any scheme.
-        assert!(check_scheme("http://127.0.0.1/x", true).is_err());
-        let e = check_scheme("ws://127.0.0.1:4000/v1/data-channel/s-1?role=publish_subscribe", false).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "refusing the Session Manager stream URL ws://127.0.0.1:4000/…<redacted>: it is not wss://, and the session token would cross the network unencrypted (EC2_BROKER_ALLOW_PLAINTEXT_WS=1 allows ws:// for local test labs only)"
-        );
-    }
-
-    // See: issue 14 (§5, wss://).
     #[tokio::test]
     async fn a_ws_stream_url_is_refused_before_dialling() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -594,19 +490,11 @@ mod tests {
             allow_plaintext: false,
         };
         let conn = Connection { url: Redacted::new(url), token: Redacted::new("a-bearer-token-value".into()) };
-        let opened = Channel::open(conn, options).await;
+        let opened = Channel::open(conn, options, Purpose::default(), &mut NoDataKeys).await;
         assert!(matches!(opened, Err(DriverError::Plaintext { .. })), "{:?}", opened.err());
         // Nothing reached the listener: the token never left.
         let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
         assert!(accepted.is_err(), "the broker connected to a ws:// URL");
-    }
-
-    #[test]
-    fn service_texts_are_printable() {
-        let closed = CloseReason::ChannelClosed { output: "bye\x1b]0;owned\x07".into() };
-        assert_eq!(describe(&closed), "the service closed the channel: bye\\x1b]0;owned\\x07");
-        let refused = CloseReason::HandshakeRefused("unsupported action \u{9b}2J".into());
-        assert_eq!(describe(&refused), "unsupported action \\u{9b}2J");
     }
 
     fn agent_message(sequence: i64, payload_type: u32, payload: &[u8]) -> WsMessage {
@@ -667,7 +555,7 @@ mod tests {
             allow_plaintext: true,
         };
         let conn = Connection { url: Redacted::new(url), token: Redacted::new("token".into()) };
-        let channel = Channel::open(conn, options).await.unwrap();
+        let channel = Channel::open(conn, options, Purpose::default(), &mut NoDataKeys).await.unwrap();
         // stdin stays open (we hold its other end), so only the silence can end the session.
         let (_stdin_writer, stdin) = tokio::io::duplex(64);
         let (stdout, _stdout_reader) = tokio::io::duplex(1 << 16);
@@ -680,5 +568,144 @@ mod tests {
         assert_eq!(resume.0, 1, "one ResumeSession, which said the session is gone");
         assert!(started.elapsed() >= Duration::from_millis(400), "declared dead before the silence timeout");
         server.abort();
+    }
+
+    /// Hands out one fixed data key and remembers what was asked.
+    struct FixedKey(Vec<super::super::handshake::KeyRequest>);
+
+    impl DataKeys for FixedKey {
+        async fn data_key(
+            &mut self,
+            request: &super::super::handshake::KeyRequest,
+        ) -> Result<super::super::crypto::DataKey, BoxError> {
+            self.0.push(request.clone());
+            Ok(super::super::crypto::DataKey {
+                ciphertext: b"blob".to_vec(),
+                plaintext: zeroize::Zeroizing::new((0u8..64).collect()),
+            })
+        }
+    }
+
+    // A KMS-encrypted non-interactive command through the real driver and a websocket: stdout and
+    // stderr apart, the exit code kept, our stdin refused aloud and never sent.
+    #[tokio::test]
+    async fn an_encrypted_command_session_end_to_end_over_a_websocket() {
+        use russh::keys::ssh_key::encoding::base64::{Base64, Encoding};
+
+        use super::super::crypto::AgentCipher;
+        use super::super::message::{Message, kind, payload};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/data-channel/s-1?role=publish_subscribe", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            assert!(ws.next().await.unwrap().unwrap().is_text());
+            let request = br#"{"AgentVersion":"3.3.1142.0","RequestedClientActions":[{"ActionType":"SessionType","ActionParameters":{"SessionType":"NonInteractiveCommands","Properties":{"command":"x"}}},{"ActionType":"KMSEncryption","ActionParameters":{"KMSKeyId":"alias/ssm","Challenge":"Y2hhbGxlbmdl"}}]}"#;
+            ws.send(agent_message(0, payload::HANDSHAKE_REQUEST, request)).await.unwrap();
+            let cipher = AgentCipher::new(&(0u8..64).collect::<Vec<_>>());
+            let challenge = [7u8; 64];
+            let mut client_outputs = 0;
+            let mut seq = 1;
+            while let Some(Ok(frame)) = ws.next().await {
+                let WsMessage::Binary(b) = frame else { continue };
+                let m = Message::decode(&b).unwrap();
+                if m.kind != kind::INPUT_STREAM_DATA {
+                    continue;
+                }
+                let ack = format!(
+                    r#"{{"AcknowledgedMessageType":"input_stream_data","AcknowledgedMessageId":"{}","AcknowledgedMessageSequenceNumber":{},"IsSequentialMessage":true}}"#,
+                    m.id, m.sequence
+                );
+                let ack = Message {
+                    kind: kind::ACKNOWLEDGE.into(),
+                    sequence: 0,
+                    flags: 3,
+                    payload_type: 0,
+                    payload: ack.into_bytes(),
+                    ..Message::decode(&agent_message(0, 0, b"").into_data()).unwrap()
+                };
+                ws.send(WsMessage::binary(ack.encode())).await.unwrap();
+                let mut send = |payload_type: u32, body: Vec<u8>| {
+                    seq += 1;
+                    agent_message(seq - 1, payload_type, &body)
+                };
+                match m.payload_type {
+                    payload::HANDSHAKE_RESPONSE => {
+                        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                        assert_eq!(v["ProcessedClientActions"][1]["ActionResult"]["KMSCipherTextKey"], "YmxvYg==");
+                        let body =
+                            format!(r#"{{"Challenge":"{}"}}"#, Base64::encode_string(&cipher.encrypt(&challenge)));
+                        ws.send(send(payload::ENC_CHALLENGE_REQUEST, body.into_bytes())).await.unwrap();
+                    }
+                    payload::ENC_CHALLENGE_RESPONSE => {
+                        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                        let sealed = Base64::decode_vec(v["Challenge"].as_str().unwrap()).unwrap();
+                        assert_eq!(*cipher.decrypt(&sealed).unwrap(), challenge);
+                        let done = br#"{"HandshakeTimeToComplete":1,"CustomerMessage":"This session is encrypted using AWS KMS."}"#;
+                        ws.send(send(payload::HANDSHAKE_COMPLETE, done.to_vec())).await.unwrap();
+                        // The command runs a while, so the client has read its stdin by then.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        ws.send(send(payload::OUTPUT, cipher.encrypt(b"out\n"))).await.unwrap();
+                        ws.send(send(payload::STDERR, cipher.encrypt(b"err\n"))).await.unwrap();
+                        ws.send(send(payload::EXIT_CODE, cipher.encrypt(b"EXIT_CODE: 3"))).await.unwrap();
+                        let closed = Message {
+                            kind: kind::CHANNEL_CLOSED.into(),
+                            sequence: 0,
+                            flags: 3,
+                            payload_type: 0,
+                            payload: br#"{"SessionId":"s-1","Output":""}"#.to_vec(),
+                            ..Message::decode(&agent_message(0, 0, b"").into_data()).unwrap()
+                        };
+                        ws.send(WsMessage::binary(closed.encode())).await.unwrap();
+                    }
+                    payload::OUTPUT => client_outputs += 1,
+                    _ => {}
+                }
+            }
+            client_outputs
+        });
+        let options = Options {
+            tls: crate::tls::client_config_with(None).unwrap(),
+            resume_timeout: Duration::from_secs(1),
+            ping_interval: Duration::from_secs(10),
+            silence_timeout: Duration::from_secs(30),
+            allow_plaintext: true,
+        };
+        let conn = Connection { url: Redacted::new(url), token: Redacted::new("token".into()) };
+        let purpose = Purpose {
+            kind: super::super::session_kind::SessionKind::NonInteractiveCommands,
+            ids: super::super::handshake::SessionIds { session_id: "s-1".into(), target_id: "i-0abc".into() },
+        };
+        let mut keys = FixedKey(Vec::new());
+        let channel = tokio::time::timeout(Duration::from_secs(10), Channel::open(conn, options, purpose, &mut keys))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(channel.is_encrypted());
+        assert_eq!(keys.0[0].context["aws:ssm:RandomChallenge"], "Y2hhbGxlbmdl");
+        let (mut stdin_writer, stdin) = tokio::io::duplex(64);
+        stdin_writer.write_all(b"input nobody reads").await.unwrap();
+        let (mut out, mut err, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+        let local = Local {
+            input: stdin,
+            output: &mut out,
+            errors: &mut err,
+            notes: &mut notes,
+            sizes: None,
+            mode: Input::Refused,
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(10), channel.run_local(&mut Gone(0), local))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome.exit_code, Some(3));
+        assert_eq!(outcome.end, End::ChannelClosed(String::new()));
+        assert_eq!(out, b"out\n");
+        assert_eq!(err, b"err\n");
+        let notes = String::from_utf8(notes).unwrap();
+        assert!(notes.contains("not sent: 18 bytes") && notes.contains("--route ssm"), "{notes}");
+        drop(stdin_writer);
+        assert_eq!(server.await.unwrap(), 0, "input reached a command that reads none");
     }
 }

@@ -40,6 +40,8 @@ pub(crate) mod kind {
 pub(crate) mod payload {
     /// Raw stream bytes.
     pub(crate) const OUTPUT: u32 = 1;
+    /// Client → agent: the terminal's size (JSON, pty sessions).
+    pub(crate) const SIZE: u32 = 3;
     /// Agent → client: the handshake request (JSON).
     pub(crate) const HANDSHAKE_REQUEST: u32 = 5;
     /// Client → agent: the handshake response (JSON).
@@ -48,6 +50,8 @@ pub(crate) mod payload {
     pub(crate) const HANDSHAKE_COMPLETE: u32 = 7;
     /// Agent → client: KMS challenge (JSON).
     pub(crate) const ENC_CHALLENGE_REQUEST: u32 = 8;
+    /// Client → agent: the answered KMS challenge (JSON).
+    pub(crate) const ENC_CHALLENGE_RESPONSE: u32 = 9;
     /// A 4-byte big-endian flag (§6.3).
     pub(crate) const FLAG: u32 = 10;
     /// Agent → client: standard error bytes (non-interactive commands).

@@ -10,16 +10,24 @@
 //! ```
 //!
 //! - [`message`]: the binary frame codec (pinned by the spec's §16 vectors);
-//! - [`handshake`]: JSON payloads (open frame, acks, handshake, `channel_closed`);
+//! - [`handshake`]: JSON payloads (open frame, acks, handshake, KMS action and challenge, `Size`,
+//!   `channel_closed`);
+//! - [`session_kind`]: what StartSession started (port, shell, command) and the matching
+//!   `SessionType`;
+//! - [`crypto`]: KMS data-key encryption of payloads (AES-256-GCM), given the key;
 //! - `send_buffer`: unacknowledged messages, per-message retransmission, the flow-control window;
 //! - `recv_buffer`: reordering and duplicate detection;
-//! - [`session`]: the state machine; [`driver`]: the websocket, stdin/stdout and resume.
+//! - [`session`]: the state machine; [`driver`]: the websocket, the local streams and resume;
+//!   `channel`: the driver's vocabulary without I/O (traits, settings, errors, outcomes).
 
+mod channel;
+pub(crate) mod crypto;
 pub(crate) mod driver;
 pub(crate) mod handshake;
 pub(crate) mod message;
 mod recv_buffer;
 mod send_buffer;
 pub(crate) mod session;
+pub(crate) mod session_kind;
 #[cfg(test)]
 mod tests;

@@ -1,17 +1,27 @@
 //! The client side of one data-channel session as a state machine: no I/O, no clock.
 //!
-//! Inputs are `handle_*` and `send`; after each input the driver calls every `poll_*` until it
-//! returns nothing: `poll_transmit`, then `poll_event`, then `poll_timeout`.
+//! Inputs are `handle_*`, `send` and `send_size`; after each input the driver calls every `poll_*`
+//! until it returns nothing: `poll_transmit`, then `poll_event`, then `poll_timeout`.
+//!
+//! One core for every front end: the [`SessionKind`] in the [`Config`] says what StartSession
+//! started (a port session for ssh, a shell, a command), and the session answers the agent's
+//! handshake accordingly, runs KMS encryption when the agent asks for it (the driver fetches the
+//! data key: [`Event::DataKeyNeeded`], then [`Session::handle_data_key`]) and reports stderr and
+//! the exit code of command sessions. What an in-order agent message does is in `inbound`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::handshake::{self, Acknowledge, ChannelClosed, HandshakeComplete, HandshakeRequest};
+use super::crypto::{DataKey, SessionCipher};
+use super::handshake::{Acknowledge, ChannelClosed, KeyRequest, Plan, SessionIds, Size};
 use super::message::{DecodeError, FLAGS_ACK, Message, flag, kind, payload};
 use super::recv_buffer::{RecvBuffer, Verdict};
 use super::send_buffer::SendBuffer;
+use super::session_kind::SessionKind;
+
+mod inbound;
 
 /// Tunables of a session.
 #[derive(Debug, Clone)]
@@ -32,6 +42,15 @@ pub(crate) struct Config {
     pub unix_ms: u64,
     /// Seed for message ids (random in production, fixed in tests).
     pub seed: u64,
+    /// What StartSession started.
+    pub kind: SessionKind,
+    /// The session and target, for the KMS encryption context.
+    pub ids: SessionIds,
+    /// Shell and interactive-command sessions without KMS skip the handshake and start with the
+    /// pty's output; a command that prints nothing sends nothing, so after this long without any
+    /// agent message the session opens for input anyway. 3 s: the agent resends its handshake
+    /// request at least every second (its RTO cap, §9.3), so one would have arrived by then.
+    pub input_grace: Duration,
 }
 
 impl Default for Config {
@@ -46,6 +65,9 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(30),
             unix_ms: 1,
             seed: 1,
+            kind: SessionKind::Port,
+            ids: SessionIds::default(),
+            input_grace: Duration::from_secs(3),
         }
     }
 }
@@ -59,9 +81,19 @@ pub(crate) enum Event {
         agent_version: String,
         /// The agent's message for the user (the official plugin prints it on stdout).
         customer_message: String,
+        /// Whether the session is KMS-encrypted.
+        encrypted: bool,
     },
-    /// Bytes from the instance, in order, each exactly once.
+    /// Bytes from the instance (a command's stdout), in order, each exactly once.
     Data(Vec<u8>),
+    /// A command's standard error (`StdErr`, payload 11), in order.
+    StdErr(Vec<u8>),
+    /// The command's exit code (`ExitCode`, payload 12, `EXIT_CODE: <n>`).
+    ExitCode(i32),
+    /// The agent asks for KMS encryption: generate a data key of
+    /// [`crypto::DATA_KEY_LEN`](super::crypto::DATA_KEY_LEN) bytes for this key and context, and
+    /// give the result to [`Session::handle_data_key`].
+    DataKeyNeeded(KeyRequest),
     /// The session is over.
     Closed(CloseReason),
 }
@@ -80,6 +112,16 @@ pub(crate) enum CloseReason {
     HandshakeTimeout,
     /// The agent could not connect to the port on the instance.
     ConnectToPortError,
+    /// The data key for KMS encryption could not be had; the agent was told so.
+    KmsFailed {
+        /// The key the agent named.
+        key_id: String,
+        /// What the key source said.
+        detail: String,
+    },
+    /// The agent sent something the session cannot accept (a payload that does not decrypt, an
+    /// unreadable exit code): it ended rather than pass on unverified bytes.
+    Protocol(String),
 }
 
 /// Counters for logs and tests.
@@ -126,6 +168,17 @@ pub(crate) struct Session {
     agent_version: String,
     ids: u64,
     stats: Stats,
+    /// A handshake answer waiting for the data key.
+    pending: Option<Plan>,
+    cipher: Option<SessionCipher>,
+    /// Whether a handshake request came (else a pty session opens on its first output).
+    saw_handshake: bool,
+    /// When a pty session without a handshake opens for input anyway.
+    grace_deadline: Option<Instant>,
+    /// The last `Size` asked for before the session opened.
+    pending_size: Option<Size>,
+    /// Frames still to send after the session closed (a failed handshake answer).
+    last_words: VecDeque<Vec<u8>>,
 }
 
 impl Session {
@@ -146,6 +199,12 @@ impl Session {
             agent_version: String::new(),
             ids: config.seed,
             stats: Stats::default(),
+            pending: None,
+            cipher: None,
+            saw_handshake: false,
+            grace_deadline: config.kind.handshake_optional().then(|| now + config.input_grace),
+            pending_size: None,
+            last_words: VecDeque::new(),
             config,
         }
     }
@@ -184,8 +243,11 @@ impl Session {
         Ok(())
     }
 
-    /// Timers: retransmissions and the handshake deadline.
+    /// Timers: retransmissions, the handshake deadline, a pty session's input grace.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.grace_deadline.is_some_and(|d| d <= now) && self.phase == Phase::Handshake && !self.saw_handshake {
+            self.open(now, String::new());
+        }
         if self.handshake_deadline.is_some_and(|d| d <= now) && self.phase == Phase::Handshake {
             let reason = match self.refusal.take() {
                 Some(r) => CloseReason::HandshakeRefused(r),
@@ -227,27 +289,83 @@ impl Session {
         self.send_capacity() > 0
     }
 
-    /// Queues stream bytes for the instance. Returns how many were accepted (flow control).
+    /// Queues stream bytes for the instance (keystrokes, signals as their control bytes such as
+    /// 0x03, or a port's stream), encrypted when KMS is on. Returns how many were accepted (flow
+    /// control). Bytes are sent as given: no newline rewriting (§10.1's plugin quirk is not ours).
     pub(crate) fn send(&mut self, now: Instant, data: &[u8]) -> usize {
         let take = data.len().min(self.send_capacity());
         for chunk in data[..take].chunks(self.config.chunk_size) {
-            self.push_stream(now, payload::OUTPUT, chunk.to_vec());
+            let body = match &self.cipher {
+                Some(cipher) => cipher.encrypt(chunk),
+                None => chunk.to_vec(),
+            };
+            self.push_stream(now, payload::OUTPUT, body, chunk.len());
         }
         self.stats.bytes_out += take as u64;
         take
     }
 
+    /// Tells the agent the terminal's size (`Size`, §10.1, §16.6): at the start and on every
+    /// change. Before the session opens only the last size is kept, and sent when it opens.
+    /// Ignored by sessions without a pty.
+    pub(crate) fn send_size(&mut self, now: Instant, cols: u16, rows: u16) {
+        if !self.config.kind.has_pty() || self.phase == Phase::Closed {
+            return;
+        }
+        let size = Size { cols: cols.into(), rows: rows.into() };
+        if self.phase == Phase::Handshake {
+            self.pending_size = Some(size);
+            return;
+        }
+        // Two numbers always serialise.
+        let body = serde_json::to_vec(&size).expect("size serialises");
+        self.push_stream(now, payload::SIZE, body, 0);
+    }
+
+    /// The data key asked for by [`Event::DataKeyNeeded`]: `Err` says why there is none (the
+    /// agent is told, and the session ends with [`CloseReason::KmsFailed`]).
+    pub(crate) fn handle_data_key(&mut self, now: Instant, key: Result<DataKey, String>) {
+        let Some(plan) = self.pending.take() else { return };
+        let key_id = plan.key_request().map(|r| r.key_id.clone()).unwrap_or_default();
+        let cipher = key.and_then(|k| match SessionCipher::new(&k.plaintext) {
+            Ok(cipher) => Ok((cipher, k.ciphertext)),
+            Err(e) => Err(e.to_string()),
+        });
+        match cipher {
+            Ok((cipher, blob)) => {
+                let answer = plan.finish(Some(Ok(&blob)));
+                self.push_stream(now, payload::HANDSHAKE_RESPONSE, answer.response, 0);
+                // The agent encrypts from the moment it has read our answer (§11).
+                self.cipher = Some(cipher);
+            }
+            Err(detail) => {
+                let answer = plan.finish(Some(Err(detail.clone())));
+                let frame = self.stream_message(now, payload::HANDSHAKE_RESPONSE, answer.response).encode();
+                self.next_seq += 1;
+                self.last_words.push_back(frame);
+                self.close(CloseReason::KmsFailed { key_id, detail });
+            }
+        }
+    }
+
     /// Asks the agent to end the session (Flag `TerminateSession`, §6.3).
     pub(crate) fn terminate(&mut self, now: Instant) {
         if self.phase == Phase::Open {
-            self.push_stream(now, payload::FLAG, flag::TERMINATE_SESSION.to_be_bytes().to_vec());
+            self.push_stream(now, payload::FLAG, flag::TERMINATE_SESSION.to_be_bytes().to_vec(), 0);
         }
     }
 
     /// The next frame to put on the websocket, as a binary message, copied into `out`.
     #[must_use]
     pub(crate) fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        if !self.connected || self.phase == Phase::Closed {
+        if !self.connected {
+            return false;
+        }
+        if let Some(frame) = self.last_words.pop_front() {
+            *out = frame;
+            return true;
+        }
+        if self.phase == Phase::Closed {
             return false;
         }
         if let Some(ack) = self.acks.pop_front() {
@@ -267,13 +385,14 @@ impl Session {
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let handshake = self.handshake_deadline.filter(|_| self.phase == Phase::Handshake);
+        let grace = self.grace_deadline.filter(|_| self.phase == Phase::Handshake && !self.saw_handshake);
         let retransmit = self.send.next_timeout().filter(|_| self.connected && !self.paused);
-        [handshake, retransmit].into_iter().flatten().min()
+        [handshake, grace, retransmit].into_iter().flatten().min()
     }
 
     /// Whether everything sent was acknowledged and nothing waits to go out.
     pub(crate) fn is_flushed(&self) -> bool {
-        self.send.len() == 0 && self.acks.is_empty()
+        self.send.len() == 0 && self.acks.is_empty() && self.last_words.is_empty()
     }
 
     /// Whether the session has ended.
@@ -315,49 +434,16 @@ impl Session {
         }
     }
 
-    fn deliver(&mut self, now: Instant, m: Message) {
-        match m.payload_type {
-            payload::OUTPUT => {
-                self.stats.bytes_in += m.payload.len() as u64;
-                if !m.payload.is_empty() {
-                    self.events.push_back(Event::Data(m.payload));
-                }
-            }
-            payload::HANDSHAKE_REQUEST => {
-                let Ok(request) = serde_json::from_slice::<HandshakeRequest>(&m.payload) else {
-                    self.close(CloseReason::HandshakeRefused("the agent sent an unreadable handshake request".into()));
-                    return;
-                };
-                let answer = handshake::answer(&request);
-                self.push_stream(now, payload::HANDSHAKE_RESPONSE, answer.response);
-                if let Some(refusal) = answer.refusal {
-                    // The agent ends the session on a failed action; if MGS does not say so
-                    // soon, stop waiting.
-                    self.refusal = Some(refusal);
-                    self.handshake_deadline = Some(now + Duration::from_secs(3));
-                }
-                self.agent_version = request.agent_version;
-            }
-            payload::HANDSHAKE_COMPLETE if self.phase == Phase::Handshake && self.refusal.is_none() => {
-                let done: Option<HandshakeComplete> = serde_json::from_slice(&m.payload).ok();
-                self.phase = Phase::Open;
-                self.handshake_deadline = None;
-                self.events.push_back(Event::Ready {
-                    agent_version: std::mem::take(&mut self.agent_version),
-                    customer_message: done.map(|d| d.customer_message).unwrap_or_default(),
-                });
-            }
-            payload::FLAG if m.payload == flag::CONNECT_TO_PORT_ERROR.to_be_bytes() => {
-                self.close(CloseReason::ConnectToPortError);
-            }
-            // KMS challenges (never for port sessions), stderr and exit codes (command sessions).
-            _ => {}
-        }
+    /// Queues a stream message; `window_len` is what it counts against the flow-control window
+    /// (the plaintext length of `Output`, 0 for control messages).
+    fn push_stream(&mut self, now: Instant, payload_type: u32, payload: Vec<u8>, window_len: usize) {
+        let msg = self.stream_message(now, payload_type, payload);
+        self.send.push(self.next_seq, msg.encode(), window_len);
+        self.next_seq += 1;
     }
 
-    fn push_stream(&mut self, now: Instant, payload_type: u32, payload: Vec<u8>) {
-        let len = if payload_type == payload::OUTPUT { payload.len() } else { 0 };
-        let msg = Message {
+    fn stream_message(&mut self, now: Instant, payload_type: u32, payload: Vec<u8>) -> Message {
+        Message {
             kind: kind::INPUT_STREAM_DATA.into(),
             schema_version: 1,
             created_ms: self.created_ms(now),
@@ -366,9 +452,7 @@ impl Session {
             id: self.next_id(),
             payload_type,
             payload,
-        };
-        self.send.push(self.next_seq, msg.encode(), len);
-        self.next_seq += 1;
+        }
     }
 
     fn queue_ack(&mut self, now: Instant, acked_kind: &str, id: Uuid, seq: i64) {

@@ -87,3 +87,26 @@ fn issue_14_empty_environment_values_are_unset() {
     assert!(!out.stderr.contains("a value is required"), "{}", out.describe());
     assert_eq!(out.code(), Some(0), "{}", out.describe());
 }
+
+// See: issue 16 (`ec2-broker shell`): the usage errors need no AWS.
+#[test]
+fn issue_16_shell_usage_errors() {
+    let broker_with = |args: &[&str]| {
+        let mut c = Command::new(broker());
+        c.args(args);
+        run(c, Duration::from_secs(10))
+    };
+    let out = broker_with(&["shell", "--help"]);
+    assert!(out.success(), "{}", out.describe());
+    for text in ["--user", "AWS-StartNonInteractiveCommand", "SSMSessionRunAs", "-- <COMMAND>..."] {
+        assert!(out.stdout.contains(text), "{text}: {}", out.stdout);
+    }
+    // No host: clap's usage error, exit 2.
+    let out = broker_with(&["shell"]);
+    assert_eq!(out.code(), Some(2), "{}", out.describe());
+    assert!(out.stderr.contains("<HOST>"), "{}", out.stderr);
+    // A command without `--` is not taken for one.
+    let out = broker_with(&["shell", "web-1", "uptime"]);
+    assert_eq!(out.code(), Some(2), "{}", out.describe());
+    assert!(out.stderr.contains("unexpected argument 'uptime'"), "{}", out.stderr);
+}

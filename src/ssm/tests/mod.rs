@@ -3,6 +3,7 @@
 //! duplicating, reordering link. No sockets, no sleeps.
 
 mod pair;
+mod shell;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -288,7 +288,10 @@ fn no_data_before_the_handshake_completes() {
     assert_eq!(p.client.send(p.now, b"SSH-2.0-early\r\n"), 0);
     p.drive(Duration::from_secs(1));
     assert!(p.ready());
-    assert_eq!(p.events[0], Event::Ready { agent_version: "3.3.1142.0".into(), customer_message: String::new() });
+    assert_eq!(
+        p.events[0],
+        Event::Ready { agent_version: "3.3.1142.0".into(), customer_message: String::new(), encrypted: false }
+    );
     assert!(p.client.can_send());
 }
 
