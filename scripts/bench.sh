@@ -5,7 +5,9 @@
 #      off and on), with the broker's peak RSS;
 #   3. known-hosts audit of 100 000 lines (half hashed) against 10 000 instances: time and API calls;
 #   4. ssh through --route auto, cold and warm, with 30 ms API latency: added time and API calls;
-#   5. ls over 2,000 instances in three Regions with 30 ms API latency: wall time and API calls.
+#   5. ls over 2,000 instances in three Regions with 30 ms API latency: wall time and API calls;
+#   6. ec2-broker shell: keystroke round trip against ssh over the ssm route, and `shell -- cat`
+#      throughput with KMS off and on.
 # `scripts/bench.sh --quick` for a smaller run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +17,5 @@ target/release/ec2-lab bench "$@"
 target/release/ec2-lab bench-routes "$@"
 target/release/ec2-lab bench-known-hosts "$@"
 target/release/ec2-lab bench-warm "$@"
-exec target/release/ec2-lab bench-ls "$@"
+target/release/ec2-lab bench-ls "$@"
+exec target/release/ec2-lab bench-shell "$@"

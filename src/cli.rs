@@ -325,6 +325,11 @@ pub struct ShellArgs {
     #[arg(long, default_value_t = 600, value_name = "SECONDS", env = "EC2_BROKER_SSM_RESUME_TIMEOUT")]
     pub ssm_resume_timeout: u64,
 
+    /// The escape character on a terminal, as ssh's -e: one character, ^ and a letter (e.g.
+    /// ^]), or none. At the start of a line: ~. leaves, ~? lists the escapes, ~~ sends a ~.
+    #[arg(short = 'e', long, default_value = "~", value_name = "CHAR")]
+    pub escape_char: EscapeChar,
+
     /// The command to run instead of a shell, after `--` (run by `sh -c` on a terminal, split
     /// shell-style and run without a shell otherwise).
     #[arg(last = true, value_name = "COMMAND", index = 2)]

@@ -36,6 +36,8 @@ pub enum Command {
     BenchWarm(BenchArgs),
     /// Benchmark `ec2-broker ls` over 2,000 instances in three Regions.
     BenchLs(BenchArgs),
+    /// Benchmark `ec2-broker shell`: keystroke round trip and throughput, KMS off and on.
+    BenchShell(BenchArgs),
 }
 
 /// `ec2-lab up`.

@@ -44,6 +44,7 @@ pub mod bench;
 pub mod bench_known_hosts;
 pub mod bench_ls;
 pub mod bench_routes;
+pub mod bench_shell;
 pub mod bench_warm;
 mod civil_time;
 pub mod cli;

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -18,7 +18,20 @@ use rustix::termios::{self, Termios, Winsize};
 pub struct Pty {
     master: File,
     terminal: OwnedFd,
-    screen: Arc<Mutex<Vec<u8>>>,
+    screen: Arc<Screen>,
+}
+
+/// What the program printed, and a signal for each new chunk.
+#[derive(Default)]
+struct Screen {
+    bytes: Mutex<Vec<u8>>,
+    grew: Condvar,
+}
+
+impl Screen {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.bytes.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Pty {
@@ -31,13 +44,14 @@ impl Pty {
         let terminal = rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
             .with_context(|| format!("opening {name:?}"))?;
         let master = File::from(master);
-        let screen = Arc::new(Mutex::new(Vec::new()));
+        let screen = Arc::new(Screen::default());
         let (mut reader, sink) = (master.try_clone()?, screen.clone());
         // Reads until the terminal side is closed everywhere (EIO), i.e. when this Pty is dropped.
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = reader.read(&mut buf) {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&buf[..n]);
+                sink.lock().extend_from_slice(&buf[..n]);
+                sink.grew.notify_all();
             }
         });
         let pty = Pty { master, terminal, screen };
@@ -64,7 +78,24 @@ impl Pty {
 
     /// Everything printed so far, lossily as text.
     pub fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.screen.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+        String::from_utf8_lossy(&self.screen.lock()).into_owned()
+    }
+
+    /// How many bytes were printed so far.
+    pub fn printed(&self) -> usize {
+        self.screen.lock().len()
+    }
+
+    /// Waits (woken by the reader, no polling) until more than `from` bytes were printed;
+    /// returns the new length, or None after `timeout`. For latency measurements.
+    pub fn wait_printed_beyond(&self, from: usize, timeout: Duration) -> Option<usize> {
+        let end = Instant::now() + timeout;
+        let mut screen = self.screen.lock();
+        while screen.len() <= from {
+            let left = end.checked_duration_since(Instant::now())?;
+            screen = self.screen.grew.wait_timeout(screen, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        Some(screen.len())
     }
 
     /// Waits until `needle` appears after byte `from` of the screen; returns the screen length
@@ -73,7 +104,7 @@ impl Pty {
         let end = Instant::now() + timeout;
         loop {
             {
-                let screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+                let screen = self.screen.lock();
                 let tail = &screen[from.min(screen.len())..];
                 if let Some(at) = tail.windows(needle.len()).position(|w| w == needle.as_bytes()) {
                     return Ok(from + at + needle.len());

@@ -12,7 +12,6 @@ use crate::pipe::stdio;
 use crate::serial::client::{ConnectError, Connected, ConsoleKey, KEY_VALIDITY, Size};
 use crate::serial::driver::{self, End, Sinks};
 use crate::serial::{endpoints, preflight};
-use crate::terminal::escape::EscapeChar;
 use crate::terminal::{self, RawMode};
 
 /// A console that closes this soon without printing anything closed "for no reason": retry once.
@@ -73,7 +72,7 @@ pub(crate) async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
                 stderr,
                 "[ec2-broker] connected: this is the instance's ttyS0. Press Enter if no prompt shows. \
                  {}{nl}",
-                escapes_hint(args.escape_char)
+                args.escape_char.hint()
             );
         }
         let transcript: Option<&mut (dyn Write + Send)> = match transcript.as_mut() {
@@ -164,12 +163,4 @@ fn open_transcript(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("opening the session log {}", path.display()))
-}
-
-/// How to leave, for the greeting: the escapes, or ssh's advice when they are off.
-pub(crate) fn escapes_hint(escape: EscapeChar) -> String {
-    match escape.byte() {
-        Some(_) => format!("{escape}. leaves, {escape}? lists the escapes."),
-        None => "Escapes are off (--escape-char none): end the session from the other side.".into(),
-    }
 }

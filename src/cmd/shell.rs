@@ -18,11 +18,16 @@ use crate::pipe::stdio;
 use crate::route::ssm::{self, ShellFacts, ShellRequest, ShellRoute, SsmError, SsmOptions};
 use crate::ssm::driver::{End, Input, Local, Outcome};
 use crate::ssm::session_kind::SessionKind;
-use crate::terminal;
+use crate::terminal::escape::EscapeChar;
+use crate::terminal::keyboard::Keyboard;
+use crate::terminal::resize::Resizes;
+use crate::terminal::{self, RawMode};
 
 /// Exit status when the session ended because we were told to stop (SIGINT, SIGTERM, SIGHUP),
 /// as a shell reports a command killed by SIGINT.
 const STOPPED_BY_SIGNAL: u8 = 130;
+/// How long leaving (`~.`) waits for TerminateSession.
+const LEAVE_BUDGET: Duration = Duration::from_secs(1);
 /// Exit status when the agent reports a code outside 0..=255 (-1: killed by a signal).
 const NO_EXIT_STATUS: u8 = 255;
 
@@ -43,23 +48,42 @@ pub(crate) async fn run(args: ShellArgs) -> anyhow::Result<u8> {
         .await
         .with_context(|| format!("opening a Session Manager session on {label}"))?;
     report(&route.facts, &label, on_terminal);
+    if on_terminal {
+        eprintln!("[ec2-broker] {}", args.escape_char.hint());
+    }
+    let session_id = route.facts.session_id.clone();
     let outcome = match on_terminal {
-        true => on_a_terminal(route).await,
-        false => piped(route).await,
+        true => on_a_terminal(route, args.escape_char).await,
+        false => piped(route).await.map(Some).map_err(anyhow::Error::from),
     }
     .with_context(|| format!("the Session Manager session on {label}"))?;
-    Ok(exit_status(&outcome))
+    match outcome {
+        Some(outcome) => Ok(exit_status(&outcome)),
+        None => {
+            // Left with the escape: end the session now rather than at the idle timeout.
+            match tokio::time::timeout(LEAVE_BUDGET, aws.terminate_session(&session_id)).await {
+                Ok(Ok(())) => eprintln!("\n[ec2-broker] left the session on {label} (terminated)"),
+                Ok(Err(e)) => eprintln!(
+                    "\n[ec2-broker] left the session on {label}; terminating it failed ({e}): it ends at the idle timeout"
+                ),
+                Err(_) => eprintln!("\n[ec2-broker] left the session on {label}; it ends at the idle timeout"),
+            }
+            Ok(0)
+        }
+    }
 }
 
-/// The seam for the terminal side (raw mode, SIGWINCH, the `~.` escape live in
-/// `crate::terminal`, wired here): for now the keys pass as they are, and the window size is sent
-/// once at the start through the driver's size channel, which SIGWINCH will feed.
-async fn on_a_terminal(route: ShellRoute) -> Result<Outcome, SsmError> {
+/// On a terminal: raw mode (so ^C, ^Z and ^\ reach the remote side as keys) restored on every
+/// way out, the window size at the start and on every `SIGWINCH`, and the escapes (`~.` leaves:
+/// the session is terminated, `~?` lists them). `None`: the user left.
+async fn on_a_terminal(route: ShellRoute, escape: EscapeChar) -> anyhow::Result<Option<Outcome>> {
     let (sizes, size_rx) = mpsc::channel(8);
-    if let Some(size) = terminal::window_size() {
+    let initial = terminal::window_size();
+    if let Some(size) = initial {
         let _ = sizes.try_send(size);
     }
-    let (input, output) = stdio::local_halves();
+    let (stdin, output) = stdio::local_halves();
+    let (input, mut left) = Keyboard::new(stdin, escape, "the session (it is terminated)");
     let local = Local {
         input,
         output,
@@ -68,9 +92,20 @@ async fn on_a_terminal(route: ShellRoute) -> Result<Outcome, SsmError> {
         sizes: Some(size_rx),
         mode: Input::Keyboard,
     };
-    let outcome = route.run(local).await;
-    drop(sizes);
-    outcome
+    let mut resizes = Resizes::listen(initial).context("listening for window-size changes")?;
+    let _raw = RawMode::enter().context("putting the terminal in raw mode")?;
+    let run = route.run(local);
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            outcome = &mut run => return Ok(Some(outcome?)),
+            size = resizes.next() => {
+                tracing::debug!(cols = size.0, rows = size.1, "window size changed");
+                let _ = sizes.try_send(size);
+            }
+            Ok(()) = &mut left => return Ok(None),
+        }
+    }
 }
 
 /// Not a terminal: bytes as they are. A shell reads stdin as typed keys (EOF sends ^D); a

@@ -19,6 +19,14 @@ impl EscapeChar {
     /// No escapes.
     pub(crate) const NONE: EscapeChar = EscapeChar(None);
 
+    /// How to leave, for a greeting: the escapes, or what to do when they are off.
+    pub(crate) fn hint(self) -> String {
+        match self.0 {
+            Some(_) => format!("{self}. leaves, {self}? lists the escapes."),
+            None => "Escapes are off (--escape-char none): end the session from the other side.".into(),
+        }
+    }
+
     /// The byte, if escapes are on.
     pub(crate) fn byte(self) -> Option<u8> {
         self.0

@@ -4,6 +4,7 @@
 //! escape sequences typed on the keyboard ([`escape`]).
 
 pub(crate) mod escape;
+pub(crate) mod keyboard;
 pub(crate) mod resize;
 
 use std::io;

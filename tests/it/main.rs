@@ -33,5 +33,7 @@ mod resolution;
 mod secrets;
 /// The serial console: `console` through a pseudo-terminal, and plain ssh over `--route serial`.
 mod serial_console;
+// `ec2-broker shell`: terminal, commands, KMS, resume (issue 16).
+mod shell;
 /// The user's world (issue 20): ssh-config into an Include file, ls across Regions, completions, man.
 mod user_world;

@@ -11,6 +11,7 @@ use ec2_lab::Inventory;
 use rustix::termios::LocalModes;
 
 use crate::harness::run::wait_deadline;
+use crate::harness::terminal::{assert_sigterm_restores, read};
 use crate::harness::{World, broker};
 use ec2_lab::pty::{Pty, same_modes};
 
@@ -44,10 +45,6 @@ fn run_echo(pty: &Pty, from: usize) -> usize {
 fn leave(pty: &Pty, child: &mut Child) -> std::process::ExitStatus {
     pty.type_text("\r~.").unwrap();
     wait_deadline(child, T).unwrap_or_else(|| panic!("still running after ~.; screen:\n{}", pty.screen()))
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_default()
 }
 
 fn pushes(world: &World) -> usize {
@@ -101,11 +98,7 @@ fn console_restores_the_terminal_when_killed() {
     let stderr = world.path("console.err");
     let mut child = console(&world, &pty, &["web-1"], &stderr);
     pty.expect_after(0, "login: ", T).unwrap();
-    assert!(!pty.modes().unwrap().local_modes.contains(LocalModes::ICANON), "raw during the session");
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(kill.success());
-    assert!(wait_deadline(&mut child, T).is_some(), "still running after SIGTERM");
-    assert!(same_modes(&before, &pty.modes().unwrap()), "the terminal was not restored:\n{}", read(&stderr));
+    assert_sigterm_restores(&pty, &before, &mut child, &stderr, T);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod process;
 pub mod run;
+pub mod terminal;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
