@@ -506,7 +506,7 @@ checked (the call was refused): `ec2-broker doctor HOST` tells more.
 Regions and profiles are listed concurrently, every listing paginated. The lookups of the running \
 instances (by Name and by id) go into the broker's lookup cache, so the next ssh skips DescribeInstances.
 
---json prints one document with \"schema\": \"ec2-broker.ls/1\" (described in the README).
+--json prints one document with \"schema\": \"ec2-broker.ls/1\" (described in docs/setup.md).
 
 Exit status: 0 when every Region was listed, 1 when some could not be (the others are still printed).";
 

@@ -284,7 +284,7 @@ pub(crate) fn inspect(dir: &Path, user: &str, host: &str, now: SystemTime) -> Op
     Some(LeftOver { path: dir.join(&name), age, replaced_because })
 }
 
-/// The default key directory: `~/.cache/ec2-broker/keys` (matches the README's ssh_config).
+/// The default key directory: `~/.cache/ec2-broker/keys` (matches the ssh_config of docs/setup.md).
 pub(crate) fn default_dir() -> Option<PathBuf> {
     dirs::home_dir().map(|h| h.join(".cache").join("ec2-broker").join("keys"))
 }

@@ -65,6 +65,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for Keyboard<R> {
             this.pending.clear();
             this.at = 0;
             for action in this.filter.feed(chunk.filled()) {
+                if this.leave.is_none() {
+                    // What followed `~.` in the same read is not sent; what came before is.
+                    break;
+                }
                 match action {
                     Action::Send(bytes) => this.pending.extend_from_slice(&bytes),
                     Action::Help => {
@@ -78,7 +82,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for Keyboard<R> {
                         if let Some(tx) = this.leave.take() {
                             let _ = tx.send(());
                         }
-                        this.pending.clear();
                     }
                 }
             }
@@ -101,7 +104,11 @@ mod tests {
         let n = keyboard.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"ls ~/x\r~a\r");
         assert!(left.try_recv().is_err(), "not left yet");
-        typing.write_all(b"~.after").await.unwrap();
+        // The leave escape is seen while the keyboard is read (the session reads it all along);
+        // what was typed before it in the same read still goes out.
+        typing.write_all(b"x\r~.after").await.unwrap();
+        let n = keyboard.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"x\r");
         (&mut left).await.expect("~. resolves Left");
         let more = tokio::time::timeout(std::time::Duration::from_millis(50), keyboard.read(&mut buf)).await;
         assert!(more.is_err(), "nothing is read after ~.");

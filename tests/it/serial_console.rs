@@ -207,7 +207,7 @@ fn console_waits_for_the_previous_session_to_close() {
     assert!(limited >= 3, "the second console retried its push: {limited} pushes");
 }
 
-/// ssh_config for plain ssh through `proxy --route serial` (as the README shows it).
+/// ssh_config for plain ssh through `proxy --route serial` (as docs/console.md shows it).
 fn serial_ssh_config(world: &World) -> std::path::PathBuf {
     let keys = world.key_dir();
     let config = format!(
