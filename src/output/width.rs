@@ -45,13 +45,11 @@ pub(crate) fn cut(cell: &str, width: usize) -> String {
 }
 
 /// Every line of `text` longer than `width` wrapped at spaces, its continuation lines indented
-/// by `indent` spaces; a word too long for a line is split. `None` leaves the text as it is.
+/// by `indent` spaces. A word longer than a line (an ARN, a command) is never split, so it can
+/// still be copied whole: it gets a line of its own and the terminal folds it. `None` leaves the
+/// text as it is.
 pub(crate) fn wrap(text: &str, width: Option<usize>, indent: usize) -> String {
     let Some(width) = width else { return text.to_string() };
-    // Too narrow to wrap into: leave the lines long rather than one character a line.
-    if width < indent + 10 {
-        return text.to_string();
-    }
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let (body, newline) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
@@ -59,32 +57,26 @@ pub(crate) fn wrap(text: &str, width: Option<usize>, indent: usize) -> String {
             out.push_str(line);
             continue;
         }
-        let mut current = String::new();
-        let mut len = 0;
+        let (mut current, mut len) = (String::new(), 0);
+        // `first`: no space before the next word; `words`: the line holds more than spaces.
+        let (mut first, mut words) = (true, false);
+        // Split on single spaces: the runs of spaces that align columns are kept.
         for word in body.split(' ') {
             let word_len = word.chars().count();
-            if len > 0 && len + 1 + word_len > width {
+            if words && !word.is_empty() && len + 1 + word_len > width {
                 out.push_str(current.trim_end());
                 out.push('\n');
-                current = " ".repeat(indent);
-                len = indent;
-            } else if len > 0 {
+                (current, len) = (" ".repeat(indent), indent);
+                (first, words) = (true, false);
+            }
+            if !first {
                 current.push(' ');
                 len += 1;
             }
-            let mut rest = word;
-            while len + rest.chars().count() > width && len < width {
-                let take = width - len;
-                let split = rest.char_indices().nth(take).map_or(rest.len(), |(i, _)| i);
-                current.push_str(&rest[..split]);
-                out.push_str(&current);
-                out.push('\n');
-                rest = &rest[split..];
-                current = " ".repeat(indent);
-                len = indent;
-            }
-            current.push_str(rest);
-            len += rest.chars().count();
+            first = false;
+            current.push_str(word);
+            len += word_len;
+            words |= !word.is_empty();
         }
         out.push_str(current.trim_end());
         out.push_str(newline);
@@ -122,8 +114,10 @@ mod tests {
             "ssm          fails    the agent has not\n                      checked in since\n                      yesterday\nshort\n"
         );
         assert_eq!(wrap(text, None, 22), text, "not a terminal: untouched");
-        let long = format!("x {}", "y".repeat(30));
-        assert_eq!(wrap(&long, Some(20), 4), format!("x\n    {}\n    {}", "y".repeat(16), "y".repeat(14)));
-        assert!(wrap(&long, Some(20), 4).lines().all(|l| l.chars().count() <= 20));
+        let long = format!("x {} z", "y".repeat(30));
+        assert_eq!(wrap(&long, Some(20), 4), format!("x\n    {}\n    z", "y".repeat(30)), "a long word stays whole");
+        let aligned = "a    b\n";
+        assert_eq!(wrap(aligned, Some(3), 0), "a\nb\n");
+        assert_eq!(wrap(aligned, Some(10), 0), aligned, "alignment kept when it fits");
     }
 }

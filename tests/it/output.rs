@@ -245,3 +245,32 @@ fn issue_20_ls_table_fits_the_terminal_and_is_whole_in_a_pipe() {
         assert_eq!(screen.lines().count(), piped.stdout.lines().count(), "no line lost or wrapped");
     }
 }
+
+// See: issue 20 (doctor's long evidence lines wrap under their column on a terminal only).
+#[test]
+fn issue_20_doctor_wraps_to_the_terminal_and_not_in_a_pipe() {
+    let world = World::new();
+    let doctor = || {
+        let mut cmd = world.command(broker());
+        cmd.env("COLUMNS", "60").arg("doctor").arg("--ssh-config").arg(&world.ssh_config).args(["--no-push", "web-1"]);
+        cmd
+    };
+    let piped = world.run(doctor(), T);
+    assert_ok!(piped);
+    let widest = |text: &str| text.lines().map(|l| l.trim_end_matches('\r').chars().count()).max().unwrap_or(0);
+    assert!(widest(&piped.stdout) > 60, "doctor's lines are longer than 60 in a pipe:\n{}", piped.stdout);
+
+    let pty = Pty::open(200, 24).unwrap();
+    let stderr = world.path("doctor.err");
+    let mut child = pty.spawn(doctor(), &stderr).unwrap();
+    let status = wait_deadline(&mut child, T).expect("finished in time");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(status.success(), "{}", read(&stderr));
+    let screen = pty.screen().replace("\r\n", "\n");
+    // A word longer than a line (an ARN) stays whole, on a line of its own.
+    let fits = |l: &str| l.chars().count() <= 60 || l.split_whitespace().count() == 1;
+    assert!(screen.lines().all(fits), "wrapped to COLUMNS=60:\n{screen}");
+    assert!(screen.lines().count() > piped.stdout.lines().count(), "something was wrapped:\n{screen}");
+    let words = |t: &str| t.split_whitespace().map(str::to_string).collect::<Vec<_>>().join(" ");
+    assert_eq!(words(&screen), words(&piped.stdout), "the same words, only the line breaks differ");
+}
