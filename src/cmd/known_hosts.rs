@@ -243,13 +243,19 @@ async fn ec2_facts(
 
     let live: Vec<&Instance> = instances.iter().filter(|i| consoles && i.state != InstanceState::Terminated).collect();
     let progress = (!live.is_empty()).then(|| Progress::start("reading consoles", live.len()));
-    let consoles: BTreeMap<String, Option<console::ConsoleKeys>> = futures_util::stream::iter(live)
+    let fetched: Vec<_> = futures_util::stream::iter(live)
         .map(|i| async move {
             let text = aws.console_output(&i.id).await;
             (i.id.clone(), text)
         })
         .buffer_unordered(CONSOLE_CONCURRENCY)
         .inspect(|_| progress.iter().for_each(Progress::step))
+        .collect()
+        .await;
+    // The bar is erased before any warning below, so the two do not share a line.
+    drop(progress);
+    let consoles: BTreeMap<String, Option<console::ConsoleKeys>> = fetched
+        .into_iter()
         .map(|(id, text)| match text {
             Ok(t) => {
                 if t.as_deref().is_some_and(console::truncated) {
@@ -264,11 +270,7 @@ async fn ec2_facts(
             }
             Err(e) => Err(anyhow::Error::new(e).context(format!("reading the console output of {id}"))),
         })
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
         .collect::<anyhow::Result<_>>()?;
-    drop(progress);
 
     let mut facts = Ec2Facts::default();
     let mut ordered: Vec<&Instance> = instances.iter().collect();
