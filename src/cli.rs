@@ -118,7 +118,7 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub eice: EiceArgs,
 
-    /// Print JSON instead of a table.
+    /// Print JSON (schema ec2-broker.doctor/1) instead of a table.
     #[arg(long)]
     pub json: bool,
 }
@@ -192,6 +192,10 @@ pub struct PinArgs {
     /// Seconds to wait for each key exchange.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub connect_timeout: u64,
+
+    /// Print JSON (schema ec2-broker.known-hosts-pin/1) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `ec2-broker known-hosts audit`.
@@ -209,7 +213,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub offline: bool,
 
-    /// Print JSON instead of a table.
+    /// Print JSON (schema ec2-broker.known-hosts-audit/1) instead of a table.
     #[arg(long)]
     pub json: bool,
 
@@ -506,7 +510,7 @@ checked (the call was refused): `ec2-broker doctor HOST` tells more.
 Regions and profiles are listed concurrently, every listing paginated. The lookups of the running \
 instances (by Name and by id) go into the broker's lookup cache, so the next ssh skips DescribeInstances.
 
---json prints one document with \"schema\": \"ec2-broker.ls/1\" (described in docs/setup.md).
+--json prints one document with \"schema\": \"ec2-broker.ls/1\" (described in docs/output.md).
 
 Exit status: 0 when every Region was listed, 1 when some could not be (the others are still printed).";
 

@@ -2,6 +2,14 @@
 //! `proxy`, whose stdout is ssh's byte stream. A reader that leaves early (`| head`) is not an
 //! error: the rest of the report is dropped quietly, as ripgrep does, instead of the panic of
 //! `print!` on a closed pipe.
+//!
+//! Around the reports: a progress bar on stderr for long work ([`progress`]) and tables fitted to
+//! the terminal's width ([`width`]), both only on a terminal. No report prints colour, so there
+//! is nothing for `NO_COLOR` to turn off here (logs follow it in `logging`). The JSON documents'
+//! schemas are described in docs/output.md.
+
+pub(crate) mod progress;
+pub(crate) mod width;
 
 use std::io::{self, Write};
 

@@ -40,7 +40,11 @@ pub(crate) async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
         Some(p) => report.warnings.push(p),
         None => report.warnings.extend(ssh_config::warnings(&settings, alias)),
     }
-    let text = if args.json { report.to_json() } else { report.to_text() };
+    // Evidence and fixes continue under the third column (22 characters in).
+    let text = match args.json {
+        true => report.to_json(),
+        false => crate::output::width::wrap(&report.to_text(), crate::output::width::stdout_width(), 22),
+    };
     crate::output::print(&text).context("writing the report")?;
     Ok(report.exit_code())
 }

@@ -17,6 +17,7 @@ use crate::known_hosts::exposure::{self, AuditedInstance, ExposedInstance, Expos
 use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::findings::{self, Ec2Facts, Finding, InstanceFacts, Severity};
 use crate::known_hosts::fix;
+use crate::output::progress::Progress;
 use crate::target::instance::{Instance, InstanceState};
 use russh::keys::ssh_key::known_hosts::HostPatterns;
 
@@ -29,7 +30,8 @@ pub(crate) async fn audit(args: AuditArgs) -> u8 {
         Ok(report) => {
             let out = match args.json {
                 true => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
-                false => table(&report),
+                // Continuation lines of a finding are indented by 9.
+                false => crate::output::width::wrap(&table(&report), crate::output::width::stdout_width(), 9),
             };
             if let Err(e) = crate::output::print(&out) {
                 crate::error::report(&anyhow::Error::new(e).context("writing the report"));
@@ -44,9 +46,14 @@ pub(crate) async fn audit(args: AuditArgs) -> u8 {
     }
 }
 
+/// The schema name and version of the `--json` document (docs/output.md; a field may be added
+/// within version 1, a change or removal makes version 2).
+const SCHEMA: &str = "ec2-broker.known-hosts-audit/1";
+
 /// What `--json` prints.
 #[derive(Debug, Serialize)]
 struct Report {
+    schema: &'static str,
     files: Vec<String>,
     entries: usize,
     findings: Vec<Finding>,
@@ -97,7 +104,7 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
         }
     }
     let entries = parsed.iter().map(|(_, f)| f.entries().count()).sum();
-    Ok(Report { files: parsed.into_iter().map(|(n, _)| n).collect(), entries, findings, key_exposure })
+    Ok(Report { schema: SCHEMA, files: parsed.into_iter().map(|(n, _)| n).collect(), entries, findings, key_exposure })
 }
 
 /// Which key pairs hold `key`, and every instance launched with one of them.
@@ -235,12 +242,20 @@ async fn ec2_facts(
     let instances = aws.instances_for_hosts(&addresses, &ids).await.context("looking up the addresses in EC2")?;
 
     let live: Vec<&Instance> = instances.iter().filter(|i| consoles && i.state != InstanceState::Terminated).collect();
-    let consoles: BTreeMap<String, Option<console::ConsoleKeys>> = futures_util::stream::iter(live)
+    let progress = (!live.is_empty()).then(|| Progress::start("reading consoles", live.len()));
+    let fetched: Vec<_> = futures_util::stream::iter(live)
         .map(|i| async move {
             let text = aws.console_output(&i.id).await;
             (i.id.clone(), text)
         })
         .buffer_unordered(CONSOLE_CONCURRENCY)
+        .inspect(|_| progress.iter().for_each(Progress::step))
+        .collect()
+        .await;
+    // The bar is erased before any warning below, so the two do not share a line.
+    drop(progress);
+    let consoles: BTreeMap<String, Option<console::ConsoleKeys>> = fetched
+        .into_iter()
         .map(|(id, text)| match text {
             Ok(t) => {
                 if t.as_deref().is_some_and(console::truncated) {
@@ -255,9 +270,6 @@ async fn ec2_facts(
             }
             Err(e) => Err(anyhow::Error::new(e).context(format!("reading the console output of {id}"))),
         })
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
         .collect::<anyhow::Result<_>>()?;
 
     let mut facts = Ec2Facts::default();

@@ -14,6 +14,7 @@ use crate::inventory::filter::Filters;
 use crate::inventory::report::{self, ScopeOutcome};
 use crate::inventory::{self, Listed, RegionFacts, Scope};
 use crate::output;
+use crate::output::progress::Progress;
 
 /// Runs `ls`; exit code 0 when every scope was listed, 1 otherwise.
 pub(crate) async fn run(args: LsArgs) -> anyhow::Result<u8> {
@@ -25,7 +26,7 @@ pub(crate) async fn run(args: LsArgs) -> anyhow::Result<u8> {
     let text = if args.json {
         report::json(&listing.rows, &listing.outcomes)
     } else {
-        report::table(&listing.rows, show_profile)
+        report::table(&listing.rows, show_profile, output::width::stdout_width())
     };
     output::print(&text).context("writing the listing")?;
     Ok(listing.exit_code())
@@ -53,7 +54,17 @@ impl Survey {
 pub(crate) async fn survey(scope: &ScopeArgs, routes: bool, filters: &Filters) -> anyhow::Result<Survey> {
     let clients = scopes(scope).await?;
     let keep = |i: &crate::target::instance::Instance| filters.matches(i);
-    let answers = futures_util::future::join_all(clients.iter().map(|(_, aws)| aws.region_facts(routes, keep))).await;
+    // A bar only when there is more than one scope to wait for.
+    let progress = (clients.len() > 1).then(|| Progress::start("listing Regions", clients.len()));
+    let answers = futures_util::future::join_all(clients.iter().map(|(_, aws)| async {
+        let answer = aws.region_facts(routes, keep).await;
+        if let Some(p) = &progress {
+            p.step();
+        }
+        answer
+    }))
+    .await;
+    drop(progress);
     let mut survey = Survey { scopes: Vec::new(), rows: Vec::new(), outcomes: Vec::new() };
     for ((scope, _), answer) in clients.into_iter().zip(answers) {
         let label = scope_label(&scope);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use russh::keys::{Algorithm, HashAlg, PublicKey};
+use serde::Serialize;
 
 use crate::aws::Aws;
 use crate::cli::{PinArgs, RouteArg};
@@ -46,32 +47,30 @@ pub(crate) async fn run(args: PinArgs) -> anyhow::Result<()> {
     }
 
     let mut pinned = Vec::new();
-    let mut report = String::new();
+    let mut rows = Vec::new();
     for key in &scanned {
         let verdict = console.as_ref().map_or(ConsoleVerdict::Unknown, |c| console::verify(c, key));
         let fp = key.fingerprint(HashAlg::Sha256);
-        match verdict {
+        let console = match verdict {
             ConsoleVerdict::Mismatch { console } => bail!(
                 "refusing to pin {label}: it presented {} {fp}, but its console shows {} for that key type. \
                  Someone may be in the middle, or the key changed after first boot: find out before trusting it",
                 key.algorithm().as_str(),
                 console.join(", ")
             ),
-            ConsoleVerdict::Verified => {
-                let note =
-                    if truncated { " (console output truncated: the block may not be the first boot's)" } else { "" };
-                let _ = writeln!(report, "  {} {fp}  matches the console{note}", key.algorithm().as_str());
-                pinned.push(key);
-            }
-            ConsoleVerdict::Unknown if args.accept_unverified => {
-                let _ =
-                    writeln!(report, "  {} {fp}  NOT checked (the console does not show it)", key.algorithm().as_str());
-                pinned.push(key);
-            }
-            ConsoleVerdict::Unknown => {
-                let _ = writeln!(report, "  {} {fp}  skipped: the console does not show it", key.algorithm().as_str());
-            }
+            ConsoleVerdict::Verified => "matches",
+            ConsoleVerdict::Unknown => "not-shown",
+        };
+        let pin = console == "matches" || args.accept_unverified;
+        if pin {
+            pinned.push(key);
         }
+        rows.push(KeyJson {
+            algorithm: key.algorithm().as_str().to_string(),
+            fingerprint: fp.to_string(),
+            console,
+            pinned: pin,
+        });
     }
     if pinned.is_empty() {
         bail!(
@@ -86,16 +85,75 @@ pub(crate) async fn run(args: PinArgs) -> anyhow::Result<()> {
         None => dirs::home_dir().context("no home directory: pass --file")?.join(".ssh/known_hosts"),
     };
     write_pins(&file, &instance.id, &pinned)?;
-    let name = instance.name.as_deref().unwrap_or(&instance.id);
-    let text = format!(
-        "pinned host keys of {label} in {} under the alias {}:\n{report}Add to your ssh_config so ssh looks the keys \
-         up by instance id, whatever its address:\nHost {name}\n    HostKeyAlias {}\n",
-        file.display(),
-        instance.id,
-        instance.id
-    );
+    let doc = PinJson {
+        schema: SCHEMA,
+        instance: &instance.id,
+        name: instance.name.as_deref(),
+        file: file.display().to_string(),
+        alias: &instance.id,
+        console_truncated: truncated,
+        keys: rows,
+    };
+    let text = match args.json {
+        // Serializing plain structs of strings and booleans cannot fail.
+        true => serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+        false => text(&doc, &label),
+    };
     crate::output::print(&text).context("writing the report")?;
     Ok(())
+}
+
+/// The schema name and version of the `--json` document (docs/output.md; a field may be added
+/// within version 1, a change or removal makes version 2).
+const SCHEMA: &str = "ec2-broker.known-hosts-pin/1";
+
+/// What `--json` prints.
+#[derive(Serialize)]
+struct PinJson<'a> {
+    schema: &'static str,
+    instance: &'a str,
+    name: Option<&'a str>,
+    file: String,
+    alias: &'a str,
+    console_truncated: bool,
+    keys: Vec<KeyJson>,
+}
+
+/// One scanned host key.
+#[derive(Serialize)]
+struct KeyJson {
+    algorithm: String,
+    fingerprint: String,
+    /// `matches` (the console shows this key) or `not-shown` (it shows none of this type).
+    console: &'static str,
+    pinned: bool,
+}
+
+/// The report for people: a line per key, then the ssh_config lines to add.
+fn text(doc: &PinJson<'_>, label: &str) -> String {
+    let mut out = format!("pinned host keys of {label} in {} under the alias {}:\n", doc.file, doc.alias);
+    for k in &doc.keys {
+        let (algorithm, fp) = (&k.algorithm, &k.fingerprint);
+        let _ = match (k.console, k.pinned) {
+            ("matches", _) => {
+                let note = match doc.console_truncated {
+                    true => " (console output truncated: the block may not be the first boot's)",
+                    false => "",
+                };
+                writeln!(out, "  {algorithm} {fp}  matches the console{note}")
+            }
+            (_, true) => writeln!(out, "  {algorithm} {fp}  NOT checked (the console does not show it)"),
+            (_, false) => writeln!(out, "  {algorithm} {fp}  skipped: the console does not show it"),
+        };
+    }
+    let name = doc.name.unwrap_or(doc.instance);
+    let _ = write!(
+        out,
+        "Add to your ssh_config so ssh looks the keys up by instance id, whatever its address:\nHost {name}\n    \
+         HostKeyAlias {}\n",
+        doc.instance
+    );
+    out
 }
 
 /// One key exchange offering `algorithm`, over a fresh connection of the chosen route (opened

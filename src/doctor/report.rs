@@ -70,6 +70,10 @@ pub(crate) struct Report {
     pub warnings: Vec<String>,
 }
 
+/// The schema name and version of the JSON document (docs/output.md; a field may be added within
+/// version 1, a change or removal makes version 2).
+pub(crate) const SCHEMA: &str = "ec2-broker.doctor/1";
+
 /// The routes ssh can use (the serial console is a terminal, not one of them).
 const SSH_ROUTES: [&str; 3] = ["direct", "eice", "ssm"];
 
@@ -116,6 +120,7 @@ impl Report {
     /// The JSON document (`--json`).
     pub(crate) fn to_json(&self) -> String {
         let mut value = serde_json::to_value(self).unwrap_or_default();
+        value["schema"] = serde_json::json!(SCHEMA);
         value["usable_routes"] = serde_json::json!(self.usable_routes());
         serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
     }
@@ -160,6 +165,7 @@ mod tests {
         let mut r = report();
         r.checks.remove(1);
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["schema"], SCHEMA);
         assert_eq!(v["checks"][0]["result"], "fails");
         assert_eq!(v["checks"][0]["fix"], "add one");
         assert_eq!(v["checks"][1]["result"], "ready");

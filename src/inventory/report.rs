@@ -16,6 +16,8 @@
 //!                                "ssm": bool|null, "serial": bool|null } } ] }
 //! ```
 //!
+//! The schema is described for users in docs/output.md.
+//!
 //! A route is `true` when it looks usable, `false` when not, `null` when the call that would tell
 //! failed (see that scope's `warnings`).
 
@@ -24,6 +26,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Listed, RouteSigns, Scope};
+use crate::output::width;
 
 /// The schema name and version of the JSON document.
 pub(crate) const SCHEMA: &str = "ec2-broker.ls/1";
@@ -42,8 +45,9 @@ pub(crate) struct ScopeOutcome {
 }
 
 /// The table: one line per instance, columns padded to the widest cell. PROFILE appears only
-/// with `show_profile`.
-pub(crate) fn table(rows: &[Listed], show_profile: bool) -> String {
+/// with `show_profile`. With a `width` (stdout is a terminal) NAME and ROUTES are cut to fit it,
+/// ending in `…`; the other columns (ids, addresses) are never cut.
+pub(crate) fn table(rows: &[Listed], show_profile: bool, width: Option<usize>) -> String {
     let mut header = vec!["REGION", "ID", "NAME", "STATE", "PRIVATE", "PUBLIC", "PLATFORM", "ROUTES"];
     if show_profile {
         header.insert(0, "PROFILE");
@@ -69,12 +73,18 @@ pub(crate) fn table(rows: &[Listed], show_profile: bool) -> String {
         cells.push(line.into_iter().map(|c| crate::text::printable(&c).into_owned()).collect());
     }
     let columns = cells[0].len();
-    let widths: Vec<usize> =
+    let mut widths: Vec<usize> =
         (0..columns).map(|c| cells.iter().map(|row| row[c].chars().count()).max().unwrap_or(0)).collect();
+    if let Some(max) = width {
+        let name = usize::from(show_profile) + 2;
+        // NAME and ROUTES keep at least their header's width and a few characters.
+        width::fit_columns(&mut widths, 2, max, &[name, columns - 1], "ROUTES".len());
+    }
     let mut out = String::new();
     for row in cells {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
+            let cell = &width::cut(cell, widths[c]);
             if c + 1 == columns {
                 line += cell;
             } else {
@@ -194,13 +204,29 @@ mod tests {
 
     #[test]
     fn table_is_aligned_and_terminal_safe() {
-        let t = table(&[row()], false);
+        let t = table(&[row()], false, None);
         assert_eq!(
             t,
             "REGION     ID                   NAME          STATE    PRIVATE   PUBLIC  PLATFORM  ROUTES\n\
              eu-west-1  i-0a1b2c3d4e5f60718  web\\x1b[2J-1  running  10.0.1.5  -       linux     push,direct,ssm,serial?\n"
         );
-        assert!(table(&[row()], true).starts_with("PROFILE    REGION"));
+        assert!(table(&[row()], true, None).starts_with("PROFILE    REGION"));
+    }
+
+    #[test]
+    fn table_fits_a_terminal_by_cutting_name_and_routes() {
+        let wide = table(&[row()], false, None);
+        assert_eq!(wide.lines().map(|l| l.chars().count()).max(), Some(106));
+        let t = table(&[row()], false, Some(90));
+        assert_eq!(
+            t,
+            "REGION     ID                   NAME        STATE    PRIVATE   PUBLIC  PLATFORM  ROUTES\n\
+             eu-west-1  i-0a1b2c3d4e5f60718  web\\x1b[2…  running  10.0.1.5  -       linux     push,dir…\n"
+        );
+        assert!(t.lines().all(|l| l.chars().count() <= 90), "{t}");
+        // Cut after escaping: a cut cell never holds a raw control character.
+        assert!(!t.contains('\x1b'));
+        assert_eq!(table(&[row()], false, Some(200)), wide, "a wide terminal cuts nothing");
     }
 
     #[test]

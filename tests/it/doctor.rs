@@ -111,6 +111,7 @@ fn exact_report_for_each_kind_of_instance() {
     assert_eq!(code, Some(0));
     let parsed: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(parsed["usable_routes"], serde_json::json!(["eice", "ssm"]));
+    crate::output::check_documented(&parsed, "ec2-broker.doctor/1");
     expect("db-1.json", &json);
 
     // Nothing was left open: every session the doctor started was ended, every tunnel closed.
@@ -244,6 +245,7 @@ fn issue_16_why_the_agent_is_offline_per_scenario() {
             parsed["checks"].as_array().unwrap().iter().filter(|c| c["check"] == "agent").collect();
         assert!(!agent.is_empty(), "{name}: {json}");
         assert!(agent.iter().all(|c| c["fix"].is_string()), "{name}: every finding names its fix: {json}");
+        crate::output::check_documented(&parsed, "ec2-broker.doctor/1");
         expect(&format!("{name}.json"), &json);
     }
 }

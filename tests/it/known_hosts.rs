@@ -125,6 +125,7 @@ fn offline_audit_reports_each_file_finding_as_json() {
     };
     let name = file.display().to_string();
     let expected = serde_json::json!({
+        "schema": "ec2-broker.known-hosts-audit/1",
         "files": [name],
         "entries": 5,
         "findings": [
@@ -150,6 +151,7 @@ fn offline_audit_reports_each_file_finding_as_json() {
         ]
     });
     assert_eq!(report, expected, "{}", serde_json::to_string_pretty(&report).unwrap());
+    crate::output::check_documented(&report, "ec2-broker.known-hosts-audit/1");
 
     // --fix on a copy: a backup, only the stale lines and hosts gone, and ssh-keygen agrees.
     let copy = world.path("known_hosts.copy");
@@ -357,6 +359,7 @@ fn audit_against_the_lab_checks_consoles_and_addresses() {
     let out = world.run(cmd, T);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()));
+    crate::output::check_documented(&report, "ec2-broker.known-hosts-audit/1");
     let got: Vec<(u64, String, String, String)> = report["findings"]
         .as_array()
         .unwrap()
@@ -499,7 +502,9 @@ fn key_exposure_lists_every_instance_launched_with_the_key() {
         cmd.args(["known-hosts", "audit", "--json", "--key"]).arg(key).arg(&file);
         let out = world.run(cmd, T);
         assert_eq!(out.code(), Some(0), "{}", out.describe());
-        serde_json::from_str::<Value>(&out.stdout).unwrap()["key_exposure"].clone()
+        let doc = serde_json::from_str::<Value>(&out.stdout).unwrap();
+        crate::output::check_documented(&doc, "ec2-broker.known-hosts-audit/1");
+        doc["key_exposure"].clone()
     };
     let exposure = audit(&lab_admin);
     let fp = {

@@ -21,6 +21,8 @@ mod known_hosts;
 mod lifetime;
 /// The same resolution and push against moto's server, an independent double.
 mod moto;
+/// Issue 20, progress and output: `--json` documents against docs/output.md, progress bars, table width.
+mod output;
 /// --route auto: the one route that works, falling through a route that fails after opening.
 mod proxy_auto;
 /// The direct route end to end: login, scp, rsync, key expiry, stdout purity, exit.
