@@ -24,7 +24,8 @@ pub(crate) async fn import(args: KeyImportArgs) -> anyhow::Result<u8> {
     let key = ImportableKey::parse(&bytes).with_context(|| format!("{} (nothing was imported)", path.display()))?;
     let aws = Aws::load(args.profile.as_deref(), args.regions.first().map(String::as_str)).await?;
     let mut regions = if args.regions.is_empty() { vec![aws.region.clone()] } else { args.regions.clone() };
-    regions.dedup();
+    let mut seen = std::collections::HashSet::new();
+    regions.retain(|r| seen.insert(r.clone()));
     let clients: Vec<Aws> = regions.iter().map(|r| aws.in_region(r)).collect();
     let results = import::import_everywhere(&clients, &args.name, &key).await;
     let text = match args.json {

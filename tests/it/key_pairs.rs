@@ -229,6 +229,40 @@ fn issue_17_a_name_taken_in_a_region_is_same_key_or_another_key() {
 
 // See: issue 17
 #[test]
+fn issue_17_a_failing_region_reports_code_and_request_id_and_the_others_still_import() {
+    let two = Two::new();
+    let public = keygen(two.dir.path(), "ed", &["-t", "ed25519"]);
+    let denied = two.regions.lab("us-east-1").unwrap();
+    denied.state().set_faults(|f| _ = f.deny.insert("ec2:ImportKeyPair".into()));
+    let (out, doc) = two.import_json("k", &public, "eu-west-1,us-east-1,eu-west-1");
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    let regions = doc["regions"].as_array().unwrap();
+    assert_eq!(regions.len(), 2, "each Region once: {doc}");
+    assert_eq!(regions[0]["outcome"], "imported");
+    let failed = &regions[1];
+    assert_eq!(
+        (failed["region"].as_str(), failed["outcome"].as_str()),
+        (Some("us-east-1"), Some("failed")),
+        "{failed}"
+    );
+    assert_eq!(failed["code"], "UnauthorizedOperation", "{failed}");
+    let request_id = failed["request_id"].as_str().unwrap_or_else(|| panic!("a request id: {failed}"));
+    assert!(failed["hint"].is_string(), "{failed}");
+    assert_eq!(two.described("eu-west-1").len(), 1);
+    assert_eq!(two.described("us-east-1").len(), 0);
+    // A Region the account has not enabled fails alone too, as a table line.
+    let out = two.broker(
+        &["key", "import", "k2", "--public-key", public.to_str().unwrap(), "--regions", "ap-south-1,eu-west-1"],
+        &[],
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stdout.contains("ap-south-1  failed: EC2 ImportKeyPair: AuthFailure"), "{}", out.stdout);
+    assert!(out.stdout.contains("eu-west-1   imported as key-"), "{}", out.stdout);
+    assert!(!request_id.is_empty());
+}
+
+// See: issue 17
+#[test]
 fn issue_17_key_new_writes_a_key_once_and_adds_it_to_a_real_agent() {
     let two = Two::new();
     let ssh = two.home().join(".ssh");
