@@ -46,6 +46,9 @@ pub enum Command {
     /// checked against the fingerprints EC2 instances print to their console.
     #[command(subcommand)]
     KnownHosts(KnownHostsCommand),
+    /// EC2 key pairs: make an Ed25519 key (new) and import a public key into Regions (import).
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Assume a profile's MFA role now (asks for the code on the terminal) and cache its
     /// credentials, so ssh connections through the broker do not ask.
     #[command(long_about = LOGIN_ABOUT)]
@@ -152,6 +155,79 @@ pub enum KnownHostsCommand {
     /// Fetch an instance's host keys through a broker route, check them against the keys its
     /// console printed at first boot, and record them under its instance id (HostKeyAlias).
     Pin(PinArgs),
+}
+
+/// `ec2-broker key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Import a public key as an EC2 key pair into one or more Regions (exit 0: every Region
+    /// holds the key under NAME, 1: some Region does not or the key was refused).
+    #[command(long_about = KEY_IMPORT_ABOUT)]
+    Import(KeyImportArgs),
+    /// Make an Ed25519 key in ~/.ssh (never overwriting anything) to import as a key pair.
+    #[command(long_about = KEY_NEW_ABOUT)]
+    New(KeyNewArgs),
+}
+
+const KEY_IMPORT_ABOUT: &str = "Import a public key as an EC2 key pair into one or more Regions.
+
+The key is read and checked before any call: RSA of 2048 to 4096 bits or Ed25519, as an OpenSSH \
+.pub line, an SSH2 (RFC 4716) block, or for RSA DER/PEM SubjectPublicKeyInfo. RSA under 2048 bits \
+(which EC2 would take), DSA and ECDSA are refused with the reason; `ec2-broker key new` makes a key \
+that fits. ImportKeyPair then runs in every Region at once. A Region where NAME exists is reported as \
+\"already exists, same key\" or \"already exists, another key\" (DescribeKeyPairs tells).
+
+The fingerprint printed is the one EC2 shows (`aws ec2 describe-key-pairs`): RSA, the MD5 of the \
+DER public key, colon-separated; Ed25519, the base64 SHA-256 of the key, with its '=' padding.
+
+--json prints one document with \"schema\": \"ec2-broker.key-import/1\" (docs/keys.md).
+
+Exit status: 0 when every Region holds the key under NAME (imported now or before), 1 otherwise \
+(a Region failed or holds another key under NAME, or the key was refused before any call).";
+
+/// Arguments of `ec2-broker key import`.
+#[derive(Debug, Args)]
+pub struct KeyImportArgs {
+    /// The key pair's name (up to 255 ASCII characters).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The public key file (e.g. ~/.ssh/NAME.pub).
+    #[arg(long, value_name = "FILE")]
+    pub public_key: PathBuf,
+
+    /// AWS profile from ~/.aws/config (default: AWS_PROFILE, then "default").
+    #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Regions to import into, comma-separated (default: the profile's Region, or AWS_REGION).
+    #[arg(long = "regions", alias = "region", value_delimiter = ',', value_name = "REGION,…")]
+    pub regions: Vec<String>,
+
+    /// Print JSON (schema ec2-broker.key-import/1) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const KEY_NEW_ABOUT: &str = "Make an Ed25519 key in ~/.ssh to import as an EC2 key pair.
+
+Writes ~/.ssh/NAME (mode 0600) and ~/.ssh/NAME.pub (0644), commented NAME@ec2-broker, without a \
+passphrase (add one with `ssh-keygen -p -f ~/.ssh/NAME`, or keep the key in ssh-agent with --agent). \
+Nothing is ever overwritten: an existing file is an error. ~/.ssh must be yours and not writable by \
+others. NAME defaults to ec2-broker-DATE; ssh's own names (id_*, config, known_hosts, …) are refused.
+
+Then: ec2-broker key import NAME --public-key ~/.ssh/NAME.pub";
+
+/// Arguments of `ec2-broker key new`.
+#[derive(Debug, Args)]
+pub struct KeyNewArgs {
+    /// The file name in ~/.ssh, and the key pair name to import it as (default: ec2-broker-DATE).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Also add the key to the running ssh-agent (SSH_AUTH_SOCK).
+    #[arg(long)]
+    pub agent: bool,
 }
 
 /// Arguments of `ec2-broker known-hosts pin`.

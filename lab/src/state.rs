@@ -11,7 +11,7 @@ use crate::console::{self, Console};
 use crate::eice::{self, EiceFaults};
 use crate::host_keys;
 use crate::identity::{self, AssumedRole, Caller};
-use crate::inventory::{InstanceSpec, Inventory};
+use crate::inventory::{InstanceSpec, Inventory, KeyPairSpec};
 use crate::serial::{self, SerialFaults};
 use crate::ssm::session::Registry;
 use crate::ssm::{SsmFaults, SsmStatus};
@@ -133,6 +133,8 @@ pub struct State {
     /// The KMS double's master key.
     pub(crate) kms: crate::kms::Kms,
     identity: identity::Registry,
+    /// The Region's key pairs: the inventory's, then what ImportKeyPair and DeleteKeyPair changed.
+    pub(crate) key_pairs: Mutex<Vec<KeyPairSpec>>,
     started: u64,
 }
 
@@ -140,6 +142,7 @@ impl State {
     pub(crate) fn new(inventory: Inventory) -> Self {
         let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let index = inventory.instances.iter().enumerate().map(|(n, i)| (i.id.clone(), n)).collect();
+        let key_pairs = Mutex::new(inventory.key_pairs.clone());
         State {
             inventory,
             index,
@@ -159,6 +162,7 @@ impl State {
             host_keys: host_keys::Registry::default(),
             kms: crate::kms::Kms::default(),
             identity: identity::Registry::default(),
+            key_pairs,
             started,
         }
     }
@@ -225,6 +229,11 @@ impl State {
         let call =
             ApiCall { service: service.into(), operation: operation.into(), status, access_key: access_key.into() };
         lock(&self.log).push(call);
+    }
+
+    /// The Region's key pairs as DescribeKeyPairs lists them now (imports and deletions included).
+    pub fn key_pairs(&self) -> Vec<KeyPairSpec> {
+        lock(&self.key_pairs).clone()
     }
 
     /// The request log so far.

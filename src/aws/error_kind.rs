@@ -56,6 +56,7 @@ const CODES: &[(&str, ErrorKind)] = &[
     ("InvalidInstanceId", ErrorKind::NotFound),
     ("DoesNotExistException", ErrorKind::NotFound),
     ("InvalidInstanceConnectEndpointId.NotFound", ErrorKind::NotFound),
+    ("InvalidKeyPair.NotFound", ErrorKind::NotFound),
 ];
 
 /// The kind of an AWS error code (`Other` for codes the table does not know).

@@ -13,6 +13,7 @@ mod error_kind;
 pub(crate) mod iam;
 pub(crate) mod instance_connect;
 pub(crate) mod inventory;
+pub(crate) mod key_pairs;
 pub(crate) mod kms;
 pub(crate) mod known_hosts;
 pub(crate) mod network;
@@ -161,7 +162,6 @@ impl AwsError {
         }
     }
 
-    #[cfg(test)]
     /// The request id of the failed call, when the service answered with one.
     pub(crate) fn request_id(&self) -> Option<&str> {
         match self {

@@ -169,6 +169,7 @@ async fn exposure(
         instances,
         audited,
         note: exposure::NOTE.into(),
+        advice: user.advice(),
     })
 }
 
@@ -316,6 +317,9 @@ fn table(report: &Report) -> String {
             let _ = writeln!(out, "  known_hosts → {} ({pair}): {verdict}", a.id);
         }
         let _ = writeln!(out, "  note: {}", x.note);
+        if let Some(advice) = &x.advice {
+            let _ = writeln!(out, "  advice: {advice}");
+        }
     }
     for f in &report.findings {
         let severity =

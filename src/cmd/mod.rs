@@ -3,6 +3,7 @@
 pub(crate) mod completions;
 pub(crate) mod console;
 pub(crate) mod doctor;
+pub(crate) mod key;
 pub(crate) mod known_hosts;
 pub(crate) mod login;
 pub(crate) mod ls;
@@ -15,7 +16,7 @@ pub(crate) mod ssh_config;
 use anyhow::Context;
 
 use crate::aws::Aws;
-use crate::cli::{AwsArgs, Cli, Command, KnownHostsCommand};
+use crate::cli::{AwsArgs, Cli, Command, KeyCommand, KnownHostsCommand};
 use crate::target::instance::Instance;
 use crate::target::spec::HostSpec;
 
@@ -29,6 +30,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor(args) => doctor::run(args).await,
         Command::KnownHosts(KnownHostsCommand::Audit(args)) => Ok(known_hosts::audit(args).await),
         Command::KnownHosts(KnownHostsCommand::Pin(args)) => pin::run(args).await.map(|()| 0),
+        Command::Key(KeyCommand::Import(args)) => key::import(args).await,
+        Command::Key(KeyCommand::New(args)) => key::new(args).await.map(|()| 0),
         Command::Login(args) => login::run(args).await.map(|()| 0),
         Command::Ls(args) => ls::run(args).await,
         Command::SshConfig(args) => ssh_config::run(args).await,

@@ -27,3 +27,12 @@ pub(crate) async fn add(key: &EphemeralKey) -> Result<(), AgentError> {
     tracing::debug!(fingerprint = %key.fingerprint(), lifetime_s = KEY_VALIDITY_SECS, "key added to ssh-agent");
     Ok(())
 }
+
+/// Adds a long-lived key (`key new --agent`) to the agent at `SSH_AUTH_SOCK` without a
+/// lifetime, as `ssh-add` does.
+pub(crate) async fn add_lasting(key: &russh::keys::PrivateKey) -> Result<(), AgentError> {
+    use russh::keys::agent::client::AgentClient;
+
+    let mut agent = AgentClient::connect_env().await.map_err(|e| AgentError::Connect(e.to_string()))?;
+    agent.add_identity(key, &[]).await.map_err(|e| AgentError::Add(e.to_string()))
+}

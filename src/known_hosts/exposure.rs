@@ -3,7 +3,7 @@
 //! holding that key. Keys added to `authorized_keys` later, or pushed with Instance Connect, are
 //! invisible to the API: the report says so.
 
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::{Algorithm, HashAlg, PublicKey};
 use serde::Serialize;
 
 use crate::aws::known_hosts::KeyPair;
@@ -28,6 +28,23 @@ impl UserKey {
         PublicKey::from_openssh(line)
             .map(UserKey::Key)
             .map_err(|e| format!("{arg} does not hold an OpenSSH public key ({e}): pass the .pub file or SHA256:…"))
+    }
+
+    /// What to do about an RSA or DSA key (`None` for Ed25519, ECDSA or a bare fingerprint):
+    /// suggest an Ed25519 key from `ec2-broker key new` (issue 17).
+    pub fn advice(&self) -> Option<String> {
+        let UserKey::Key(k) = self else { return None };
+        let why = match k.algorithm() {
+            Algorithm::Dsa => "a DSA key: OpenSSH disabled DSA in 7.0 and EC2 does not import it",
+            Algorithm::Rsa { .. } => {
+                "an RSA key: OpenSSH 8.8+ and AL2023 refuse its SHA-1 signatures from older clients, and EC2 Instance Connect needs at least 2048 bits"
+            }
+            _ => return None,
+        };
+        Some(format!(
+            "{} is {why}; make an Ed25519 key with `ec2-broker key new` and import it with `ec2-broker key import`",
+            self.fingerprint()
+        ))
     }
 
     /// `SHA256:…` without padding.
@@ -73,6 +90,9 @@ pub struct Exposure {
     pub audited: Vec<AuditedInstance>,
     /// What this cannot see.
     pub note: String,
+    /// For an RSA or DSA key: make an Ed25519 one instead ([`UserKey::advice`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
 }
 
 /// An instance launched with a key pair holding the key.

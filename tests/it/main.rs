@@ -15,6 +15,8 @@ mod docs;
 mod doctor;
 /// Faults: throttled, failing and unreachable APIs, instances without Instance Connect.
 mod faults;
+/// Issue 17: EC2 key pairs, `key import` into Regions and `key new`.
+mod key_pairs;
 /// known-hosts audit: matching against ssh-keygen -F, findings as JSON.
 mod known_hosts;
 /// ssh leaving at any stage: a slow lookup, a resuming session (SIGKILL, no SIGHUP).

@@ -2,7 +2,7 @@
 //! GetSerialConsoleAccessStatus, with the real XML element names (`../shared/spec/aws-apis.md`
 //! §1.3, §2.3), and the dispatch to DescribeInstanceConnectEndpoints
 //! (`instance_connect_endpoints`), DescribeInstanceTypes (`instance_types`),
-//! DescribeKeyPairs (`key_pairs`) and DescribeSecurityGroups (`security_groups`).
+//! DescribeKeyPairs, ImportKeyPair and DeleteKeyPair (`key_pairs`) and DescribeSecurityGroups (`security_groups`).
 
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -27,6 +27,8 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)]) -
         "DescribeInstanceConnectEndpoints" => super::instance_connect_endpoints::describe(state, params),
         "DescribeInstanceTypes" => super::instance_types::describe(state, params),
         "DescribeKeyPairs" => super::key_pairs::describe(state, params),
+        "ImportKeyPair" => super::key_pairs::import(state, params),
+        "DeleteKeyPair" => super::key_pairs::delete(state, params),
         "DescribeSecurityGroups" => super::security_groups::describe(state, params),
         "GetSerialConsoleAccessStatus" => get_serial_console_access_status(state, params),
         "DescribeVpcEndpoints" => super::vpc::describe_vpc_endpoints(state, params),

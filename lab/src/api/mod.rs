@@ -18,6 +18,7 @@ mod instance_filters;
 
 pub(crate) use instance_filters::IMAGE_ID;
 mod instance_types;
+mod key_material;
 mod key_pairs;
 mod kms;
 mod leak;

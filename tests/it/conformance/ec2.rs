@@ -109,3 +109,117 @@ fn issue_18_10_instances_carry_the_members_a_real_answer_always_has() {
         assert!(i.monitoring().is_some() && i.placement().and_then(|p| p.tenancy()).is_some());
     })
 }
+
+/// A lab of one Region without instances.
+fn empty_lab(dir: &std::path::Path) -> ec2_lab::Lab {
+    let inventory = ec2_lab::Inventory::from_toml("region = \"eu-west-1\"\n").unwrap();
+    ec2_lab::Lab::start(inventory, &dir.join("lab")).expect("starting the lab")
+}
+
+/// `sh -c SCRIPT` with `$1` = `arg`: its stdout bytes.
+fn sh_bytes(script: &str, arg: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new("sh").arg("-c").arg(script).arg("sh").arg(arg).output().unwrap();
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+// See: issue 17
+#[test]
+fn issue_17_import_key_pair_reads_every_documented_form_and_refuses_the_rest() {
+    use aws_sdk_ec2::primitives::Blob;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lab = empty_lab(dir.path());
+    let key = dir.path().join("rsa");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = key.with_extension("pub");
+    let openssh = std::fs::read(&public).unwrap();
+    let ssh2 = sh_bytes("ssh-keygen -e -f \"$1\"", &public);
+    let der = sh_bytes("ssh-keygen -e -m PKCS8 -f \"$1\" | openssl pkey -pubin -outform DER", &public);
+    let pem = sh_bytes("ssh-keygen -e -m PKCS8 -f \"$1\"", &public);
+    let md5 = String::from_utf8(sh_bytes(
+        "ssh-keygen -e -m PKCS8 -f \"$1\" | openssl pkey -pubin -outform DER | openssl md5 -c",
+        &public,
+    ))
+    .unwrap();
+    let md5 = md5.rsplit("= ").next().unwrap().trim().to_string();
+    block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&sdk(&lab).await);
+        for (n, material) in [openssh, ssh2, der, pem].into_iter().enumerate() {
+            let out = (ec2.import_key_pair().key_name(format!("k{n}")).public_key_material(Blob::new(material)))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("form {n}: {e:?}"));
+            assert_eq!(out.key_fingerprint(), Some(md5.as_str()), "form {n}");
+            assert_eq!(out.key_name(), Some(format!("k{n}").as_str()));
+            assert!(out.key_pair_id().is_some_and(|id| id.starts_with("key-") && id.len() == 21), "{out:?}");
+        }
+        let dup =
+            refusal(ec2.import_key_pair().key_name("k0").public_key_material(Blob::new(b"x".to_vec())).send().await);
+        assert_eq!((dup.status, dup.code.as_str()), (400, "InvalidKey.Format"), "the key is read first: {dup:?}");
+        let line = std::fs::read(&public).unwrap();
+        let dup =
+            refusal(ec2.import_key_pair().key_name("k0").public_key_material(Blob::new(line.clone())).send().await);
+        assert_eq!((dup.status, dup.code.as_str()), (400, "InvalidKeyPair.Duplicate"), "{dup:?}");
+        assert_eq!(dup.message, "The keypair 'k0' already exists.");
+        let dsa = b"ssh-dss AAAAB3NzaC1kc3MAAAABfwAAAAF/AAAAAX8AAAABfw== x".to_vec();
+        let ecdsa = b"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAAAA x".to_vec();
+        for bad in [dsa, ecdsa, b"not a key".to_vec()] {
+            let r = refusal(ec2.import_key_pair().key_name("bad").public_key_material(Blob::new(bad)).send().await);
+            assert_eq!(
+                (r.code.as_str(), r.message.as_str()),
+                ("InvalidKey.Format", "Key is not in valid OpenSSH public key format")
+            );
+        }
+        for name in ["x".repeat(256), " lead".into(), "näme".into()] {
+            let r = refusal(
+                ec2.import_key_pair().key_name(&name).public_key_material(Blob::new(line.clone())).send().await,
+            );
+            assert_eq!((r.status, r.code.as_str()), (400, "InvalidParameterValue"), "{name}: {r:?}");
+        }
+        let r = refusal(ec2.import_key_pair().public_key_material(Blob::new(line.clone())).send().await);
+        assert_eq!(r.code, "MissingParameter", "{r:?}");
+        assert!(
+            ec2.import_key_pair().key_name("x".repeat(255)).public_key_material(Blob::new(line)).send().await.is_ok()
+        );
+        // DescribeKeyPairs sees the imports.
+        let listed = ec2.describe_key_pairs().key_names("k3").include_public_key(true).send().await.unwrap();
+        let k3 = &listed.key_pairs()[0];
+        assert_eq!(k3.key_fingerprint(), Some(md5.as_str()));
+        assert!(k3.public_key().is_some_and(|p| p.starts_with("ssh-rsa AAAA") && p.ends_with(" k3")), "{k3:?}");
+    })
+}
+
+// See: issue 17
+#[test]
+fn issue_17_delete_key_pair_by_name_or_id_and_unknown_names_succeed() {
+    use aws_sdk_ec2::primitives::Blob;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lab = empty_lab(dir.path());
+    let line = ec2_lab::inventory::LAB_ADMIN_PUBLIC_KEY.as_bytes().to_vec();
+    block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&sdk(&lab).await);
+        let a = ec2.import_key_pair().key_name("a").public_key_material(Blob::new(line.clone())).send().await.unwrap();
+        ec2.import_key_pair().key_name("b").public_key_material(Blob::new(line)).send().await.unwrap();
+        let gone = ec2.delete_key_pair().key_pair_id(a.key_pair_id().unwrap()).send().await.unwrap();
+        assert_eq!((gone.r#return(), gone.key_pair_id()), (Some(true), a.key_pair_id()));
+        let gone = ec2.delete_key_pair().key_name("b").send().await.unwrap();
+        assert_eq!(gone.r#return(), Some(true));
+        let again = ec2.delete_key_pair().key_name("b").send().await.unwrap();
+        assert_eq!((again.r#return(), again.key_pair_id()), (Some(true), None), "an unknown name succeeds");
+        let r = refusal(ec2.describe_key_pairs().key_names("a").send().await);
+        assert_eq!(
+            (r.code.as_str(), r.message.as_str()),
+            ("InvalidKeyPair.NotFound", "The key pair 'a' does not exist")
+        );
+        assert!(ec2.describe_key_pairs().send().await.unwrap().key_pairs().is_empty());
+        let r = refusal(ec2.delete_key_pair().send().await);
+        assert_eq!(r.code, "MissingParameter", "{r:?}");
+    })
+}

@@ -6,6 +6,7 @@
 //!
 //! - `sigv4`: signatures verified everywhere (item 9) and request ids on every answer (item 2);
 //! - `ec2`: DryRun (3), DescribeInstances' filters (6), malformed ids (7), response fields (10);
+//!   ImportKeyPair's forms and refusals, DeleteKeyPair (issue 17);
 //! - `ssm`: DescribeInstanceInformation's filter keys (1) and fields (10);
 //! - `instance_connect`: InstanceOSUser (4), trimmed keys (5), key validation (8);
 //! - `imds`: the token PUT and directory listings (11), GetCallerIdentity's ARN (11);
