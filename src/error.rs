@@ -7,6 +7,7 @@
 
 use std::process::ExitCode;
 
+use crate::aws::credentials::SsoError;
 use crate::aws::{AwsError, ErrorKind};
 use crate::redact;
 use crate::text::printable_lines;
@@ -70,6 +71,10 @@ fn aws_hint(err: &AwsError) -> Option<String> {
         AwsError::Unreadable { .. } => Some(
             "something other than AWS may have answered (a proxy or firewall): check HTTPS_PROXY and AWS_ENDPOINT_URL*; -vvv logs the answer, with secrets removed".into(),
         ),
+        AwsError::Sso(sso) => match sso.as_ref() {
+            SsoError::Portal { source, .. } => aws_hint(source),
+            SsoError::SignInNeeded { .. } | SsoError::NoAccess { .. } => None,
+        },
         AwsError::NoRegion | AwsError::BadRegion { .. } | AwsError::Mfa(_) => None,
     }
 }

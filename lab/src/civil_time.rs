@@ -38,6 +38,12 @@ pub(crate) fn to_unix(c: Civil) -> u64 {
     u64::try_from(days).map_or(0, |d| d * 86_400 + c.hour * 3600 + c.minute * 60 + c.second)
 }
 
+/// `2026-11-23T13:00:00Z` from Unix seconds (RFC 3339, UTC, whole seconds).
+pub(crate) fn iso8601(secs: u64) -> String {
+    let c = from_unix(secs);
+    format!("{}-{:02}-{:02}T{:02}:{:02}:{:02}Z", c.year, c.month, c.day, c.hour, c.minute, c.second)
+}
+
 /// `2026-11-20T09:00:00.000Z` (the inventory's `launch_time`; fractions and the zone are
 /// ignored) → Unix seconds.
 pub(crate) fn parse_iso8601(s: &str) -> Option<u64> {

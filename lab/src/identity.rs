@@ -1,6 +1,8 @@
 //! Who signs the lab's requests: the lab's IAM user (the static [`crate::ACCESS_KEY_ID`]), the
-//! session credentials the STS double's AssumeRole issued (`ASIALAB…` keys, each with its role,
-//! session name and expiry), and the MFA device's current one-time code.
+//! session credentials the STS double's AssumeRole or the IAM Identity Center portal's
+//! GetRoleCredentials issued (`ASIALAB…` keys, each with its role, session name and expiry), the
+//! MFA device's current one-time code, and the Identity Center sign-ins (access tokens) the
+//! portal accepts.
 //!
 //! The API doubles read the access key from the request's SigV4 `Credential=` and never verify
 //! signatures (the EICE double does: `crate::eice`). Only keys AssumeRole issued expire; STS
@@ -47,10 +49,106 @@ pub struct AssumedRole {
     pub caller_key: String,
     /// Whether the call carried a valid MFA serial number and code.
     pub mfa: bool,
+    /// Which API issued them.
+    pub issuer: Issuer,
     /// Lab-clock time (Unix seconds) of the call.
     pub issued: u64,
     /// Lab-clock time (Unix seconds) from which the key is expired (`issued + DurationSeconds`).
     pub expires: u64,
+}
+
+/// The API that issued session credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuer {
+    /// STS AssumeRole (`caller_key` signed the call).
+    AssumeRole,
+    /// The IAM Identity Center portal's GetRoleCredentials (a bearer token, no signing key:
+    /// `caller_key` is empty).
+    IdentityCenter,
+    /// STS AssumeRoleWithWebIdentity (an unsigned call with an OIDC token: `caller_key` is
+    /// empty).
+    WebIdentity,
+}
+
+/// A bearer token the lab accepts until `expires`: an IAM Identity Center sign-in (the access
+/// token `aws sso login` caches, sent as `x-amz-sso_bearer_token`) or an OIDC web identity token
+/// (`AssumeRoleWithWebIdentity`'s `WebIdentityToken`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken {
+    /// The token.
+    pub access_token: String,
+    /// Lab-clock time (Unix seconds) from which it is refused.
+    pub expires: u64,
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerToken").field("access_token", &"<redacted>").field("expires", &self.expires).finish()
+    }
+}
+
+/// What the lab makes of a presented bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenCheck {
+    /// Issued and not expired.
+    Valid,
+    /// Issued, past its expiry.
+    Expired,
+    /// Never issued.
+    Unknown,
+}
+
+/// The kinds of bearer tokens the lab issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// Identity Center access tokens.
+    Sso,
+    /// OIDC web identity tokens.
+    WebIdentity,
+}
+
+/// A role session an issuer grants; the rest of the [`AssumedRole`] (a fresh `ASIALAB…` key,
+/// secret and session token, the ARNs, the times) is the lab's (`State::grant`).
+pub(crate) struct Grant<'a> {
+    /// The role.
+    pub(crate) role: &'a crate::inventory::RoleSpec,
+    /// The session name (`RoleSessionName`, or Identity Center's user name).
+    pub(crate) session: &'a str,
+    /// The access key that signed the call (empty for bearer-token issuers).
+    pub(crate) caller_key: &'a str,
+    /// Whether the call proved MFA.
+    pub(crate) mfa: bool,
+    /// Who issues them.
+    pub(crate) issuer: Issuer,
+    /// How long they last, in seconds.
+    pub(crate) duration: u64,
+}
+
+impl Grant<'_> {
+    /// The credentials for `access_key_id`, issued at `now` in `account`.
+    pub(crate) fn credentials(&self, access_key_id: String, account: &str, now: u64) -> AssumedRole {
+        let (role, session) = (self.role, self.session);
+        // The session token names its issuer, so a log line tells them apart.
+        let tag = match self.issuer {
+            Issuer::AssumeRole => "LAB",
+            Issuer::IdentityCenter => "SSO",
+            Issuer::WebIdentity => "WEB",
+        };
+        AssumedRole {
+            access_key_id,
+            secret_access_key: crate::base64::encode(&rand::random::<[u8; 30]>()),
+            session_token: format!("IQoJb3JpZ2luX2Vj{tag}{}", crate::base64::encode(&rand::random::<[u8; 30]>())),
+            role_arn: role.arn.clone(),
+            session_name: session.to_string(),
+            arn: format!("arn:aws:sts::{account}:assumed-role/{}/{session}", role.name()),
+            assumed_role_id: format!("{}:{session}", role.role_id()),
+            caller_key: self.caller_key.to_string(),
+            mfa: self.mfa,
+            issuer: self.issuer,
+            issued: now,
+            expires: now + self.duration,
+        }
+    }
 }
 
 /// Who a request's access key belongs to, at a lab-clock time.
@@ -66,16 +164,17 @@ pub(crate) enum Caller {
     Unknown,
 }
 
-/// Issued credentials and the MFA code.
+/// Issued credentials, the MFA code and the Identity Center sign-ins.
 #[derive(Debug)]
 pub(crate) struct Registry {
     mfa_code: Mutex<String>,
     issued: Mutex<Vec<AssumedRole>>,
+    tokens: Mutex<Vec<(TokenKind, BearerToken)>>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { mfa_code: Mutex::new(DEFAULT_MFA_CODE.into()), issued: Mutex::default() }
+        Registry { mfa_code: Mutex::new(DEFAULT_MFA_CODE.into()), issued: Mutex::default(), tokens: Mutex::default() }
     }
 }
 
@@ -96,8 +195,34 @@ impl Registry {
         role
     }
 
-    pub(crate) fn all(&self) -> Vec<AssumedRole> {
-        lock(&self.issued).clone()
+    /// What `issuer` issued, oldest first.
+    pub(crate) fn issued_by(&self, issuer: Issuer) -> Vec<AssumedRole> {
+        lock(&self.issued).iter().filter(|r| r.issuer == issuer).cloned().collect()
+    }
+
+    /// A new bearer token of `kind` valid until `expires` (lab-clock seconds): random, as hard
+    /// to guess as the real ones (Identity Center's start `aoa`, OIDC's are JWTs: `eyJ`).
+    pub(crate) fn issue_token(&self, kind: TokenKind, expires: u64) -> BearerToken {
+        let prefix = match kind {
+            TokenKind::Sso => "aoaLAB",
+            TokenKind::WebIdentity => "eyJLAB",
+        };
+        let token = BearerToken {
+            access_token: format!("{prefix}{}", crate::base64::encode(&rand::random::<[u8; 48]>())),
+            expires,
+        };
+        lock(&self.tokens).push((kind, token.clone()));
+        token
+    }
+
+    /// What `token` is, as a token of `kind`, at `now`.
+    pub(crate) fn check_token(&self, kind: TokenKind, token: &str, now: u64) -> TokenCheck {
+        let tokens = lock(&self.tokens);
+        match tokens.iter().find(|(k, t)| *k == kind && t.access_token == token) {
+            Some((_, t)) if now < t.expires => TokenCheck::Valid,
+            Some(_) => TokenCheck::Expired,
+            None => TokenCheck::Unknown,
+        }
     }
 
     pub(crate) fn caller(&self, access_key: &str, now: u64) -> Caller {

@@ -9,7 +9,9 @@
 //!   (`TrentService.*` on the same endpoint, `AWS_ENDPOINT_URL_KMS`) and by the SSM agent double
 //!   for encrypted shell sessions;
 //! - `identity`: who signs requests: the lab's IAM user and the session credentials STS's
-//!   AssumeRole issued, and the MFA code;
+//!   AssumeRole or the IAM Identity Center portal's GetRoleCredentials issued, the MFA code, and
+//!   the Identity Center sign-ins (`sso`: the AWS CLI's token cache files for them; the portal
+//!   answers on the API endpoint, `AWS_ENDPOINT_URL_SSO`);
 //! - `console`: what GetConsoleOutput returns: boot text with cloud-init's SSH host key block
 //!   (current, legacy, absent, tampered, mismatching or cut), from `host_keys`: each instance's
 //!   real sshd host keys, or stand-ins derived from the inventory's seed;
@@ -65,6 +67,7 @@ pub mod serial;
 pub mod sigv4_header;
 pub mod sshd;
 pub mod ssm;
+pub mod sso;
 pub mod state;
 #[cfg(test)]
 mod test_world;
@@ -82,7 +85,7 @@ use tokio::net::TcpListener;
 
 pub use console::ConsoleKeys;
 pub use eice::{EiceFaults, EiceTunnelInfo};
-pub use identity::AssumedRole;
+pub use identity::{AssumedRole, BearerToken, Issuer};
 pub use inventory::{EndpointSpec, IngressRule, InstanceSpec, Inventory, KeyPairSpec, RoleSpec, SecurityGroupSpec};
 pub use serial::{SerialConnInfo, SerialFaults};
 pub use ssm::{Disconnect, DisconnectKind, SsmFaults, SsmSessionInfo, SsmStatus};
@@ -272,7 +275,7 @@ impl Lab {
         self.state.serial.infos()
     }
 
-    /// Environment for the broker: endpoint (also as `AWS_ENDPOINT_URL_KMS`), Region, static credentials, no real IMDS probing,
+    /// Environment for the broker: endpoint (also as `AWS_ENDPOINT_URL_KMS` and `AWS_ENDPOINT_URL_SSO`), Region, static credentials, no real IMDS probing,
     /// AWS config files inside the lab directory, `AWS_CA_BUNDLE` (the lab CA),
     /// `EC2_BROKER_EICE_CONNECT_TO` (the EICE service's address), `EC2_BROKER_SERIAL_ENDPOINT`
     /// (the serial console endpoint's `127.0.0.1:PORT`), `EC2_BROKER_SERIAL_FINGERPRINT` (its
@@ -290,6 +293,9 @@ impl Lab {
             // The KMS double answers on the same endpoint (`TrentService.*`); named on its own
             // so a profile's `endpoint_url` for another service cannot send KMS elsewhere.
             ("AWS_ENDPOINT_URL_KMS", self.endpoint_url()),
+            // So does the IAM Identity Center portal (`GET /federation/credentials`), which
+            // aws-config's SSO credentials provider calls.
+            ("AWS_ENDPOINT_URL_SSO", self.endpoint_url()),
             ("AWS_REGION", self.state.inventory.region.clone()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),

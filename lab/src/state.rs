@@ -1,7 +1,8 @@
 //! Shared lab state: pushed keys, the clock tests can advance, fault knobs, the request log, the
 //! SSM double's sessions, agent statuses and fault knobs, the EICE double's tunnels and fault
 //! knobs, the serial console's sessions, connections, access setting and fault knobs, and the
-//! host keys each instance's console prints, and the credentials the STS double issued.
+//! host keys each instance's console prints, the credentials the STS and IAM Identity Center
+//! doubles issued, and the Identity Center sign-ins.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::console::{self, Console};
 use crate::eice::{self, EiceFaults};
 use crate::host_keys;
-use crate::identity::{self, AssumedRole, Caller};
+use crate::identity::{self, AssumedRole, BearerToken, Caller, Issuer, TokenCheck, TokenKind};
 use crate::inventory::{InstanceSpec, Inventory, KeyPairSpec};
 use crate::serial::{self, SerialFaults};
 use crate::ssm::session::Registry;
@@ -386,7 +387,30 @@ impl State {
 
     /// Every set of credentials AssumeRole issued, oldest first (expired ones too).
     pub fn assumed_roles(&self) -> Vec<AssumedRole> {
-        self.identity.all()
+        self.identity.issued_by(Issuer::AssumeRole)
+    }
+
+    /// Every set of credentials `issuer` issued, oldest first (expired ones too).
+    pub fn issued_credentials(&self, issuer: Issuer) -> Vec<AssumedRole> {
+        self.identity.issued_by(issuer)
+    }
+
+    /// Signs a user in to IAM Identity Center, as `aws sso login` does: an access token the
+    /// portal double accepts for `valid_for` of lab time (`Duration::ZERO`: already expired).
+    /// Write it where the SDKs look with [`crate::sso::write_token_cache`].
+    pub fn sso_sign_in(&self, valid_for: Duration) -> BearerToken {
+        self.identity.issue_token(TokenKind::Sso, self.now() + valid_for.as_secs())
+    }
+
+    /// An OIDC token that STS's AssumeRoleWithWebIdentity accepts for `valid_for` of lab time
+    /// (what a Kubernetes service account or a CI system writes to `web_identity_token_file`).
+    pub fn web_identity_token(&self, valid_for: Duration) -> BearerToken {
+        self.identity.issue_token(TokenKind::WebIdentity, self.now() + valid_for.as_secs())
+    }
+
+    /// What the lab makes of a presented token of `kind` now.
+    pub(crate) fn check_token(&self, kind: TokenKind, token: &str) -> TokenCheck {
+        self.identity.check_token(kind, token, self.now())
     }
 
     /// The ARN of whoever signs with `access_key`: the assumed-role ARN of a key AssumeRole
@@ -404,6 +428,12 @@ impl State {
 
     pub(crate) fn issue_credentials(&self, make: impl FnOnce(String) -> AssumedRole) -> AssumedRole {
         self.identity.issue(make)
+    }
+
+    /// Issues the session credentials `grant` describes, now.
+    pub(crate) fn grant(&self, grant: identity::Grant<'_>) -> AssumedRole {
+        let now = self.now();
+        self.issue_credentials(|key| grant.credentials(key, &self.inventory.account, now))
     }
 
     /// Whether IAM denies `action` (`Faults::deny`).

@@ -2,6 +2,7 @@
 //! `error.rs` and by `doctor` alike (issue 15: they used to keep two tables that disagreed).
 
 use super::AwsError;
+use super::credentials::SsoError;
 
 /// What an AWS error means, whatever service said it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,11 @@ impl AwsError {
             AwsError::Unreachable { .. } | AwsError::Unreadable { .. } | AwsError::Transport { .. } => {
                 ErrorKind::Unreachable
             }
+            AwsError::Sso(sso) => match sso.as_ref() {
+                SsoError::SignInNeeded { .. } => ErrorKind::NoCredentials,
+                SsoError::NoAccess { .. } => ErrorKind::Denied,
+                SsoError::Portal { source, .. } => source.kind(),
+            },
             AwsError::NoRegion | AwsError::BadRegion { .. } | AwsError::Mfa(_) => ErrorKind::Other,
         }
     }

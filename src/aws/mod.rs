@@ -84,6 +84,10 @@ pub(crate) enum AwsError {
     /// The profile's MFA role could not be assumed (see [`crate::aws::credentials`]).
     #[error(transparent)]
     Mfa(Box<credentials::MfaError>),
+    /// The profile's IAM Identity Center sign-in gives no credentials (see
+    /// [`crate::aws::credentials::sso`]).
+    #[error(transparent)]
+    Sso(Box<credentials::SsoError>),
     /// The service answered with an error code.
     #[error("{service} {operation}: {code}: {message}{}", request_id_suffix(request_id.as_deref()))]
     Service {
@@ -178,12 +182,24 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        Self::from_sdk_ref(service, operation, &err)
+    }
+
+    /// [`Self::from_sdk`] of an error found by reference (inside another error's chain).
+    pub(crate) fn from_sdk_ref<E>(
+        service: &'static str,
+        operation: &'static str,
+        err: &SdkError<E, HttpResponse>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         if tracing::enabled!(target: RAW_ERROR_TARGET, tracing::Level::TRACE) {
-            let raw = DisplayErrorContext(&err).to_string();
+            let raw = DisplayErrorContext(err).to_string();
             tracing::trace!(target: RAW_ERROR_TARGET, service, operation, context = %printable(&redact::scrub(&raw)), "SDK error");
         }
         let request_id = err.request_id().map(|id| clean(id, 100).into_boxed_str());
-        match &err {
+        match err {
             SdkError::ServiceError(ctx) => {
                 let e = ctx.err();
                 let request_id = request_id.or_else(|| e.meta().request_id().map(|id| clean(id, 100).into_boxed_str()));
@@ -221,7 +237,7 @@ impl AwsError {
                 }
                 AwsError::Transport { service, operation, detail }
             }
-            _ => AwsError::Transport { service, operation, detail: chain_text(&err) },
+            _ => AwsError::Transport { service, operation, detail: chain_text(err) },
         }
     }
 }
@@ -318,7 +334,7 @@ impl Aws {
         // are had now, so a refused or missing code reads as such, not as a failed EC2 call.
         let mfa = credentials::provider::for_profile(profile, &region).await.map_err(|e| AwsError::Mfa(e.into()))?;
         let config = match mfa {
-            None => config,
+            None => with_sso_guard(config, profile).await?,
             Some(provider) => {
                 provider.credentials().await.map_err(|e| AwsError::Mfa(e.into()))?;
                 config.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
@@ -341,6 +357,28 @@ impl Aws {
             open_sessions: Default::default(),
         })
     }
+}
+
+/// For a profile that signs in with IAM Identity Center, `config` with its credentials provider
+/// wrapped in [`credentials::sso::SsoGuard`], whose credentials are had now: a missing or
+/// expired sign-in reads as such (`run aws sso login --profile P`), not as a failed EC2 call.
+async fn with_sso_guard(config: aws_types::SdkConfig, profile: Option<&str>) -> Result<aws_types::SdkConfig, AwsError> {
+    let (Some(sign_in), Some(inner)) = (credentials::sso::load(profile).await, config.credentials_provider()) else {
+        return Ok(config);
+    };
+    tracing::debug!(profile = %sign_in.profile, "credentials: IAM Identity Center sign-in, through aws-config");
+    let guard = credentials::sso::SsoGuard::new(inner, sign_in);
+    match guard.credentials().await {
+        Ok(_) => {}
+        Err(credentials::sso::Failure::Sso(e)) => return Err(AwsError::Sso(Box::new(e))),
+        // Not the sign-in's (a role assumed with its credentials, a profile aws-config refuses):
+        // said now, since aws-config reports some failures only once ("initialization error
+        // already taken" the second time).
+        Err(credentials::sso::Failure::Other(e)) => {
+            return Err(AwsError::NoCredentials { service: "AWS", operation: "credentials", detail: chain_text(&e) });
+        }
+    }
+    Ok(config.into_builder().credentials_provider(SharedCredentialsProvider::new(guard)).build())
 }
 
 #[cfg(test)]

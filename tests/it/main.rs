@@ -9,6 +9,8 @@ mod cli;
 mod conformance;
 /// MFA roles: the code asked on the terminal, AssumeRole, the credentials cache, `login`.
 mod credentials;
+/// Credentials as users have them (issue 20): IAM Identity Center profiles, an expired sign-in, credential_process, web identity.
+mod credentials_sso;
 /// The docs cannot rot: every command in README.md and docs/*.md runs against the lab.
 mod docs;
 /// doctor: the exact report for each kind of instance, IAM denials, ssh settings.

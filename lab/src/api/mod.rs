@@ -1,8 +1,10 @@
-//! The AWS API doubles (EC2, EC2 Instance Connect, SSM, KMS, STS, IAM) on one HTTP endpoint, routed like the real protocols
+//! The AWS API doubles (EC2, EC2 Instance Connect, SSM, KMS, STS, IAM, and the IAM Identity Center portal's
+//! `GET /federation/credentials`, see `sso.rs`) on one HTTP endpoint, routed like the real protocols
 //! are: awsJson1_1 by `X-Amz-Target`; form posts by the SigV4 credential scope's service: `sts` to the STS double
 //! and `iam` to the IAM double (awsQuery), anything else to EC2 (the EC2 query protocol, by the form's `Action`) (`../shared/spec/aws-apis.md` §1).
 //!
-//! Every request, in order: no `Authorization` → `MissingAuthenticationToken`; the fault knobs (`Faults`, `leak` last); the SigV4
+//! Every request, in order: no `Authorization` → `MissingAuthenticationToken` (but STS's unsigned
+//! `AssumeRoleWithWebIdentity`, `sts_web_identity.rs`); the fault knobs (`Faults`, `leak` last); the SigV4
 //! signature (`auth::verify`: unknown keys, wrong secrets, scopes and clock skew, in each service's words); expired
 //! session credentials (`iam::authenticate`); IAM denials (`Faults::deny`); then the double. Each is logged with the
 //! access key of its `Credential=`, and every answer carries an `x-amzn-RequestId` header.
@@ -28,7 +30,9 @@ mod security_groups;
 mod ssm;
 mod ssm_agent;
 mod ssm_documents;
+mod sso;
 mod sts;
+mod sts_web_identity;
 #[cfg(test)]
 mod tests;
 mod vpc;
@@ -39,10 +43,13 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 
 use crate::sigv4_header;
 use crate::state::State;
+
+/// The STS action that is made without a signature (its token is the proof).
+const UNSIGNED_STS_ACTION: &str = "AssumeRoleWithWebIdentity";
 
 /// Which wire protocol a request used, so errors are shaped to match.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,7 +64,10 @@ enum Protocol {
 
 /// Builds the router for the API endpoint.
 pub(crate) fn router(state: Arc<State>) -> Router {
-    Router::new().route("/", any(dispatch)).with_state(state)
+    Router::new()
+        .route("/", any(dispatch))
+        .route("/federation/credentials", get(sso::get_role_credentials))
+        .with_state(state)
 }
 
 pub(crate) async fn dispatch(
@@ -91,6 +101,8 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
             let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
             match scope_service.as_str() {
                 "sts" => (Protocol::AwsQuery, "sts".to_string(), action, params),
+                // The one unsigned STS call: no credential scope to route by.
+                "" if action == UNSIGNED_STS_ACTION => (Protocol::AwsQuery, "sts".to_string(), action, params),
                 "iam" => (Protocol::AwsQuery, "iam".to_string(), action, params),
                 _ => (Protocol::Query, "ec2".to_string(), action, params),
             }
@@ -168,6 +180,11 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
                     &format!("unknown target {target:?}"),
                 ),
             }
+        }
+    } else if operation == UNSIGNED_STS_ACTION && protocol == Protocol::AwsQuery {
+        match fault {
+            Some(fault) => fault.response(protocol),
+            None => sts_web_identity::assume_role_with_web_identity(state, &params),
         }
     } else {
         error(protocol, StatusCode::FORBIDDEN, "MissingAuthenticationToken", "Request is missing Authentication Token")

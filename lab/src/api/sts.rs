@@ -5,15 +5,13 @@
 //! keys. Element names are aws-sdk-sts's (`AssumeRoleResult/{Credentials, AssumedRoleUser}`,
 //! errors `ErrorResponse/Error/{Type, Code, Message}`).
 
-use std::fmt::Write;
-
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::query::param;
 use super::{request_id, xml_escape};
 use crate::civil_time;
-use crate::identity::{self, AssumedRole, Caller, DEFAULT_SESSION_SECS};
+use crate::identity::{self, AssumedRole, Caller, DEFAULT_SESSION_SECS, Grant, Issuer};
 use crate::state::State;
 
 const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -28,6 +26,7 @@ pub(super) fn handle(state: &State, action: &str, params: &[(String, String)], a
     match action {
         "AssumeRole" => assume_role(state, params, access_key),
         "GetCallerIdentity" => get_caller_identity(state, access_key),
+        "AssumeRoleWithWebIdentity" => super::sts_web_identity::assume_role_with_web_identity(state, params),
         other => error(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
@@ -49,7 +48,7 @@ pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
-fn ok(action: &str, inner: &str) -> Response {
+pub(super) fn ok(action: &str, inner: &str) -> Response {
     let body = format!(
         "<{action}Response xmlns=\"{XMLNS}\"><{action}Result>{inner}</{action}Result>\
          <ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{action}Response>",
@@ -69,7 +68,7 @@ fn constraint(value: &str, member: &str, constraint: &str) -> Response {
     ))
 }
 
-fn access_denied(message: &str) -> Response {
+pub(super) fn access_denied(message: &str) -> Response {
     error(StatusCode::FORBIDDEN, "AccessDenied", message)
 }
 
@@ -79,45 +78,9 @@ fn access_denied(message: &str) -> Response {
 /// code `State::mfa_code`). Unknown roles, and MFA roles without MFA, are AccessDenied.
 fn assume_role(state: &State, params: &[(String, String)], access_key: &str) -> Response {
     let account = &state.inventory.account;
-    let Some(role_arn) = param(params, "RoleArn") else {
-        return validation(
-            "1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null",
-        );
-    };
-    let Some(session) = param(params, "RoleSessionName") else {
-        return validation(
-            "1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null",
-        );
-    };
-    if session.len() < 2 {
-        return constraint(session, "roleSessionName", "have length greater than or equal to 2");
-    }
-    if session.len() > 64 {
-        return constraint(session, "roleSessionName", "have length less than or equal to 64");
-    }
-    if !session.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b)) {
-        return constraint(session, "roleSessionName", "satisfy regular expression pattern: [\\w+=,.@-]*");
-    }
-    let duration = match param(params, "DurationSeconds") {
-        None => DEFAULT_SESSION_SECS,
-        Some(d) => match d.parse::<i64>() {
-            Ok(n) if n < MIN_SESSION_SECS as i64 => {
-                return constraint(
-                    d,
-                    "durationSeconds",
-                    &format!("have value greater than or equal to {MIN_SESSION_SECS}"),
-                );
-            }
-            Ok(n) if n > MAX_SESSION_SECS as i64 => {
-                return constraint(
-                    d,
-                    "durationSeconds",
-                    &format!("have value less than or equal to {MAX_SESSION_SECS}"),
-                );
-            }
-            Ok(n) => n.unsigned_abs(),
-            Err(_) => return validation(&format!("Value '{d}' for parameter DurationSeconds is invalid.")),
-        },
+    let RoleRequest { role_arn, session, duration } = match role_request(params) {
+        Ok(r) => r,
+        Err(refusal) => return *refusal,
     };
     let caller = state.caller(access_key);
     if matches!(caller, Caller::Role(_)) && duration > CHAINED_SESSION_SECS {
@@ -167,35 +130,75 @@ fn assume_role(state: &State, params: &[(String, String)], access_key: &str) -> 
         return not_authorized();
     }
 
-    let now = state.now();
-    let issued = state.issue_credentials(|access_key_id| AssumedRole {
-        access_key_id,
-        secret_access_key: crate::base64::encode(&rand::random::<[u8; 30]>()),
-        session_token: format!("IQoJb3JpZ2luX2VjLAB{}", crate::base64::encode(&rand::random::<[u8; 30]>())),
-        role_arn: role.arn.clone(),
-        session_name: session.to_string(),
-        arn: format!("arn:aws:sts::{account}:assumed-role/{}/{session}", role.name()),
-        assumed_role_id: format!("{}:{session}", role.role_id()),
-        caller_key: access_key.to_string(),
-        mfa,
-        issued: now,
-        expires: now + duration,
-    });
+    let issued =
+        state.grant(Grant { role, session, caller_key: access_key, mfa, issuer: Issuer::AssumeRole, duration });
+    ok("AssumeRole", &credentials_xml(&issued))
+}
+
+/// What AssumeRole and AssumeRoleWithWebIdentity share: `RoleArn`, `RoleSessionName` (2–64 of
+/// `[\w+=,.@-]`) and `DurationSeconds` (900–43200, default 3600).
+pub(super) struct RoleRequest<'a> {
+    pub(super) role_arn: &'a str,
+    pub(super) session: &'a str,
+    pub(super) duration: u64,
+}
+
+/// The [`RoleRequest`] of a form, or STS's validation error (boxed: a `Response` is large).
+pub(super) fn role_request(params: &[(String, String)]) -> Result<RoleRequest<'_>, Box<Response>> {
+    let null = |member: &str| {
+        Box::new(validation(&format!(
+            "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        )))
+    };
+    let role_arn = param(params, "RoleArn").ok_or_else(|| null("roleArn"))?;
+    let session = param(params, "RoleSessionName").ok_or_else(|| null("roleSessionName"))?;
+    if session.len() < 2 {
+        return Err(Box::new(constraint(session, "roleSessionName", "have length greater than or equal to 2")));
+    }
+    if session.len() > 64 {
+        return Err(Box::new(constraint(session, "roleSessionName", "have length less than or equal to 64")));
+    }
+    if !session.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b)) {
+        return Err(Box::new(constraint(
+            session,
+            "roleSessionName",
+            "satisfy regular expression pattern: [\\w+=,.@-]*",
+        )));
+    }
+    let duration = match param(params, "DurationSeconds") {
+        None => DEFAULT_SESSION_SECS,
+        Some(d) => match d.parse::<i64>() {
+            Ok(n) if n < MIN_SESSION_SECS as i64 => {
+                let bound = format!("have value greater than or equal to {MIN_SESSION_SECS}");
+                return Err(Box::new(constraint(d, "durationSeconds", &bound)));
+            }
+            Ok(n) if n > MAX_SESSION_SECS as i64 => {
+                let bound = format!("have value less than or equal to {MAX_SESSION_SECS}");
+                return Err(Box::new(constraint(d, "durationSeconds", &bound)));
+            }
+            Ok(n) => n.unsigned_abs(),
+            Err(_) => {
+                return Err(Box::new(validation(&format!("Value '{d}' for parameter DurationSeconds is invalid."))));
+            }
+        },
+    };
+    Ok(RoleRequest { role_arn, session, duration })
+}
+
+/// `<Credentials>…</Credentials><AssumedRoleUser>…</AssumedRoleUser>` of issued credentials.
+pub(super) fn credentials_xml(issued: &AssumedRole) -> String {
     let e = xml_escape;
-    let mut xml = String::new();
-    let _ = write!(
-        xml,
+    format!(
         "<Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>\
          <SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials>\
          <AssumedRoleUser><AssumedRoleId>{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>",
         e(&issued.access_key_id),
         e(&issued.secret_access_key),
         e(&issued.session_token),
-        iso8601(issued.expires),
+        civil_time::iso8601(issued.expires),
         e(&issued.assumed_role_id),
         e(&issued.arn),
-    );
-    ok("AssumeRole", &xml)
+    )
 }
 
 /// `GetCallerIdentity`: the lab user for [`crate::ACCESS_KEY_ID`], the assumed role for an
@@ -209,10 +212,4 @@ fn get_caller_identity(state: &State, access_key: &str) -> Response {
     let e = xml_escape;
     let xml = format!("<Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account>", e(&arn), e(&user_id), e(account));
     ok("GetCallerIdentity", &xml)
-}
-
-/// `2026-11-23T13:00:00Z`.
-fn iso8601(secs: u64) -> String {
-    let c = civil_time::from_unix(secs);
-    format!("{}-{:02}-{:02}T{:02}:{:02}:{:02}Z", c.year, c.month, c.day, c.hour, c.minute, c.second)
 }

@@ -6,7 +6,6 @@
 use std::fmt;
 
 use aws_config::profile::ProfileSet;
-use aws_types::os_shim_internal::{Env, Fs};
 
 /// The range IAM accepts for `DurationSeconds` (15 minutes to 12 hours).
 const DURATION_RANGE: std::ops::RangeInclusive<u32> = 900..=43_200;
@@ -171,18 +170,12 @@ pub(crate) fn mfa_role(profiles: &ProfileSet, name: &str) -> Result<Option<MfaRo
 }
 
 /// Reads the real AWS config and credentials files and decides for the selected profile
-/// ([`selected_profile`]). Files that cannot be read or parsed make `None` (with a debug log):
-/// aws-config reports them in its own words.
+/// ([`super::profiles`]). Files that cannot be read or parsed make `None`: aws-config reports
+/// them in its own words.
 pub(crate) async fn load(explicit_profile: Option<&str>) -> Result<Option<MfaRole>, ProfileError> {
-    let env = Env::real();
-    let name = selected_profile(explicit_profile, env.get("AWS_PROFILE").ok().as_deref());
-    // The default files (`Default` of aws-runtime's EnvConfigFiles), as aws-config reads them.
-    match aws_config::profile::load(&Fs::real(), &env, &Default::default(), None).await {
-        Ok(profiles) => mfa_role(&profiles, &name),
-        Err(e) => {
-            tracing::debug!(error = %e, "AWS config files unreadable: no MFA role");
-            Ok(None)
-        }
+    match super::profiles(explicit_profile).await {
+        Some((profiles, name)) => mfa_role(&profiles, &name),
+        None => Ok(None),
     }
 }
 
@@ -204,6 +197,8 @@ impl MfaRole {
 
 #[cfg(test)]
 mod tests {
+    use aws_types::os_shim_internal::{Env, Fs};
+
     use super::*;
 
     const CREDENTIALS: &str = "[base]\naws_access_key_id = AKIA1\naws_secret_access_key = s\n";

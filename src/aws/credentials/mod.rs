@@ -1,5 +1,7 @@
-//! Roles that need an MFA code (`mfa_serial` in a profile), which aws-config ignores: it would
-//! call AssumeRole without the code, and IAM refuses that.
+//! The credentials aws-config cannot handle alone. Roles that need an MFA code (`mfa_serial`
+//! in a profile), which aws-config ignores: it would call AssumeRole without the code, and IAM
+//! refuses that. And IAM Identity Center (SSO) profiles, which aws-config signs in with but
+//! whose failures need words ([`sso`]: `run aws sso login --profile P`).
 //!
 //! ```text
 //!  mfa_profile: ProfileSet + name ─▶ Option<MfaRole>          (pure)
@@ -14,11 +16,34 @@ pub(crate) mod cache;
 pub(crate) mod mfa_profile;
 pub(crate) mod prompt;
 pub(crate) mod provider;
+pub(crate) mod sso;
+pub(crate) mod sso_profile;
 
 pub(crate) use mfa_profile::ProfileError;
 pub(crate) use provider::MfaCredentialsProvider;
+pub(crate) use sso::SsoError;
+
+use aws_config::profile::ProfileSet;
+use aws_types::os_shim_internal::{Env, Fs};
 
 use crate::aws::AwsError;
+
+/// The real AWS config and credentials files (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`,
+/// else `~/.aws/config` and `~/.aws/credentials`) as aws-config parses them, and the selected
+/// profile's name ([`mfa_profile::selected_profile`]). `None` (with a debug log) when they cannot
+/// be read or parsed: aws-config reports that in its own words.
+pub(crate) async fn profiles(explicit_profile: Option<&str>) -> Option<(ProfileSet, String)> {
+    let env = Env::real();
+    let name = mfa_profile::selected_profile(explicit_profile, env.get("AWS_PROFILE").ok().as_deref());
+    // The default files (`Default` of aws-runtime's EnvConfigFiles), as aws-config reads them.
+    match aws_config::profile::load(&Fs::real(), &env, &Default::default(), None).await {
+        Ok(profiles) => Some((profiles, name)),
+        Err(e) => {
+            tracing::debug!(error = %e, "AWS config files unreadable");
+            None
+        }
+    }
+}
 
 /// Why an MFA role's credentials could not be had.
 #[derive(Debug, thiserror::Error)]

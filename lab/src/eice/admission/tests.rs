@@ -225,6 +225,7 @@ fn issue(state: &State, secs: u64) -> crate::AssumedRole {
         assumed_role_id: "AROAEXAMPLE:tunnel".into(),
         caller_key: crate::ACCESS_KEY_ID.into(),
         mfa: false,
+        issuer: crate::identity::Issuer::AssumeRole,
         issued: now,
         expires: now + secs,
     })
