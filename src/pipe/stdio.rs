@@ -59,8 +59,8 @@ where
     pipe_with(stream, stdin, stdout).await
 }
 
-/// ssh's stdin and stdout as async halves: pipes driven through epoll when they are pipes,
-/// tokio's blocking stdin/stdout otherwise.
+/// ssh's stdin and stdout as async halves: pipes driven through epoll when they are pipes, a
+/// regular file written directly, tokio's blocking stdin/stdout otherwise (a terminal).
 pub(crate) fn local_halves() -> (Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite + Unpin + Send>) {
     use std::os::fd::AsFd;
     use tokio::net::unix::pipe;
@@ -70,12 +70,48 @@ pub(crate) fn local_halves() -> (Box<dyn AsyncRead + Unpin + Send>, Box<dyn Asyn
             Ok(rx) => Box::new(rx),
             Err(_) => Box::new(tokio::io::stdin()),
         };
-    let stdout: Box<dyn AsyncWrite + Unpin + Send> =
-        match io::stdout().as_fd().try_clone_to_owned().and_then(pipe::Sender::from_owned_fd) {
-            Ok(tx) => Box::new(tx),
-            Err(_) => Box::new(tokio::io::stdout()),
-        };
+    let stdout: Box<dyn AsyncWrite + Unpin + Send> = match io::stdout().as_fd().try_clone_to_owned() {
+        Err(_) => Box::new(tokio::io::stdout()),
+        Ok(fd) => {
+            let file = std::fs::File::from(fd);
+            if file.metadata().is_ok_and(|m| m.is_file()) {
+                Box::new(FileOut(file))
+            } else {
+                match pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(file)) {
+                    Ok(tx) => Box::new(tx),
+                    Err(_) => Box::new(tokio::io::stdout()),
+                }
+            }
+        }
+    };
     (stdin, stdout)
+}
+
+/// stdout redirected to a regular file: written directly, one `write(2)` per chunk. A write to a
+/// file lands in the page cache and does not block for long, while tokio's stdout hands every
+/// write to its blocking pool: `shell HOST -- cat FILE > out` of 64 MiB spent 3.2 s of system
+/// time in those hand-offs (660 000 futex calls), five times the broker's work otherwise.
+struct FileOut(std::fs::File);
+
+impl AsyncWrite for FileOut {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::task::Poll::Ready(io::Write::write(&mut self.get_mut().0, buf))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 /// [`pipe`] with the local halves as parameters (a test seam).

@@ -214,6 +214,11 @@ impl Sender {
     pub(crate) async fn wait_unpaused(&self) {
         let _ = self.paused.subscribe().wait_for(|p| !*p).await;
     }
+
+    /// Waits while the path to the client is full (its socket's flow control).
+    pub(crate) async fn wait_client_room(&self) {
+        self.session.wait_client_room().await;
+    }
 }
 
 struct Agent {
@@ -496,6 +501,7 @@ async fn pump(
         if paused.wait_for(|p| !*p).await.is_err() {
             return;
         }
+        sender.wait_client_room().await;
         match read.read(&mut buf).await {
             Ok(0) => {
                 let _ = events.send(AgentEvent::TcpClosed { generation, error: None });

@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -117,7 +118,7 @@ async fn handle(stream: Conn, abort_handle: TcpStream, state: &Arc<State>, conn:
     let disconnect = state.with_ssm_faults(|f| f.disconnects.pop_front());
     let (sink, stream) = ws.split();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_loop(sink, out_rx));
+    let writer = tokio::spawn(write_loop(sink, out_rx, session.client_backlog()));
     let mut relay = Relay { state, session: &session, out: out_tx, relayed: 0, queue: VecDeque::new() };
     let exit = relay.run(stream, rx, disconnect).await;
     drop(relay);
@@ -319,16 +320,18 @@ impl Relay<'_> {
     }
 }
 
-async fn write_loop<S>(mut sink: S, mut rx: mpsc::UnboundedReceiver<Out>)
+async fn write_loop<S>(mut sink: S, mut rx: mpsc::UnboundedReceiver<Out>, backlog: Arc<AtomicUsize>)
 where
     S: futures_util::Sink<Ws> + Unpin,
 {
     while let Some(out) = rx.recv().await {
         match out {
             Out::Frame(f) => {
+                let n = f.len();
                 if sink.send(Ws::Binary(f.into())).await.is_err() {
                     return;
                 }
+                let _ = backlog.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(n)));
             }
             Out::Close(close) => {
                 let _ = sink.send(Ws::Close(Some(close))).await;

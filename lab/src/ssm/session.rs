@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,6 +95,7 @@ impl Registry {
             stream_url,
             inner: Mutex::new(Inner { info, tokens: Vec::new(), client: None, early: Vec::new(), data_key: None }),
             to_agent: tx,
+            client_backlog: Arc::default(),
         });
         lock(&self.sessions).push(session.clone());
         (session, rx)
@@ -119,7 +121,15 @@ pub(crate) struct Session {
     pub(crate) stream_url: String,
     inner: Mutex<Inner>,
     to_agent: mpsc::UnboundedSender<AgentInput>,
+    /// Bytes of agent frames queued for the attached client and not yet written to its socket.
+    /// The agent stops reading its sources above [`CLIENT_BACKLOG`], as the real one is held
+    /// back by its websocket's TCP flow control (MGS does not buffer without bound).
+    client_backlog: Arc<AtomicUsize>,
 }
+
+/// What may wait between the agent and the client's socket before the agent's readers pause:
+/// about what the real path's socket buffers hold.
+pub(crate) const CLIENT_BACKLOG: usize = 1 << 20;
 
 #[derive(Debug)]
 struct Inner {
@@ -178,6 +188,7 @@ impl Session {
         }
         t.used = true;
         inner.info.client_connects += 1;
+        self.client_backlog.store(0, Ordering::Relaxed);
         for frame in std::mem::take(&mut inner.early) {
             let _ = tx.send(ToClient::Frame(frame));
         }
@@ -193,6 +204,7 @@ impl Session {
         let mut inner = lock(&self.inner);
         if inner.client.as_ref().is_some_and(|(c, _)| *c == conn) {
             inner.client = None;
+            self.client_backlog.store(0, Ordering::Relaxed);
             if !inner.info.ended {
                 let _ = self.to_agent.send(AgentInput::Pause);
             }
@@ -206,10 +218,23 @@ impl Session {
         let mut inner = lock(&self.inner);
         match &inner.client {
             Some((_, tx)) => {
+                self.client_backlog.fetch_add(frame.len(), Ordering::Relaxed);
                 let _ = tx.send(ToClient::Frame(frame));
             }
             None if inner.info.client_connects == 0 && inner.early.len() < EARLY_FRAMES => inner.early.push(frame),
             None => {}
+        }
+    }
+
+    /// The gauge of bytes queued for the client (the websocket writer takes off what it wrote).
+    pub(crate) fn client_backlog(&self) -> Arc<AtomicUsize> {
+        self.client_backlog.clone()
+    }
+
+    /// Waits while more than [`CLIENT_BACKLOG`] bytes wait for the client's socket.
+    pub(crate) async fn wait_client_room(&self) {
+        while self.client_backlog.load(Ordering::Relaxed) > CLIENT_BACKLOG {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 

@@ -389,6 +389,7 @@ async fn pump<R: AsyncRead + Unpin>(mut source: R, payload_type: u32, prefix: &s
     let mut need_prefix = true;
     loop {
         sender.wait_unpaused().await;
+        sender.wait_client_room().await;
         let room = STREAM_CHUNK - prefix.len() - carry.len();
         let n = match source.read(&mut buf[..room]).await {
             Ok(0) | Err(_) => break,
