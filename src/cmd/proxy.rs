@@ -132,12 +132,15 @@ async fn connect_and_pipe(
         delivery: args.key_delivery,
         dir: args.key_dir.clone(),
         host: host_for_key_name(&args.host).to_string(),
+        placements: args.key_placement.clone(),
+        check_before_handover: args.route == RouteArg::Auto,
     });
     let target = Target { instance, port, address: args.address };
     let ctx = Ctx::new(aws, &options);
     let conn = connect(&plan, &target, &ctx, user, key.as_ref()).await?;
     let route = conn.opened.route;
-    tracing::info!(%route, elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    let placement = conn.placement.map_or_else(|| "none".to_string(), |p| p.to_string());
+    tracing::info!(%route, %placement, elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
     lifeline.piping();
     if args.route == RouteArg::Auto
         && remembered != Some(route)

@@ -6,5 +6,6 @@ pub(crate) mod agent;
 mod ephemeral;
 pub(crate) mod file;
 pub(crate) mod holder;
+pub(crate) mod placement;
 
 pub(crate) use ephemeral::*;

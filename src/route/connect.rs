@@ -13,6 +13,7 @@ use super::open::{self, Attempt, Ctx, DIRECT_DEADLINE, Opened, Stream, Target};
 use crate::aws::instance_connect::PushError;
 use crate::keys::EphemeralKey;
 use crate::keys::holder::{HolderError, KeyHolder};
+use crate::keys::placement::Placement;
 use crate::pipe::{splice, stdio};
 use crate::probe::auth as auth_probe;
 use crate::target::instance::Instance;
@@ -22,6 +23,9 @@ pub(crate) use crate::keys::holder::KeyDelivery;
 /// How long the relay task may take to finish (a Session Manager session ends with
 /// TerminateSession) once ssh's side closed: the broker promises to exit within 1 s of ssh.
 const RELAY_FINISH: Duration = Duration::from_secs(1);
+/// The check of a pushed key before ssh gets the route: connect and one SSH login, which takes
+/// well under a second on a LAN; 5 s allows a slow sshd (DNS lookups, a busy host).
+const CHECK_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The key a connection pushes, and how ssh gets it.
 #[derive(Debug, Clone)]
@@ -32,6 +36,12 @@ pub(crate) struct KeySettings {
     pub dir: Option<PathBuf>,
     /// The host as ssh names the key file (`%h` of `IdentityFile DIR/%r@%h`).
     pub host: String,
+    /// How the key may reach the instance, in the order to try (`--key-placement`).
+    pub placements: Vec<Placement>,
+    /// Whether to check, before ssh gets the route, that the instance accepts a key pushed with
+    /// Instance Connect, and place it with Run Command when it does not (`--route auto` over
+    /// the direct route: one extra SSH login).
+    pub check_before_handover: bool,
 }
 
 /// Why a connection could not be made or ended badly.
@@ -64,6 +74,17 @@ pub(crate) enum ConnectError {
         /// Why.
         #[source]
         source: PushError,
+    },
+    /// The key could not be placed with Run Command.
+    #[error("placing a key for {user} on {id} with Run Command")]
+    Place {
+        /// The OS user.
+        user: String,
+        /// The instance.
+        id: String,
+        /// Why.
+        #[source]
+        source: super::place::PlaceError,
     },
     /// The key could not be prepared or handed to ssh.
     #[error(transparent)]
@@ -116,6 +137,8 @@ impl std::error::Error for Attempt {
 pub(crate) struct Connection<'a> {
     /// The open route.
     pub opened: Opened,
+    /// How the key reached the instance (`None`: no key, `--no-push`).
+    pub placement: Option<Placement>,
     key: Option<KeyHolder>,
     instance: &'a Instance,
     user: String,
@@ -138,10 +161,12 @@ pub(crate) async fn connect<'a>(
         Some(k) => Some(KeyHolder::prepare(k.delivery, k.dir.clone(), user, &k.host)?),
         None => None,
     };
+    let mut placement = None;
     let opened = if plan == [Route::Serial] {
         // The serial push opens the serial session: it waits until the endpoint proved to be AWS's.
         if let Some(holder) = &holder {
             holder.deliver().await?;
+            placement = Some(Placement::InstanceConnect);
             let (aws, id, public_key) = (ctx.aws.clone(), instance.id.clone(), holder.key().public_openssh());
             let push: super::serial::Gate = Box::pin(async move {
                 aws.push_serial_key(&id, &public_key).await.map_err(|e| io::Error::other(format!("{e:#}")))
@@ -150,18 +175,52 @@ pub(crate) async fn connect<'a>(
         }
         open::open_first(plan, target, ctx).await
     } else {
+        let placements = key.map(|k| k.placements.as_slice()).unwrap_or_default();
+        let instance_connect = placements.first() == Some(&Placement::InstanceConnect);
         let push = async {
             match &holder {
-                Some(h) => ctx.aws.push_key(instance, user, &h.key().public_openssh()).await,
-                None => Ok(()),
+                Some(h) if instance_connect => ctx.aws.push_key(instance, user, &h.key().public_openssh()).await,
+                _ => Ok(()),
             }
         };
         // The push and the route do not depend on each other.
         let (pushed, opened) = tokio::join!(push, open::open_first(plan, target, ctx));
-        pushed.map_err(|source| ConnectError::Push { user: user.to_string(), id: instance.id.clone(), source })?;
+        let run_command = placements.contains(&Placement::RunCommand);
+        let mut need_placing = holder.is_some() && !instance_connect && run_command;
+        match pushed {
+            Ok(()) => {}
+            Err(e) if run_command => {
+                tracing::info!(error = %format!("{e:#}"), "Instance Connect push failed; placing the key with Run Command");
+                need_placing = true;
+            }
+            Err(source) => return Err(ConnectError::Push { user: user.to_string(), id: instance.id.clone(), source }),
+        }
+        if let (Ok(o), Some(h), Some(k)) = (&opened, &holder, key)
+            && instance_connect
+            && run_command
+            && !need_placing
+            && k.check_before_handover
+            && let Stream::Direct(stream) = &o.stream
+            && let Ok(addr) = stream.peer_addr()
+        {
+            need_placing = refused_within(h.key(), user, addr, CHECK_DEADLINE).await;
+            tracing::info!(refused = need_placing, "checked the pushed key before handing the route to ssh");
+        }
         if opened.is_ok()
             && let Some(holder) = &holder
         {
+            if need_placing {
+                super::place::with_run_command(ctx.aws, &instance.id, user, &holder.key().public_openssh())
+                    .await
+                    .map_err(|source| ConnectError::Place {
+                        user: user.to_string(),
+                        id: instance.id.clone(),
+                        source,
+                    })?;
+                placement = Some(Placement::RunCommand);
+            } else if instance_connect {
+                placement = Some(Placement::InstanceConnect);
+            }
             holder.deliver().await?;
         }
         opened
@@ -170,14 +229,14 @@ pub(crate) async fn connect<'a>(
         1 => ConnectError::Route(attempts.remove(0)),
         _ => ConnectError::NoRoute { label: instance.label(), attempts },
     })?;
-    Ok(Connection { opened, key: holder, instance, user: user.to_string() })
+    Ok(Connection { opened, placement, key: holder, instance, user: user.to_string() })
 }
 
 impl Connection<'_> {
     /// Pipes ssh's stdin/stdout to the route until one side is done; then, when the session
     /// looks like a refused login over the direct route, checks the pushed key once.
     pub(crate) async fn pipe(self) -> Result<(), ConnectError> {
-        let Connection { opened, key, instance, user } = self;
+        let Connection { opened, key, instance, user, .. } = self;
         let route = opened.route;
         let pipe_err = |source| ConnectError::Pipe { route, source };
         match opened.stream {
@@ -217,11 +276,17 @@ impl Connection<'_> {
 /// One probe login with the key that was pushed: whether the instance refuses it.
 async fn refused(key: &EphemeralKey, user: &str, addr: SocketAddr) -> bool {
     // One deadline for connect and login together: the broker promises to exit within 1 s.
+    refused_within(key, user, addr, auth_probe::PROBE_DEADLINE).await
+}
+
+/// [`refused`] with its own deadline: `false` unless the instance said no (a probe that fails
+/// for another reason proves nothing).
+async fn refused_within(key: &EphemeralKey, user: &str, addr: SocketAddr, deadline: Duration) -> bool {
     let probe = async {
         let stream = super::direct::connect(addr, DIRECT_DEADLINE).await.ok()?;
         auth_probe::key_accepted(stream, user, key).await
     };
-    let verdict = tokio::time::timeout(auth_probe::PROBE_DEADLINE, probe).await.ok().flatten();
+    let verdict = tokio::time::timeout(deadline, probe).await.ok().flatten();
     tracing::debug!(?verdict, "checked whether the instance accepts the pushed key");
     verdict == Some(false)
 }

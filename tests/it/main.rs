@@ -15,6 +15,8 @@ mod docs;
 mod doctor;
 /// Faults: throttled, failing and unreachable APIs, instances without Instance Connect.
 mod faults;
+/// Issue 17: the key placed with SSM Run Command when Instance Connect's push is refused.
+mod key_placement;
 /// known-hosts audit: matching against ssh-keygen -F, findings as JSON.
 mod known_hosts;
 /// ssh leaving at any stage: a slow lookup, a resuming session (SIGKILL, no SIGHUP).
