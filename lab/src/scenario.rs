@@ -352,6 +352,11 @@ mod tests {
             }
         }
         assert!(Scenario::load("nope").unwrap_err().to_string().contains("use one of demo, web-1"));
+        // Issue 17: web-1 from a shared AMI, without Instance Connect, agent online.
+        let seed = Scenario::load("seed-000").unwrap();
+        let web_1 = seed.inventory.instances.iter().find(|i| i.name.as_deref() == Some("web-1")).unwrap();
+        assert!(web_1.shared_ami && !web_1.instance_connect && web_1.key_name.is_some());
+        assert_eq!(web_1.ssm_status(), crate::ssm::SsmStatus::Online);
         let kms = Scenario::load("kms-required").unwrap();
         let prefs = kms.inventory.session_preferences.as_ref().unwrap();
         assert!(prefs.require_kms_challenge && crate::kms::resolve(&kms.inventory, &prefs.kms_key_id).is_ok());

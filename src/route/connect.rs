@@ -106,8 +106,9 @@ pub(crate) enum ConnectError {
         "{label} refused the key pushed with EC2 Instance Connect for user {user}. Likely causes: the \
          ec2-instance-connect package is not installed (RHEL, Debian, SUSE and AL2023-minimal images lack it), \
          sshd already has another AuthorizedKeysCommand, instance metadata is disabled, or there is no user {user}. \
-         Try another user, --no-push with a key the instance already trusts, or a route that does not need the key \
-         (--route ssm)"
+         Try another user, --no-push with a key the instance already trusts, a route that does not need the key \
+         (--route ssm), or --route auto, which places the key with SSM Run Command when the instance refuses it \
+         (--key-placement instance-connect,run-command, the default)"
     )]
     KeyRefused {
         /// The instance.
@@ -210,13 +211,15 @@ pub(crate) async fn connect<'a>(
             && let Some(holder) = &holder
         {
             if need_placing {
-                super::place::with_run_command(ctx.aws, &instance.id, user, &holder.key().public_openssh())
-                    .await
-                    .map_err(|source| ConnectError::Place {
+                let placed =
+                    super::place::with_run_command(ctx.aws, &instance.id, user, &holder.key().public_openssh())
+                        .await
+                        .map_err(|source| ConnectError::Place {
                         user: user.to_string(),
                         id: instance.id.clone(),
                         source,
                     })?;
+                super::place::announce(&placed, &instance.id, user);
                 placement = Some(Placement::RunCommand);
             } else if instance_connect {
                 placement = Some(Placement::InstanceConnect);

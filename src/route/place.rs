@@ -44,8 +44,8 @@ pub(crate) struct Placed {
     pub command_id: String,
 }
 
-/// Places `public_key` for `user` on instance `id` with Run Command, and says so on stderr
-/// (this writes to the instance as root: the user must see it happened).
+/// Places `public_key` for `user` on instance `id` with Run Command (callers say so: [`announce`]
+/// on stderr, or in a report).
 pub(crate) async fn with_run_command(aws: &Aws, id: &str, user: &str, public_key: &str) -> Result<Placed, PlaceError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let script = placement::script(user, public_key, now + PLACED_KEY_VALIDITY.as_secs(), PLACED_KEY_VALIDITY)?;
@@ -58,11 +58,16 @@ pub(crate) async fn with_run_command(aws: &Aws, id: &str, user: &str, public_key
         Err(e) => return Err(PlaceError::Run(e)),
     };
     tracing::info!(instance = %id, user, command = %run.command_id, output = %run.stdout, "key placed with Run Command");
+    Ok(Placed { command_id: run.command_id })
+}
+
+/// Says on stderr that the key was placed (this wrote to the instance as root: the user must
+/// see it happened, whatever the log level).
+pub(crate) fn announce(placed: &Placed, id: &str, user: &str) {
     let _ = writeln!(
         std::io::stderr(),
         "ec2-broker: placed the key for {} on {id} with Run Command {}",
         crate::text::printable(user),
-        run.command_id
+        placed.command_id
     );
-    Ok(Placed { command_id: run.command_id })
 }

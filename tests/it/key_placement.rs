@@ -144,3 +144,26 @@ fn issue_17_run_command_only_skips_instance_connect() {
     assert!(world.lab.state().pushed_keys().is_empty());
     assert_eq!(send_commands(&world), 1);
 }
+
+/// doctor shows the placement that gets in, and says when the identity lacks ssm:SendCommand.
+#[test]
+fn issue_17_doctor_shows_the_placement_and_a_missing_send_command() {
+    // See: issue 17
+    let world = seed_000("");
+    let doctor = |world: &World| {
+        let mut cmd = world.command(crate::harness::broker());
+        cmd.arg("doctor").arg("--ssh-config").arg(&world.ssh_config).arg("web-1");
+        world.run(cmd, std::time::Duration::from_secs(90))
+    };
+    let out = doctor(&world);
+    assert!(out.stdout.contains("placement: run-command"), "{}", out.describe());
+    assert!(out.stdout.contains("placed with SSM Run Command"), "{}", out.describe());
+    assert_eq!(send_commands(&world), 1);
+
+    world.lab.state().set_faults(|f| {
+        f.deny.insert("ssm:SendCommand".into());
+    });
+    let out = doctor(&world);
+    assert!(out.stdout.contains("the identity lacks ssm:SendCommand"), "{}", out.describe());
+    assert!(out.stdout.contains("fix: allow ssm:SendCommand"), "{}", out.describe());
+}
