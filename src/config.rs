@@ -152,11 +152,11 @@ mod tests {
     fn parses_settings_and_comments() {
         let s = parse("# mine\ntry-routes = eice, direct\n\naddress=public # from home\nroute = auto\n", "c").unwrap();
         assert_eq!(s.try_routes, Some(vec![RouteArg::Eice, RouteArg::Direct]));
-        let s = parse("key-placement = run-command, instance-connect\n", "c").unwrap();
-        assert_eq!(s.key_placement, Some(vec![KeyPlacement::RunCommand, KeyPlacement::InstanceConnect]));
-        assert!(parse("key-placement = carrier-pigeon\n", "/c").unwrap_err().problem.contains("instance-connect"));
         assert_eq!(s.address, Some(AddressKind::Public));
         assert_eq!(s.route, Some(RouteArg::Auto));
+        let k = parse("key-placement = run-command, instance-connect\n", "c").unwrap();
+        assert_eq!(k.key_placement, Some(vec![KeyPlacement::RunCommand, KeyPlacement::InstanceConnect]));
+        assert!(parse("key-placement = carrier-pigeon\n", "/c").unwrap_err().problem.contains("instance-connect"));
     }
 
     #[test]
@@ -190,5 +190,17 @@ mod tests {
             panic!()
         };
         assert_eq!((p.try_routes, p.address), (vec![RouteArg::Direct], AddressKind::Private));
+        // key-placement is read the way try-routes is.
+        let settings = parse("key-placement = run-command\n", "c").unwrap();
+        let Command::Proxy(p) = cli(&["ec2-broker", "proxy", "web-1"], &settings).command else { panic!() };
+        assert_eq!(p.key_placement, [KeyPlacement::RunCommand]);
+        let Command::Proxy(p) =
+            cli(&["ec2-broker", "proxy", "--key-placement", "instance-connect", "web-1"], &settings).command
+        else {
+            panic!()
+        };
+        assert_eq!(p.key_placement, [KeyPlacement::InstanceConnect]);
+        let Command::Proxy(p) = cli(&["ec2-broker", "proxy", "web-1"], &Settings::default()).command else { panic!() };
+        assert_eq!(p.key_placement, [KeyPlacement::InstanceConnect, KeyPlacement::RunCommand]);
     }
 }
