@@ -153,8 +153,15 @@ impl Aws {
             }));
         }
         tracing::info!(instance = %id, command = %command_id, "Run Command sent");
-        // The command's own end (TimeoutSeconds + executionTimeout) bounds the wait, as does `budget`.
-        let expiry = Duration::from_secs((DELIVERY_TIMEOUT_SECS as u64) + u64::from(EXECUTION_TIMEOUT_SECS));
+        // The command's own end (`ExpiresAfter`, else TimeoutSeconds + executionTimeout from now)
+        // bounds the wait, as does `budget`; 5 s more for the last status to show.
+        let own = Duration::from_secs(DELIVERY_TIMEOUT_SECS as u64 + u64::from(EXECUTION_TIMEOUT_SECS));
+        let expiry = command.and_then(|c| c.expires_after()).map_or(own, |at| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            // A clock far off AWS's must not make the wait zero or endless.
+            Duration::from_secs(u64::try_from(at.secs()).unwrap_or(0).saturating_sub(now))
+                .clamp(Duration::from_secs(5), own)
+        });
         let deadline = sent + budget.min(expiry + Duration::from_secs(5));
         let mut status = "Pending".to_string();
         let mut delayed_since: Option<Instant> = None;
