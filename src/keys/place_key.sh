@@ -17,13 +17,19 @@ cd / || exit 5
 # The edit, also run detached for the timed removal, so it is kept as text (one definition).
 # edit_keys FILE LINE OWNER: rewrites FILE without the marked lines whose expiry has passed,
 # appending LINE unless empty; a new file gets OWNER and mode 0600, an existing one keeps its own.
-# Atomic: a temporary file in the same directory, renamed over FILE.
+# Atomic: a temporary file in the same directory, renamed over FILE; serialised with flock when
+# there is one (a lock file .ec2-broker.lock beside FILE).
 EDIT=$(cat <<'EOF'
 edit_keys() {
   f=$1 add=$2 owner=$3 mode=600
   [ -f "$f" ] || [ -n "$add" ] || return 0
-  now=$(date +%s) || return 5
   dir=$(dirname "$f")
+  # Connections placing keys at once must not lose each other's lines: one editor at a time.
+  # (`command exec`: a failed redirection must not end the shell, as a bare special built-in's does.)
+  if command -v flock >/dev/null 2>&1 && { command exec 9>>"$dir/.ec2-broker.lock"; } 2>/dev/null; then
+    flock -w 10 9
+  fi
+  now=$(date +%s) || return 5
   tmp=$(mktemp "$dir/.ec2-broker.XXXXXX") || return 5
   if [ -f "$f" ]; then
     awk -v now="$now" '{
@@ -109,6 +115,8 @@ main() {
     [ -n "$stamp" ] && options="expiry-time=\"$stamp\" "
   fi
   edit_keys "$f" "$options$KEY ec2-broker:$EXPIRES" "$uid:$gid" || fail 5 "cannot write $f"
+  # Release the lock: the detached removal below must not inherit it.
+  exec 9>&-
 
   # The timed removal, whatever sshd does with the option: a detached shell that sleeps past the
   # expiry, then drops the expired lines (ours among them).

@@ -177,7 +177,7 @@ mod tests {
         // A 1 s validity: the detached removal runs in 3 s, after this test has looked.
         let s = script(user.trim(), KEY, now + 60, Duration::from_secs(1)).unwrap();
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-        let out = Command::new("dash").arg("-c").arg(&s).env("PATH", path).output().unwrap();
+        let out = Command::new("dash").arg("-c").arg(&s).env("PATH", &path).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = std::fs::read_to_string(&keys).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -188,6 +188,20 @@ mod tests {
             lines[1].ends_with(&format!("AAAAINYty6T5SkXeQOkFfXnrzMghT3hM1xSvDhM9xqLNTjhH ec2-broker:{}", now + 60))
         );
         assert_eq!(std::fs::metadata(&keys).unwrap().mode() & 0o777, 0o640);
+        // Two placements at once (flock): neither line is lost.
+        let runs: Vec<_> = ["AAAAC3NzaC1lZDI1NTE5AAAAIFirstFirstFirst", "AAAAC3NzaC1lZDI1NTE5AAAAISecondSecond"]
+            .iter()
+            .map(|blob| {
+                let s = script(user.trim(), &format!("ssh-ed25519 {blob}"), now + 60, Duration::from_secs(1)).unwrap();
+                Command::new("dash").arg("-c").arg(s).env("PATH", &path).spawn().unwrap()
+            })
+            .collect();
+        for mut run in runs {
+            assert!(run.wait().unwrap().success());
+        }
+        let both = std::fs::read_to_string(&keys).unwrap();
+        assert!(both.contains("FirstFirstFirst") && both.contains("SecondSecond"), "{both}");
+        std::fs::write(&keys, &text).unwrap();
         // An unknown user: a distinct status, the file untouched.
         let s = script("no-such-user-ec2b", KEY, now + 60, Duration::from_secs(1)).unwrap();
         let out = Command::new("dash").arg("-c").arg(&s).output().unwrap();

@@ -239,7 +239,7 @@ impl Connection<'_> {
     /// Pipes ssh's stdin/stdout to the route until one side is done; then, when the session
     /// looks like a refused login over the direct route, checks the pushed key once.
     pub(crate) async fn pipe(self) -> Result<(), ConnectError> {
-        let Connection { opened, key, instance, user, .. } = self;
+        let Connection { opened, key, instance, user, placement } = self;
         let route = opened.route;
         let pipe_err = |source| ConnectError::Pipe { route, source };
         match opened.stream {
@@ -250,8 +250,10 @@ impl Connection<'_> {
                     if splice::stdio_are_pipes() { splice::pipe(stream).await } else { stdio::pipe(stream).await }
                         .map_err(pipe_err)?;
                 tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+                // The explanation is about Instance Connect's push, not a key placed with Run Command.
+                let pushed = placement == Some(Placement::InstanceConnect);
                 if let Some(holder) =
-                    key.as_ref().filter(|_| auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
+                    key.as_ref().filter(|_| pushed && auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
                     && refused(holder.key(), &user, addr).await
                 {
                     return Err(ConnectError::KeyRefused { label: instance.label(), user });
