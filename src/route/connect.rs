@@ -42,6 +42,9 @@ pub(crate) struct KeySettings {
     /// Instance Connect, and place it with Run Command when it does not (`--route auto` over
     /// the direct route: one extra SSH login).
     pub check_before_handover: bool,
+    /// How the key got in last time (route memory): Instance Connect skips the check, Run
+    /// Command is used again at once (with the check on).
+    pub remembered: Option<Placement>,
 }
 
 /// Why a connection could not be made or ended badly.
@@ -177,7 +180,11 @@ pub(crate) async fn connect<'a>(
         open::open_first(plan, target, ctx).await
     } else {
         let placements = key.map(|k| k.placements.as_slice()).unwrap_or_default();
-        let instance_connect = placements.first() == Some(&Placement::InstanceConnect);
+        let run_command = placements.contains(&Placement::RunCommand);
+        let checking = key.is_some_and(|k| k.check_before_handover);
+        let remembered = key.and_then(|k| k.remembered).filter(|_| checking);
+        let instance_connect = placements.first() == Some(&Placement::InstanceConnect)
+            && !(run_command && remembered == Some(Placement::RunCommand));
         let push = async {
             match &holder {
                 Some(h) if instance_connect => ctx.aws.push_key(instance, user, &h.key().public_openssh()).await,
@@ -186,7 +193,6 @@ pub(crate) async fn connect<'a>(
         };
         // The push and the route do not depend on each other.
         let (pushed, opened) = tokio::join!(push, open::open_first(plan, target, ctx));
-        let run_command = placements.contains(&Placement::RunCommand);
         let mut need_placing = holder.is_some() && !instance_connect && run_command;
         match pushed {
             Ok(()) => {}
@@ -201,6 +207,7 @@ pub(crate) async fn connect<'a>(
             && run_command
             && !need_placing
             && k.check_before_handover
+            && remembered != Some(Placement::InstanceConnect)
             && let Stream::Direct(stream) = &o.stream
             && let Ok(addr) = stream.peer_addr()
         {

@@ -82,10 +82,14 @@ fn issue_17_the_placed_line_expires_and_expired_lines_go() {
     let meta = fs::metadata(&file).unwrap();
     assert_eq!((meta.uid(), meta.gid(), meta.mode()), (before.uid(), before.gid(), before.mode()));
 
-    // A second connection drops nothing still valid and adds its own line.
+    // A second connection drops nothing still valid and adds its own line; it remembers that
+    // Run Command got in, so it pushes nothing with Instance Connect and checks nothing first.
+    assert_eq!(world.lab.state().pushed_keys().len(), 1);
     world.ssh_ok(&["web-1", "true"]);
     let again = fs::read_to_string(&file).unwrap();
     assert_eq!(again.lines().filter(|l| l.contains(" ec2-broker:")).count(), 2, "{again}");
+    assert_eq!(world.lab.state().pushed_keys().len(), 1, "no second push");
+    assert_eq!(send_commands(&world), 2);
 }
 
 /// (c) A user that does not exist: a clear error naming the user, ssh fails, the file is untouched.
