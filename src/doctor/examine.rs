@@ -12,7 +12,7 @@ use super::report::{Check, Report, Verdict};
 use crate::aws::run_command::RunCommandError;
 use crate::aws::{Aws, ErrorKind};
 use crate::keys::EphemeralKey;
-use crate::probe::auth;
+use crate::route::connect::login_over;
 use crate::route::error::RouteError;
 use crate::route::open::{
     self as route_open, Ctx, DIRECT_DEADLINE, Opened, RouteOptions, Stream, Target as RouteTarget,
@@ -279,16 +279,7 @@ async fn place_and_login(
 
 /// Logs in with `key` over an open route: `Some(accepted)`, or `None` if the probe failed.
 async fn login(opened: Opened, user: &str, key: &EphemeralKey) -> Option<bool> {
-    let verdict = match opened.stream {
-        Stream::Direct(stream) => tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(stream, user, key)).await,
-        Stream::Serial(_) => return None,
-        Stream::Relayed { local, task } => {
-            let v = tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(local, user, key)).await;
-            let _ = tokio::time::timeout(CLOSE_DEADLINE, task).await;
-            v
-        }
-    };
-    verdict.ok().flatten()
+    login_over(opened, user, key, PROBE_DEADLINE).await
 }
 
 /// Closes a route the doctor only opened (a Session Manager session is terminated).

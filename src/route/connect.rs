@@ -23,9 +23,12 @@ pub(crate) use crate::keys::holder::KeyDelivery;
 /// How long the relay task may take to finish (a Session Manager session ends with
 /// TerminateSession) once ssh's side closed: the broker promises to exit within 1 s of ssh.
 const RELAY_FINISH: Duration = Duration::from_secs(1);
-/// The check of a pushed key before ssh gets the route: connect and one SSH login, which takes
-/// well under a second on a LAN; 5 s allows a slow sshd (DNS lookups, a busy host).
-const CHECK_DEADLINE: Duration = Duration::from_secs(5);
+/// The check of a pushed key before ssh gets the route: one SSH login, well under a second on a
+/// LAN; 10 s allows a slow sshd (DNS lookups, a busy host) behind a Session Manager session.
+const CHECK_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a relayed route used only for a check may take to close (a Session Manager session
+/// is terminated).
+const CHECK_CLOSE: Duration = Duration::from_secs(2);
 
 /// The key a connection pushes, and how ssh gets it.
 #[derive(Debug, Clone)]
@@ -208,10 +211,19 @@ pub(crate) async fn connect<'a>(
             && !need_placing
             && k.check_before_handover
             && remembered != Some(Placement::InstanceConnect)
-            && let Stream::Direct(stream) = &o.stream
-            && let Ok(addr) = stream.peer_addr()
         {
-            need_placing = refused_within(h.key(), user, addr, CHECK_DEADLINE).await;
+            need_placing = match &o.stream {
+                Stream::Direct(stream) => match stream.peer_addr() {
+                    Ok(addr) => refused_within(h.key(), user, addr, CHECK_DEADLINE).await,
+                    Err(_) => false,
+                },
+                // A second tunnel or session for the check: the open one is ssh's.
+                Stream::Relayed { .. } => match open::open(o.route, target, ctx).await {
+                    Ok(second) => login_over(second, user, h.key(), CHECK_DEADLINE).await == Some(false),
+                    Err(_) => false,
+                },
+                Stream::Serial(_) => false,
+            };
             tracing::info!(refused = need_placing, "checked the pushed key before handing the route to ssh");
         }
         if opened.is_ok()
@@ -282,6 +294,24 @@ impl Connection<'_> {
         }
         drop(key);
         Ok(())
+    }
+}
+
+/// Logs in with `key` over an open route, then closes it: `Some(accepted)`, or `None` when the
+/// probe failed or took longer than `deadline`.
+pub(crate) async fn login_over(opened: Opened, user: &str, key: &EphemeralKey, deadline: Duration) -> Option<bool> {
+    match opened.stream {
+        Stream::Direct(stream) => {
+            tokio::time::timeout(deadline, auth_probe::key_accepted(stream, user, key)).await.ok().flatten()
+        }
+        Stream::Serial(_) => None,
+        Stream::Relayed { local, task } => {
+            let verdict = tokio::time::timeout(deadline, auth_probe::key_accepted(local, user, key)).await;
+            if tokio::time::timeout(CHECK_CLOSE, task).await.is_err() {
+                tracing::debug!("a relayed route did not close within {CHECK_CLOSE:?}");
+            }
+            verdict.ok().flatten()
+        }
     }
 }
 

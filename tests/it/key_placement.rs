@@ -171,3 +171,22 @@ fn issue_17_doctor_shows_the_placement_and_a_missing_send_command() {
     assert!(out.stdout.contains("the identity lacks ssm:SendCommand"), "{}", out.describe());
     assert!(out.stdout.contains("fix: allow ssm:SendCommand"), "{}", out.describe());
 }
+
+/// The same fallback when the route that opens is Session Manager (no inbound network): the check
+/// runs over a second session, then the key is placed with Run Command.
+#[test]
+fn issue_17_the_fallback_works_over_session_manager_too() {
+    // See: issue 17
+    let text = format!(
+        "{}\n[[instance]]\nid = \"i-0e3000000000017a1\"\nname = \"shared-ssm\"\nprivate_ip = \"127.0.1.71\"\ninbound = false\n\
+         ssm = \"online\"\ninstance_connect = false\nshared_ami = true\nkey_name = \"lab-admin\"\n\
+         vpc_id = \"vpc-0150a7ed000000017\"\nsubnet_id = \"subnet-0150a7ed000000017\"\n",
+        ec2_lab::inventory::DEMO
+    );
+    let world = World::with(ec2_lab::Inventory::from_toml(&text).unwrap(), "--route auto");
+    let out = world.ssh_ok(&["shared-ssm", "echo via $(id -un)"]);
+    assert_eq!(out.stdout, "via ec2-user\n");
+    assert!(out.stderr.contains("with Run Command"), "{}", out.describe());
+    assert!(log(&world).contains("route open, piping route=ssm placement=run-command"), "{}", log(&world));
+    assert_eq!(send_commands(&world), 1);
+}
