@@ -38,11 +38,7 @@ impl Memory {
 
     /// The route that worked for `id` less than [`TTL_SECS`] before `now`.
     pub(crate) fn remembered(&self, id: &str, now: u64) -> Option<Route> {
-        let (name, at) = self.routes.get(id)?;
-        if now.saturating_sub(*at) >= TTL_SECS {
-            return None;
-        }
-        match name.as_str() {
+        match fresh(&self.routes, id, now)? {
             "direct" => Some(Route::Direct),
             "eice" => Some(Route::Eice),
             "ssm" => Some(Route::Ssm),
@@ -52,26 +48,12 @@ impl Memory {
 
     /// Notes that `route` worked for `id` at `now`; drops expired and surplus entries.
     pub(crate) fn record(&mut self, id: &str, route: Route, now: u64) {
-        self.routes.retain(|_, (_, at)| now.saturating_sub(*at) < TTL_SECS);
-        self.routes.insert(id.to_string(), (route.to_string(), now));
-        while self.routes.len() > MAX_ENTRIES {
-            let oldest = self.routes.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => self.routes.remove(&k),
-                None => break,
-            };
-        }
+        note(&mut self.routes, id, route.to_string(), now);
     }
-}
 
-impl Memory {
     /// The key placement that got into `id` less than [`TTL_SECS`] before `now`.
     pub(crate) fn placement(&self, id: &str, now: u64) -> Option<Placement> {
-        let (name, at) = self.placements.get(id)?;
-        if now.saturating_sub(*at) >= TTL_SECS {
-            return None;
-        }
-        match name.as_str() {
+        match fresh(&self.placements, id, now)? {
             "instance-connect" => Some(Placement::InstanceConnect),
             "run-command" => Some(Placement::RunCommand),
             _ => None,
@@ -80,20 +62,31 @@ impl Memory {
 
     /// Notes that `placement` got into `id` at `now` (same limits as routes).
     pub(crate) fn record_placement(&mut self, id: &str, placement: Placement, now: u64) {
-        self.placements.retain(|_, (_, at)| now.saturating_sub(*at) < TTL_SECS);
-        self.placements.insert(id.to_string(), (placement.to_string(), now));
-        while self.placements.len() > MAX_ENTRIES {
-            let oldest = self.placements.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => self.placements.remove(&k),
-                None => break,
-            };
-        }
+        note(&mut self.placements, id, placement.to_string(), now);
     }
 
     /// Forgets how the key got into `id` (it was refused after all); whether anything was known.
     pub(crate) fn forget_placement(&mut self, id: &str) -> bool {
         self.placements.remove(id).is_some()
+    }
+}
+
+/// The name noted for `id` less than [`TTL_SECS`] before `now`.
+fn fresh<'a>(map: &'a BTreeMap<String, (String, u64)>, id: &str, now: u64) -> Option<&'a str> {
+    let (name, at) = map.get(id)?;
+    (now.saturating_sub(*at) < TTL_SECS).then_some(name.as_str())
+}
+
+/// Notes `name` for `id` at `now`; drops expired entries, then the oldest beyond [`MAX_ENTRIES`].
+fn note(map: &mut BTreeMap<String, (String, u64)>, id: &str, name: String, now: u64) {
+    map.retain(|_, (_, at)| now.saturating_sub(*at) < TTL_SECS);
+    map.insert(id.to_string(), (name, now));
+    while map.len() > MAX_ENTRIES {
+        let oldest = map.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => map.remove(&k),
+            None => break,
+        };
     }
 }
 
