@@ -381,8 +381,9 @@ pub struct ProxyArgs {
     pub key_delivery: KeyDelivery,
 
     /// How the short-lived public key reaches the instance, in order: run-command after
-    /// instance-connect is the fallback when the instance refuses the pushed key (auto route
-    /// over direct) or the push fails; run-command alone places it that way every time.
+    /// instance-connect is the fallback when the instance refuses the pushed key (auto route) or
+    /// Instance Connect refuses the push (IAM, user); run-command alone places it that way every
+    /// time.
     #[arg(
         long,
         value_enum,

@@ -199,8 +199,11 @@ pub(crate) async fn connect<'a>(
         let mut need_placing = holder.is_some() && !instance_connect && run_command;
         match pushed {
             Ok(()) => {}
-            Err(e) if run_command => {
-                tracing::info!(error = %format!("{e:#}"), "Instance Connect push failed; placing the key with Run Command");
+            // Instance Connect is not for this caller or user (IAM, the ec2:osuser condition, a
+            // request it refuses); a server error or a stopped instance is no reason to run a
+            // command as root.
+            Err(e @ (PushError::Denied { .. } | PushError::InvalidArgs { .. })) if run_command => {
+                tracing::info!(error = %format!("{e:#}"), "Instance Connect refused the push; placing the key with Run Command");
                 need_placing = true;
             }
             Err(source) => return Err(ConnectError::Push { user: user.to_string(), id: instance.id.clone(), source }),

@@ -190,3 +190,18 @@ fn issue_17_the_fallback_works_over_session_manager_too() {
     assert!(log(&world).contains("route open, piping route=ssm placement=run-command"), "{}", log(&world));
     assert_eq!(send_commands(&world), 1);
 }
+
+/// Instance Connect refusing the push itself (IAM) also falls back, even on an explicit route;
+/// a server error does not (see resolution.rs: the connection fails).
+#[test]
+fn issue_17_a_denied_push_falls_back_to_run_command() {
+    // See: issue 17
+    let world = seed_000("--route direct");
+    world.lab.state().set_faults(|f| {
+        f.deny.insert("ec2-instance-connect:SendSSHPublicKey".into());
+    });
+    let out = world.ssh_ok(&["web-1", "true"]);
+    assert!(out.stderr.contains("with Run Command"), "{}", out.describe());
+    assert!(world.lab.state().pushed_keys().is_empty());
+    assert_eq!(send_commands(&world), 1);
+}
