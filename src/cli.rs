@@ -460,6 +460,20 @@ pub struct ProxyArgs {
     #[arg(long, value_enum, default_value_t = KeyDelivery::File, env = "EC2_BROKER_KEY_DELIVERY")]
     pub key_delivery: KeyDelivery,
 
+    /// How the short-lived public key reaches the instance, in order: run-command after
+    /// instance-connect is the fallback when the instance refuses the pushed key (auto route) or
+    /// Instance Connect refuses the push (IAM, user); run-command alone places it that way every
+    /// time.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = [KeyPlacement::InstanceConnect, KeyPlacement::RunCommand],
+        env = "EC2_BROKER_KEY_PLACEMENT",
+        value_name = "HOW,…"
+    )]
+    pub key_placement: Vec<KeyPlacement>,
+
     /// Directory for key files; ssh_config's IdentityFile must point at DIR/%r@%h.
     /// [default: ~/.cache/ec2-broker/keys]
     #[arg(long, env = "EC2_BROKER_KEY_DIR", value_name = "DIR")]
@@ -557,6 +571,23 @@ pub enum RouteArg {
 }
 
 pub use crate::keys::holder::KeyDelivery;
+pub use crate::keys::placement::Placement as KeyPlacement;
+
+/// `--key-placement instance-connect,run-command` (the domain type stays free of clap).
+impl ValueEnum for KeyPlacement {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[KeyPlacement::InstanceConnect, KeyPlacement::RunCommand]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(match self {
+            KeyPlacement::InstanceConnect => clap::builder::PossibleValue::new("instance-connect")
+                .help("EC2 Instance Connect's SendSSHPublicKey (needs the ec2-instance-connect package)"),
+            KeyPlacement::RunCommand => clap::builder::PossibleValue::new("run-command")
+                .help("SSM Run Command appends it to authorized_keys as root, with an expiry (needs ssm:SendCommand)"),
+        })
+    }
+}
 
 /// `--key-delivery file|agent` (the domain type stays free of clap).
 impl ValueEnum for KeyDelivery {

@@ -7,7 +7,7 @@
 //! address = private
 //! ```
 //!
-//! Keys: `route`, `try-routes`, `address`. Parsing is pure; [`apply`] fills in only what neither
+//! Keys: `route`, `try-routes`, `address`, `key-placement`. Parsing is pure; [`apply`] fills in only what neither
 //! the command line nor an environment variable set.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use clap::parser::ValueSource;
 
-use crate::cli::{AddressKind, Cli, Command, RouteArg};
+use crate::cli::{AddressKind, Cli, Command, KeyPlacement, RouteArg};
 
 /// A line of the file that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct Settings {
     pub try_routes: Option<Vec<RouteArg>>,
     /// `address`.
     pub address: Option<AddressKind>,
+    /// `key-placement`.
+    pub key_placement: Option<Vec<KeyPlacement>>,
 }
 
 /// Parses the file's text (`file` names it in errors).
@@ -67,8 +69,18 @@ pub fn parse(text: &str, file: &str) -> Result<Settings, ConfigError> {
                 s.try_routes = Some(routes);
             }
             "address" => s.address = Some(one::<AddressKind>(value).map_err(err)?),
+            "key-placement" => {
+                let how = value
+                    .split(',')
+                    .map(|v| one::<KeyPlacement>(v.trim()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(err)?;
+                s.key_placement = Some(how);
+            }
             other => {
-                return Err(err(format!("unknown setting {other:?}: the settings are route, try-routes, address")));
+                return Err(err(format!(
+                    "unknown setting {other:?}: the settings are route, try-routes, address, key-placement"
+                )));
             }
         }
     }
@@ -124,6 +136,11 @@ pub fn apply(cli: &mut Cli, matches: &clap::ArgMatches, settings: &Settings) {
     {
         args.address = address;
     }
+    if let Some(how) = &settings.key_placement
+        && defaulted("key_placement")
+    {
+        args.key_placement = how.clone();
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +154,9 @@ mod tests {
         assert_eq!(s.try_routes, Some(vec![RouteArg::Eice, RouteArg::Direct]));
         assert_eq!(s.address, Some(AddressKind::Public));
         assert_eq!(s.route, Some(RouteArg::Auto));
+        let k = parse("key-placement = run-command, instance-connect\n", "c").unwrap();
+        assert_eq!(k.key_placement, Some(vec![KeyPlacement::RunCommand, KeyPlacement::InstanceConnect]));
+        assert!(parse("key-placement = carrier-pigeon\n", "/c").unwrap_err().problem.contains("instance-connect"));
     }
 
     #[test]
@@ -144,7 +164,10 @@ mod tests {
         let e = parse("route = auto\ntry-routes = direct, carrier-pigeon\n", "/c").unwrap_err();
         assert_eq!(e.to_string(), "/c:2: \"carrier-pigeon\" is not one of direct, ssm, eice, serial, auto");
         let e = parse("colour = blue\n", "/c").unwrap_err();
-        assert_eq!(e.to_string(), "/c:1: unknown setting \"colour\": the settings are route, try-routes, address");
+        assert_eq!(
+            e.to_string(),
+            "/c:1: unknown setting \"colour\": the settings are route, try-routes, address, key-placement"
+        );
         assert_eq!(parse("just words\n", "/c").unwrap_err().line, 1);
         assert!(parse("try-routes = serial\n", "/c").unwrap_err().problem.contains("not serial"));
     }
@@ -167,5 +190,17 @@ mod tests {
             panic!()
         };
         assert_eq!((p.try_routes, p.address), (vec![RouteArg::Direct], AddressKind::Private));
+        // key-placement is read the way try-routes is.
+        let settings = parse("key-placement = run-command\n", "c").unwrap();
+        let Command::Proxy(p) = cli(&["ec2-broker", "proxy", "web-1"], &settings).command else { panic!() };
+        assert_eq!(p.key_placement, [KeyPlacement::RunCommand]);
+        let Command::Proxy(p) =
+            cli(&["ec2-broker", "proxy", "--key-placement", "instance-connect", "web-1"], &settings).command
+        else {
+            panic!()
+        };
+        assert_eq!(p.key_placement, [KeyPlacement::InstanceConnect]);
+        let Command::Proxy(p) = cli(&["ec2-broker", "proxy", "web-1"], &Settings::default()).command else { panic!() };
+        assert_eq!(p.key_placement, [KeyPlacement::InstanceConnect, KeyPlacement::RunCommand]);
     }
 }

@@ -276,6 +276,12 @@ pub struct InstanceSpec {
     /// default) while it is online; `false`: `notconnected` although it pings.
     #[serde(default = "yes")]
     pub ssm_connected: bool,
+    /// The AMI was shared from another account and cloud-init does not run on it: its
+    /// `authorized_keys` holds only that account's key (the lab keeps its private half as
+    /// `<lab dir>/<id>/ami_key`, `LAB_AMI_KEY`), not the launch key pair's
+    /// (`keys-and-shell.md` §4, "shared AMI → server refused our key").
+    #[serde(default)]
+    pub shared_ami: bool,
 }
 
 impl InstanceSpec {

@@ -62,6 +62,7 @@ pub mod keys_blob;
 mod kms;
 pub mod pty;
 pub mod regions;
+pub mod run_command;
 pub mod scenario;
 pub mod serial;
 pub mod sigv4_header;
@@ -199,6 +200,7 @@ impl Lab {
                     key_pair: key_pair.map(|k| k.public_key.as_str()),
                 };
                 let files = sshd::prepare(launch, &dir.join(&inst.id), &imds_url, &keys_command)?;
+                state.run_command.add_instance(&inst.id, &dir.join(&inst.id).join("run-command"), &files.config)?;
                 state.host_keys.set_sshd(&inst.id, files.host_public_keys.clone());
                 let accepted = Arc::new(AtomicUsize::new(0));
                 let (ssh_port, agent_sshd) = listen_ssh(inst, &files, &accepted, port).await?;

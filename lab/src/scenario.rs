@@ -108,6 +108,14 @@ pub const BUILT_IN: &[(&str, &str, Option<&str>, &[&str])] = &[
     ),
     ("kms-denied", "kms-required, with kms:GenerateDataKey denied by IAM", Some("db-1"), &["deny:kms:GenerateDataKey"]),
     ("run-as", "db-1: Run As on, sessions start as ec2-user; shell profile sets PS1", Some("db-1"), &[]),
+    // Issue 17: key placement with Run Command, see `shared_ami`.
+    (
+        "seed-000",
+        "web-1 from an AMI shared by another account: launched with key pair lab-admin, its authorized_keys \
+         holds only the other account's key (LAB_AMI_KEY), no Instance Connect package, SSM agent online",
+        Some("web-1"),
+        &[],
+    ),
 ];
 
 /// The instance every agent-offline scenario is about.
@@ -239,6 +247,19 @@ fn shell_preferences(name: &str, inventory: &mut Inventory) {
     });
 }
 
+/// `seed-000`: web-1 launched from an AMI shared by another account (`keys-and-shell.md` §4):
+/// the key pair it was launched with never reached it, and without the Instance Connect package
+/// a pushed key does nothing; only a key placed with Run Command lets ssh in.
+fn shared_ami(name: &str, inventory: &mut Inventory) {
+    if name != "seed-000" {
+        return;
+    }
+    for inst in inventory.instances.iter_mut().filter(|i| i.name.as_deref() == Some("web-1")) {
+        inst.shared_ami = true;
+        inst.instance_connect = false;
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
@@ -276,6 +297,7 @@ impl Scenario {
         };
         let mut inventory = Inventory::demo();
         shell_preferences(name, &mut inventory);
+        shared_ami(name, &mut inventory);
         Ok(Scenario {
             name: (*name).into(),
             description: (*description).into(),
@@ -330,6 +352,11 @@ mod tests {
             }
         }
         assert!(Scenario::load("nope").unwrap_err().to_string().contains("use one of demo, web-1"));
+        // Issue 17: web-1 from a shared AMI, without Instance Connect, agent online.
+        let seed = Scenario::load("seed-000").unwrap();
+        let web_1 = seed.inventory.instances.iter().find(|i| i.name.as_deref() == Some("web-1")).unwrap();
+        assert!(web_1.shared_ami && !web_1.instance_connect && web_1.key_name.is_some());
+        assert_eq!(web_1.ssm_status(), crate::ssm::SsmStatus::Online);
         let kms = Scenario::load("kms-required").unwrap();
         let prefs = kms.inventory.session_preferences.as_ref().unwrap();
         assert!(prefs.require_kms_challenge && crate::kms::resolve(&kms.inventory, &prefs.kms_key_id).is_ok());

@@ -43,6 +43,8 @@ pub struct SshdFiles {
     /// The static `authorized_keys`: the AMI's unrelated key, plus the launch key pair's public
     /// key when the instance has one the inventory knows (`key_name`), plus whatever a test adds.
     pub authorized_keys: PathBuf,
+    /// The private half of the AMI's key, kept only for a `shared_ami` instance (`LAB_AMI_KEY`).
+    pub ami_key: Option<PathBuf>,
 }
 
 /// The host key types each sshd gets, in the order cloud-init prints them (`ssh-keygen -t`).
@@ -77,12 +79,14 @@ pub fn prepare(launch: Launch<'_>, dir: &Path, imds_url: &str, keys_command: &Pa
     keygen(&ami_key, "ed25519", "ami-owner@other-account")?;
     let authorized = dir.join("authorized_keys");
     let mut authorized_text = fs::read_to_string(ami_key.with_extension("pub")).context("reading the AMI key")?;
-    if let Some(key) = launch.key_pair {
+    if let Some(key) = launch.key_pair.filter(|_| !inst.shared_ami) {
         authorized_text.push_str(key.trim());
         authorized_text.push('\n');
     }
     fs::write(&authorized, authorized_text).context("writing authorized_keys")?;
-    fs::remove_file(&ami_key).ok(); // Nobody in the lab holds the AMI's private key.
+    if !inst.shared_ami {
+        fs::remove_file(&ami_key).ok(); // Nobody in the lab holds the AMI's private key.
+    }
     fs::set_permissions(&authorized, fs::Permissions::from_mode(0o644))?;
 
     let log = dir.join("sshd.log");
@@ -119,6 +123,7 @@ pub fn prepare(launch: Launch<'_>, dir: &Path, imds_url: &str, keys_command: &Pa
         host_public_keys,
         host_key_files,
         authorized_keys: authorized,
+        ami_key: inst.shared_ami.then_some(ami_key),
     })
 }
 

@@ -121,6 +121,8 @@ pub struct State {
     pub(crate) log: Mutex<Vec<ApiCall>>,
     pub(crate) counter: Mutex<u64>,
     pub(crate) ssm: Registry,
+    /// Run Command: the commands sent and where they run.
+    pub run_command: crate::run_command::Registry,
     ssm_faults: Mutex<SsmFaults>,
     /// Agent statuses changed at run time, with the lab-clock second of the change.
     ssm_status: Mutex<BTreeMap<String, (SsmStatus, u64)>>,
@@ -153,6 +155,7 @@ impl State {
             log: Mutex::default(),
             counter: Mutex::default(),
             ssm: Registry::default(),
+            run_command: crate::run_command::Registry::default(),
             ssm_faults: Mutex::default(),
             ssm_status: Mutex::default(),
             eice: eice::Registry::default(),

@@ -33,6 +33,15 @@ pub fn run_up(args: UpArgs) -> anyhow::Result<()> {
     env.push(("LAB_SSH_CONFIG".into(), config.display().to_string()));
     env.push(("LAB_DIR".into(), dir.display().to_string()));
     env.extend(scenario.host.clone().map(|h| ("LAB_HOST".to_string(), h)));
+    // A shared AMI's key (seed-000): the one key the instance trusts before the broker places one.
+    let host = scenario.host.as_deref().and_then(|h| {
+        lab.instance_ids()
+            .into_iter()
+            .find(|id| id == h || lab.state().instance(id).and_then(|i| i.name.as_deref()) == Some(h))
+    });
+    if let Some(key) = host.and_then(|id| lab.instance(&id).sshd.ami_key.clone()) {
+        env.push(("LAB_AMI_KEY".into(), key.display().to_string()));
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // Listen before announcing readiness, so a SIGTERM right after the env file appears is

@@ -18,6 +18,7 @@ pub(crate) mod kms;
 pub(crate) mod known_hosts;
 pub(crate) mod network;
 mod open_sessions;
+pub(crate) mod run_command;
 pub(crate) use error_kind::{ErrorKind, kind_of_code};
 pub(crate) mod security_groups;
 pub(crate) mod serial;

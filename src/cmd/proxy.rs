@@ -11,7 +11,7 @@ use crate::cache::lookup as lookup_cache;
 use crate::cache::private_file::{read_hint, write_private};
 use crate::cli::{ProxyArgs, RouteArg};
 use crate::pipe::lifeline::Lifeline;
-use crate::route::connect::{KeySettings, connect};
+use crate::route::connect::{ConnectError, KeySettings, connect};
 use crate::route::open::{Ctx, RouteOptions, Target};
 use crate::route::serial::SerialOptions;
 use crate::route::ssm::SsmOptions;
@@ -105,6 +105,7 @@ async fn connect_and_pipe(
     let memory_file = dirs::cache_dir().map(|d| d.join("ec2-broker").join("routes.json"));
     let memory = memory::Memory::parse(&read_cache(memory_file.as_deref()));
     let remembered = memory.remembered(&instance.id, unix_now());
+    let remembered_placement = memory.placement(&instance.id, unix_now());
     let plan = match route_of(args.route) {
         // An explicit route is a plan of one: it opens exactly as `auto` opens it.
         Some(route) => vec![route],
@@ -132,22 +133,42 @@ async fn connect_and_pipe(
         delivery: args.key_delivery,
         dir: args.key_dir.clone(),
         host: host_for_key_name(&args.host).to_string(),
+        placements: args.key_placement.clone(),
+        check_before_handover: args.route == RouteArg::Auto,
+        remembered: remembered_placement,
     });
     let target = Target { instance, port, address: args.address };
     let ctx = Ctx::new(aws, &options);
     let conn = connect(&plan, &target, &ctx, user, key.as_ref()).await?;
     let route = conn.opened.route;
-    tracing::info!(%route, elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
+    let placement = conn.placement.map_or_else(|| "none".to_string(), |p| p.to_string());
+    tracing::info!(%route, %placement, elapsed_ms = started.elapsed().as_millis() as u64, "route open, piping");
     lifeline.piping();
     if args.route == RouteArg::Auto
-        && remembered != Some(route)
         && let Some(file) = &memory_file
     {
         let mut memory = memory;
-        memory.record(&instance.id, route, unix_now());
-        save(Some(file), &memory.to_json());
+        let mut changed = remembered != Some(route);
+        if changed {
+            memory.record(&instance.id, route, unix_now());
+        }
+        if let Some(placement) = conn.placement {
+            changed |= remembered_placement != Some(placement);
+            memory.record_placement(&instance.id, placement, unix_now());
+        }
+        if changed {
+            save(Some(file), &memory.to_json());
+        }
     }
-    conn.pipe().await?;
+    let piped = conn.pipe().await;
+    if let Err(ConnectError::KeyRefused { .. }) = &piped {
+        // Refused after all: check again next time rather than trust the remembered placement.
+        let mut memory = memory::Memory::parse(&read_cache(memory_file.as_deref()));
+        if memory.forget_placement(&instance.id) {
+            save(memory_file.as_deref(), &memory.to_json());
+        }
+    }
+    piped?;
     Ok(())
 }
 

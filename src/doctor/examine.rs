@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use super::examine_agent;
 use super::explain::agent::{self, AgentEvidence, AgentFacts};
-use super::explain::{self, DirectFacts, EiceFacts, KeyFacts, SerialFacts, SsmFacts};
+use super::explain::{self, DirectFacts, EiceFacts, KeyFacts, RunCommandPlacement, SerialFacts, SsmFacts};
 use super::report::{Check, Report, Verdict};
+use crate::aws::run_command::RunCommandError;
 use crate::aws::{Aws, ErrorKind};
 use crate::keys::EphemeralKey;
-use crate::probe::auth;
+use crate::route::connect::login_over;
 use crate::route::error::RouteError;
 use crate::route::open::{
     self as route_open, Ctx, DIRECT_DEADLINE, Opened, RouteOptions, Stream, Target as RouteTarget,
 };
+use crate::route::place::{self, PlaceError};
 use crate::route::serial::SerialOptions;
 use crate::route::{Route, eice, ssm};
 use crate::target::instance::AddressKind;
@@ -196,6 +198,14 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
     for (_, o) in rest {
         close(o).await;
     }
+    // Refused, with the agent online: what the proxy's fallback, Run Command, would do.
+    let agent_online = matches!(&status, Ok(Some(s)) if s.ping_status == "Online");
+    let run_command = match (&probe, &key) {
+        (Some((route, Some(false))), Some(key)) if agent_online => {
+            Some(place_and_login(aws, &target, &ctx, *route, &opts.user, key).await)
+        }
+        _ => None,
+    };
 
     let [direct, eice, ssm] = [&results[0], &results[1], &results[2]];
     let mut rows = vec![
@@ -232,7 +242,7 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
     }));
     rows.extend([
         explain::serial(&SerialFacts { access: &access, type_problem: &serial_type, region: &aws.region, host }),
-        explain::key(&KeyFacts { user: &opts.user, push: pushed.as_ref(), probe }),
+        explain::key(&KeyFacts { user: &opts.user, push: pushed.as_ref(), probe, run_command: run_command.as_ref() }),
     ]);
     rows
 }
@@ -245,18 +255,31 @@ async fn attempt(t: &RouteTarget<'_>, ctx: &Ctx<'_>, route: Route, wanted: bool)
     }
 }
 
+/// Places `key` with Run Command (the proxy's fallback), then logs in once more over `route`.
+async fn place_and_login(
+    aws: &Aws,
+    target: &RouteTarget<'_>,
+    ctx: &Ctx<'_>,
+    route: Route,
+    user: &str,
+    key: &EphemeralKey,
+) -> RunCommandPlacement {
+    match place::with_run_command(aws, &target.instance.id, user, &key.public_openssh()).await {
+        Ok(placed) => {
+            let accepted = match route_open::open(route, target, ctx).await {
+                Ok(opened) => login(opened, user, key).await,
+                Err(_) => None,
+            };
+            RunCommandPlacement::Placed { command_id: placed.command_id, accepted }
+        }
+        Err(PlaceError::Run(RunCommandError::Denied { .. })) => RunCommandPlacement::Denied,
+        Err(e) => RunCommandPlacement::Failed(crate::text::printable(&e.to_string()).into_owned()),
+    }
+}
+
 /// Logs in with `key` over an open route: `Some(accepted)`, or `None` if the probe failed.
 async fn login(opened: Opened, user: &str, key: &EphemeralKey) -> Option<bool> {
-    let verdict = match opened.stream {
-        Stream::Direct(stream) => tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(stream, user, key)).await,
-        Stream::Serial(_) => return None,
-        Stream::Relayed { local, task } => {
-            let v = tokio::time::timeout(PROBE_DEADLINE, auth::key_accepted(local, user, key)).await;
-            let _ = tokio::time::timeout(CLOSE_DEADLINE, task).await;
-            v
-        }
-    };
-    verdict.ok().flatten()
+    login_over(opened, user, key, PROBE_DEADLINE).await
 }
 
 /// Closes a route the doctor only opened (a Session Manager session is terminated).

@@ -390,7 +390,25 @@ pub(crate) fn serial(f: &SerialFacts<'_>) -> Check {
     }
 }
 
+/// What placing the key with SSM Run Command gave, once the key pushed with Instance Connect was
+/// refused (the proxy's `--route auto` fallback, issue 17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RunCommandPlacement {
+    /// Placed by this command; then one login: `Some(accepted)`, or `None` when it did not finish.
+    Placed {
+        /// The Run Command command id.
+        command_id: String,
+        /// The login probe's verdict.
+        accepted: Option<bool>,
+    },
+    /// The identity lacks `ssm:SendCommand`.
+    Denied,
+    /// It failed otherwise (in words).
+    Failed(String),
+}
+
 /// Facts about the pushed key.
+#[derive(Debug)]
 pub(crate) struct KeyFacts<'a> {
     /// The OS user.
     pub user: &'a str,
@@ -398,9 +416,11 @@ pub(crate) struct KeyFacts<'a> {
     pub push: Option<&'a Result<(), String>>,
     /// The login probe: over which route, and `Some(accepted)` or `None` when it did not finish.
     pub probe: Option<(Route, Option<bool>)>,
+    /// Run Command's placement, tried when the pushed key was refused and the agent is online.
+    pub run_command: Option<&'a RunCommandPlacement>,
 }
 
-/// Instance Connect: is the pushed key accepted by sshd?
+/// How the key gets in: Instance Connect's push, else Run Command's placement.
 pub(crate) fn key(f: &KeyFacts<'_>) -> Check {
     let user = f.user;
     match f.push {
@@ -413,17 +433,48 @@ pub(crate) fn key(f: &KeyFacts<'_>) -> Check {
             "key",
             Verdict::Works,
             format!("a key pushed with Instance Connect for {user} was accepted (login tried over {route})"),
-        ),
-        Some((route, Some(false))) => Check::new(
-            "key",
-            Verdict::Fails,
-            format!("a key pushed with Instance Connect for {user} was refused: Permission denied (login tried over {route})"),
         )
-        .fix(format!(
-            "the ec2-instance-connect package is missing (RHEL, Debian, SUSE and AL2023-minimal images lack it), sshd \
-             has another AuthorizedKeysCommand, instance metadata is off, or there is no user {user}: install the \
-             package, or try another user, or use --no-push with a key the instance trusts"
-        )),
+        .and("placement: instance-connect"),
+        Some((route, Some(false))) => {
+            let refused = format!(
+                "a key pushed with Instance Connect for {user} was refused: Permission denied (login tried over {route})"
+            );
+            let package = format!(
+                "the ec2-instance-connect package is missing (RHEL, Debian, SUSE and AL2023-minimal images lack it), sshd \
+                 has another AuthorizedKeysCommand, instance metadata is off, or there is no user {user}: install the \
+                 package, or try another user, or use --no-push with a key the instance trusts"
+            );
+            match f.run_command {
+                None => Check::new("key", Verdict::Fails, refused).fix(package),
+                Some(RunCommandPlacement::Placed { command_id, accepted: Some(true) }) => {
+                    Check::new("key", Verdict::Works, refused)
+                        .and(format!("placed with SSM Run Command instead: accepted (command id {command_id})"))
+                        .and("placement: run-command (the proxy falls back to it with --route auto)")
+                }
+                Some(RunCommandPlacement::Placed { command_id, accepted: Some(false) }) => {
+                    Check::new("key", Verdict::Fails, refused)
+                        .and(format!("placed with SSM Run Command: refused as well (command id {command_id})"))
+                        .fix(format!(
+                            "sshd does not read the file the placement wrote for {user}: check AuthorizedKeysFile and \
+                             StrictModes (ownership and modes of the home, ~/.ssh and the file) in sshd's log"
+                        ))
+                }
+                Some(RunCommandPlacement::Placed { command_id, accepted: None }) => {
+                    Check::new("key", Verdict::Unknown, refused).and(format!(
+                        "placed with SSM Run Command; the login probe did not finish (command id {command_id})"
+                    ))
+                }
+                Some(RunCommandPlacement::Denied) => Check::new("key", Verdict::Fails, refused)
+                    .and("SSM Run Command could not place it instead: the identity lacks ssm:SendCommand")
+                    .fix(format!(
+                        "allow ssm:SendCommand on the instance and on the document AWS-RunShellScript (root on the \
+                         instance), or: {package}"
+                    )),
+                Some(RunCommandPlacement::Failed(e)) => Check::new("key", Verdict::Fails, refused)
+                    .and(format!("SSM Run Command could not place it instead: {e}"))
+                    .fix(package),
+            }
+        }
         Some((route, None)) => Check::new(
             "key",
             Verdict::Unknown,

@@ -8,5 +8,6 @@ mod ephemeral;
 pub(crate) mod file;
 pub(crate) mod holder;
 pub(crate) mod pair;
+pub(crate) mod placement;
 
 pub(crate) use ephemeral::*;

@@ -13,6 +13,7 @@ use super::open::{self, Attempt, Ctx, DIRECT_DEADLINE, Opened, Stream, Target};
 use crate::aws::instance_connect::PushError;
 use crate::keys::EphemeralKey;
 use crate::keys::holder::{HolderError, KeyHolder};
+use crate::keys::placement::Placement;
 use crate::pipe::{splice, stdio};
 use crate::probe::auth as auth_probe;
 use crate::target::instance::Instance;
@@ -22,6 +23,12 @@ pub(crate) use crate::keys::holder::KeyDelivery;
 /// How long the relay task may take to finish (a Session Manager session ends with
 /// TerminateSession) once ssh's side closed: the broker promises to exit within 1 s of ssh.
 const RELAY_FINISH: Duration = Duration::from_secs(1);
+/// The check of a pushed key before ssh gets the route: one SSH login, well under a second on a
+/// LAN; 10 s allows a slow sshd (DNS lookups, a busy host) behind a Session Manager session.
+const CHECK_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a relayed route used only for a check may take to close (a Session Manager session
+/// is terminated).
+const CHECK_CLOSE: Duration = Duration::from_secs(2);
 
 /// The key a connection pushes, and how ssh gets it.
 #[derive(Debug, Clone)]
@@ -32,6 +39,15 @@ pub(crate) struct KeySettings {
     pub dir: Option<PathBuf>,
     /// The host as ssh names the key file (`%h` of `IdentityFile DIR/%r@%h`).
     pub host: String,
+    /// How the key may reach the instance, in the order to try (`--key-placement`).
+    pub placements: Vec<Placement>,
+    /// Whether to check, before ssh gets the route, that the instance accepts a key pushed with
+    /// Instance Connect, and place it with Run Command when it does not (`--route auto` over
+    /// the direct route: one extra SSH login).
+    pub check_before_handover: bool,
+    /// How the key got in last time (route memory): Instance Connect skips the check, Run
+    /// Command is used again at once (with the check on).
+    pub remembered: Option<Placement>,
 }
 
 /// Why a connection could not be made or ended badly.
@@ -65,6 +81,17 @@ pub(crate) enum ConnectError {
         #[source]
         source: PushError,
     },
+    /// The key could not be placed with Run Command.
+    #[error("placing a key for {user} on {id} with Run Command")]
+    Place {
+        /// The OS user.
+        user: String,
+        /// The instance.
+        id: String,
+        /// Why.
+        #[source]
+        source: super::place::PlaceError,
+    },
     /// The key could not be prepared or handed to ssh.
     #[error(transparent)]
     Key(#[from] HolderError),
@@ -85,8 +112,9 @@ pub(crate) enum ConnectError {
         "{label} refused the key pushed with EC2 Instance Connect for user {user}. Likely causes: the \
          ec2-instance-connect package is not installed (RHEL, Debian, SUSE and AL2023-minimal images lack it), \
          sshd already has another AuthorizedKeysCommand, instance metadata is disabled, or there is no user {user}. \
-         Try another user, --no-push with a key the instance already trusts, or a route that does not need the key \
-         (--route ssm)"
+         Try another user, --no-push with a key the instance already trusts, a route that does not need the key \
+         (--route ssm), or --route auto, which places the key with SSM Run Command when the instance refuses it \
+         (--key-placement instance-connect,run-command, the default)"
     )]
     KeyRefused {
         /// The instance.
@@ -116,6 +144,8 @@ impl std::error::Error for Attempt {
 pub(crate) struct Connection<'a> {
     /// The open route.
     pub opened: Opened,
+    /// How the key reached the instance (`None`: no key, `--no-push`).
+    pub placement: Option<Placement>,
     key: Option<KeyHolder>,
     instance: &'a Instance,
     user: String,
@@ -138,10 +168,12 @@ pub(crate) async fn connect<'a>(
         Some(k) => Some(KeyHolder::prepare(k.delivery, k.dir.clone(), user, &k.host)?),
         None => None,
     };
+    let mut placement = None;
     let opened = if plan == [Route::Serial] {
         // The serial push opens the serial session: it waits until the endpoint proved to be AWS's.
         if let Some(holder) = &holder {
             holder.deliver().await?;
+            placement = Some(Placement::InstanceConnect);
             let (aws, id, public_key) = (ctx.aws.clone(), instance.id.clone(), holder.key().public_openssh());
             let push: super::serial::Gate = Box::pin(async move {
                 aws.push_serial_key(&id, &public_key).await.map_err(|e| io::Error::other(format!("{e:#}")))
@@ -150,18 +182,70 @@ pub(crate) async fn connect<'a>(
         }
         open::open_first(plan, target, ctx).await
     } else {
+        let placements = key.map(|k| k.placements.as_slice()).unwrap_or_default();
+        let run_command = placements.contains(&Placement::RunCommand);
+        let checking = key.is_some_and(|k| k.check_before_handover);
+        let remembered = key.and_then(|k| k.remembered).filter(|_| checking);
+        let instance_connect = placements.first() == Some(&Placement::InstanceConnect)
+            && !(run_command && remembered == Some(Placement::RunCommand));
         let push = async {
             match &holder {
-                Some(h) => ctx.aws.push_key(instance, user, &h.key().public_openssh()).await,
-                None => Ok(()),
+                Some(h) if instance_connect => ctx.aws.push_key(instance, user, &h.key().public_openssh()).await,
+                _ => Ok(()),
             }
         };
         // The push and the route do not depend on each other.
         let (pushed, opened) = tokio::join!(push, open::open_first(plan, target, ctx));
-        pushed.map_err(|source| ConnectError::Push { user: user.to_string(), id: instance.id.clone(), source })?;
+        let mut need_placing = holder.is_some() && !instance_connect && run_command;
+        match pushed {
+            Ok(()) => {}
+            // Instance Connect is not for this caller or user (IAM, the ec2:osuser condition, a
+            // request it refuses); a server error or a stopped instance is no reason to run a
+            // command as root.
+            Err(e @ (PushError::Denied { .. } | PushError::InvalidArgs { .. })) if run_command => {
+                tracing::info!(error = %format!("{e:#}"), "Instance Connect refused the push; placing the key with Run Command");
+                need_placing = true;
+            }
+            Err(source) => return Err(ConnectError::Push { user: user.to_string(), id: instance.id.clone(), source }),
+        }
+        if let (Ok(o), Some(h), Some(k)) = (&opened, &holder, key)
+            && instance_connect
+            && run_command
+            && !need_placing
+            && k.check_before_handover
+            && remembered != Some(Placement::InstanceConnect)
+        {
+            need_placing = match &o.stream {
+                Stream::Direct(stream) => match stream.peer_addr() {
+                    Ok(addr) => refused_within(h.key(), user, addr, CHECK_DEADLINE).await,
+                    Err(_) => false,
+                },
+                // A second tunnel or session for the check: the open one is ssh's.
+                Stream::Relayed { .. } => match open::open(o.route, target, ctx).await {
+                    Ok(second) => login_over(second, user, h.key(), CHECK_DEADLINE).await == Some(false),
+                    Err(_) => false,
+                },
+                Stream::Serial(_) => false,
+            };
+            tracing::info!(refused = need_placing, "checked the pushed key before handing the route to ssh");
+        }
         if opened.is_ok()
             && let Some(holder) = &holder
         {
+            if need_placing {
+                let placed =
+                    super::place::with_run_command(ctx.aws, &instance.id, user, &holder.key().public_openssh())
+                        .await
+                        .map_err(|source| ConnectError::Place {
+                        user: user.to_string(),
+                        id: instance.id.clone(),
+                        source,
+                    })?;
+                super::place::announce(&placed, &instance.id, user);
+                placement = Some(Placement::RunCommand);
+            } else if instance_connect {
+                placement = Some(Placement::InstanceConnect);
+            }
             holder.deliver().await?;
         }
         opened
@@ -170,14 +254,14 @@ pub(crate) async fn connect<'a>(
         1 => ConnectError::Route(attempts.remove(0)),
         _ => ConnectError::NoRoute { label: instance.label(), attempts },
     })?;
-    Ok(Connection { opened, key: holder, instance, user: user.to_string() })
+    Ok(Connection { opened, placement, key: holder, instance, user: user.to_string() })
 }
 
 impl Connection<'_> {
     /// Pipes ssh's stdin/stdout to the route until one side is done; then, when the session
     /// looks like a refused login over the direct route, checks the pushed key once.
     pub(crate) async fn pipe(self) -> Result<(), ConnectError> {
-        let Connection { opened, key, instance, user } = self;
+        let Connection { opened, key, instance, user, placement } = self;
         let route = opened.route;
         let pipe_err = |source| ConnectError::Pipe { route, source };
         match opened.stream {
@@ -188,8 +272,10 @@ impl Connection<'_> {
                     if splice::stdio_are_pipes() { splice::pipe(stream).await } else { stdio::pipe(stream).await }
                         .map_err(pipe_err)?;
                 tracing::info!(up = stats.up, down = stats.down, end = ?stats.end, "done");
+                // The explanation is about Instance Connect's push, not a key placed with Run Command.
+                let pushed = placement == Some(Placement::InstanceConnect);
                 if let Some(holder) =
-                    key.as_ref().filter(|_| auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
+                    key.as_ref().filter(|_| pushed && auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
                     && refused(holder.key(), &user, addr).await
                 {
                     return Err(ConnectError::KeyRefused { label: instance.label(), user });
@@ -214,14 +300,38 @@ impl Connection<'_> {
     }
 }
 
+/// Logs in with `key` over an open route, then closes it: `Some(accepted)`, or `None` when the
+/// probe failed or took longer than `deadline`.
+pub(crate) async fn login_over(opened: Opened, user: &str, key: &EphemeralKey, deadline: Duration) -> Option<bool> {
+    match opened.stream {
+        Stream::Direct(stream) => {
+            tokio::time::timeout(deadline, auth_probe::key_accepted(stream, user, key)).await.ok().flatten()
+        }
+        Stream::Serial(_) => None,
+        Stream::Relayed { local, task } => {
+            let verdict = tokio::time::timeout(deadline, auth_probe::key_accepted(local, user, key)).await;
+            if tokio::time::timeout(CHECK_CLOSE, task).await.is_err() {
+                tracing::debug!("a relayed route did not close within {CHECK_CLOSE:?}");
+            }
+            verdict.ok().flatten()
+        }
+    }
+}
+
 /// One probe login with the key that was pushed: whether the instance refuses it.
 async fn refused(key: &EphemeralKey, user: &str, addr: SocketAddr) -> bool {
     // One deadline for connect and login together: the broker promises to exit within 1 s.
+    refused_within(key, user, addr, auth_probe::PROBE_DEADLINE).await
+}
+
+/// [`refused`] with its own deadline: `false` unless the instance said no (a probe that fails
+/// for another reason proves nothing).
+async fn refused_within(key: &EphemeralKey, user: &str, addr: SocketAddr, deadline: Duration) -> bool {
     let probe = async {
         let stream = super::direct::connect(addr, DIRECT_DEADLINE).await.ok()?;
         auth_probe::key_accepted(stream, user, key).await
     };
-    let verdict = tokio::time::timeout(auth_probe::PROBE_DEADLINE, probe).await.ok().flatten();
+    let verdict = tokio::time::timeout(deadline, probe).await.ok().flatten();
     tracing::debug!(?verdict, "checked whether the instance accepts the pushed key");
     verdict == Some(false)
 }

@@ -10,6 +10,7 @@ pub(crate) mod eice;
 pub(crate) mod error;
 pub(crate) mod memory;
 pub(crate) mod open;
+pub(crate) mod place;
 pub(crate) mod plan;
 pub(crate) mod run_as;
 pub(crate) mod serial;

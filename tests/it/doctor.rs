@@ -45,7 +45,11 @@ fn without_times(text: &str) -> String {
 
 /// `text` with every `(request id UUID)` written as `(request id ID)`: AWS's ids are random.
 fn without_request_ids(text: &str) -> String {
-    let marker = "(request id ";
+    without_ids(&without_ids(text, "(request id "), "(command id ")
+}
+
+/// `text` with what follows each `marker` up to `)` written as ID.
+fn without_ids(text: &str, marker: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find(marker) {

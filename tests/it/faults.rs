@@ -4,7 +4,8 @@ use crate::harness::World;
 
 #[test]
 fn instance_without_instance_connect_explains_the_refusal() {
-    let world = World::new();
+    // Without the Run Command fallback (issue 17), which would place the key instead.
+    let world = World::with(ec2_lab::Inventory::demo(), "--key-placement instance-connect");
     let out = world.ssh(&["legacy-1", "true"]);
     assert_eq!(out.code(), Some(255), "{}", out.describe());
     assert!(out.stderr.contains("Permission denied (publickey)"), "{}", out.describe());

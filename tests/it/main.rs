@@ -19,6 +19,8 @@ mod doctor;
 mod faults;
 /// Issue 17: EC2 key pairs, `key import` into Regions and `key new`.
 mod key_pairs;
+/// Issue 17: the key placed with SSM Run Command when Instance Connect's push is refused.
+mod key_placement;
 /// known-hosts audit: matching against ssh-keygen -F, findings as JSON.
 mod known_hosts;
 /// ssh leaving at any stage: a slow lookup, a resuming session (SIGKILL, no SIGHUP).

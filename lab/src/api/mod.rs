@@ -26,6 +26,7 @@ mod kms;
 mod leak;
 mod public_key;
 mod query;
+mod run_command;
 mod security_groups;
 mod ssm;
 mod ssm_agent;

@@ -1,6 +1,7 @@
 //! SSM API double (`AmazonSSM.*`, awsJson1_1): the session operations of
 //! `../shared/spec/ssm-data-channel.md` §2 and DescribeInstanceInformation of
-//! `../shared/spec/aws-apis.md` §2.2. Sessions themselves live in `crate::ssm`.
+//! `../shared/spec/aws-apis.md` §2.2. Sessions themselves live in `crate::ssm`; Run Command in
+//! [`super::run_command`].
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,6 +26,9 @@ pub(super) fn handle(state: &Arc<State>, operation: &str, body: &[u8]) -> Respon
         "GetServiceSetting" => parse(body).map(|req| super::ssm_agent::get_service_setting(state, req)),
         "GetConnectionStatus" => parse(body).map(|req| super::ssm_agent::get_connection_status(state, req)),
         "GetDocument" => parse(body).map(|req| super::ssm_documents::get_document(state, req)),
+        "SendCommand" => parse(body).map(|req| super::run_command::send_command(state, req)),
+        "GetCommandInvocation" => parse(body).map(|req| super::run_command::get_command_invocation(state, req)),
+        "ListCommandInvocations" => parse(body).map(|req| super::run_command::list_command_invocations(state, req)),
         _ => {
             return error(
                 Protocol::Json,
@@ -43,18 +47,18 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> serde_json::Result<T> {
     serde_json::from_slice(body)
 }
 
-fn fail(code: &str, message: &str) -> Response {
+pub(super) fn fail(code: &str, message: &str) -> Response {
     error(Protocol::Json, StatusCode::BAD_REQUEST, code, message)
 }
 
 /// Errors whose model member is the lower-case `message` (ValidationException, and
 /// InvalidInstanceInformationFilterValue per aws-apis.md §2.2).
-fn fail_lower(code: &str, message: &str) -> Response {
+pub(super) fn fail_lower(code: &str, message: &str) -> Response {
     json(StatusCode::BAD_REQUEST, json!({ "__type": code, "message": message }))
 }
 
 /// A required member is missing or empty.
-fn missing(member: &str) -> Response {
+pub(super) fn missing(member: &str) -> Response {
     fail_lower(
         "ValidationException",
         &format!(

@@ -109,6 +109,7 @@ impl Inventory {
                 instance_profile: None,
                 metadata_endpoint: super::enabled(),
                 ssm_connected: true,
+                shared_ami: false,
             });
         }
         Inventory {

@@ -222,7 +222,7 @@ fn serial_console_prerequisites() {
 #[test]
 fn pushed_key() {
     let pushed = Ok(());
-    let facts = |probe| KeyFacts { user: "ec2-user", push: Some(&pushed), probe };
+    let facts = |probe| KeyFacts { user: "ec2-user", push: Some(&pushed), probe, run_command: None };
     assert_eq!(key(&facts(Some((Route::Eice, Some(true))))).result, Verdict::Works);
     let refused = key(&facts(Some((Route::Direct, Some(false)))));
     assert_eq!(refused.result, Verdict::Fails);
@@ -231,9 +231,36 @@ fn pushed_key() {
     assert_eq!(key(&facts(None)).result, Verdict::Unknown);
     assert_eq!(key(&facts(Some((Route::Ssm, None)))).result, Verdict::Unknown);
     let failed: Result<(), String> = Err("not allowed to push a key".into());
-    let c = key(&KeyFacts { user: "ec2-user", push: Some(&failed), probe: None });
+    let c = key(&KeyFacts { user: "ec2-user", push: Some(&failed), probe: None, run_command: None });
     assert_eq!(c.evidence, ["pushing a key for ec2-user: not allowed to push a key"]);
-    assert_eq!(key(&KeyFacts { user: "u", push: None, probe: None }).result, Verdict::Unknown);
+    assert_eq!(key(&KeyFacts { user: "u", push: None, probe: None, run_command: None }).result, Verdict::Unknown);
+}
+
+// See: issue 17 (the key placed with Run Command when Instance Connect's is refused).
+#[test]
+fn key_placed_with_run_command() {
+    let pushed = Ok(());
+    let refused = Some((Route::Direct, Some(false)));
+    let row = |rc: &RunCommandPlacement| {
+        key(&KeyFacts { user: "ec2-user", push: Some(&pushed), probe: refused, run_command: Some(rc) })
+    };
+    let placed = row(&RunCommandPlacement::Placed { command_id: "c-1".into(), accepted: Some(true) });
+    assert_eq!(placed.result, Verdict::Works);
+    assert!(placed.evidence.iter().any(|e| e.starts_with("placement: run-command")), "{:?}", placed.evidence);
+    assert!(placed.evidence.iter().any(|e| e.contains("(command id c-1)")));
+    let denied = row(&RunCommandPlacement::Denied);
+    assert_eq!(denied.result, Verdict::Fails);
+    assert!(denied.evidence.iter().any(|e| e.contains("lacks ssm:SendCommand")));
+    assert!(denied.fix.unwrap().starts_with("allow ssm:SendCommand"));
+    let also = row(&RunCommandPlacement::Placed { command_id: "c-2".into(), accepted: Some(false) });
+    assert_eq!(also.result, Verdict::Fails);
+    let unknown = row(&RunCommandPlacement::Placed { command_id: "c-3".into(), accepted: None });
+    assert_eq!(unknown.result, Verdict::Unknown);
+    let failed = row(&RunCommandPlacement::Failed("SSM cannot run commands".into()));
+    assert_eq!(failed.result, Verdict::Fails);
+    let accepted =
+        key(&KeyFacts { user: "u", push: Some(&pushed), probe: Some((Route::Ssm, Some(true))), run_command: None });
+    assert!(accepted.evidence.contains(&"placement: instance-connect".to_string()));
 }
 
 // See: issue 14 (a stale pushed key left after kill -9: doctor says whether it is reused).

@@ -19,6 +19,7 @@ mod describe_instances;
 mod generated;
 mod iam;
 mod key_pairs;
+mod run_command;
 mod security_groups;
 mod sts;
 
