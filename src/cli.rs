@@ -232,9 +232,14 @@ Without --yes nothing is changed: the plan is printed. --json prints one documen
 /// Arguments of `ec2-broker key rotate`.
 #[derive(Debug, Args)]
 pub struct KeyRotateArgs {
-    /// The instances, each [HOST][:PORT] (the port the proof login dials; default 22).
+    /// The instances, each HOST[:PORT] (the port the proof login dials; default: ssh's Port for
+    /// HOST, from `ssh -G`, else 22).
     #[arg(value_name = "HOST", required = true)]
     pub hosts: Vec<String>,
+
+    /// The ssh configuration file to read the port from with `ssh -G` (default: ssh's own).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 
     /// The key to remove: its fingerprint (SHA256:…), or a public or private key file.
     #[arg(long, value_name = "FILE|SHA256:…")]

@@ -15,7 +15,6 @@ use crate::route::place;
 use crate::route::rotate::{self, HostOutcome, Keys};
 use crate::route::serial::SerialOptions;
 use crate::route::ssm::SsmOptions;
-use crate::target::spec::HostSpec;
 
 /// Largest public-key file read: a 4096-bit RSA .pub is ~750 bytes, an SSH2 block ~1 KiB.
 const MAX_PUBLIC_KEY_FILE: u64 = 64 * 1024;
@@ -123,8 +122,8 @@ pub(crate) async fn rotate(args: KeyRotateArgs) -> anyhow::Result<u8> {
     };
     let mut results = Vec::new();
     for host in &args.hosts {
-        let port = HostSpec::parse_with_suffix(host, None).map_or(22, |s| s.port);
         let name = host.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(host.as_str(), |(h, _)| h);
+        let port = super::doctor::explicit_port(host).unwrap_or_else(|| ssh_port(name, args.ssh_config.as_deref()));
         let outcome = match super::aws_and_instance(name, &args.aws).await {
             Err(e) => HostOutcome { host: host.clone(), note: format!("{e:#}"), ..HostOutcome::default() },
             Ok((_, instance)) if !args.yes => rotate::plan_for(host, &instance, &keys, &args.user),
@@ -139,4 +138,10 @@ pub(crate) async fn rotate(args: KeyRotateArgs) -> anyhow::Result<u8> {
     output::print(&text).context("writing the report")?;
     let ok = results.iter().all(|r| r.instance.is_some() && (!args.yes || r.done()));
     Ok(if ok { 0 } else { 1 })
+}
+
+/// The port ssh would use for `host` (`ssh -G`), else 22.
+fn ssh_port(host: &str, config: Option<&std::path::Path>) -> u16 {
+    let text = super::doctor::ssh_g(host, config).unwrap_or_default();
+    crate::doctor::ssh_config::parse(&text).port.unwrap_or(22)
 }

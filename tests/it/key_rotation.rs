@@ -144,11 +144,22 @@ fn issue_17_rotate_installs_proves_then_removes_the_old_key() {
     let old = ami_key(&world);
     assert!(login_with(&world, &old).success());
     let new = keygen(&world, "new");
-    let host = web_1_with_port(&world);
-    let args = ["rotate", "--old", old.to_str().unwrap(), "--new", new.to_str().unwrap(), &host, "--yes"];
+    // The port comes from `ssh -G` with this ssh_config.
+    let config = world.ssh_config.to_str().unwrap();
+    let args = [
+        "rotate",
+        "--old",
+        old.to_str().unwrap(),
+        "--new",
+        new.to_str().unwrap(),
+        "web-1",
+        "--ssh-config",
+        config,
+        "--yes",
+    ];
     let out = key_cmd(&world, &args);
     assert!(out.success(), "{}", out.describe());
-    let row = out.stdout.lines().find(|l| l.starts_with(&host)).expect("a row for the host");
+    let row = out.stdout.lines().find(|l| l.starts_with("web-1 ")).expect("a row for the host");
     assert!(row.contains(&format!("{WEB_1}  yes        yes     yes")), "{}", out.stdout);
     let text = fs::read_to_string(&file).unwrap();
     assert!(text.contains(&format!("{} ec2-broker:installed", blob(&new))), "{text}");
