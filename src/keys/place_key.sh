@@ -140,6 +140,8 @@ install_key() {
 # MODE revoke: the blobs of the key lines with fingerprint FP (ssh-keygen reads each line alone).
 revoke_key() {
   [ -f "$f" ] || { printf 'removed 0 of 0 key lines from %s\n' "$f"; return 0; }
+  # Without ssh-keygen no line would match, and "removed 0" would read as "not there".
+  command -v ssh-keygen >/dev/null 2>&1 || fail 5 "ssh-keygen is not on this instance: cannot tell the keys' fingerprints"
   total=0 hits=0 blobs=
   while IFS= read -r line || [ -n "$line" ]; do
     fp=$(printf '%s\n' "$line" | ssh-keygen -l -E sha256 -f - 2>/dev/null | awk '{ print $2 }')

@@ -309,3 +309,58 @@ pub(crate) fn json(keys: &Keys, user: &str, dry_run: bool, results: &[HostOutcom
     });
     format!("{doc:#}\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+
+    /// `ssh-keygen -t ed25519` in `dir`: the private key's path.
+    fn keygen(dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&path).output();
+        assert!(out.unwrap().status.success());
+        path
+    }
+
+    #[test]
+    fn old_keys_read_as_fingerprint_public_or_private_file_and_the_same_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (keygen(dir.path(), "old"), keygen(dir.path(), "new"));
+        let by_private = Keys::read(old.to_str().unwrap(), &new).unwrap();
+        let pub_file = format!("{}.pub", old.display());
+        let by_public = Keys::read(&pub_file, &new).unwrap();
+        assert_eq!(by_private.old_fingerprint, by_public.old_fingerprint);
+        assert!(is_fingerprint(&by_public.old_fingerprint), "{}", by_public.old_fingerprint);
+        let by_fp = Keys::read(&by_public.old_fingerprint, &new).unwrap();
+        assert_eq!(by_fp.old_fingerprint, by_public.old_fingerprint);
+        assert_eq!(by_fp.new_fingerprint, by_fp.new.fingerprint(), "the .pub is the private key's here");
+        assert!(matches!(Keys::read(new.to_str().unwrap(), &new), Err(KeysError::Same(_))));
+        let missing = Keys::read(&by_fp.old_fingerprint, &dir.path().join("nope"));
+        assert!(matches!(missing, Err(KeysError::Read { .. })));
+        assert!(matches!(Keys::read(&pub_file, Path::new(&pub_file)), Err(KeysError::NotAKey { what: "private", .. })));
+    }
+
+    #[test]
+    fn the_table_shows_a_dash_in_a_plan_and_yes_or_no_after_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::read(keygen(dir.path(), "old").to_str().unwrap(), &keygen(dir.path(), "new")).unwrap();
+        let done = HostOutcome {
+            host: "web-1".into(),
+            instance: Some("i-1".into()),
+            installed: true,
+            proven: false,
+            old_removed: false,
+            note: "refused".into(),
+        };
+        let text = table(&keys, false, std::slice::from_ref(&done));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "HOST   INSTANCE  INSTALLED  PROVEN  OLD REMOVED  NOTE");
+        assert_eq!(lines[2], "web-1  i-1       yes        no      no           refused");
+        assert!(!done.done());
+        let plan = table(&keys, true, &[HostOutcome { installed: false, ..done }]);
+        assert!(plan.starts_with("plan (no --yes, nothing changed):"), "{plan}");
+        assert!(plan.lines().nth(2).unwrap().starts_with("web-1  i-1       -          -       -"), "{plan}");
+    }
+}

@@ -107,6 +107,12 @@ fn issue_17_install_errors_name_the_cause() {
     });
     let out = key_cmd(&world, &["install", "web-1", "--public-key", pub_file.to_str().unwrap()]);
     assert!(!out.success() && out.stderr.contains("needs ssm:SendCommand"), "{}", out.describe());
+    world.lab.state().set_faults(|f| {
+        f.deny.clear();
+    });
+    world.lab.state().set_ssm_status(WEB_1, ec2_lab::ssm::SsmStatus::ConnectionLost);
+    let out = key_cmd(&world, &["install", "web-1", "--public-key", pub_file.to_str().unwrap()]);
+    assert!(!out.success() && out.stderr.contains("its SSM agent is offline"), "{}", out.describe());
     assert_eq!(fs::read(authorized_keys(&world)).unwrap(), before);
 }
 
