@@ -72,6 +72,10 @@ impl Keys {
             what: "private",
             detail: e.to_string(),
         })?;
+        if new_key.private_key().is_encrypted() {
+            let detail = "it has a passphrase: give a copy without one (ssh-keygen -p)".to_string();
+            return Err(KeysError::NotAKey { path: new.to_path_buf(), what: "usable private", detail });
+        }
         let pub_path = PathBuf::from(format!("{}.pub", new.display()));
         let new_public = read_small(&pub_path)?.trim().to_string();
         let new_fingerprint = public_fingerprint(&new_public).ok_or_else(|| KeysError::NotAKey {
@@ -340,6 +344,11 @@ mod tests {
         let missing = Keys::read(&by_fp.old_fingerprint, &dir.path().join("nope"));
         assert!(matches!(missing, Err(KeysError::Read { .. })));
         assert!(matches!(Keys::read(&pub_file, Path::new(&pub_file)), Err(KeysError::NotAKey { what: "private", .. })));
+        let locked = dir.path().join("locked");
+        let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "secret", "-f"]).arg(&locked).output();
+        assert!(out.unwrap().status.success());
+        let refused = Keys::read(&pub_file, &locked);
+        assert!(matches!(refused, Err(KeysError::NotAKey { what: "usable private", .. })), "{:?}", refused.err());
     }
 
     #[test]
