@@ -232,7 +232,7 @@ Without --yes nothing is changed: the plan is printed. --json prints one documen
 /// Arguments of `ec2-broker key rotate`.
 #[derive(Debug, Args)]
 pub struct KeyRotateArgs {
-    /// The instances, each HOST[:PORT] (the port the proof login dials; default: ssh's Port for
+    /// The instances, each `HOST[:PORT]` (the port the proof login dials; default: ssh's Port for
     /// HOST, from `ssh -G`, else 22).
     #[arg(value_name = "HOST", required = true)]
     pub hosts: Vec<String>,

@@ -1,7 +1,8 @@
 //! Key placement: how the short-lived public key reaches the instance. With EC2 Instance Connect
 //! (pushed, served by the instance's `AuthorizedKeysCommand` for 60 s), or, where that package
 //! is missing, written into the user's `authorized_keys` by a shell script that SSM Run Command
-//! runs as root ([`script`], `place_key.sh`). No I/O here: this module renders the script.
+//! runs as root (`place_key.sh`). The same script installs a key for good and revokes one
+//! (`key install`, `key revoke`, `key rotate`): [`Edit`]. No I/O here: this module renders it.
 
 use std::fmt;
 use std::time::Duration;
