@@ -167,6 +167,107 @@ pub enum KeyCommand {
     /// Make an Ed25519 key in ~/.ssh (never overwriting anything) to import as a key pair.
     #[command(long_about = KEY_NEW_ABOUT)]
     New(KeyNewArgs),
+    /// Install a public key for good in a user's authorized_keys on an instance, with SSM Run
+    /// Command (not added twice).
+    Install(KeyInstallArgs),
+    /// Remove every authorized_keys line of a user on an instance whose key has a fingerprint
+    /// (never the last key line unless --force).
+    Revoke(KeyRevokeArgs),
+    /// Replace a key on instances: install the new one, prove a login with it, then remove the
+    /// old one (a plan only, unless --yes).
+    #[command(long_about = KEY_ROTATE_ABOUT)]
+    Rotate(KeyRotateArgs),
+}
+
+/// Arguments of `ec2-broker key install`.
+#[derive(Debug, Args)]
+pub struct KeyInstallArgs {
+    /// The instance: an instance id, a Name tag, tag:KEY=VALUE or an IPv4 address.
+    #[arg(value_name = "HOST")]
+    pub host: String,
+
+    /// The public key file (an OpenSSH .pub line).
+    #[arg(long, value_name = "FILE")]
+    pub public_key: PathBuf,
+
+    /// The OS user whose authorized_keys is edited.
+    #[arg(long, value_name = "USER", default_value = "ec2-user")]
+    pub user: String,
+
+    /// AWS account and Region.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Arguments of `ec2-broker key revoke`.
+#[derive(Debug, Args)]
+pub struct KeyRevokeArgs {
+    /// The instance: an instance id, a Name tag, tag:KEY=VALUE or an IPv4 address.
+    #[arg(value_name = "HOST")]
+    pub host: String,
+
+    /// The key's fingerprint as `ssh-keygen -lf` prints it (SHA256:…).
+    #[arg(long, value_name = "SHA256:…")]
+    pub fingerprint: String,
+
+    /// The OS user whose authorized_keys is edited.
+    #[arg(long, value_name = "USER", default_value = "ec2-user")]
+    pub user: String,
+
+    /// Remove the key even when it is the user's last one (no key login is left).
+    #[arg(long)]
+    pub force: bool,
+
+    /// AWS account and Region.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+const KEY_ROTATE_ABOUT: &str = "Replace a key on instances without locking anyone out.
+
+For each HOST, with SSM Run Command: install the public half of --new (FILE.pub) for good, log in with the private key --new over the first route that opens (direct, eice, ssm), and only when that login is accepted remove every line holding the --old key. A host where the login is not proven keeps the old key, and the new one stays installed (ec2-broker key revoke removes it); the host is reported and the exit status is 1.
+
+Without --yes nothing is changed: the plan is printed. --json prints one document with \"schema\": \"ec2-broker.key-rotate/1\" (docs/output.md).";
+
+/// Arguments of `ec2-broker key rotate`.
+#[derive(Debug, Args)]
+pub struct KeyRotateArgs {
+    /// The instances, each `HOST[:PORT]` (the port the proof login dials; default: ssh's Port for
+    /// HOST, from `ssh -G`, else 22).
+    #[arg(value_name = "HOST", required = true)]
+    pub hosts: Vec<String>,
+
+    /// The ssh configuration file to read the port from with `ssh -G` (default: ssh's own).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+
+    /// The key to remove: its fingerprint (SHA256:…), or a public or private key file.
+    #[arg(long, value_name = "FILE|SHA256:…")]
+    pub old: String,
+
+    /// The new private key (OpenSSH format, no passphrase); its public half is FILE.pub.
+    #[arg(long, value_name = "FILE")]
+    pub new: PathBuf,
+
+    /// The OS user whose authorized_keys is edited and who logs in.
+    #[arg(long, value_name = "USER", default_value = "ec2-user")]
+    pub user: String,
+
+    /// Make the changes (without it, only the plan is printed).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Print JSON (schema ec2-broker.key-rotate/1) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// AWS account and Region.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// eice route settings.
+    #[command(flatten)]
+    pub eice: EiceArgs,
 }
 
 const KEY_IMPORT_ABOUT: &str = "Import a public key as an EC2 key pair into one or more Regions.

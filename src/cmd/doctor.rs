@@ -50,13 +50,13 @@ pub(crate) async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
 }
 
 /// The port written in the argument, if any.
-fn explicit_port(arg: &str) -> Option<u16> {
+pub(super) fn explicit_port(arg: &str) -> Option<u16> {
     let host = arg.rsplit_once('@').map_or(arg, |(_, h)| h);
     host.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
 }
 
 /// `ssh -G [-F FILE] HOST`'s output.
-fn ssh_g(host: &str, config: Option<&std::path::Path>) -> anyhow::Result<String> {
+pub(super) fn ssh_g(host: &str, config: Option<&std::path::Path>) -> anyhow::Result<String> {
     let mut cmd = Command::new("ssh");
     if let Some(file) = config {
         cmd.arg("-F").arg(file);

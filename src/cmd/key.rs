@@ -1,4 +1,5 @@
-//! `ec2-broker key import` and `ec2-broker key new` (issue 17): parse, call `keys::pair`, print.
+//! `ec2-broker key import`, `key new`, `key install`, `key revoke` and `key rotate` (issue 17):
+//! parse, call `keys::pair` or `route` (which edits authorized_keys with Run Command), print.
 
 use std::time::SystemTime;
 
@@ -6,9 +7,14 @@ use anyhow::Context;
 
 use crate::aws::Aws;
 use crate::aws::credentials::provider::iso8601;
-use crate::cli::{KeyImportArgs, KeyNewArgs};
+use crate::cli::{KeyImportArgs, KeyInstallArgs, KeyNewArgs, KeyRevokeArgs, KeyRotateArgs};
 use crate::keys::pair::{import, new, public_key::ImportableKey};
 use crate::output;
+use crate::route::open::RouteOptions;
+use crate::route::place;
+use crate::route::rotate::{self, HostOutcome, Keys};
+use crate::route::serial::SerialOptions;
+use crate::route::ssm::SsmOptions;
 
 /// Largest public-key file read: a 4096-bit RSA .pub is ~750 bytes, an SSH2 block ~1 KiB.
 const MAX_PUBLIC_KEY_FILE: u64 = 64 * 1024;
@@ -69,4 +75,73 @@ pub(crate) async fn new(args: KeyNewArgs) -> anyhow::Result<()> {
     text += &format!("next: ec2-broker key import {name} --public-key {}\n", made.public_path.display());
     output::print(&text).context("writing the report")?;
     Ok(())
+}
+
+/// Runs `key install`: the public key, for good, with Run Command.
+pub(crate) async fn install(args: KeyInstallArgs) -> anyhow::Result<()> {
+    let path = &args.public_key;
+    let len = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    anyhow::ensure!(len <= MAX_PUBLIC_KEY_FILE, "{} is {len} bytes: not a public key file", path.display());
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let line = text.trim();
+    let fingerprint = rotate::public_fingerprint(line)
+        .with_context(|| format!("{} holds no OpenSSH public key line (nothing was installed)", path.display()))?;
+    let (aws, instance) = super::aws_and_instance(&args.host, &args.aws).await?;
+    let done = place::install(&aws, &instance.id, &args.user, line).await?;
+    let what = match done.added {
+        true => "installed",
+        false => "already installed, nothing written:",
+    };
+    let user = crate::text::printable(&args.user);
+    let text = format!("{what} key {fingerprint} for {user} on {} (Run Command {})\n", instance.id, done.command_id);
+    output::print(&text).context("writing the report")?;
+    Ok(())
+}
+
+/// Runs `key revoke`: every line of the key, never the last key line unless --force.
+pub(crate) async fn revoke(args: KeyRevokeArgs) -> anyhow::Result<()> {
+    let (aws, instance) = super::aws_and_instance(&args.host, &args.aws).await?;
+    let done = place::revoke(&aws, &instance.id, &args.user, &args.fingerprint, args.force).await?;
+    let user = crate::text::printable(&args.user);
+    let text = format!(
+        "removed {} line(s) with key {} for {user} on {} (Run Command {})\n",
+        done.removed, args.fingerprint, instance.id, done.command_id
+    );
+    output::print(&text).context("writing the report")?;
+    Ok(())
+}
+
+/// Runs `key rotate`; the exit code is 0 when every host is done (or, without --yes, planned).
+pub(crate) async fn rotate(args: KeyRotateArgs) -> anyhow::Result<u8> {
+    let keys = Keys::read(&args.old, &args.new).context("nothing was changed")?;
+    let options = RouteOptions {
+        eice: super::eice_options(&args.eice),
+        ssm: SsmOptions { resume_timeout: std::time::Duration::from_secs(10) },
+        serial: SerialOptions::default(),
+        connect_timeout: std::time::Duration::from_secs(10),
+    };
+    let mut results = Vec::new();
+    for host in &args.hosts {
+        let name = host.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(host.as_str(), |(h, _)| h);
+        let port = super::doctor::explicit_port(host).unwrap_or_else(|| ssh_port(name, args.ssh_config.as_deref()));
+        let outcome = match super::aws_and_instance(name, &args.aws).await {
+            Err(e) => HostOutcome { host: host.clone(), note: format!("{e:#}"), ..HostOutcome::default() },
+            Ok((_, instance)) if !args.yes => rotate::plan_for(host, &instance, &keys, &args.user),
+            Ok((aws, instance)) => rotate::rotate(&aws, &options, host, &instance, port, &args.user, &keys).await,
+        };
+        results.push(outcome);
+    }
+    let text = match args.json {
+        true => rotate::json(&keys, &args.user, !args.yes, &results),
+        false => rotate::table(&keys, !args.yes, &results),
+    };
+    output::print(&text).context("writing the report")?;
+    let ok = results.iter().all(|r| r.instance.is_some() && (!args.yes || r.done()));
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// The port ssh would use for `host` (`ssh -G`), else 22.
+fn ssh_port(host: &str, config: Option<&std::path::Path>) -> u16 {
+    let text = super::doctor::ssh_g(host, config).unwrap_or_default();
+    crate::doctor::ssh_config::parse(&text).port.unwrap_or(22)
 }

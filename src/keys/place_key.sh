@@ -1,12 +1,19 @@
-# ec2-broker: place a short-lived public key in a user's authorized_keys, run as root by the SSM
-# agent (AWS-RunShellScript). Facts: ../shared/spec/keys-and-shell.md §1.4 and §2.
-# Generated from src/keys/place_key.sh: the four values below are data, single-quoted.
-# Exit status: 0 placed; 3 no such user; 4 no authorized_keys file to write; 5 the edit failed.
+# ec2-broker: edit a user's authorized_keys, run as root by the SSM agent (AWS-RunShellScript).
+# Facts: ../shared/spec/keys-and-shell.md §1.4 and §2.
+# MODE place: a short-lived key (marker ec2-broker:EXPIRES, expiry-time, timed removal);
+# MODE install: a permanent key (marker ec2-broker:installed), not added twice;
+# MODE revoke: every line whose key has fingerprint FP goes, never the last key line unless FORCE=yes.
+# Generated from src/keys/place_key.sh: the values below are data, single-quoted.
+# Exit status: 0 done; 3 no such user; 4 no authorized_keys file to write; 5 the edit failed;
+# 6 revoking would remove the last key line (refused).
 # Never 194: that status makes the agent reboot the instance (§1.4).
 U=@USER@
+MODE=@MODE@
 KEY=@KEY@
 EXPIRES=@EXPIRES@
 VALIDITY=@VALIDITY@
+FP=@FP@
+FORCE=@FORCE@
 
 umask 077
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
@@ -15,13 +22,14 @@ export PATH
 cd / || exit 5
 
 # The edit, also run detached for the timed removal, so it is kept as text (one definition).
-# edit_keys FILE LINE OWNER: rewrites FILE without the marked lines whose expiry has passed,
-# appending LINE unless empty; a new file gets OWNER and mode 0600, an existing one keeps its own.
+# edit_keys FILE LINE OWNER [DROP]: rewrites FILE without the marked lines whose expiry has passed
+# and without the lines holding one of the key blobs in DROP (space-separated), appending LINE
+# unless empty; a new file gets OWNER and mode 0600, an existing one keeps its own.
 # Atomic: a temporary file in the same directory, renamed over FILE; serialised with flock when
 # there is one (a lock file .ec2-broker.lock beside FILE).
 EDIT=$(cat <<'EOF'
 edit_keys() {
-  f=$1 add=$2 owner=$3 mode=600
+  f=$1 add=$2 owner=$3 drop=${4:-} mode=600
   [ -f "$f" ] || [ -n "$add" ] || return 0
   dir=$(dirname "$f")
   # Connections placing keys at once must not lose each other's lines: one editor at a time.
@@ -32,8 +40,10 @@ edit_keys() {
   now=$(date +%s) || return 5
   tmp=$(mktemp "$dir/.ec2-broker.XXXXXX") || return 5
   if [ -f "$f" ]; then
-    awk -v now="$now" '{
+    awk -v now="$now" -v drop="$drop" 'BEGIN { n = split(drop, d, " "); for (i = 1; i <= n; i++) gone[d[i]] = 1 }
+    {
       if (match($0, /ec2-broker:[0-9]+[ \t\r]*$/)) { e = substr($0, RSTART + 11) + 0; if (e <= now) next }
+      for (i = 1; i <= NF; i++) if ($i in gone) next
       print
     }' "$f" > "$tmp" || { rm -f "$tmp"; return 5; }
     owner=$(stat -c %u:%g "$f") && mode=$(stat -c %a "$f") || { rm -f "$tmp"; return 5; }
@@ -108,6 +118,52 @@ main() {
     if [ "$dir" = "$home/.ssh" ]; then chown "$uid:$gid" "$dir" && chmod 700 "$dir" || fail 5 "cannot set up $dir"; fi
   fi
 
+  case $MODE in
+    install) install_key ;;
+    revoke) revoke_key ;;
+    *) place_key ;;
+  esac
+}
+
+# MODE install: the key, permanent and marked, unless a line that does not expire holds it already.
+install_key() {
+  blob=${KEY#* }
+  if [ -f "$f" ] && awk -v b="$blob" '/ec2-broker:[0-9]+[ \t\r]*$/ { next }
+      { for (i = 1; i <= NF; i++) if ($i == b) found = 1 } END { exit !found }' "$f"; then
+    printf 'the key for %s is already in %s\n' "$U" "$f"
+    return 0
+  fi
+  edit_keys "$f" "$KEY ec2-broker:installed" "$uid:$gid" || fail 5 "cannot write $f"
+  printf 'installed the key for %s in %s\n' "$U" "$f"
+}
+
+# MODE revoke: the blobs of the key lines with fingerprint FP (ssh-keygen reads each line alone).
+revoke_key() {
+  [ -f "$f" ] || { printf 'removed 0 of 0 key lines from %s\n' "$f"; return 0; }
+  # Without ssh-keygen no line would match, and "removed 0" would read as "not there".
+  command -v ssh-keygen >/dev/null 2>&1 || fail 5 "ssh-keygen is not on this instance: cannot tell the keys' fingerprints"
+  total=0 hits=0 blobs=
+  while IFS= read -r line || [ -n "$line" ]; do
+    fp=$(printf '%s\n' "$line" | ssh-keygen -l -E sha256 -f - 2>/dev/null | awk '{ print $2 }')
+    [ -n "$fp" ] || continue
+    total=$((total + 1))
+    [ "$fp" = "$FP" ] || continue
+    hits=$((hits + 1))
+    set -f
+    for word in $line; do
+      case $word in AAAA*) blobs="$blobs $word" ;; esac
+    done
+    set +f
+  done < "$f"
+  if [ "$hits" -gt 0 ] && [ "$hits" -ge "$total" ] && [ "$FORCE" != yes ]; then
+    fail 6 "$f holds no other key than $FP: removing it would lock everyone out of $U (--force removes it anyway)"
+  fi
+  [ "$hits" -eq 0 ] || edit_keys "$f" '' '' "$blobs" || fail 5 "cannot write $f"
+  printf 'removed %s of %s key lines from %s\n' "$hits" "$total" "$f"
+}
+
+# MODE place: the short-lived key, and its timed removal.
+place_key() {
   options=
   if expiry_supported; then
     # sshd reads the time in its own time zone (a Z suffix only from 9.1, §2.6).

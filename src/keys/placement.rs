@@ -1,7 +1,8 @@
 //! Key placement: how the short-lived public key reaches the instance. With EC2 Instance Connect
 //! (pushed, served by the instance's `AuthorizedKeysCommand` for 60 s), or, where that package
 //! is missing, written into the user's `authorized_keys` by a shell script that SSM Run Command
-//! runs as root ([`script`], `place_key.sh`). No I/O here: this module renders the script.
+//! runs as root (`place_key.sh`). The same script installs a key for good and revokes one
+//! (`key install`, `key revoke`, `key rotate`): [`Edit`]. No I/O here: this module renders it.
 
 use std::fmt;
 use std::time::Duration;
@@ -44,6 +45,8 @@ pub(crate) enum ScriptExit {
     NoKeysFile,
     /// The file could not be written.
     EditFailed,
+    /// Revoking would have removed the last key line (refused without `force`).
+    LastKey,
     /// Any other status (the shell itself failed).
     Other(i32),
 }
@@ -56,6 +59,7 @@ impl ScriptExit {
             3 => ScriptExit::NoSuchUser,
             4 => ScriptExit::NoKeysFile,
             5 => ScriptExit::EditFailed,
+            6 => ScriptExit::LastKey,
             other => ScriptExit::Other(other),
         }
     }
@@ -70,26 +74,105 @@ pub(crate) enum ScriptError {
         /// `user name` or `public key`.
         what: &'static str,
     },
+    /// Not an OpenSSH SHA-256 fingerprint.
+    #[error("{0:?} is not a key fingerprint: give it as ssh-keygen -lf prints it (SHA256: and 43 characters)")]
+    Fingerprint(String),
+}
+
+/// What a script does to the user's `authorized_keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Edit<'a> {
+    /// A short-lived key: marked `ec2-broker:<expires>` (Unix seconds), with an `expiry-time`
+    /// option where sshd has one, removed after `validity` whatever sshd does.
+    Place {
+        /// The public key line.
+        public_key: &'a str,
+        /// Unix seconds.
+        expires: u64,
+        /// When the detached removal runs.
+        validity: Duration,
+    },
+    /// A permanent key marked `ec2-broker:installed`, not added when a line that does not
+    /// expire holds it already.
+    Install {
+        /// The public key line.
+        public_key: &'a str,
+    },
+    /// Removes every line whose key has this fingerprint (`SHA256:…`), refusing to remove the
+    /// last key line unless `force`.
+    Revoke {
+        /// `SHA256:` and 43 base64 characters.
+        fingerprint: &'a str,
+        /// Remove the last key line too.
+        force: bool,
+    },
 }
 
 /// The placement script for `user`: appends `public_key` (its type and base64 only, marked
 /// `ec2-broker:<expires>`) with an `expiry-time` option where sshd has one, and removes it
 /// after `validity` whatever sshd does. `expires` is Unix seconds.
+#[cfg(test)]
 pub(crate) fn script(user: &str, public_key: &str, expires: u64, validity: Duration) -> Result<String, ScriptError> {
+    render(user, Edit::Place { public_key, expires, validity })
+}
+
+/// The script that makes `edit` to `user`'s `authorized_keys`.
+pub(crate) fn render(user: &str, edit: Edit<'_>) -> Result<String, ScriptError> {
     let one_line = |s: &str| !s.is_empty() && !s.chars().any(|c| c == '\0' || c == '\n' || c == '\r');
     if !one_line(user) {
         return Err(ScriptError::NotOneLine { what: "user name" });
     }
     // The comment goes: the marker takes its place.
-    let key: Vec<&str> = public_key.split_whitespace().take(2).collect();
-    if key.len() != 2 || !one_line(public_key) {
-        return Err(ScriptError::NotOneLine { what: "public key" });
+    let key_of = |public_key: &str| {
+        let key: Vec<&str> = public_key.split_whitespace().take(2).collect();
+        match key.len() == 2 && one_line(public_key) {
+            true => Ok(key.join(" ")),
+            false => Err(ScriptError::NotOneLine { what: "public key" }),
+        }
+    };
+    let (mode, key, expires, validity, fingerprint, force) = match edit {
+        Edit::Place { public_key, expires, validity } => {
+            ("place", key_of(public_key)?, expires, validity.as_secs(), String::new(), false)
+        }
+        Edit::Install { public_key } => ("install", key_of(public_key)?, 0, 0, String::new(), false),
+        Edit::Revoke { fingerprint, force } => {
+            if !is_fingerprint(fingerprint) {
+                return Err(ScriptError::Fingerprint(fingerprint.to_string()));
+            }
+            ("revoke", String::new(), 0, 0, fingerprint.to_string(), force)
+        }
+    };
+    let values = [
+        ("@USER@", quote(user)),
+        ("@MODE@", quote(mode)),
+        ("@KEY@", quote(&key)),
+        ("@EXPIRES@", quote(&expires.to_string())),
+        ("@VALIDITY@", quote(&validity.to_string())),
+        ("@FP@", quote(&fingerprint)),
+        ("@FORCE@", quote(if force { "yes" } else { "no" })),
+    ];
+    Ok(fill(TEMPLATE, &values))
+}
+
+/// `template` with each placeholder replaced once, in order, searching only after the value
+/// before it (a value that contains a placeholder's text stays as it is).
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let (mut out, mut rest) = (String::with_capacity(template.len() + 256), template);
+    for (placeholder, value) in values {
+        if let Some(at) = rest.find(placeholder) {
+            out.push_str(&rest[..at]);
+            out.push_str(value);
+            rest = &rest[at + placeholder.len()..];
+        }
     }
-    Ok(TEMPLATE
-        .replacen("@USER@", &quote(user), 1)
-        .replacen("@KEY@", &quote(&key.join(" ")), 1)
-        .replacen("@EXPIRES@", &quote(&expires.to_string()), 1)
-        .replacen("@VALIDITY@", &quote(&validity.as_secs().to_string()), 1))
+    out.push_str(rest);
+    out
+}
+
+/// Whether `s` is an OpenSSH SHA-256 fingerprint: `SHA256:` and 43 unpadded base64 characters.
+pub(crate) fn is_fingerprint(s: &str) -> bool {
+    s.strip_prefix("SHA256:")
+        .is_some_and(|b| b.len() == 43 && b.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/'))
 }
 
 /// `s` as one single-quoted shell word: data, never code.
@@ -118,7 +201,12 @@ mod tests {
             let s = script(user, KEY, 1_800_000_000, PLACED_KEY_VALIDITY).unwrap();
             assert!(!s.contains("exit 194"), "{user}");
             assert!(s.len() < 16 * 1024, "{} bytes", s.len());
-            assert!(!["@USER@", "@KEY@", "@EXPIRES@", "@VALIDITY@"].iter().any(|p| s.contains(p)), "filled");
+            assert!(
+                !["@USER@", "@MODE@", "@KEY@", "@EXPIRES@", "@VALIDITY@", "@FP@", "@FORCE@"]
+                    .iter()
+                    .any(|p| s.contains(p)),
+                "filled"
+            );
             if dash_available() {
                 let out = Command::new("dash").arg("-n").arg("-c").arg(&s).output().unwrap();
                 assert!(out.status.success(), "{user}: {}", String::from_utf8_lossy(&out.stderr));
@@ -135,6 +223,68 @@ mod tests {
         assert!(script("", KEY, 1, PLACED_KEY_VALIDITY).is_err());
         assert!(script("ec2-user", "ssh-ed25519", 1, PLACED_KEY_VALIDITY).is_err());
         assert!(script("ec2-user", &format!("{KEY}\nssh-rsa AAAA x"), 1, PLACED_KEY_VALIDITY).is_err());
+    }
+
+    #[test]
+    fn a_value_holding_a_placeholder_stays_data() {
+        let s = script("@MODE@", KEY, 1, PLACED_KEY_VALIDITY).unwrap();
+        assert!(s.contains("U='@MODE@'\nMODE='place'\n"), "{s}");
+        assert!(render("u", Edit::Revoke { fingerprint: "SHA256:x", force: false }).is_err());
+    }
+
+    /// install then revoke for real under dash (the same stand-in sshd): one line however often
+    /// it is installed; the last key line stays without force.
+    #[test]
+    fn install_is_idempotent_and_revoke_keeps_the_last_key() {
+        if !dash_available() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("authorized_keys");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let shim = bin.join("sshd");
+        let fake = format!("#!/bin/sh\necho 'authorizedkeysfile {}'\n", keys.display());
+        std::fs::write(&shim, fake).unwrap();
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let run = |edit: Edit<'_>| {
+            let s = render(user.trim(), edit).unwrap();
+            Command::new("dash").arg("-c").arg(&s).env("PATH", &path).output().unwrap()
+        };
+        let key = |name: &str| {
+            let file = dir.path().join(name);
+            let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&file).output();
+            assert!(out.unwrap().status.success());
+            let public = std::fs::read_to_string(file.with_extension("pub")).unwrap();
+            let fp = Command::new("ssh-keygen").arg("-lf").arg(file.with_extension("pub")).output().unwrap();
+            let fp = String::from_utf8(fp.stdout).unwrap().split_whitespace().nth(1).unwrap().to_string();
+            (public.trim().to_string(), fp)
+        };
+        let (first, first_fp) = key("first");
+        let (second, second_fp) = key("second");
+        for _ in 0..2 {
+            let out = run(Edit::Install { public_key: &first });
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let text = std::fs::read_to_string(&keys).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.ends_with(" ec2-broker:installed\n"), "{text}");
+        assert_eq!(std::fs::metadata(&keys).unwrap().mode() & 0o777, 0o600);
+        let out = run(Edit::Revoke { fingerprint: &first_fp, force: false });
+        assert_eq!(ScriptExit::of(out.status.code().unwrap()), ScriptExit::LastKey);
+        assert_eq!(std::fs::read_to_string(&keys).unwrap(), text);
+        assert!(run(Edit::Install { public_key: &second }).status.success());
+        let out = run(Edit::Revoke { fingerprint: &first_fp, force: false });
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("removed 1 of 2 key lines"));
+        let left = std::fs::read_to_string(&keys).unwrap();
+        assert_eq!(left.lines().count(), 1, "{left}");
+        assert!(left.starts_with(&second[..80]), "{left}");
+        let out = run(Edit::Revoke { fingerprint: &second_fp, force: true });
+        assert!(out.status.success());
+        assert_eq!(std::fs::read_to_string(&keys).unwrap(), "");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub(crate) mod memory;
 pub(crate) mod open;
 pub(crate) mod place;
 pub(crate) mod plan;
+pub(crate) mod rotate;
 pub(crate) mod run_as;
 pub(crate) mod serial;
 pub(crate) mod ssm;

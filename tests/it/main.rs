@@ -21,6 +21,8 @@ mod faults;
 mod key_pairs;
 /// Issue 17: the key placed with SSM Run Command when Instance Connect's push is refused.
 mod key_placement;
+/// Issue 17: `key install`, `key revoke` and `key rotate` (a new key proven before the old one goes).
+mod key_rotation;
 /// known-hosts audit: matching against ssh-keygen -F, findings as JSON.
 mod known_hosts;
 /// ssh leaving at any stage: a slow lookup, a resuming session (SIGKILL, no SIGHUP).
