@@ -40,13 +40,13 @@ pub fn run_bench_shell(keys: usize, mib: usize) -> anyhow::Result<()> {
         plain.state().set_ssm_faults(|f| f.pacing = pacing);
         kms.state().set_ssm_faults(|f| f.pacing = pacing);
         let pacing_label = if pacing { "agent pacing on" } else { "agent pacing off" };
-        let variants: [(&str, &Lab, Command); 3] = [
-            ("shell web-1", &plain, bench.shell_cmd(&plain, &["web-1"])),
-            ("ssh -tt via proxy --route ssm", &plain, bench.ssh_cmd(&plain, &ssm_cfg, &["-tt", "web-1"])),
-            ("shell db-1, KMS required", &kms, bench.shell_cmd(&kms, &["db-1"])),
+        let variants: [(&str, Command); 3] = [
+            ("shell web-1", bench.shell_cmd(&plain, &["web-1"])),
+            ("ssh -tt via proxy --route ssm", bench.ssh_cmd(&plain, &ssm_cfg, &["-tt", "web-1"])),
+            ("shell db-1, KMS required", bench.shell_cmd(&kms, &["db-1"])),
         ];
         let mut rows = Vec::new();
-        for (label, _lab, cmd) in variants {
+        for (label, cmd) in variants {
             match bench.keystrokes(cmd, keys) {
                 Ok((setup, mut rtts)) => {
                     rtts.sort();

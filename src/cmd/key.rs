@@ -8,7 +8,8 @@ use anyhow::Context;
 use crate::aws::Aws;
 use crate::aws::credentials::provider::iso8601;
 use crate::cli::{KeyImportArgs, KeyInstallArgs, KeyNewArgs, KeyRevokeArgs, KeyRotateArgs};
-use crate::keys::pair::{import, new, public_key::ImportableKey};
+use crate::keys::pair::public_key::{self, ImportableKey};
+use crate::keys::pair::{import, new};
 use crate::output;
 use crate::route::open::RouteOptions;
 use crate::route::place;
@@ -16,17 +17,10 @@ use crate::route::rotate::{self, HostOutcome, Keys};
 use crate::route::serial::SerialOptions;
 use crate::route::ssm::SsmOptions;
 
-/// Largest public-key file read: a 4096-bit RSA .pub is ~750 bytes, an SSH2 block ~1 KiB.
-const MAX_PUBLIC_KEY_FILE: u64 = 64 * 1024;
-/// Default names tried after `ec2-broker-DATE` when that one exists (`-2` … `-99`).
-const DEFAULT_NAME_TRIES: u32 = 99;
-
 /// Runs `key import`; the exit code is 0 when every Region holds the key.
 pub(crate) async fn import(args: KeyImportArgs) -> anyhow::Result<u8> {
     let path = &args.public_key;
-    let len = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
-    anyhow::ensure!(len <= MAX_PUBLIC_KEY_FILE, "{} is {len} bytes: not a public key file", path.display());
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = public_key::read_key_file(path).with_context(|| format!("reading {}", path.display()))?;
     let key = ImportableKey::parse(&bytes).with_context(|| format!("{} (nothing was imported)", path.display()))?;
     let aws = Aws::load(args.profile.as_deref(), args.regions.first().map(String::as_str)).await?;
     let mut regions = if args.regions.is_empty() { vec![aws.region.clone()] } else { args.regions.clone() };
@@ -46,21 +40,8 @@ pub(crate) async fn import(args: KeyImportArgs) -> anyhow::Result<u8> {
 pub(crate) async fn new(args: KeyNewArgs) -> anyhow::Result<()> {
     let home = dirs::home_dir().context("no home directory: set HOME")?;
     let dir = home.join(".ssh");
-    let made = match &args.name {
-        Some(name) => new::write(&dir, name)?,
-        None => {
-            let base = format!("ec2-broker-{}", &iso8601(SystemTime::now())[..10]);
-            let mut tries =
-                std::iter::once(base.clone()).chain((2..=DEFAULT_NAME_TRIES).map(|n| format!("{base}-{n}")));
-            loop {
-                let name = tries.next().context("every default name is taken: give a NAME")?;
-                match new::write(&dir, &name) {
-                    Err(new::NewKeyError::Exists(_)) => continue,
-                    other => break other?,
-                }
-            }
-        }
-    };
+    let today = &iso8601(SystemTime::now())[..10];
+    let made = new::write_named_or_default(&dir, args.name.as_deref(), today)?;
     let name = made.private_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut text = format!(
         "wrote {} (0600) and {} (0644)\nkey {} (ed25519, no passphrase)\n",
@@ -80,9 +61,8 @@ pub(crate) async fn new(args: KeyNewArgs) -> anyhow::Result<()> {
 /// Runs `key install`: the public key, for good, with Run Command.
 pub(crate) async fn install(args: KeyInstallArgs) -> anyhow::Result<()> {
     let path = &args.public_key;
-    let len = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
-    anyhow::ensure!(len <= MAX_PUBLIC_KEY_FILE, "{} is {len} bytes: not a public key file", path.display());
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = public_key::read_key_file(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
     let line = text.trim();
     let fingerprint = rotate::public_fingerprint(line)
         .with_context(|| format!("{} holds no OpenSSH public key line (nothing was installed)", path.display()))?;

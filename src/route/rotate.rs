@@ -22,8 +22,6 @@ use crate::target::instance::{AddressKind, Instance};
 
 /// How long the proof login may take once a route is open (connect, key exchange, auth).
 const PROOF_DEADLINE: Duration = Duration::from_secs(15);
-/// Largest key file read: an OpenSSH private key is a few KiB at most.
-const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// The keys of a rotation, read and checked before any call.
 pub(crate) struct Keys {
@@ -115,11 +113,8 @@ pub(crate) fn public_fingerprint(line: &str) -> Option<String> {
 /// A file's text, refusing anything larger than a key file.
 fn read_small(path: &Path) -> Result<String, KeysError> {
     let read = |path: &Path| -> std::io::Result<String> {
-        let len = std::fs::metadata(path)?.len();
-        if len > MAX_KEY_FILE {
-            return Err(std::io::Error::other(format!("{len} bytes: not a key file")));
-        }
-        std::fs::read_to_string(path)
+        let bytes = crate::keys::pair::public_key::read_key_file(path)?;
+        String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     };
     read(path).map_err(|source| KeysError::Read { path: path.to_path_buf(), source })
 }

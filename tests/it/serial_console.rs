@@ -4,14 +4,14 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::Duration;
 
 use ec2_lab::Inventory;
 use rustix::termios::LocalModes;
 
 use crate::harness::run::wait_deadline;
-use crate::harness::terminal::{assert_sigterm_restores, read};
+use crate::harness::terminal::{assert_resize_reaches_the_remote, assert_sigterm_restores, read};
 use crate::harness::{World, broker};
 use ec2_lab::pty::{Pty, same_modes};
 
@@ -65,15 +65,8 @@ fn console_logs_in_runs_a_command_follows_the_window_and_leaves() {
         "the terminal must be raw during the session"
     );
     let at = run_echo(&pty, at);
-    pty.type_text("stty size\r").unwrap();
-    let at = pty.expect_after(at, "30 100", T).unwrap();
     // A window change reaches the instance's terminal.
-    pty.resize(120, 40).unwrap();
-    let kill = Command::new("kill").args(["-WINCH", &child.id().to_string()]).status().expect("kill");
-    assert!(kill.success());
-    std::thread::sleep(Duration::from_millis(300));
-    pty.type_text("stty size\r").unwrap();
-    pty.expect_after(at, "40 120", T).unwrap();
+    assert_resize_reaches_the_remote(&pty, &child, at, T);
 
     let status = leave(&pty, &mut child);
     let err = read(&stderr);

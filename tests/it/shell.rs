@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use ec2_lab::fault_spec::FaultSpec;
@@ -14,7 +14,7 @@ use ec2_lab::scenario::Scenario;
 use rustix::termios::LocalModes;
 
 use crate::harness::run::wait_deadline;
-use crate::harness::terminal::{assert_sigterm_restores, read};
+use crate::harness::terminal::{assert_resize_reaches_the_remote, assert_sigterm_restores, read};
 use crate::harness::{World, broker, random_file, sha256_file};
 
 /// A shell on web-1 in a fresh 80×24 pty, at its prompt: the pty, its modes before, the
@@ -67,14 +67,7 @@ fn interactive_session(world: &World, host: &str) {
     let mut child = shell_on(world, &pty, &[host], &stderr);
     let at = pty.expect_after(0, "$ ", T).unwrap_or_else(|e| panic!("{e}\n{}\n{}", read(&stderr), world.dump()));
     assert!(!pty.modes().unwrap().local_modes.contains(LocalModes::ICANON), "raw during the session");
-    pty.type_text("stty size\r").unwrap();
-    let at = pty.expect_after(at, "30 100", T).unwrap();
-    pty.resize(120, 40).unwrap();
-    let kill = Command::new("kill").args(["-WINCH", &child.id().to_string()]).status().expect("kill");
-    assert!(kill.success());
-    std::thread::sleep(Duration::from_millis(300));
-    pty.type_text("stty size\r").unwrap();
-    let at = pty.expect_after(at, "40 120", T).unwrap();
+    let at = assert_resize_reaches_the_remote(&pty, &child, at, T);
     // ^C interrupts the remote command, not us.
     pty.type_text("sleep 30\r").unwrap();
     std::thread::sleep(Duration::from_millis(500));

@@ -78,6 +78,26 @@ pub(crate) fn valid_name(name: &str) -> bool {
 }
 
 /// Makes an Ed25519 key commented `NAME@ec2-broker` and writes `dir/NAME` and `dir/NAME.pub`.
+/// [`write`] under `name`, or without one under `ec2-broker-DATE` (`today`: `YYYY-MM-DD`), then
+/// `-2`, `-3`, … while those exist.
+pub(crate) fn write_named_or_default(dir: &Path, name: Option<&str>, today: &str) -> Result<NewKey, NewKeyError> {
+    if let Some(name) = name {
+        return write(dir, name);
+    }
+    let base = format!("ec2-broker-{today}");
+    let mut last = None;
+    for name in std::iter::once(base.clone()).chain((2..=DEFAULT_NAME_TRIES).map(|n| format!("{base}-{n}"))) {
+        match write(dir, &name) {
+            Err(e @ NewKeyError::Exists(_)) => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.expect("at least one name was tried"))
+}
+
+/// How many default names are tried before giving up.
+const DEFAULT_NAME_TRIES: u32 = 99;
+
 pub(crate) fn write(dir: &Path, name: &str) -> Result<NewKey, NewKeyError> {
     if !valid_name(name) {
         return Err(NewKeyError::BadName(name.to_string()));

@@ -27,6 +27,18 @@ const OID_DSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
 /// DER contents of the `id-ecPublicKey` OID (1.2.840.10045.2.1).
 const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 
+/// Reads a key file (public, or an OpenSSH private key), refusing one larger than 64 KiB: no
+/// key file is, and a wrong path could name a huge file.
+pub(crate) fn read_key_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    const MAX_PUBLIC_KEY_FILE: u64 = 64 * 1024;
+    let len = std::fs::metadata(path)?.len();
+    if len > MAX_PUBLIC_KEY_FILE {
+        let why = format!("{len} bytes: not a key file");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+    }
+    std::fs::read(path)
+}
+
 /// A public key EC2 will import and the broker recommends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ImportableKey {

@@ -24,3 +24,17 @@ pub fn assert_sigterm_restores(pty: &Pty, before: &Termios, child: &mut Child, s
     assert!(wait_deadline(child, within).is_some(), "still running after SIGTERM");
     assert!(same_modes(before, &pty.modes().unwrap()), "the terminal was not restored:\n{}", read(stderr));
 }
+
+/// `stty size` on the remote terminal shows 30 100, and after the pty is resized to 120×40 (and
+/// `child` told with SIGWINCH, as a terminal would) it shows 40 120. Returns the screen position
+/// after the second answer.
+pub fn assert_resize_reaches_the_remote(pty: &Pty, child: &Child, from: usize, within: Duration) -> usize {
+    pty.type_text("stty size\r").unwrap();
+    let at = pty.expect_after(from, "30 100", within).unwrap();
+    pty.resize(120, 40).unwrap();
+    let kill = Command::new("kill").args(["-WINCH", &child.id().to_string()]).status().expect("kill");
+    assert!(kill.success());
+    std::thread::sleep(Duration::from_millis(300));
+    pty.type_text("stty size\r").unwrap();
+    pty.expect_after(at, "40 120", within).unwrap()
+}
