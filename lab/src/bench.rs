@@ -142,7 +142,7 @@ pub fn run_bench(runs: usize, mib: usize) -> anyhow::Result<()> {
     }
     let _ = writeln!(
         report,
-        "  broker / plain   up {:>6.1} %  down {:>6.1} %",
+        "  broker / plain   up {:>6.1} %  down {:>6.1} %   (target >= 95 %)",
         100.0 * rows[1].1 / rows[0].1,
         100.0 * rows[1].2 / rows[0].2
     );

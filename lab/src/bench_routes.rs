@@ -159,9 +159,12 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
         for (label, up, down, rss, ceiling) in &rows {
             let _ = write!(
                 report,
-                "  {label:<28} up {up:>7.1}   down {down:>7.1}   broker peak RSS {:>5.1} MiB",
+                "  {label:<28} up {up:>7.1}   down {down:>7.1}   broker peak RSS {:>5.1} MiB (target <= 12 MiB)",
                 *rss as f64 / 1024.0
             );
+            if label.contains("pacing off") {
+                let _ = write!(report, "   (target >= 100 MB/s each way)");
+            }
             if let Some((c, achieved)) = ceiling {
                 let _ = write!(
                     report,
@@ -172,9 +175,11 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
             let _ = writeln!(report);
         }
         if let [direct, other, ..] = rows.as_slice() {
+            // Issue 19's targets: EICE at least 90 % of direct; SSM unpaced at least 50 %.
+            let target = if other.0.starts_with("eice") { 90 } else { 50 };
             let _ = writeln!(
                 report,
-                "  {} / {}   up {:>5.1} %   down {:>5.1} %",
+                "  {} / {}   up {:>5.1} %   down {:>5.1} %   (target >= {target} %)",
                 other.0,
                 direct.0,
                 100.0 * other.1 / direct.1,

@@ -99,7 +99,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Up(up) = cli.command else { panic!("up") };
-        assert_eq!(up.faults, [FaultSpec::Throttle(2), FaultSpec::Down]);
+        assert_eq!(up.faults, [FaultSpec::Throttle { count: 2, operation: None }, FaultSpec::Down]);
         assert!(up.no_pacing && up.scenario.as_deref() == Some("ssm-bye"));
         let err = Cli::try_parse_from(["ec2-lab", "up", "--fault", "explode"]).unwrap_err();
         assert!(err.to_string().contains("unknown fault"), "{err}");

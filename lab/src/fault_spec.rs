@@ -11,7 +11,7 @@
 //! | `ssm-drop-frames:N` / `ssm-corrupt:N` | drop / corrupt the digest of the next N output frames |
 //! | `agent:INSTANCE=STATUS` | SSM agent status: `Online`, `ConnectionLost`, `Inactive`, `None` |
 //! | `agent-offline:INSTANCE` | same as `agent:INSTANCE=ConnectionLost` |
-//! | `throttle:N` | the next N API calls are throttled |
+//! | `throttle:N` / `throttle:N:OPERATION` | the next N API calls (of that operation) are throttled |
 //! | `fail:N` / `fail:N:OPERATION` | the next N calls (of that operation) answer a 500 |
 //! | `down` | every API call answers 503 |
 //! | `latency:MS` / `latency:MS:OPERATION` | every API answer (of that operation) waits |
@@ -47,8 +47,13 @@ pub enum FaultSpec {
         /// Its status.
         status: SsmStatus,
     },
-    /// Throttle the next N API calls.
-    Throttle(u32),
+    /// Throttle the next N API calls, or only those of one operation.
+    Throttle {
+        /// How many.
+        count: u32,
+        /// Only this operation.
+        operation: Option<String>,
+    },
     /// Fail the next N API calls, or only those of one operation.
     Fail {
         /// How many.
@@ -133,7 +138,7 @@ impl FromStr for FaultSpec {
                 need(!instance.is_empty(), "agent:INSTANCE=STATUS or agent-offline:INSTANCE")?;
                 FaultSpec::Agent { instance: instance.to_string(), status }
             }
-            "throttle" => FaultSpec::Throttle(count("N")?),
+            "throttle" => FaultSpec::Throttle { count: count("N")?, operation: second() },
             "fail" => FaultSpec::Fail { count: count("N")?, operation: second() },
             "down" => FaultSpec::Down,
             "latency" => FaultSpec::Latency { delay: Duration::from_millis(number("MS")?), operation: second() },
@@ -176,7 +181,10 @@ impl FaultSpec {
             FaultSpec::SsmDropFrames(n) => state.set_ssm_faults(|f| f.drop_frames = n),
             FaultSpec::SsmCorrupt(n) => state.set_ssm_faults(|f| f.corrupt_digest = n),
             FaultSpec::Agent { instance, status } => state.set_ssm_status(&instance, status),
-            FaultSpec::Throttle(n) => state.set_faults(|f| f.throttle_next = n),
+            FaultSpec::Throttle { count, operation } => state.set_faults(|f| {
+                f.throttle_next = count;
+                f.throttle_only = operation;
+            }),
             FaultSpec::Fail { count, operation } => state.set_faults(|f| {
                 f.fail_next = count;
                 f.fail_only = operation;
@@ -218,7 +226,11 @@ mod tests {
                 FaultSpec::Agent { instance: "i-0a1b2c3d4e5f60718".into(), status: SsmStatus::ConnectionLost },
             ),
             ("agent:i-0a=Inactive", FaultSpec::Agent { instance: "i-0a".into(), status: SsmStatus::Inactive }),
-            ("throttle:2", FaultSpec::Throttle(2)),
+            ("throttle:2", FaultSpec::Throttle { count: 2, operation: None }),
+            (
+                "throttle:9:GetConsoleOutput",
+                FaultSpec::Throttle { count: 9, operation: Some("GetConsoleOutput".into()) },
+            ),
             ("fail:1:SendSSHPublicKey", FaultSpec::Fail { count: 1, operation: Some("SendSSHPublicKey".into()) }),
             ("fail:3", FaultSpec::Fail { count: 3, operation: None }),
             (

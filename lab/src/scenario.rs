@@ -387,7 +387,7 @@ mod tests {
         let s = Scenario::load(file.to_str().unwrap()).unwrap();
         assert_eq!(
             (s.host.as_deref(), s.faults.as_slice(), s.inventory.instances.len()),
-            (Some("x"), &[FaultSpec::Throttle(1)][..], 0)
+            (Some("x"), &[FaultSpec::Throttle { count: 1, operation: None }][..], 0)
         );
         std::fs::write(&file, "faults = [\"throttle:x\"]\n").unwrap();
         assert!(Scenario::load(file.to_str().unwrap()).unwrap_err().to_string().contains("must be a number"));

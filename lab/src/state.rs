@@ -56,6 +56,8 @@ pub struct ApiCall {
 pub struct Faults {
     /// Answer this many of the next calls with a throttling error.
     pub throttle_next: u32,
+    /// Limit `throttle_next` to calls of this operation (e.g. `GetConsoleOutput`).
+    pub throttle_only: Option<String>,
     /// Answer this many of the next calls with a 500 server error.
     pub fail_next: u32,
     /// Limit `fail_next` to calls of this operation (e.g. `SendSSHPublicKey`).

@@ -6,23 +6,17 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Context;
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::aws::Aws;
 use crate::cache::private_file::user_file::{self, Rewritten};
 use crate::cli::AuditArgs;
-use crate::known_hosts::console;
 use crate::known_hosts::exposure::{self, AuditedInstance, ExposedInstance, Exposure, UserKey};
 use crate::known_hosts::file::KnownHostsFile;
 use crate::known_hosts::findings::{self, Ec2Facts, Finding, InstanceFacts, Severity};
 use crate::known_hosts::fix;
-use crate::output::progress::Progress;
 use crate::target::instance::{Instance, InstanceState};
 use russh::keys::ssh_key::known_hosts::HostPatterns;
-
-/// Console outputs fetched at once.
-const CONSOLE_CONCURRENCY: usize = 8;
 
 /// Runs the audit; returns the exit code: 0 nothing to fix, 1 findings, 2 error (printed).
 pub(crate) async fn audit(args: AuditArgs) -> u8 {
@@ -243,35 +237,7 @@ async fn ec2_facts(
     let instances = aws.instances_for_hosts(&addresses, &ids).await.context("looking up the addresses in EC2")?;
 
     let live: Vec<&Instance> = instances.iter().filter(|i| consoles && i.state != InstanceState::Terminated).collect();
-    let progress = (!live.is_empty()).then(|| Progress::start("reading consoles", live.len()));
-    let fetched: Vec<_> = futures_util::stream::iter(live)
-        .map(|i| async move {
-            let text = aws.console_output(&i.id).await;
-            (i.id.clone(), text)
-        })
-        .buffer_unordered(CONSOLE_CONCURRENCY)
-        .inspect(|_| progress.iter().for_each(Progress::step))
-        .collect()
-        .await;
-    // The bar is erased before any warning below, so the two do not share a line.
-    drop(progress);
-    let consoles: BTreeMap<String, Option<console::ConsoleKeys>> = fetched
-        .into_iter()
-        .map(|(id, text)| match text {
-            Ok(t) => {
-                if t.as_deref().is_some_and(console::truncated) {
-                    tracing::warn!(
-                        instance = %id,
-                        "the console output fills the {} KiB GetConsoleOutput returns: its first boot may be cut off, \
-                         so a host-key block found in it may have been printed later",
-                        console::OUTPUT_LIMIT / 1024
-                    );
-                }
-                Ok((id, t.as_deref().and_then(console::find)))
-            }
-            Err(e) => Err(anyhow::Error::new(e).context(format!("reading the console output of {id}"))),
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let consoles = super::console_reads::read(aws, &live).await?.blocks;
 
     let mut facts = Ec2Facts::default();
     let mut ordered: Vec<&Instance> = instances.iter().collect();

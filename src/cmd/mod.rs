@@ -2,6 +2,7 @@
 
 pub(crate) mod completions;
 pub(crate) mod console;
+mod console_reads;
 pub(crate) mod doctor;
 pub(crate) mod key;
 pub(crate) mod known_hosts;

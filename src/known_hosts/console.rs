@@ -60,7 +60,10 @@ pub fn truncated(console: &str) -> bool {
 
 /// Finds the first complete block; `None` when there is none.
 pub fn find(console: &str) -> Option<ConsoleKeys> {
-    let lines: Vec<&str> = console.split('\n').map(|l| l.trim_end_matches('\r')).collect();
+    // Only the lines from the first marker's on are split: a boot log is mostly other text.
+    let first = [FP_BEGIN, KEYS_BEGIN].iter().filter_map(|m| console.find(m)).min()?;
+    let from = console[..first].rfind('\n').map_or(0, |i| i + 1);
+    let lines: Vec<&str> = console[from..].split('\n').map(|l| l.trim_end_matches('\r')).collect();
     let fingerprints = section(&lines, FP_BEGIN, FP_END)
         .map(|body| body.iter().filter_map(|l| fingerprint_line(l)).collect::<Vec<_>>())
         .unwrap_or_default();

@@ -302,13 +302,14 @@ mod tests {
         assert_eq!(stats.down, 3);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn stdin_eof_does_not_wait_forever() {
         let (stream, _instance) = tokio::io::duplex(64);
         let (ssh_in, local_in) = tokio::io::duplex(64);
         let (local_out, _ssh_out) = tokio::io::duplex(64);
         drop(ssh_in);
-        let stats = pipe_with(stream, local_in, local_out).await.unwrap();
+        let piped = tokio::time::timeout(Duration::from_secs(5), pipe_with(stream, local_in, local_out));
+        let stats = piped.await.expect("the pipe ends when stdin does").unwrap();
         assert_eq!(stats.end, End::LocalClosed);
     }
 }

@@ -416,6 +416,77 @@ fn audit_against_the_lab_checks_consoles_and_addresses() {
     assert_eq!(count("GetConsoleOutput"), 6, "{calls:?}");
 }
 
+/// `known-hosts audit --json FILE` exiting `code`: the findings as (line, kind), stderr, and the
+/// GetConsoleOutput calls it made.
+fn audit_consoles(world: &World, file: &Path, code: i32) -> (Vec<(u64, String)>, String, usize) {
+    let state = world.lab.state();
+    let before = state.calls().len();
+    let mut cmd = world.command(broker());
+    // Warnings on stderr, where the user sees them (the world sends logs to a file).
+    cmd.env_remove("EC2_BROKER_LOG_FILE").env_remove("EC2_BROKER_LOG");
+    cmd.args(["known-hosts", "audit", "--json"]).arg(file);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(code), "{}", out.describe());
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()));
+    let findings = report["findings"].as_array().unwrap().iter();
+    let got = findings.map(|f| (f["line"].as_u64().unwrap(), f["kind"].as_str().unwrap().to_string())).collect();
+    let consoles = state.calls()[before..].iter().filter(|c| c.operation == "GetConsoleOutput").count();
+    (got, out.stderr.clone(), consoles)
+}
+
+#[test]
+fn issue_19_consoles_are_read_once_and_a_throttled_audit_goes_on_where_it_stopped() {
+    let world = World::with(ec2_lab::Inventory::from_toml(AUDIT_INVENTORY).unwrap(), "");
+    let state = world.lab.state();
+    let port = world.lab.ssh_port("i-0e1000000000000a1");
+    let ids = ["i-0e1000000000000a1", "i-0e1000000000000a3", "i-0e1000000000000a4"];
+    let text: String = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let keys = state.host_keys(id);
+            let key = keys.iter().find(|k| k.starts_with("ssh-ed25519 ")).unwrap();
+            format!(
+                "[127.0.6.{}]:{port} {}\n",
+                [10, 12, 13][n],
+                key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect();
+    let file = world.path("known_hosts");
+    fs::write(&file, text).unwrap();
+    let read = |kinds: [&str; 3]| -> Vec<(u64, String)> { (1..).zip(kinds.map(String::from)).collect() };
+    let unread = read(["unknown", "unknown", "unknown"]);
+    let checked = read(["verified", "console-mismatch", "unknown"]);
+
+    // EC2 throttles every GetConsoleOutput, even the SDK's retries: the audit still reports (an
+    // unchecked key is not a finding to fix: exit 0), says why the host keys could not be
+    // checked, and remembers nothing it did not read.
+    world.lab.state().set_faults(|f| {
+        f.throttle_next = 1000;
+        f.throttle_only = Some("GetConsoleOutput".into());
+    });
+    let (findings, stderr, calls) = audit_consoles(&world, &file, 0);
+    assert_eq!(findings, unread, "{stderr}");
+    assert!(stderr.contains("EC2 is throttling GetConsoleOutput: 3 of 3 consoles were not read"), "{stderr}");
+    assert!(calls >= 3, "{calls}");
+    world.lab.state().set_faults(|f| f.throttle_next = 0);
+
+    // Unthrottled: each console is read once; then never again while the instances run.
+    let (findings, stderr, calls) = audit_consoles(&world, &file, 1);
+    assert_eq!((findings, calls), (checked.clone(), 3), "{stderr}");
+    assert!(!stderr.contains("throttling"), "{stderr}");
+    let (findings, stderr, calls) = audit_consoles(&world, &file, 1);
+    assert_eq!((findings, calls), (checked.clone(), 0), "the second audit asks EC2 nothing: {stderr}");
+
+    // The cache is the user's private file, and a damaged one only costs the calls again.
+    let cache = world.path("home/.cache/ec2-broker/consoles.json");
+    assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o600);
+    fs::write(&cache, "{ not json").unwrap();
+    let (findings, stderr, calls) = audit_consoles(&world, &file, 1);
+    assert_eq!((findings, calls), (checked, 3), "{stderr}");
+}
+
 /// `known-hosts pin HOST --route ROUTE` into `file`.
 fn pin(world: &World, host: &str, route: &str, file: &Path) -> crate::harness::Output {
     let mut cmd = world.command(broker());

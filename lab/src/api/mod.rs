@@ -114,7 +114,7 @@ async fn answer(state: &Arc<State>, method: &Method, uri: &Uri, headers: &Header
         let mut f = state.faults();
         let fault = if f.down {
             Some(Fault::Down)
-        } else if f.throttle_next > 0 {
+        } else if f.throttle_next > 0 && f.throttle_only.as_deref().is_none_or(|op| op == operation) {
             f.throttle_next -= 1;
             Some(Fault::Throttle)
         } else if f.fail_next > 0 && f.fail_only.as_deref().is_none_or(|op| op == operation) {

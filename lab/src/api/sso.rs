@@ -40,8 +40,10 @@ pub(crate) async fn get_role_credentials(
 fn answer(state: &State, uri: &Uri, headers: &HeaderMap) -> Response {
     let throttled = {
         let mut f = state.faults();
-        let throttled = f.throttle_next > 0;
-        f.throttle_next = f.throttle_next.saturating_sub(1);
+        let throttled = f.throttle_next > 0 && f.throttle_only.as_deref().is_none_or(|op| op == "GetRoleCredentials");
+        if throttled {
+            f.throttle_next -= 1;
+        }
         throttled
     };
     if throttled {
