@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use super::{examine_agent, examine_key_pair};
 use super::explain::agent::{self, AgentEvidence, AgentFacts};
 use super::explain::{self, DirectFacts, EiceFacts, KeyFacts, RunCommandPlacement, SerialFacts, SsmFacts};
 use super::report::{Check, Report, Verdict};
+use super::{examine_agent, examine_key_pair};
 use crate::aws::run_command::RunCommandError;
 use crate::aws::{Aws, ErrorKind};
 use crate::keys::EphemeralKey;

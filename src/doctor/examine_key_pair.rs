@@ -12,7 +12,13 @@ use crate::target::instance::Instance;
 
 /// The `key-pair` row, if there is something to say: `None` without a launch key pair, when it
 /// no longer exists, or when the file holds its key.
-pub(crate) async fn examine(host: &str, aws: &Aws, instance: &Instance, user: &str, agent_online: bool) -> Option<Check> {
+pub(crate) async fn examine(
+    host: &str,
+    aws: &Aws,
+    instance: &Instance,
+    user: &str,
+    agent_online: bool,
+) -> Option<Check> {
     let name = instance.key_name.as_deref()?;
     let pair = match aws.key_pair_named(name).await {
         Ok(Some(pair)) => pair,

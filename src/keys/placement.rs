@@ -339,7 +339,8 @@ mod tests {
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
         let shim = bin.join("sshd");
-        let fake = format!("#!/bin/sh\necho 'authorizedkeysfile {} {}/missing_keys'\n", keys.display(), dir.path().display());
+        let fake =
+            format!("#!/bin/sh\necho 'authorizedkeysfile {} {}/missing_keys'\n", keys.display(), dir.path().display());
         std::fs::write(&shim, fake).unwrap();
         std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
         let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();

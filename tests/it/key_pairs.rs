@@ -76,14 +76,24 @@ fn described(endpoint: &str, region: &str) -> Vec<(String, String, String)> {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new(region.to_string()))
-            .credentials_provider(Credentials::new(ec2_lab::ACCESS_KEY_ID, ec2_lab::SECRET_ACCESS_KEY, None, None, "it"))
+            .credentials_provider(Credentials::new(
+                ec2_lab::ACCESS_KEY_ID,
+                ec2_lab::SECRET_ACCESS_KEY,
+                None,
+                None,
+                "it",
+            ))
             .load()
             .await;
         let out = aws_sdk_ec2::Client::new(&config).describe_key_pairs().send().await.expect("DescribeKeyPairs");
         (out.key_pairs().iter())
             .map(|k| {
                 let s = |v: Option<&str>| v.unwrap_or_default().to_string();
-                (s(k.key_name()), s(k.key_fingerprint()), k.key_type().map(|t| t.as_str().to_string()).unwrap_or_default())
+                (
+                    s(k.key_name()),
+                    s(k.key_fingerprint()),
+                    k.key_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+                )
             })
             .collect()
     })

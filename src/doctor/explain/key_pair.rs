@@ -40,7 +40,9 @@ pub(crate) fn key_pair(f: &KeyPairFacts<'_>) -> Option<Check> {
         Check::new(
             "key-pair",
             Verdict::Unknown,
-            format!("could not compare the launch key pair {name} with the keys in {host}'s authorized_keys for {user}: {why}"),
+            format!(
+                "could not compare the launch key pair {name} with the keys in {host}'s authorized_keys for {user}: {why}"
+            ),
         )
     };
     let Some(pair_line) = f.public_key else {
@@ -84,10 +86,8 @@ pub(crate) fn key_pair(f: &KeyPairFacts<'_>) -> Option<Check> {
         "read with SSM Run Command, writing nothing on the instance (command id {command_id})"
     ));
     if listing.truncated > 0 {
-        check = check.and(format!(
-            "{} more line(s) not read: Run Command returns at most 24,000 characters",
-            listing.truncated
-        ));
+        check = check
+            .and(format!("{} more line(s) not read: Run Command returns at most 24,000 characters", listing.truncated));
     }
     let user_flag = if user == "ec2-user" { String::new() } else { format!(" --user {user}") };
     let acceptable: Vec<&Offered> = held.iter().filter(|k| k.verdict.is_ok()).collect();
@@ -125,7 +125,8 @@ mod tests {
     use super::*;
 
     const PAIR: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINYty6T5SkXeQOkFfXnrzMghT3hM1xSvDhM9xqLNTjhH lab-admin";
-    const AMI: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG6zJq5QpQvM2r0v3Dq4b0pZlUQ0h1i1c3Lq8bqK0mZP ami-owner@other";
+    const AMI: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG6zJq5QpQvM2r0v3Dq4b0pZlUQ0h1i1c3Lq8bqK0mZP ami-owner@other";
 
     fn facts<'a>(listing: &'a Listing, public_key: Option<&'a str>) -> KeyPairFacts<'a> {
         KeyPairFacts { host: "web-1", user: "ec2-user", name: "lab-admin", public_key, read: Ok(("c-1", listing)) }
@@ -145,7 +146,12 @@ mod tests {
         let check = key_pair(&facts(&l, Some(PAIR))).expect("drift");
         assert_eq!(check.result, Verdict::Fails);
         let first = &check.evidence[0];
-        assert!(first.starts_with("the AMI carries another account's key: web-1's authorized_keys for ec2-user holds key SHA256:"), "{first}");
+        assert!(
+            first.starts_with(
+                "the AMI carries another account's key: web-1's authorized_keys for ec2-user holds key SHA256:"
+            ),
+            "{first}"
+        );
         assert!(first.contains("(ami-owner@other), not the key pair lab-admin (SHA256:"), "{first}");
         assert!(check.evidence[1].contains("writing nothing on the instance (command id c-1)"));
         let fix = check.fix.unwrap();

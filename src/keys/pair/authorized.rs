@@ -70,8 +70,7 @@ pub(crate) fn offered(lines: &[(String, String)]) -> Vec<Offered> {
     let mut out: Vec<Offered> = Vec::new();
     for (file, line) in lines {
         let Some((at, key_type, blob)) = find_key(line) else { continue };
-        let ssh_fingerprint =
-            format!("SHA256:{}", Base64::encode_string(&Sha256::digest(&blob)).trim_end_matches('='));
+        let ssh_fingerprint = format!("SHA256:{}", Base64::encode_string(&Sha256::digest(&blob)).trim_end_matches('='));
         if out.iter().any(|o| o.ssh_fingerprint == ssh_fingerprint) {
             continue;
         }
