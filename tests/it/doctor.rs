@@ -311,6 +311,13 @@ fn issue_17_doctor_explains_key_drift_on_seed_000() {
     let parsed: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     crate::output::check_documented(&parsed, "ec2-broker.doctor/1");
     expect("seed-000.json", &json);
+    // Without an online agent the file cannot be read: the row says so and why.
+    world.lab.state().set_ssm_status(web_1, ec2_lab::ssm::SsmStatus::ConnectionLost);
+    let (_, text) = report(&world, Some(web_1), &["web-1"]);
+    assert!(
+        text.contains("key-pair     unknown  could not compare the launch key pair lab-admin with the keys in web-1's authorized_keys for ec2-user: the SSM agent is not online"),
+        "{text}"
+    );
 }
 
 // See: issue 17. Where authorized_keys holds the launch key pair's key, the doctor reads it
