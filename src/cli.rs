@@ -227,6 +227,8 @@ const KEY_ROTATE_ABOUT: &str = "Replace a key on instances without locking anyon
 
 For each HOST, with SSM Run Command: install the public half of --new (FILE.pub) for good, log in with the private key --new over the first route that opens (direct, eice, ssm), and only when that login is accepted remove every line holding the --old key. A host where the login is not proven keeps the old key, and the new one stays installed (ec2-broker key revoke removes it); the host is reported and the exit status is 1.
 
+--from-audit takes the hosts from `known-hosts audit --key OLD`: every running instance launched with a key pair that holds the old key (EC2 knows only launch key pairs: name other hosts yourself).
+
 Without --yes nothing is changed: the plan is printed. --json prints one document with \"schema\": \"ec2-broker.key-rotate/1\" (docs/output.md).";
 
 /// Arguments of `ec2-broker key rotate`.
@@ -234,8 +236,13 @@ Without --yes nothing is changed: the plan is printed. --json prints one documen
 pub struct KeyRotateArgs {
     /// The instances, each `HOST[:PORT]` (the port the proof login dials; default: ssh's Port for
     /// HOST, from `ssh -G`, else 22).
-    #[arg(value_name = "HOST", required = true)]
+    #[arg(value_name = "HOST", required_unless_present = "from_audit", conflicts_with = "from_audit")]
     pub hosts: Vec<String>,
+
+    /// Take the hosts from `known-hosts audit --key OLD`: the running instances launched with a key
+    /// pair that holds the old key (a plan only, unless --yes).
+    #[arg(long)]
+    pub from_audit: bool,
 
     /// The ssh configuration file to read the port from with `ssh -G` (default: ssh's own).
     #[arg(long, value_name = "FILE")]
@@ -281,10 +288,16 @@ that fits. ImportKeyPair then runs in every Region at once. A Region where NAME 
 The fingerprint printed is the one EC2 shows (`aws ec2 describe-key-pairs`): RSA, the MD5 of the \
 DER public key, colon-separated; Ed25519, the base64 SHA-256 of the key, with its '=' padding.
 
+--from HOST reads the keys in the authorized_keys file(s) of --user on the instance with SSM Run \
+Command (a read-only script: nothing is written there; the SSM agent must be online and the identity \
+needs ssm:SendCommand) and lists each by fingerprint, weak ones refused with the reason. The only \
+acceptable key is imported; when there are several, --fingerprint FP chooses (without it the list is \
+printed and nothing is imported).
+
 --json prints one document with \"schema\": \"ec2-broker.key-import/1\" (docs/keys.md).
 
 Exit status: 0 when every Region holds the key under NAME (imported now or before), 1 otherwise \
-(a Region failed or holds another key under NAME, or the key was refused before any call).";
+(a Region failed or holds another key under NAME, or the key was refused or not chosen before any call).";
 
 /// Arguments of `ec2-broker key import`.
 #[derive(Debug, Args)]
@@ -294,14 +307,27 @@ pub struct KeyImportArgs {
     pub name: String,
 
     /// The public key file (e.g. ~/.ssh/NAME.pub).
-    #[arg(long, value_name = "FILE")]
-    pub public_key: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "from", conflicts_with = "from")]
+    pub public_key: Option<PathBuf>,
+
+    /// Read the key from the authorized_keys of --user on this instance (SSM Run Command, read-only).
+    #[arg(long, value_name = "HOST")]
+    pub from: Option<String>,
+
+    /// With --from: the OS user whose authorized_keys is read.
+    #[arg(long, value_name = "USER", default_value = "ec2-user")]
+    pub user: String,
+
+    /// With --from: the key to import, when the instance holds several (SHA256:… or EC2's fingerprint).
+    #[arg(long, value_name = "FP", requires = "from")]
+    pub fingerprint: Option<String>,
 
     /// AWS profile from ~/.aws/config (default: AWS_PROFILE, then "default").
     #[arg(long, env = "AWS_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// Regions to import into, comma-separated (default: the profile's Region, or AWS_REGION).
+    /// Regions to import into, comma-separated (default: the profile's Region, or AWS_REGION; with
+    /// --from, HOST is looked up in the first).
     #[arg(long = "regions", alias = "region", value_delimiter = ',', value_name = "REGION,…")]
     pub regions: Vec<String>,
 

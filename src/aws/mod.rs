@@ -249,6 +249,11 @@ pub(crate) fn clean(text: &str, max: usize) -> String {
     clip(&printable(redact::scrub(text.trim()).as_ref()), max).into_owned()
 }
 
+/// [`clean`], keeping the line breaks: a script's output, read line by line.
+pub(crate) fn clean_lines(text: &str, max: usize) -> String {
+    clip(&printable_lines(redact::scrub(text.trim()).as_ref()), max).into_owned()
+}
+
 /// The error's `Display` and its sources', joined by `: ` (without the SDK's `Debug` dump),
 /// scrubbed and printable (line breaks of multi-line texts such as the credential chain's stay).
 fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {

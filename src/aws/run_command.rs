@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::types::CommandInvocationStatus;
 
-use super::{Aws, AwsError, ErrorKind, clean, kind_of_code};
+use super::{Aws, AwsError, ErrorKind, clean, clean_lines, kind_of_code};
 
 const SERVICE: &str = "SSM";
 /// The document that runs a shell script as root (§1.1).
@@ -31,7 +31,7 @@ const MAX_STDERR_CHARS: usize = 1000;
 pub(crate) struct CommandRun {
     /// The command id (for the user, and for `aws ssm get-command-invocation`).
     pub command_id: String,
-    /// The script's standard output (first 24,000 characters), made printable.
+    /// The script's standard output (first 24,000 characters), made printable line by line.
     pub stdout: String,
 }
 
@@ -190,7 +190,7 @@ impl Aws {
                 Some(CommandInvocationStatus::Success) => {
                     return Ok(CommandRun {
                         command_id,
-                        stdout: clean(inv.standard_output_content().unwrap_or_default(), 24_000),
+                        stdout: clean_lines(inv.standard_output_content().unwrap_or_default(), 24_000),
                     });
                 }
                 Some(CommandInvocationStatus::Failed) => {

@@ -101,6 +101,28 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
     Ok(Report { schema: SCHEMA, files: parsed.into_iter().map(|(n, _)| n).collect(), entries, findings, key_exposure })
 }
 
+/// Where a user key reaches, as far as EC2 can tell.
+pub(crate) struct Reach {
+    /// Key pairs that hold the key.
+    pub key_pairs: Vec<String>,
+    /// Key pairs the API cannot tell about.
+    pub undetermined_key_pairs: Vec<String>,
+    /// Every instance launched with one of `key_pairs`, in any state.
+    pub launched: Vec<Instance>,
+}
+
+/// Which key pairs hold `user`'s key, and every instance launched with one of them: what `--key`
+/// reports, and the hosts of `key rotate --from-audit`.
+pub(crate) async fn reach(aws: &Aws, user: &UserKey) -> anyhow::Result<Reach> {
+    let pairs = aws.key_pairs().await.context("listing key pairs")?;
+    let (key_pairs, undetermined_key_pairs) = exposure::classify(&pairs, user);
+    let launched = match key_pairs.is_empty() {
+        true => Vec::new(),
+        false => aws.instances_with_key_pairs(&key_pairs).await.context("looking up instances by key pair")?,
+    };
+    Ok(Reach { key_pairs, undetermined_key_pairs, launched })
+}
+
 /// Which key pairs hold `key`, and every instance launched with one of them.
 async fn exposure(
     aws: &Aws,
@@ -110,12 +132,7 @@ async fn exposure(
 ) -> anyhow::Result<Exposure> {
     let text = std::fs::read_to_string(key).ok();
     let user = UserKey::parse(key, text.as_deref()).map_err(anyhow::Error::msg)?;
-    let pairs = aws.key_pairs().await.context("listing key pairs")?;
-    let (key_pairs, undetermined_key_pairs) = exposure::classify(&pairs, &user);
-    let launched = match key_pairs.is_empty() {
-        true => Vec::new(),
-        false => aws.instances_with_key_pairs(&key_pairs).await.context("looking up instances by key pair")?,
-    };
+    let Reach { key_pairs, undetermined_key_pairs, launched } = reach(aws, &user).await?;
     // Each known_hosts name once: host → the lines naming it.
     let mut lines_for: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (file, f) in parsed {

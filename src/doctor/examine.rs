@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use super::examine_agent;
 use super::explain::agent::{self, AgentEvidence, AgentFacts};
 use super::explain::{self, DirectFacts, EiceFacts, KeyFacts, RunCommandPlacement, SerialFacts, SsmFacts};
 use super::report::{Check, Report, Verdict};
+use super::{examine_agent, examine_key_pair};
 use crate::aws::run_command::RunCommandError;
 use crate::aws::{Aws, ErrorKind};
 use crate::keys::EphemeralKey;
@@ -244,6 +244,7 @@ async fn routes(host: &str, aws: &Aws, instance: &Instance, opts: &Options) -> V
         explain::serial(&SerialFacts { access: &access, type_problem: &serial_type, region: &aws.region, host }),
         explain::key(&KeyFacts { user: &opts.user, push: pushed.as_ref(), probe, run_command: run_command.as_ref() }),
     ]);
+    rows.extend(examine_key_pair::examine(host, aws, instance, &opts.user, agent_online).await);
     rows
 }
 

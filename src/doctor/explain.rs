@@ -489,6 +489,7 @@ pub(crate) fn key(f: &KeyFacts<'_>) -> Check {
 }
 
 pub(crate) mod agent;
+pub(crate) mod key_pair;
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 # MODE place: a short-lived key (marker ec2-broker:EXPIRES, expiry-time, timed removal);
 # MODE install: a permanent key (marker ec2-broker:installed), not added twice;
 # MODE revoke: every line whose key has fingerprint FP goes, never the last key line unless FORCE=yes.
+# MODE list: read-only; prints the key lines of every AuthorizedKeysFile entry (see list_keys).
 # Generated from src/keys/place_key.sh: the values below are data, single-quoted.
 # Exit status: 0 done; 3 no such user; 4 no authorized_keys file to write; 5 the edit failed;
 # 6 revoking would remove the last key line (refused).
@@ -70,14 +71,26 @@ fail() {
   exit "$code"
 }
 
-# The first AuthorizedKeysFile entry sshd uses for U, tokens expanded; relative = under home (§2.2).
-keys_file() {
+# Every AuthorizedKeysFile entry sshd uses for U, one a line, tokens expanded; relative = under
+# home (§2.2). Fails when the setting is `none`.
+keys_files() {
   sshd_bin=$(command -v sshd 2>/dev/null) || sshd_bin=/usr/sbin/sshd
-  entry=$("$sshd_bin" -T -C "user=$U,host=localhost,addr=127.0.0.1" 2>/dev/null |
-    awk '$1 == "authorizedkeysfile" { print $2; exit }')
-  [ -n "$entry" ] || entry=.ssh/authorized_keys
-  [ "$entry" != none ] || return 1
-  entry=$(H=$home N=$U I=$uid E=$entry awk 'BEGIN {
+  entries=$("$sshd_bin" -T -C "user=$U,host=localhost,addr=127.0.0.1" 2>/dev/null |
+    awk '$1 == "authorizedkeysfile" { for (i = 2; i <= NF; i++) print $i; exit }')
+  [ -n "$entries" ] || entries=.ssh/authorized_keys
+  [ "$entries" != none ] || return 1
+  printf '%s\n' "$entries" | while IFS= read -r entry; do expand_entry "$entry"; done
+}
+
+# The first of them: the file the editing modes write.
+keys_file() {
+  all=$(keys_files) || return 1
+  printf '%s\n' "$all" | head -n 1
+}
+
+# expand_entry ENTRY: %h, %u, %U and %% expanded, made absolute.
+expand_entry() {
+  entry=$(H=$home N=$U I=$uid E=$1 awk 'BEGIN {
     s = ENVIRON["E"]; out = ""
     for (i = 1; i <= length(s); i++) {
       c = substr(s, i, 1)
@@ -110,6 +123,10 @@ main() {
     fail 3 "there is no user $U on this instance: connect as a user that exists (ssh USER@HOST)"
   home=$(printf '%s\n' "$pw" | cut -d: -f6)
   uid=$(id -u "$U") && gid=$(id -g "$U") || fail 3 "cannot read the ids of user $U"
+  if [ "$MODE" = list ]; then
+    list_keys
+    return
+  fi
   f=$(keys_file) || fail 4 "sshd reads no authorized_keys file for $U (AuthorizedKeysFile none)"
   if [ -L "$f" ]; then f=$(readlink -f "$f") || fail 5 "cannot resolve the symbolic link $f"; fi
   dir=$(dirname "$f")
@@ -123,6 +140,27 @@ main() {
     revoke) revoke_key ;;
     *) place_key ;;
   esac
+}
+
+# MODE list (read-only: nothing is written, not even a lock file): for each AuthorizedKeysFile
+# entry a line `ec2-broker:file PATH` (or `ec2-broker:missing PATH`), then its key lines as they
+# are, less blank lines, comments and our own short-lived lines (marker ec2-broker:<expiry>).
+# Run Command keeps 24,000 characters of output: past 23,000 the lines are counted, not printed,
+# and a last line `ec2-broker:truncated N` says how many were left out.
+list_keys() {
+  files=$(keys_files) || fail 4 "sshd reads no authorized_keys file for $U (AuthorizedKeysFile none)"
+  printf '%s\n' "$files" | while IFS= read -r kf; do
+    if [ -f "$kf" ] && [ -r "$kf" ]; then
+      printf 'ec2-broker:file %s\n' "$kf"
+      awk '{ sub(/\r$/, "") }
+        /^[ \t]*(#|$)/ { next }
+        /ec2-broker:[0-9]+[ \t]*$/ { next }
+        { print }' "$kf"
+    else
+      printf 'ec2-broker:missing %s\n' "$kf"
+    fi
+  done | awk -v max=23000 '{ if (n + length($0) + 1 > max) { left++; next } n += length($0) + 1; print }
+    END { if (left) printf "ec2-broker:truncated %d\n", left }'
 }
 
 # MODE install: the key, permanent and marked, unless a line that does not expire holds it already.

@@ -106,6 +106,9 @@ pub(crate) enum Edit<'a> {
         /// Remove the last key line too.
         force: bool,
     },
+    /// Writes nothing: prints the key lines of every `AuthorizedKeysFile` entry sshd reads for
+    /// the user, less the broker's short-lived lines (read by [`Listing::parse`]).
+    List,
 }
 
 /// The placement script for `user`: appends `public_key` (its type and base64 only, marked
@@ -141,6 +144,7 @@ pub(crate) fn render(user: &str, edit: Edit<'_>) -> Result<String, ScriptError> 
             }
             ("revoke", String::new(), 0, 0, fingerprint.to_string(), force)
         }
+        Edit::List => ("list", String::new(), 0, 0, String::new(), false),
     };
     let values = [
         ("@USER@", quote(user)),
@@ -167,6 +171,38 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// What the script's `list` mode printed: the files read and their key lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Listing {
+    /// Each `AuthorizedKeysFile` entry, and whether it exists.
+    pub files: Vec<(String, bool)>,
+    /// The key lines as they are in the files (options and comments included), with their file.
+    pub lines: Vec<(String, String)>,
+    /// How many lines the script left out to stay within Run Command's output limit.
+    pub truncated: u32,
+}
+
+impl Listing {
+    /// Reads the `list` mode's output (`ec2-broker:file PATH`, key lines, `ec2-broker:missing
+    /// PATH`, a last `ec2-broker:truncated N`).
+    pub(crate) fn parse(stdout: &str) -> Listing {
+        let mut out = Listing::default();
+        for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if let Some(path) = line.strip_prefix("ec2-broker:file ") {
+                out.files.push((path.to_string(), true));
+            } else if let Some(path) = line.strip_prefix("ec2-broker:missing ") {
+                out.files.push((path.to_string(), false));
+            } else if let Some(n) = line.strip_prefix("ec2-broker:truncated ") {
+                out.truncated = n.trim().parse().unwrap_or(1);
+            } else {
+                let file = out.files.last().map(|(f, _)| f.clone()).unwrap_or_default();
+                out.lines.push((file, line.to_string()));
+            }
+        }
+        out
+    }
 }
 
 /// Whether `s` is an OpenSSH SHA-256 fingerprint: `SHA256:` and 43 unpadded base64 characters.
@@ -285,6 +321,55 @@ mod tests {
         let out = run(Edit::Revoke { fingerprint: &second_fp, force: true });
         assert!(out.status.success());
         assert_eq!(std::fs::read_to_string(&keys).unwrap(), "");
+    }
+
+    /// list mode for real under dash: every AuthorizedKeysFile entry, key lines only, our
+    /// short-lived lines left out, nothing written, and output cut below Run Command's 24,000.
+    #[test]
+    fn list_prints_the_key_lines_writes_nothing_and_stays_within_the_output_limit() {
+        if !dash_available() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("authorized_keys");
+        let placed = "expiry-time=\"20990101000000\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaced ec2-broker:4000000000";
+        let installed = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIInstalled ec2-broker:installed";
+        let text = format!("# a comment\n\n{KEY}\r\n{placed}\nfrom=\"10.0.0.0/8\" {installed}\n");
+        std::fs::write(&keys, &text).unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let shim = bin.join("sshd");
+        let fake =
+            format!("#!/bin/sh\necho 'authorizedkeysfile {} {}/missing_keys'\n", keys.display(), dir.path().display());
+        std::fs::write(&shim, fake).unwrap();
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let list = || {
+            let s = render(user.trim(), Edit::List).unwrap();
+            let out = Command::new("dash").arg("-c").arg(&s).env("PATH", &path).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let listing = Listing::parse(&list());
+        let file = keys.display().to_string();
+        let missing = format!("{}/missing_keys", dir.path().display());
+        assert_eq!(listing.files, [(file.clone(), true), (missing, false)]);
+        let lines: Vec<&str> = listing.lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, [KEY.to_string(), format!("from=\"10.0.0.0/8\" {installed}")]);
+        assert!(listing.lines.iter().all(|(f, _)| *f == file));
+        assert_eq!(listing.truncated, 0);
+        assert_eq!(std::fs::read_to_string(&keys).unwrap(), text, "nothing written");
+        let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(entries.len(), 2, "no lock or temporary file: {entries:?}");
+        // 300 lines of about 100 characters: cut before 24,000, and said so.
+        let many: String = (0..300).map(|i| format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{i:0>64} k{i}\n")).collect();
+        std::fs::write(&keys, many).unwrap();
+        let out = list();
+        assert!(out.len() < 24_000, "{}", out.len());
+        let listing = Listing::parse(&out);
+        assert!(listing.truncated > 0 && listing.lines.len() + listing.truncated as usize == 300, "{listing:?}");
+        assert!(render("u", Edit::List).unwrap().contains("MODE='list'"));
     }
 
     #[test]

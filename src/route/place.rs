@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::aws::Aws;
 use crate::aws::run_command::CommandRun;
 use crate::aws::run_command::RunCommandError;
-use crate::keys::placement::{self, Edit, PLACED_KEY_VALIDITY, ScriptError, ScriptExit};
+use crate::keys::placement::{self, Edit, Listing, PLACED_KEY_VALIDITY, ScriptError, ScriptExit};
 
 /// How long placing may take, all polls included: Run Command usually finishes in 2–5 s; the
 /// command itself expires after 60 s (30 s delivery + 30 s execution).
@@ -117,6 +117,14 @@ pub(crate) async fn revoke(
     // The script says `removed N of M key lines from FILE`.
     let removed = run.stdout.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
     Ok(Revoked { command_id: run.command_id, removed })
+}
+
+/// What `user`'s authorized_keys files on `id` hold, read with Run Command (the script's `list`
+/// mode writes nothing on the instance).
+pub(crate) async fn list(aws: &Aws, id: &str, user: &str) -> Result<(String, Listing), PlaceError> {
+    let run = edit_keys(aws, id, user, Edit::List, "ec2-broker: list authorized keys (read-only)").await?;
+    tracing::info!(instance = %id, user, command = %run.command_id, "authorized keys listed");
+    Ok((run.command_id, Listing::parse(&run.stdout)))
 }
 
 /// Runs the script for `edit` on `id` as root.

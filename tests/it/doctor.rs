@@ -285,3 +285,53 @@ fn issue_16_a_healthy_agent_costs_no_extra_call() {
         assert!(!calls.iter().any(|c| c == op), "{op} for a healthy agent: {calls:?}");
     }
 }
+
+/// `SHA256:…` of a public key file.
+fn fingerprint_of(public: &std::path::Path) -> String {
+    let out = std::process::Command::new("ssh-keygen").arg("-lf").arg(public).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().nth(1).expect("a fingerprint").to_string()
+}
+
+// See: issue 17. seed-000: web-1 was launched with key pair lab-admin, but its authorized_keys
+// holds only the AMI owner's key: the doctor says so in words, with the three ways out (the AMI
+// key is made afresh by every lab, so its fingerprint is written as SHA256:AMI-KEY).
+#[test]
+fn issue_17_doctor_explains_key_drift_on_seed_000() {
+    let world = scenario_world("seed-000");
+    let web_1 = "i-0a1b2c3d4e5f60718";
+    let ami_key = world.lab.instance(web_1).sshd.ami_key.clone().expect("LAB_AMI_KEY");
+    let ami_fp = fingerprint_of(&ami_key.with_extension("pub"));
+    let (code, text) = report(&world, Some(web_1), &["web-1"]);
+    let text = text.replace(&ami_fp, "SHA256:AMI-KEY");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the AMI carries another account's key: web-1's authorized_keys for ec2-user holds key SHA256:AMI-KEY (ami-owner@other-account), not the key pair lab-admin (SHA256:"), "{text}");
+    expect("seed-000.txt", &text);
+    let (_, json) = report(&world, Some(web_1), &["--json", "web-1"]);
+    let json = json.replace(&ami_fp, "SHA256:AMI-KEY");
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    crate::output::check_documented(&parsed, "ec2-broker.doctor/1");
+    expect("seed-000.json", &json);
+    // Without an online agent the file cannot be read: the row says so and why.
+    world.lab.state().set_ssm_status(web_1, ec2_lab::ssm::SsmStatus::ConnectionLost);
+    let (_, text) = report(&world, Some(web_1), &["web-1"]);
+    assert!(
+        text.contains("key-pair     unknown  could not compare the launch key pair lab-admin with the keys in web-1's authorized_keys for ec2-user: the SSM agent is not online"),
+        "{text}"
+    );
+}
+
+// See: issue 17. Where authorized_keys holds the launch key pair's key, the doctor reads it
+// (one read-only Run Command) and says nothing about key pairs.
+#[test]
+fn issue_17_doctor_says_nothing_about_key_drift_on_a_healthy_instance() {
+    let world = World::new();
+    let web_1 = "i-0a1b2c3d4e5f60718";
+    let keys_file = world.lab.instance(web_1).sshd.authorized_keys.clone();
+    let before = std::fs::read(&keys_file).unwrap();
+    let (code, text) = report(&world, Some(web_1), &["web-1"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("key-pair") && !text.contains("another account"), "{text}");
+    let sent = world.lab.state().run_command.invocations();
+    assert_eq!(sent.len(), 1, "the key list was read");
+    assert_eq!(std::fs::read(&keys_file).unwrap(), before, "reading writes nothing");
+}

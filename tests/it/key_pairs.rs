@@ -66,32 +66,37 @@ impl Two {
 
     /// DescribeKeyPairs in `region` through the SDK: (name, fingerprint, key type).
     fn described(&self, region: &str) -> Vec<(String, String, String)> {
-        block_on(async {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(self.regions.endpoint_url())
-                .region(aws_config::Region::new(region.to_string()))
-                .credentials_provider(Credentials::new(
-                    ec2_lab::ACCESS_KEY_ID,
-                    ec2_lab::SECRET_ACCESS_KEY,
-                    None,
-                    None,
-                    "it",
-                ))
-                .load()
-                .await;
-            let out = aws_sdk_ec2::Client::new(&config).describe_key_pairs().send().await.expect("DescribeKeyPairs");
-            (out.key_pairs().iter())
-                .map(|k| {
-                    let s = |v: Option<&str>| v.unwrap_or_default().to_string();
-                    (
-                        s(k.key_name()),
-                        s(k.key_fingerprint()),
-                        k.key_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
+        described(&self.regions.endpoint_url(), region)
     }
+}
+
+/// DescribeKeyPairs in `region` through the SDK at `endpoint`: (name, fingerprint, key type).
+fn described(endpoint: &str, region: &str) -> Vec<(String, String, String)> {
+    block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new(region.to_string()))
+            .credentials_provider(Credentials::new(
+                ec2_lab::ACCESS_KEY_ID,
+                ec2_lab::SECRET_ACCESS_KEY,
+                None,
+                None,
+                "it",
+            ))
+            .load()
+            .await;
+        let out = aws_sdk_ec2::Client::new(&config).describe_key_pairs().send().await.expect("DescribeKeyPairs");
+        (out.key_pairs().iter())
+            .map(|k| {
+                let s = |v: Option<&str>| v.unwrap_or_default().to_string();
+                (
+                    s(k.key_name()),
+                    s(k.key_fingerprint()),
+                    k.key_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    })
 }
 
 /// `ssh-keygen -t TYPE [-b BITS] -N '' -f DIR/NAME`.
@@ -344,4 +349,87 @@ fn issue_17_known_hosts_audit_suggests_key_new_for_an_rsa_key() {
         "{text}"
     );
     assert!(!audit(&ed).contains("advice:"));
+}
+
+// ---- key import --from HOST (seed-000: web-1's authorized_keys holds key A, the AMI's) ----
+
+const WEB_1: &str = "i-0a1b2c3d4e5f60718";
+
+fn seed_000() -> crate::harness::World {
+    let scenario = ec2_lab::scenario::Scenario::load("seed-000").expect("seed-000");
+    crate::harness::World::with(scenario.inventory, "--route direct --no-push")
+}
+
+fn key_import(world: &crate::harness::World, args: &[&str]) -> Output {
+    let mut cmd = world.command(broker());
+    cmd.args(["key", "import"]).args(args);
+    world.run(cmd, Duration::from_secs(120))
+}
+
+fn world_imports(world: &crate::harness::World) -> usize {
+    world.lab.state().calls().iter().filter(|c| c.operation == "ImportKeyPair").count()
+}
+
+/// `SHA256:…` of a public key file.
+fn ssh_fingerprint(public: &Path) -> String {
+    sh("ssh-keygen -l -E sha256 -f \"$1\" | cut -d' ' -f2", public)
+}
+
+// See: issue 17
+#[test]
+fn issue_17_import_from_web_1_makes_describe_key_pairs_show_key_a() {
+    let world = seed_000();
+    let keys_file = world.lab.instance(WEB_1).sshd.authorized_keys.clone();
+    let before = fs::read(&keys_file).unwrap();
+    let ami_public = world.lab.instance(WEB_1).sshd.ami_key.clone().expect("LAB_AMI_KEY").with_extension("pub");
+    let out = key_import(&world, &["ami-key", "--from", "web-1"]);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains(&ssh_fingerprint(&ami_public)), "each key by fingerprint: {}", out.stdout);
+    assert!(out.stdout.contains("ami-owner@other-account"), "{}", out.stdout);
+    let expected = ed25519_expected(&ami_public);
+    assert!(out.stdout.contains(&format!("EC2 fingerprint {expected}")), "{}", out.stdout);
+    let listed = described(&world.lab.endpoint_url(), "eu-west-1");
+    assert!(listed.contains(&("ami-key".into(), expected, "ed25519".into())), "{listed:?}");
+    assert_eq!(fs::read(&keys_file).unwrap(), before, "reading writes nothing");
+}
+
+// See: issue 17
+#[test]
+fn issue_17_import_from_several_keys_lists_them_and_a_weak_one_is_refused() {
+    let world = seed_000();
+    let keys_file = world.lab.instance(WEB_1).sshd.authorized_keys.clone();
+    let second = keygen(world.dir.path(), "second", &["-t", "ed25519"]);
+    let weak = keygen(world.dir.path(), "weak", &["-t", "rsa", "-b", "1024"]);
+    let mut text = fs::read_to_string(&keys_file).unwrap();
+    for public in [&second, &weak] {
+        text += &fs::read_to_string(public).unwrap();
+    }
+    fs::write(&keys_file, &text).unwrap();
+    let out = key_import(&world, &["two", "--from", "web-1"]);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(out.stderr.contains("holds 2 keys that can be imported"), "{}", out.describe());
+    assert!(out.stderr.contains(&ssh_fingerprint(&second)), "{}", out.describe());
+    assert!(out.stderr.contains(&format!("{} ssh-rsa", ssh_fingerprint(&weak))), "{}", out.describe());
+    assert!(out.stderr.contains("refused, an RSA key of 1024 bits is too weak"), "{}", out.describe());
+    assert!(out.stderr.contains("ec2-broker key import two --from web-1 --fingerprint FP"), "{}", out.describe());
+    let out = key_import(&world, &["weak", "--from", "web-1", "--fingerprint", &ssh_fingerprint(&weak)]);
+    assert!(!out.success() && out.stderr.contains("is refused: an RSA key of 1024 bits"), "{}", out.describe());
+    assert_eq!(world_imports(&world), 0, "nothing imported without a choice");
+    let out = key_import(&world, &["two", "--from", "web-1", "--fingerprint", &ssh_fingerprint(&second)]);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let listed = described(&world.lab.endpoint_url(), "eu-west-1");
+    assert!(listed.contains(&("two".into(), ed25519_expected(&second), "ed25519".into())), "{listed:?}");
+    assert_eq!(fs::read_to_string(&keys_file).unwrap(), text, "reading writes nothing");
+}
+
+// See: issue 17
+#[test]
+fn issue_17_import_from_a_host_ssm_does_not_manage_says_so() {
+    let world = seed_000();
+    world.lab.state().set_ssm_status(WEB_1, ec2_lab::ssm::SsmStatus::None);
+    let out = key_import(&world, &["ami-key", "--from", "web-1"]);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(out.stderr.contains(&format!("SSM cannot run commands on {WEB_1}")), "{}", out.describe());
+    assert!(out.stderr.contains("--public-key FILE"), "{}", out.describe());
+    assert_eq!(world_imports(&world), 0);
 }

@@ -162,7 +162,7 @@ fn issue_17_doctor_shows_the_placement_and_a_missing_send_command() {
     let out = doctor(&world);
     assert!(out.stdout.contains("placement: run-command"), "{}", out.describe());
     assert!(out.stdout.contains("placed with SSM Run Command"), "{}", out.describe());
-    assert_eq!(send_commands(&world), 1);
+    assert_eq!(send_commands(&world), 2, "the placement, then the read-only key list (key drift)");
 
     world.lab.state().set_faults(|f| {
         f.deny.insert("ssm:SendCommand".into());

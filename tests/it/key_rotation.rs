@@ -246,3 +246,57 @@ fn issue_17_rotate_json_after_a_real_rotation_is_documented() {
         (&Value::Bool(true), &Value::Bool(true), &Value::Bool(true))
     );
 }
+
+const API_1: &str = "i-0b1b2c3d4e5f60719";
+
+/// `ssh -i KEY HOST true` (the ProxyCommand pushes nothing).
+fn login_to(world: &World, host: &str, key: &Path) -> Output {
+    let identity = format!("IdentityFile={}", key.display());
+    world.ssh(&["-o", &identity, host, "true"])
+}
+
+/// --from-audit: the hosts are what `known-hosts audit --key OLD` finds, the instances launched
+/// with a key pair holding the old key (lab-admin: web-1 and api-1). Without --yes every
+/// authorized_keys stays byte-identical and no command is sent; with --yes both rotate.
+#[test]
+fn issue_17_rotate_from_audit_is_a_dry_run_without_yes_and_rotates_with_it() {
+    // See: issue 17
+    let world = world();
+    let old = world.path("lab-admin");
+    fs::write(&old, ec2_lab::inventory::LAB_ADMIN_PRIVATE_KEY).unwrap();
+    fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    fs::write(public(&old), ec2_lab::inventory::LAB_ADMIN_PUBLIC_KEY).unwrap();
+    let new = keygen(&world, "new");
+    let files = [WEB_1, API_1].map(|id| world.lab.instance(id).sshd.authorized_keys.clone());
+    let before: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
+    assert!(login_to(&world, "api-1", &old).success(), "api-1 trusts the lab-admin key");
+    let pub_old = public(&old);
+    let mut args = vec!["rotate", "--old", pub_old.to_str().unwrap(), "--new", new.to_str().unwrap(), "--from-audit"];
+    args.extend(["--ssh-config", world.ssh_config.to_str().unwrap()]);
+
+    let out = key_cmd(&world, &args);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.starts_with("plan (no --yes, nothing changed):"), "{}", out.stdout);
+    for (host, id) in [("web-1", WEB_1), ("api-1", API_1)] {
+        let row = out.stdout.lines().find(|l| l.starts_with(&format!("{host} "))).expect("a row per host");
+        assert!(row.contains(&format!("{id}  -          -       -            plan: install")), "{}", out.stdout);
+    }
+    assert!(out.stderr.contains("EC2 knows only launch key pairs"), "{}", out.describe());
+    for (file, bytes) in files.iter().zip(&before) {
+        assert_eq!(&fs::read(file).unwrap(), bytes, "byte-identical: {}", file.display());
+    }
+    assert_eq!(send_commands(&world), 0, "a dry run sends nothing");
+
+    args.push("--yes");
+    let out = key_cmd(&world, &args);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    for (host, id) in [("web-1", WEB_1), ("api-1", API_1)] {
+        let row = out.stdout.lines().find(|l| l.starts_with(&format!("{host} "))).expect("a row per host");
+        assert!(row.contains(&format!("{id}  yes        yes     yes")), "{}", out.stdout);
+    }
+    let text = fs::read_to_string(&files[1]).unwrap();
+    assert!(!text.contains(&blob(&old)) && text.contains(&blob(&new)), "{text}");
+    assert!(login_to(&world, "api-1", &new).success());
+    assert!(!login_to(&world, "api-1", &old).success(), "the old key is refused after");
+    assert!(login_to(&world, "web-1", &new).success());
+}
