@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::journal::{self, JOURNAL_SUFFIX, Journal, PART_SUFFIX, Start};
 use super::plan::{self, Range};
 use super::remote::{self, Listing, RemoteFile};
-use super::{CopyError, Options, hex};
+use super::{CopyError, Options, hex, notice};
 use crate::cache::private_file::PrivateDir;
 use crate::output::progress::Progress;
 
@@ -158,11 +158,6 @@ async fn file(options: &Options, host: &str, source: &RemoteFile, dst: &Path) ->
     dir.rename(&part_name, &name)?;
     dir.remove(&journal_name)?;
     Ok(())
-}
-
-/// A line for the user on stderr (not a log line: logs may go to a file).
-fn notice(text: &str) {
-    eprintln!("ec2-broker: {}", crate::text::printable(text));
 }
 
 /// The destination's directory (opened once) and file name.

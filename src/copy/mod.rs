@@ -169,6 +169,11 @@ pub(crate) async fn run(source: &str, destination: &str, options: &Options) -> R
     }
 }
 
+/// A line for the user on stderr (not a log line: logs may go to a file).
+pub(crate) fn notice(text: &str) {
+    eprintln!("ec2-broker: {}", crate::text::printable(text));
+}
+
 /// Hex of a SHA-256 digest.
 pub(crate) fn hex(digest: &[u8]) -> String {
     use std::fmt::Write as _;

@@ -174,6 +174,23 @@ pub(crate) fn prepare_script(dirs: &[String], parts: &[String], fresh: bool) -> 
     s
 }
 
+/// The size of each of `parts` on the instance, one line each (`-` for a missing one).
+pub(crate) fn sizes_script(parts: &[String]) -> String {
+    let mut s = String::from("for t in");
+    for p in parts {
+        let _ = write!(s, " {}", sh_quote(p));
+    }
+    s.push_str("; do if [ -f \"$t\" ]; then wc -c < \"$t\"; else echo -; fi; done");
+    s
+}
+
+/// Reads [`sizes_script`]'s answer: a size or `None` per part, in order.
+pub(crate) fn parse_sizes(out: &str, count: usize) -> Vec<Option<u64>> {
+    let mut sizes: Vec<Option<u64>> = out.lines().map(|l| l.trim().parse().ok()).collect();
+    sizes.resize(count, None);
+    sizes
+}
+
 /// Checks `part`'s SHA-256 against `sum`, gives it `mode` and renames it to `path`; exit 4 with
 /// the checksum found on stderr when it differs.
 pub(crate) fn finish_script(part: &str, path: &str, sum: &str, mode: u32) -> String {
@@ -210,6 +227,16 @@ mod tests {
         for bad in ["", "F x 1 644 /x", "F 1 1 9z9 /x", "\x1b[2J"] {
             assert!(parse_listing("/x", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn part_sizes_are_listed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a b"), b"12345").unwrap();
+        let parts = ["nope".to_string(), "a b".to_string()];
+        let out = run_sh(&sizes_script(&parts), dir.path());
+        assert_eq!(parse_sizes(&String::from_utf8_lossy(&out.stdout), 2), [None, Some(5)]);
+        assert_eq!(parse_sizes("", 1), [None]);
     }
 
     #[test]
@@ -261,7 +288,7 @@ mod tests {
         assert_eq!(back, sums, "the checksums of what landed are those of what was read");
 
         let sum = parse_sum(&String::from_utf8_lossy(&run_sh(&sum_script(&part), dir.path()).stdout)).unwrap();
-        assert_eq!(whole, [sum.clone()]);
+        assert_eq!(whole, std::slice::from_ref(&sum));
         let out = run_sh(&finish_script(&part, "done.bin", HEX, 0o640), dir.path());
         assert_eq!(out.status.code(), Some(4), "a wrong checksum is refused");
         let out = run_sh(&finish_script(&part, "done.bin", &sum, 0o640), dir.path());

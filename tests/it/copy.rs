@@ -111,11 +111,13 @@ fn small_files_go_over_one_stream_and_directories_need_r() {
     assert_eq!(fs::metadata(remote.join("tree2/a.bin")).unwrap().permissions().mode() & 0o777, 0o754);
 }
 
-/// The listing's session takes the first (harmless) disconnect; one stream's session then ends
-/// for good after `bytes`.
-fn end_one_stream_after(world: &World, bytes: u64) {
+/// The first `calls` sessions (listing, preparing) take harmless disconnects; one stream's
+/// session then ends for good after `bytes`.
+fn end_one_stream_after(world: &World, calls: usize, bytes: u64) {
     world.lab.state().set_ssm_faults(|f| {
-        f.disconnects.push_back(Disconnect::after_bytes(u64::MAX, DisconnectKind::Drop));
+        for _ in 0..calls {
+            f.disconnects.push_back(Disconnect::after_bytes(u64::MAX, DisconnectKind::Drop));
+        }
         f.disconnects.push_back(Disconnect::after_bytes(bytes, DisconnectKind::End));
     });
 }
@@ -129,7 +131,7 @@ fn a_copy_whose_stream_died_resumes_without_resending_saved_ranges() {
     let dst = world.path("bundle.bin");
     let src = format!("db-1:{}", source.display());
     let args = ["--streams", "4", "--range-size", "64K", &src, &dst.display().to_string()];
-    end_one_stream_after(&world, 150_000);
+    end_one_stream_after(&world, 1, 150_000);
     let out = cp(&world, &args);
     assert_eq!(out.code(), Some(1), "{}\n{:#?}", out.describe(), world.lab.ssm_sessions());
     assert!(out.stderr.contains("run the same command again"), "{}", out.describe());
@@ -161,7 +163,7 @@ fn a_changed_source_starts_again_and_errors_are_clear() {
     let dst = world.path("data.bin");
     let src = format!("db-1:{}", source.display());
     let args = ["--streams", "4", "--range-size", "64K", &src, &dst.display().to_string()];
-    end_one_stream_after(&world, 150_000);
+    end_one_stream_after(&world, 1, 150_000);
     assert_eq!(cp(&world, &args).code(), Some(1));
     random_file(&source, 1 << 20, 8);
     let old = fs::metadata(&source).unwrap().modified().unwrap() - Duration::from_secs(3600);
@@ -181,4 +183,29 @@ fn a_changed_source_starts_again_and_errors_are_clear() {
     assert!(out.stderr.contains("neither side is HOST:PATH"), "{}", out.describe());
     let out = cp(&world, &["--range-size", "1000", &src, "x"]);
     assert!(out.stderr.contains("multiple of 64K"), "{}", out.describe());
+}
+
+#[test]
+fn an_upload_whose_stream_died_resumes_without_resending_saved_ranges() {
+    let world = ssm_world();
+    let remote = remote_dir(&world);
+    let local = world.path("up.bin");
+    random_file(&local, 1 << 20, 0x0b5);
+    let dest = format!("db-1:{}/up.bin", remote.display());
+    let args = ["--streams", "4", "--range-size", "64K", &local.display().to_string(), &dest];
+    // Sessions before the streams: the destination's kind, the part file's creation.
+    end_one_stream_after(&world, 2, 150_000);
+    let out = cp(&world, &args);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("run the same command again"), "{}", out.describe());
+    assert!(!remote.join("up.bin").exists(), "the destination is never half written");
+    let first = ranges_saved(&world);
+    assert!((12..16).contains(&first), "three streams finished, one did not: {first}");
+
+    let out = cp(&world, &args);
+    assert_ok!(out);
+    assert!(out.stderr.contains(&format!("resuming: {first} of 16 ranges")), "{}", out.describe());
+    assert_eq!(sha256_file(&remote.join("up.bin")), sha256_file(&local));
+    assert_eq!(ranges_saved(&world) - first, 16 - first, "only the missing ranges were sent again");
+    assert_clean(&remote);
 }
