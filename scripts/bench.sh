@@ -7,7 +7,8 @@
 #   4. ssh through --route auto, cold and warm, with 30 ms API latency: added time and API calls;
 #   5. ls over 2,000 instances in three Regions with 30 ms API latency: wall time and API calls;
 #   6. ec2-broker shell: keystroke round trip against ssh over the ssm route, and `shell -- cat`
-#      throughput with KMS off and on.
+#      throughput with KMS off and on;
+#   7. ec2-broker cp through the paced SSM agent: --streams 1 against --streams 4 (target >= 3.5x).
 # `scripts/bench.sh --quick` for a smaller run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +19,5 @@ target/release/ec2-lab bench-routes "$@"
 target/release/ec2-lab bench-known-hosts "$@"
 target/release/ec2-lab bench-warm "$@"
 target/release/ec2-lab bench-ls "$@"
-exec target/release/ec2-lab bench-shell "$@"
+target/release/ec2-lab bench-shell "$@"
+exec target/release/ec2-lab bench-cp "$@"

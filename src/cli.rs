@@ -42,6 +42,10 @@ pub enum Command {
     /// run one command there and exit with its status.
     #[command(long_about = SHELL_ABOUT)]
     Shell(ShellArgs),
+    /// Copy files to or from an instance over several ssh connections at once (ranges checked
+    /// with SHA-256, a broken copy resumed).
+    #[command(long_about = CP_ABOUT)]
+    Cp(CpArgs),
     /// Audit known_hosts files: weak, stale, conflicting and recycled entries, and host keys
     /// checked against the fingerprints EC2 instances print to their console.
     #[command(subcommand)]
@@ -506,6 +510,60 @@ ec2-broker exits with the command's status. Such a command gets no stdin from Se
 bulk data use ssh or scp with --route ssm. When the preferences require KMS encryption, a data key is \
 generated with kms:GenerateDataKey and every keystroke and output byte is encrypted. Session Manager, \
 not the client, picks the OS user (see --user).";
+
+const CP_ABOUT: &str = "Copy files to or from an instance over several ssh connections at once.
+
+One side is HOST:PATH (or USER@HOST:PATH), the other a local path, as with scp. A large file is cut \
+into ranges moved over --streams ssh connections at once, each its own session on the route ssh_config \
+picks (through a Session Manager agent every session has its own pace, so four streams move about \
+four times as much). Each range and then the whole file is checked with SHA-256. The copy goes to \
+DST.ec2-broker-part beside the destination, which becomes DST only once the whole file's checksum \
+matches; an interrupted copy leaves a journal (DST.ec2-broker-journal) and the same command run \
+again sends only the ranges still missing. Files under 4 MiB go over one stream. The instance needs \
+only sh, dd, head and sha256sum.";
+
+/// Arguments of `ec2-broker cp`.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// What to copy: a local path or `[USER@]HOST:PATH`.
+    #[arg(value_name = "SRC")]
+    pub source: String,
+
+    /// Where to: a local path or `[USER@]HOST:PATH` (exactly one side is remote). An existing
+    /// directory receives the source under its own name.
+    #[arg(value_name = "DST")]
+    pub destination: String,
+
+    /// Copy a directory and everything in it (files keep their permission bits).
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+
+    /// How many ssh connections move a large file at once (1–64).
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub streams: u32,
+
+    /// Size of one range, a multiple of 64 KiB: with K, M or G (1024-based), e.g. 1M (default:
+    /// about a quarter of a stream's share, from 256 KiB to 64 MiB). Given, a file is split even
+    /// under 4 MiB.
+    #[arg(long, value_name = "SIZE")]
+    pub range_size: Option<String>,
+
+    /// The ssh configuration file ssh reads (ssh -F).
+    #[arg(short = 'F', value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+
+    /// The remote user (ssh -l).
+    #[arg(short = 'l', value_name = "USER")]
+    pub login: Option<String>,
+
+    /// The identity file ssh offers (ssh -i).
+    #[arg(short = 'i', value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+
+    /// The ssh program to run.
+    #[arg(long, default_value = "ssh", env = "EC2_BROKER_SSH", value_name = "PROGRAM")]
+    pub ssh: PathBuf,
+}
 
 /// Arguments of `ec2-broker shell`.
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@
 //!   [`terminal`] puts the local terminal in raw mode and restores it;
 //! - [`aws::credentials`] assumes MFA roles (`mfa_serial`) with a code asked on `/dev/tty`;
 //!   [`cache`] keeps lookups and writes every private file safely;
+//! - [`copy`] is `cp`: ranges of a file over several ssh connections, checked and resumable;
 //! - [`inventory`] is what `ls` lists (route verdicts from API facts, the versioned JSON);
 //!   [`ssh_config_gen`] the Host blocks and the marked section `ssh-config --write` keeps;
 //! - [`cmd`] holds one file per subcommand; [`error`] turns errors into words; [`output`] prints
@@ -38,6 +39,7 @@ pub(crate) mod cache;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub(crate) mod copy;
 pub(crate) mod doctor;
 pub mod error;
 #[doc(hidden)]

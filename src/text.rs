@@ -56,6 +56,13 @@ pub(crate) fn clip(text: &str, max: usize) -> Cow<'_, str> {
     }
 }
 
+/// `arg` as one POSIX shell word: as it is when it holds only characters no shell (nor shlex)
+/// treats specially, single-quoted otherwise (`'` written as `'\''`). Data, never code.
+pub(crate) fn sh_quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
+    if plain { arg.to_string() } else { format!("'{}'", arg.replace('\'', r"'\''")) }
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')

@@ -38,6 +38,8 @@ pub enum Command {
     BenchLs(BenchArgs),
     /// Benchmark `ec2-broker shell`: keystroke round trip and throughput, KMS off and on.
     BenchShell(BenchArgs),
+    /// Benchmark `ec2-broker cp` through the paced SSM agent: one stream against four.
+    BenchCp(BenchArgs),
 }
 
 /// `ec2-lab up`.

@@ -7,6 +7,7 @@
 //! | `no-pacing` | the SSM agent relays without its 1 KiB / 1 ms pacing |
 //! | `ssm-drop:BYTES` / `ssm-drop-after:SECS` | the next data-channel websocket is cut (TCP reset) after that many bytes / seconds |
 //! | `ssm-bye:BYTES` / `ssm-bye-after:SECS` | the same, with MGS's close frame 1000 `Bye` |
+//! | `ssm-end:BYTES` / `ssm-end-after:SECS` | the same, but the session ends (`channel_closed`): it cannot be resumed |
 //! | `ssm-delay:MS` | every relayed SSM frame is delayed |
 //! | `ssm-drop-frames:N` / `ssm-corrupt:N` | drop / corrupt the digest of the next N output frames |
 //! | `agent:INSTANCE=STATUS` | SSM agent status: `Online`, `ConnectionLost`, `Inactive`, `None` |
@@ -107,8 +108,12 @@ impl FromStr for FaultSpec {
         let need = |ok: bool, usage: &str| if ok { Ok(()) } else { Err(format!("fault '{spec}': use {usage}")) };
         let spec = match name {
             "no-pacing" => FaultSpec::NoPacing,
-            "ssm-drop" | "ssm-bye" | "ssm-drop-after" | "ssm-bye-after" => {
-                let kind = if name.starts_with("ssm-bye") { DisconnectKind::Bye } else { DisconnectKind::Drop };
+            "ssm-drop" | "ssm-bye" | "ssm-end" | "ssm-drop-after" | "ssm-bye-after" | "ssm-end-after" => {
+                let kind = match name.trim_end_matches("-after") {
+                    "ssm-bye" => DisconnectKind::Bye,
+                    "ssm-end" => DisconnectKind::End,
+                    _ => DisconnectKind::Drop,
+                };
                 let disconnect = if name.ends_with("-after") {
                     Disconnect::after_time(Duration::from_secs(number("SECS")?), kind)
                 } else {
@@ -217,6 +222,7 @@ mod tests {
         let cases = [
             ("no-pacing", FaultSpec::NoPacing),
             ("ssm-bye:65536", FaultSpec::SsmDisconnect(Disconnect::after_bytes(65536, DisconnectKind::Bye))),
+            ("ssm-end:4096", FaultSpec::SsmDisconnect(Disconnect::after_bytes(4096, DisconnectKind::End))),
             (
                 "ssm-drop-after:3",
                 FaultSpec::SsmDisconnect(Disconnect::after_time(Duration::from_secs(3), DisconnectKind::Drop)),

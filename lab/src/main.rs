@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::BenchWarm(b) => ec2_lab::bench_warm::run_bench_warm(if b.quick { 3 } else { 11 }),
         Command::BenchShell(b) if b.quick => ec2_lab::bench_shell::run_bench_shell(40, 8),
         Command::BenchShell(_) => ec2_lab::bench_shell::run_bench_shell(300, 64),
+        Command::BenchCp(b) => ec2_lab::bench_cp::run_bench_cp(if b.quick { 4 } else { 16 }),
         Command::BenchLs(b) => ec2_lab::bench_ls::run_bench_ls(2_000, if b.quick { 1 } else { 5 }),
     };
     match result {

@@ -3,6 +3,7 @@
 pub(crate) mod completions;
 pub(crate) mod console;
 mod console_reads;
+pub(crate) mod cp;
 pub(crate) mod doctor;
 pub(crate) mod key;
 pub(crate) mod known_hosts;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(args) => proxy::run(args).await.map(|()| 0),
         Command::Console(args) => console::run(args).await.map(|()| 0),
         Command::Shell(args) => shell::run(args).await,
+        Command::Cp(args) => cp::run(args).await.map(|()| 0),
         Command::Doctor(args) => doctor::run(args).await,
         Command::KnownHosts(KnownHostsCommand::Audit(args)) => Ok(known_hosts::audit(args).await),
         Command::KnownHosts(KnownHostsCommand::Pin(args)) => pin::run(args).await.map(|()| 0),

@@ -164,12 +164,7 @@ fn command_line(args: &[String]) -> Option<String> {
     if args.is_empty() {
         return None;
     }
-    Some(args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "))
-}
-
-fn quote(arg: &str) -> String {
-    let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
-    if plain { arg.to_string() } else { format!("'{}'", arg.replace('\'', r"'\''")) }
+    Some(args.iter().map(|a| crate::text::sh_quote(a)).collect::<Vec<_>>().join(" "))
 }
 
 #[cfg(test)]

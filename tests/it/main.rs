@@ -7,6 +7,8 @@ mod harness;
 mod cli;
 /// Issue 18: the lab's doubles answer as AWS documents (SDK-shaped requests, one module per API family).
 mod conformance;
+/// Issue 19, `cp`: ranges over several ssh connections, resume, checksums.
+mod copy;
 /// MFA roles: the code asked on the terminal, AssumeRole, the credentials cache, `login`.
 mod credentials;
 /// Credentials as users have them (issue 20): IAM Identity Center profiles, an expired sign-in, credential_process, web identity.

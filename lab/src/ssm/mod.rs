@@ -111,6 +111,9 @@ pub enum DisconnectKind {
     Drop,
     /// Send a close frame with code 1000 and reason `Bye`, as MGS does about hourly (§4.2).
     Bye,
+    /// End the session: `channel_closed` then a close frame, as when the agent or the instance
+    /// ends it; ResumeSession no longer works (a stream killed for good).
+    End,
 }
 
 /// One scheduled disconnect; each new client websocket connection takes the next one queued.

@@ -316,6 +316,13 @@ impl Relay<'_> {
                 let _ = self.out.send(Out::Close(CloseFrame { code: CloseCode::Normal, reason: "Bye".into() }));
                 Exit::Closing
             }
+            DisconnectKind::End => {
+                self.session.end("ended by the lab's ssm-end fault", false);
+                let frame = channel_closed(self.session, "", self.state.ssm_faults().channel_closed_hl112);
+                let _ = self.out.send(Out::Frame(frame));
+                let _ = self.out.send(Out::Close(CloseFrame { code: CloseCode::Normal, reason: "".into() }));
+                Exit::Closing
+            }
         }
     }
 }

@@ -91,6 +91,42 @@ impl PrivateDir {
         Ok(Some(dir))
     }
 
+    /// A directory the user named as a destination (of `cp`), whatever its owner and mode (`/tmp`
+    /// is fine): what the broker creates in it is still made `O_EXCL|O_NOFOLLOW` 0600 and renamed
+    /// into place, and what it reads back must pass [`PrivateDir::read_own`] or
+    /// [`PrivateDir::open_own`].
+    pub(crate) fn open_destination(path: &Path) -> Result<Option<PrivateDir>, PrivateFileError> {
+        PrivateDir::open_unchecked(path)
+    }
+
+    /// Opens `name` for reading and writing without following a symbolic link; `None` when it is
+    /// missing. It must be a regular file of the current user that others cannot write (one the
+    /// broker made earlier, such as a part file being resumed).
+    pub(crate) fn open_own(&self, name: &str) -> Result<Option<File>, PrivateFileError> {
+        let path = self.join(name);
+        let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let file = match rustix::fs::openat(self.fd.as_fd(), name, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => return Err(PrivateFileError::NotOurs { path, why: "is a symbolic link".into() }),
+            Err(e) => return Err(PrivateFileError::io("opening", &path)(e.into())),
+        };
+        let meta = file.metadata().map_err(PrivateFileError::io("reading the status of", &path))?;
+        let why = if !meta.file_type().is_file() {
+            Some("is not a regular file".to_string())
+        } else if meta.uid() != current_uid() {
+            Some(format!("belongs to uid {}", meta.uid()))
+        } else if meta.mode() & 0o022 != 0 {
+            Some(format!("is writable by other users (mode {:04o})", meta.mode() & 0o7777))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(PrivateFileError::NotOurs { path, why }),
+            None => Ok(Some(file)),
+        }
+    }
+
     /// Opens `path` as a directory without checking owner or mode (for a user's own files, such
     /// as known_hosts, whose directory is theirs to arrange).
     pub(super) fn open_unchecked(path: &Path) -> Result<Option<PrivateDir>, PrivateFileError> {
