@@ -28,10 +28,15 @@ const KEEP_SECS: u64 = 60;
 /// Records kept at most (oldest dropped first).
 const MAX_ENTRIES: usize = 200;
 
+/// The account a record belongs to: Region and profile, as `REGION|PROFILE`.
+pub(crate) fn account(region: &str, profile: Option<&str>) -> String {
+    format!("{region}|{}", profile.unwrap_or(""))
+}
+
 /// One push, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Push {
-    /// Region and profile ([`crate::cache::lookup::key`]'s first two parts).
+    /// Region and profile ([`account`]).
     pub account: String,
     /// The instance id.
     pub instance: String,
@@ -219,6 +224,7 @@ mod tests {
         assert_eq!(p.decide(&Want { route: "ssm", ..w }, 1_010), Decision::Push(Why::OtherRoute));
         // The margin leaves at least 20 s of the pushed key's validity for ssh's authentication.
         assert!(KEEP_SECS - REUSE_SECS >= 20);
+        assert_eq!(account("eu-west-1", None), w.account);
     }
 
     // See: issue 19 (bursts)

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use crate::aws::Aws;
 use crate::cache::lookup as lookup_cache;
 use crate::cache::private_file::{read_hint, write_private};
+use crate::cache::pushes;
 use crate::cli::{ProxyArgs, RouteArg};
 use crate::pipe::lifeline::Lifeline;
 use crate::route::connect::{ConnectError, KeyDelivery, KeySettings, connect};
@@ -141,7 +142,7 @@ async fn connect_and_pipe(
         reuse: (args.key_reuse && !args.no_key_reuse && args.key_delivery == KeyDelivery::File)
             .then(|| dirs::cache_dir().map(|d| d.join("ec2-broker")))
             .flatten()
-            .map(|dir| KeyReuse { dir, account: format!("{}|{}", aws.region, args.aws.profile.as_deref().unwrap_or("")) }),
+            .map(|dir| KeyReuse { dir, account: pushes::account(&aws.region, args.aws.profile.as_deref()) }),
     });
     let target = Target { instance, port, address: args.address };
     let ctx = Ctx::new(aws, &options);

@@ -244,7 +244,11 @@ impl Drop for KeySlot {
 
 /// The kept key of `NAME` (`.NAME.kept`) when it is the broker's and `reuse` allows it, moved back
 /// to `NAME`; otherwise the kept file is deleted. Called with the guard held.
-fn kept(dir: &PrivateDir, name: &str, reuse: &dyn Fn(&EphemeralKey) -> bool) -> Result<Option<EphemeralKey>, KeyFileError> {
+fn kept(
+    dir: &PrivateDir,
+    name: &str,
+    reuse: &dyn Fn(&EphemeralKey) -> bool,
+) -> Result<Option<EphemeralKey>, KeyFileError> {
     let kept = lock_name(name, "kept");
     let Some(found) = dir.open_existing(&kept)? else { return Ok(None) };
     let key = match own_key(found) {
@@ -255,7 +259,10 @@ fn kept(dir: &PrivateDir, name: &str, reuse: &dyn Fn(&EphemeralKey) -> bool) -> 
             return Ok(None);
         }
         Err((why, _)) => {
-            tracing::warn!("kept key file {} was not created by ec2-broker ({why}): removed", dir.join(&kept).display());
+            tracing::warn!(
+                "kept key file {} was not created by ec2-broker ({why}): removed",
+                dir.join(&kept).display()
+            );
             dir.remove(&kept)?;
             return Ok(None);
         }

@@ -99,10 +99,7 @@ fn issue_19_after_the_window_pushes_again() {
     world.ssh_ok(&["web-1", "true"]);
     world.ssh_ok(&["web-1", "true"]);
     assert_eq!(pushes(&world), 1);
-    let text = fs::read_to_string(records(&world)).unwrap();
-    let at: u64 = text.split("\"pushed_at\":").nth(1).unwrap().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
-    fs::write(records(&world), text.replace(&format!("\"pushed_at\":{at}"), &format!("\"pushed_at\":{}", at - 41)))
-        .unwrap();
+    crate::harness::age_push_records(&world, 41);
     world.ssh_ok(&["web-1", "true"]);
     assert_eq!(pushes(&world), 2, "{}", world.dump());
     world.ssh_ok(&["web-1", "true"]);

@@ -19,10 +19,10 @@ mod doctor;
 mod faults;
 /// Issue 17: EC2 key pairs, `key import` into Regions and `key new`.
 mod key_pairs;
-/// Issue 19, bursts: a key pushed moments ago reused for the same instance, user and route.
-mod key_reuse;
 /// Issue 17: the key placed with SSM Run Command when Instance Connect's push is refused.
 mod key_placement;
+/// Issue 19, bursts: a key pushed moments ago reused for the same instance, user and route.
+mod key_reuse;
 /// Issue 17: `key install`, `key revoke` and `key rotate` (a new key proven before the old one goes).
 mod key_rotation;
 /// known-hosts audit: matching against ssh-keygen -F, findings as JSON.
