@@ -25,6 +25,8 @@ pub(crate) const REUSE_SECS: u64 = 40;
 /// How long a record is kept at all: past the key's validity (Instance Connect's 60 s, the same
 /// as `keys::KEY_VALIDITY_SECS`; `cache` does not depend on `keys`) it can never be reused.
 const KEEP_SECS: u64 = 60;
+// The margin: at least 20 s of the pushed key's validity left for ssh's authentication.
+const _: () = assert!(KEEP_SECS - REUSE_SECS >= 20);
 /// Records kept at most (oldest dropped first).
 const MAX_ENTRIES: usize = 200;
 
@@ -223,7 +225,6 @@ mod tests {
         }
         assert_eq!(p.decide(&Want { route: "ssm", ..w }, 1_010), Decision::Push(Why::OtherRoute));
         // The margin leaves at least 20 s of the pushed key's validity for ssh's authentication.
-        assert!(KEEP_SECS - REUSE_SECS >= 20);
         assert_eq!(account("eu-west-1", None), w.account);
     }
 
