@@ -328,14 +328,18 @@ impl Connection<'_> {
                 let pushed = placement == Some(Placement::InstanceConnect);
                 if let Some(holder) =
                     key.as_mut().filter(|_| pushed && auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
-                    && refused(holder.key(), &user, addr).await
                 {
-                    // Refused: never reuse this key; the next connection pushes a fresh one.
-                    if let Some(r) = &reuse {
-                        r.forget(holder.key());
+                    // A session that looks like a refused login is common (a short `ssh host
+                    // true` often does); the check with the same key decides. Refused: never reuse
+                    // this key, the next connection pushes a fresh one.
+                    let verdict = login_verdict(holder.key(), &user, addr, auth_probe::PROBE_DEADLINE).await;
+                    if verdict == Some(false) {
+                        if let Some(r) = &reuse {
+                            r.forget(holder.key());
+                        }
+                        holder.discard();
+                        return Err(ConnectError::KeyRefused { label: instance.label(), user });
                     }
-                    holder.discard();
-                    return Err(ConnectError::KeyRefused { label: instance.label(), user });
                 }
             }
             Stream::Relayed { local, task } => {
@@ -375,20 +379,21 @@ pub(crate) async fn login_over(opened: Opened, user: &str, key: &EphemeralKey, d
     }
 }
 
-/// One probe login with the key that was pushed: whether the instance refuses it.
-async fn refused(key: &EphemeralKey, user: &str, addr: SocketAddr) -> bool {
-    // One deadline for connect and login together: the broker promises to exit within 1 s.
-    refused_within(key, user, addr, auth_probe::PROBE_DEADLINE).await
-}
-
-/// [`refused`] with its own deadline: `false` unless the instance said no (a probe that fails
-/// for another reason proves nothing).
-async fn refused_within(key: &EphemeralKey, user: &str, addr: SocketAddr, deadline: Duration) -> bool {
+/// One probe login with the key that was pushed, connect and login within `deadline` (after a
+/// session the broker promises to exit within 1 s: [`auth_probe::PROBE_DEADLINE`]):
+/// `Some(accepted)`, or `None` when the probe failed or took too long.
+async fn login_verdict(key: &EphemeralKey, user: &str, addr: SocketAddr, deadline: Duration) -> Option<bool> {
     let probe = async {
         let stream = super::direct::connect(addr, DIRECT_DEADLINE).await.ok()?;
         auth_probe::key_accepted(stream, user, key).await
     };
     let verdict = tokio::time::timeout(deadline, probe).await.ok().flatten();
     tracing::debug!(?verdict, "checked whether the instance accepts the pushed key");
-    verdict == Some(false)
+    verdict
+}
+
+/// Whether the instance refuses the pushed key: `false` unless it said no (a probe that fails
+/// for another reason proves nothing).
+async fn refused_within(key: &EphemeralKey, user: &str, addr: SocketAddr, deadline: Duration) -> bool {
+    login_verdict(key, user, addr, deadline).await == Some(false)
 }

@@ -81,6 +81,7 @@ fn issue_19_a_refused_login_pushes_again() {
     let world = World::with(scenario.inventory, "--route direct --key-placement instance-connect");
     let out = world.ssh(&["web-1", "true"]);
     assert!(!out.success(), "{}", out.describe());
+    // The refusal is the broker's check after the session (as in faults.rs).
     assert!(out.stderr.contains("refused the key pushed"), "{}", out.describe());
     assert!(!world.key_dir().join("ec2-user@web-1").exists());
     assert!(!world.key_dir().join(".ec2-user@web-1.kept").exists(), "a refused key is not kept");
