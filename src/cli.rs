@@ -659,6 +659,23 @@ pub struct ProxyArgs {
     )]
     pub key_placement: Vec<KeyPlacement>,
 
+    /// Push a key for every connection: never reuse the key pushed for the same instance, user
+    /// and route moments ago (also EC2_BROKER_KEY_REUSE=0, or key-reuse = off in the settings).
+    #[arg(long)]
+    pub no_key_reuse: bool,
+
+    /// EC2_BROKER_KEY_REUSE: 0, false, no or off is --no-key-reuse.
+    #[arg(
+        long = "key-reuse",
+        env = "EC2_BROKER_KEY_REUSE",
+        hide = true,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub key_reuse: bool,
+
     /// Directory for key files; ssh_config's IdentityFile must point at DIR/%r@%h.
     /// [default: ~/.cache/ec2-broker/keys]
     #[arg(long, env = "EC2_BROKER_KEY_DIR", value_name = "DIR")]

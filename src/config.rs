@@ -7,7 +7,7 @@
 //! address = private
 //! ```
 //!
-//! Keys: `route`, `try-routes`, `address`, `key-placement`. Parsing is pure; [`apply`] fills in only what neither
+//! Keys: `route`, `try-routes`, `address`, `key-placement`, `key-reuse` (`on`/`off`). Parsing is pure; [`apply`] fills in only what neither
 //! the command line nor an environment variable set.
 
 use std::path::{Path, PathBuf};
@@ -40,6 +40,8 @@ pub struct Settings {
     pub address: Option<AddressKind>,
     /// `key-placement`.
     pub key_placement: Option<Vec<KeyPlacement>>,
+    /// `key-reuse`.
+    pub key_reuse: Option<bool>,
 }
 
 /// Parses the file's text (`file` names it in errors).
@@ -77,9 +79,16 @@ pub fn parse(text: &str, file: &str) -> Result<Settings, ConfigError> {
                     .map_err(err)?;
                 s.key_placement = Some(how);
             }
+            "key-reuse" => {
+                s.key_reuse = Some(match value.to_ascii_lowercase().as_str() {
+                    "on" | "yes" | "true" | "1" => true,
+                    "off" | "no" | "false" | "0" => false,
+                    _ => return Err(err(format!("key-reuse is on or off, not {value:?}"))),
+                });
+            }
             other => {
                 return Err(err(format!(
-                    "unknown setting {other:?}: the settings are route, try-routes, address, key-placement"
+                    "unknown setting {other:?}: the settings are route, try-routes, address, key-placement, key-reuse"
                 )));
             }
         }
@@ -141,6 +150,11 @@ pub fn apply(cli: &mut Cli, matches: &clap::ArgMatches, settings: &Settings) {
     {
         args.key_placement = how.clone();
     }
+    if let Some(reuse) = settings.key_reuse
+        && defaulted("key_reuse")
+    {
+        args.key_reuse = reuse;
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +180,7 @@ mod tests {
         let e = parse("colour = blue\n", "/c").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "/c:1: unknown setting \"colour\": the settings are route, try-routes, address, key-placement"
+            "/c:1: unknown setting \"colour\": the settings are route, try-routes, address, key-placement, key-reuse"
         );
         assert_eq!(parse("just words\n", "/c").unwrap_err().line, 1);
         assert!(parse("try-routes = serial\n", "/c").unwrap_err().problem.contains("not serial"));
@@ -202,5 +216,21 @@ mod tests {
         assert_eq!(p.key_placement, [KeyPlacement::InstanceConnect]);
         let Command::Proxy(p) = cli(&["ec2-broker", "proxy", "web-1"], &Settings::default()).command else { panic!() };
         assert_eq!(p.key_placement, [KeyPlacement::InstanceConnect, KeyPlacement::RunCommand]);
+    }
+
+    // See: issue 19 (bursts)
+    #[test]
+    fn key_reuse_is_on_unless_turned_off() {
+        let Command::Proxy(p) = cli(&["ec2-broker", "proxy", "web-1"], &Settings::default()).command else { panic!() };
+        assert!(p.key_reuse && !p.no_key_reuse);
+        let off = parse("key-reuse = off\n", "c").unwrap();
+        let Command::Proxy(p) = cli(&["ec2-broker", "proxy", "web-1"], &off).command else { panic!() };
+        assert!(!p.key_reuse);
+        let Command::Proxy(p) = cli(&["ec2-broker", "proxy", "--no-key-reuse", "web-1"], &Settings::default()).command
+        else {
+            panic!()
+        };
+        assert!(p.no_key_reuse);
+        assert!(parse("key-reuse = sometimes\n", "/c").unwrap_err().problem.contains("on or off"));
     }
 }

@@ -1,7 +1,9 @@
 //! `ec2-lab bench-warm`: `ssh web-1 true` through `--route auto`, cold (no caches) and warm
 //! (lookup and route cached), against plain ssh to the same sshd with a key it already trusts,
 //! with every API call delayed by 30 ms (issue 7's benchmark). Reports medians and the API calls
-//! each connection made.
+//! each connection made. Then a burst (issue 19): [`BURST`] `ssh web-1 true` in a row from cold
+//! caches, then as many plain ssh with a pushed key: the API calls of the whole burst and the
+//! median time each connection adds, against their targets.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -18,7 +20,13 @@ const WEB_1: &str = "i-0a1b2c3d4e5f60718";
 /// The delay added to every API answer.
 pub const API_LATENCY: Duration = Duration::from_millis(30);
 
-/// Runs `runs` rounds of (plain, cold, warm), alternating.
+/// Connections in the burst row.
+pub const BURST: usize = 20;
+/// The burst row's targets: API calls in all, and added time per connection.
+const BURST_CALLS_TARGET: usize = 2;
+const BURST_ADDED_TARGET_MS: f64 = 5.0;
+
+/// Runs `runs` rounds of (plain, cold, warm), alternating, then the burst.
 pub fn run_bench_warm(runs: usize) -> anyhow::Result<()> {
     let broker = find_broker()?;
     let dir = std::env::temp_dir().join(format!("ec2-lab-bench-warm-{}", std::process::id()));
@@ -129,6 +137,42 @@ pub fn run_bench_warm(runs: usize) -> anyhow::Result<()> {
         ms(w),
         ms(w.saturating_sub(q)),
         ms(wo)
+    );
+
+    // The burst: cold caches and no key kept, then BURST connections in a row; then as many plain
+    // ssh with a freshly pushed key (the same instance-side work).
+    let _ = fs::remove_dir_all(&cache);
+    let _ = fs::remove_dir_all(dir.join("keys"));
+    let (mut burst, mut burst_plain, mut burst_own, mut burst_calls) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..BURST {
+        let (t, c) = run("ssh", &broker_args)?;
+        burst.push(t);
+        burst_calls.extend(c);
+        burst_own.extend(own());
+    }
+    for _ in 0..BURST {
+        lab.state().push_key(WEB_1, "ec2-user", &pushed_pub);
+        burst_plain.push(run("ssh", &pushed_args)?.0);
+    }
+    let (b, bp, bo) = (median(&mut burst), median(&mut burst_plain), median(&mut burst_own));
+    let added = b.as_secs_f64() * 1e3 - bp.as_secs_f64() * 1e3;
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "burst, {BURST} x ssh web-1 true in a row from cold caches, every API call delayed {} ms:",
+        ms(API_LATENCY)
+    );
+    println!(
+        "  API calls in all:                          {} (target <= {BURST_CALLS_TARGET}: {}) {burst_calls:?}",
+        burst_calls.len(),
+        verdict(burst_calls.len() <= BURST_CALLS_TARGET)
+    );
+    println!(
+        "  added per connection, median:              {added:+.1} ms over plain ssh with a pushed key ({} ms vs {} ms; target <= {BURST_ADDED_TARGET_MS} ms: {}); broker start to route open {} ms; plain ssh with the key in authorized_keys {} ms (rounds above)",
+        ms(b),
+        ms(bp),
+        verdict(added <= BURST_ADDED_TARGET_MS),
+        ms(bo),
+        ms(p)
     );
     drop(lab);
     let _ = fs::remove_dir_all(&dir);

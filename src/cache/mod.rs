@@ -1,6 +1,8 @@
-//! What the broker keeps between runs: instance lookups ([`lookup`]), and the one safe way to
-//! read and write the user's private files ([`private_file`]: random temporary names,
-//! `O_EXCL|O_NOFOLLOW`, 0600, fsync, rename, directories checked for owner and mode).
+//! What the broker keeps between runs: instance lookups ([`lookup`]), keys pushed lately
+//! ([`pushes`]), and the one safe way to read and write the user's private files
+//! ([`private_file`]: random temporary names, `O_EXCL|O_NOFOLLOW`, 0600, fsync, rename,
+//! directories checked for owner and mode).
 
 pub(crate) mod lookup;
 pub(crate) mod private_file;
+pub(crate) mod pushes;

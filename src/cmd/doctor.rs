@@ -34,6 +34,8 @@ pub(crate) async fn run(args: DoctorArgs) -> anyhow::Result<u8> {
         eice: super::eice_options(&args.eice),
         push: !args.no_push,
         key_file: settings.key_dir(dirs::home_dir().as_deref()).map(|dir| (dir, alias.to_string())),
+        pushes: dirs::cache_dir()
+            .map(|d| (d.join("ec2-broker"), crate::cache::pushes::account(&aws.region, args.aws.profile.as_deref()))),
     };
     let mut report = examine::examine(alias, &aws, &spec.target, &opts).await;
     match ssh_problem {

@@ -9,9 +9,11 @@ use tracing::Instrument;
 use crate::aws::Aws;
 use crate::cache::lookup as lookup_cache;
 use crate::cache::private_file::{read_hint, write_private};
+use crate::cache::pushes;
 use crate::cli::{ProxyArgs, RouteArg};
 use crate::pipe::lifeline::Lifeline;
-use crate::route::connect::{ConnectError, KeySettings, connect};
+use crate::route::connect::{ConnectError, KeyDelivery, KeySettings, connect};
+use crate::route::key_reuse::KeyReuse;
 use crate::route::open::{Ctx, RouteOptions, Target};
 use crate::route::serial::SerialOptions;
 use crate::route::ssm::SsmOptions;
@@ -136,6 +138,11 @@ async fn connect_and_pipe(
         placements: args.key_placement.clone(),
         check_before_handover: args.route == RouteArg::Auto,
         remembered: remembered_placement,
+        // Only a key file can be kept for the next connection (docs/keys.md).
+        reuse: (args.key_reuse && !args.no_key_reuse && args.key_delivery == KeyDelivery::File)
+            .then(|| dirs::cache_dir().map(|d| d.join("ec2-broker")))
+            .flatten()
+            .map(|dir| KeyReuse { dir, account: pushes::account(&aws.region, args.aws.profile.as_deref()) }),
     });
     let target = Target { instance, port, address: args.address };
     let ctx = Ctx::new(aws, &options);

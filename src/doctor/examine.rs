@@ -45,6 +45,8 @@ pub(crate) struct Options {
     pub push: bool,
     /// The broker's key directory and the host as ssh names the key file (`%h`), when known.
     pub key_file: Option<(std::path::PathBuf, String)>,
+    /// The cache directory holding the records of pushed keys, and the account (`REGION|PROFILE`).
+    pub pushes: Option<(std::path::PathBuf, String)>,
 }
 
 /// Examines the instance `target` names; `host` is how the user wrote it.
@@ -79,6 +81,15 @@ pub(crate) async fn examine(host: &str, aws: &Aws, target: &Target, opts: &Optio
     };
     report.checks.push(explain::instance(&instance));
     report.checks.extend(routes(host, aws, &instance, opts).await);
+    if let Some((dir, account)) = &opts.pushes {
+        let text = crate::cache::private_file::read_hint(&dir.join(crate::cache::pushes::FILE_NAME));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if let Some(push) = crate::cache::pushes::Pushes::parse(&text).latest(account, &instance.id, &opts.user)
+            && let Some(key) = report.checks.iter_mut().find(|c| c.check == "key")
+        {
+            key.evidence.push(explain::key_reuse(push, now));
+        }
+    }
     if let Some((dir, key_host)) = &opts.key_file
         && let Some(left) = crate::keys::file::inspect(dir, &opts.user, key_host, std::time::SystemTime::now())
     {

@@ -103,6 +103,26 @@ pub(crate) fn left_over_key(left: &crate::keys::file::LeftOver) -> String {
     )
 }
 
+/// What the record of the last key pushed for this instance and user says (issue 19, bursts).
+pub(crate) fn key_reuse(push: &crate::cache::pushes::Push, now: u64) -> String {
+    use crate::cache::pushes::REUSE_SECS;
+    let age = now.saturating_sub(push.pushed_at);
+    let pushed = format!("pushed {age} s ago for {} over the {} route", push.user, push.route);
+    let next = match age <= REUSE_SECS {
+        true => format!("connections until {REUSE_SECS} s after the push reuse it"),
+        false => "the next connection pushes a fresh one".to_string(),
+    };
+    match push.reused_at {
+        Some(at) => format!(
+            "the last connection reused a key pushed {} s earlier ({} connection{} reused it; {pushed}): {next}",
+            at.saturating_sub(push.pushed_at),
+            push.reuses,
+            if push.reuses == 1 { "" } else { "s" },
+        ),
+        None => format!("no connection reused the last key yet ({pushed}): {next}"),
+    }
+}
+
 /// The rows every route gets when the instance itself is out of reach.
 pub(crate) fn all_routes(result: Verdict, why: &str) -> Vec<Check> {
     ["direct", "eice", "ssm", "serial", "key"].into_iter().map(|r| Check::new(r, result, why.to_string())).collect()

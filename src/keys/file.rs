@@ -4,18 +4,31 @@
 //! skipped then and read at authentication time (lab note 1), but a file that *exists* is
 //! loaded at once, and its key is the one ssh offers later. So a key file left by another
 //! broker must not be replaced under a starting ssh: while a file exists we reuse its key
-//! (and push it again); only when no file exists do we make a fresh one. The last broker
-//! using a file deletes it on exit, so the next connection normally gets a fresh key.
+//! (pushing it again unless the push record says it is still valid, see
+//! [`crate::cache::pushes`]); only when no file exists do we make a fresh one, or bring back a
+//! kept one.
+//!
+//! When the last broker using a file ends, the file leaves the name ssh reads:
+//! - if the connection asked to keep it ([`KeySlot::keep_for_reuse`]: its key was pushed with
+//!   Instance Connect moments ago and nothing looked refused), it is renamed to `.NAME.kept`,
+//!   a name no ssh reads. The next connection brings it back to `NAME` only when the caller's
+//!   `reuse` test says so (same account, instance, user and route, pushed at most
+//!   `pushes::REUSE_SECS` ago); otherwise the kept file is deleted and a fresh key made. So a
+//!   kept key is never on ssh's path once it may have expired: it cannot be loaded by a
+//!   starting ssh unless a broker decided it is still valid.
+//! - otherwise it is deleted, and the next connection gets a fresh key.
+//!
+//! A refused login removes the file at once ([`KeySlot::discard`]) and it is not kept.
 //!
 //! Only a file that is provably the broker's is reused: a regular file (opened `O_NOFOLLOW`) of
 //! the current user, mode 0600, holding an Ed25519 key with the broker's comment
 //! ([`keys::KEY_COMMENT`]). Anything else was planted or damaged: it is never pushed, and is
-//! replaced with a fresh key (a warning names it and why). A file no live connection uses (its
-//! broker was killed) is reused only while younger than the pushed key's validity
+//! replaced with a fresh key (a warning names it and why). A file at `NAME` no live connection
+//! uses (its broker was killed) is reused only while younger than the pushed key's validity
 //! ([`keys::KEY_VALIDITY_SECS`]), else replaced.
 //!
 //! Two lock files next to the key make this safe across processes (`flock`):
-//! - `.NAME.guard` (exclusive, held briefly) serialises choosing, writing and deleting;
+//! - `.NAME.guard` (exclusive, held briefly) serialises choosing, writing, keeping and deleting;
 //! - `.NAME.users` (shared, held for the connection's life) counts live users.
 //!
 //! Everything happens through [`PrivateDir`]: a 0700 directory of the user's, files created with
@@ -69,19 +82,42 @@ pub(crate) struct KeySlot {
     name: String,
     path: PathBuf,
     key: EphemeralKey,
-    reused: bool,
+    origin: Origin,
+    keep: bool,
     users: Option<File>,
 }
 
+/// Where a claimed key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Made for this connection.
+    Fresh,
+    /// The file of a live connection, or one a killed broker left at `NAME`.
+    Shared,
+    /// A kept file brought back because the caller's `reuse` test allowed it.
+    Kept,
+}
+
 impl KeySlot {
-    /// Claims `dir/NAME` (NAME = `user@host`), reusing an existing key of the broker's (see the
-    /// module docs) or generating a fresh one.
-    pub(crate) fn claim(dir: &Path, user: &str, host: &str) -> Result<KeySlot, KeyFileError> {
-        KeySlot::claim_at(dir, user, host, SystemTime::now())
+    /// Claims `dir/NAME` (NAME = `user@host`), reusing an existing key of the broker's, or a kept
+    /// one when `reuse` allows its key (see the module docs), or generating a fresh one.
+    pub(crate) fn claim(
+        dir: &Path,
+        user: &str,
+        host: &str,
+        reuse: &dyn Fn(&EphemeralKey) -> bool,
+    ) -> Result<KeySlot, KeyFileError> {
+        KeySlot::claim_at(dir, user, host, SystemTime::now(), reuse)
     }
 
     /// [`KeySlot::claim`] at `now` (which decides whether a left-over file is too old to reuse).
-    pub(crate) fn claim_at(dir: &Path, user: &str, host: &str, now: SystemTime) -> Result<KeySlot, KeyFileError> {
+    pub(crate) fn claim_at(
+        dir: &Path,
+        user: &str,
+        host: &str,
+        now: SystemTime,
+        reuse: &dyn Fn(&EphemeralKey) -> bool,
+    ) -> Result<KeySlot, KeyFileError> {
         let name = format!("{user}@{host}");
         if name.contains('/') || name.contains('\0') || name.starts_with('.') {
             return Err(KeyFileError::BadName(name));
@@ -102,9 +138,9 @@ impl KeySlot {
         };
         lock(&users, &users_path, LockKind::Shared)?;
         let reusable = match dir.open_existing(&name)? {
-            None => None,
+            None => kept(&dir, &name, reuse)?.map(|key| (key, Origin::Kept)),
             Some(found) => match judge(found, in_use, now) {
-                Verdict::Reuse(key) => Some(*key),
+                Verdict::Reuse(key) => Some((*key, Origin::Shared)),
                 Verdict::Replace { why, planted } => {
                     match planted {
                         true => tracing::warn!(
@@ -118,14 +154,15 @@ impl KeySlot {
                 }
             },
         };
-        let (key, reused) = match reusable {
-            Some(key) => (key, true),
-            None => {
-                (EphemeralKey::generate().map_err(|source| KeyFileError::Key { path: path.clone(), source })?, false)
-            }
+        let (key, origin) = match reusable {
+            Some(found) => found,
+            None => (
+                EphemeralKey::generate().map_err(|source| KeyFileError::Key { path: path.clone(), source })?,
+                Origin::Fresh,
+            ),
         };
         drop(guard);
-        Ok(KeySlot { dir, name, path, key, reused, users: Some(users) })
+        Ok(KeySlot { dir, name, path, key, origin, keep: false, users: Some(users) })
     }
 
     /// The key to push and hand to ssh.
@@ -135,7 +172,28 @@ impl KeySlot {
 
     /// Whether the key came from a file another connection left (see the module docs).
     pub(crate) fn reused(&self) -> bool {
-        self.reused
+        self.origin != Origin::Fresh
+    }
+
+    /// Where the key came from.
+    pub(crate) fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// Whether the last user should keep the file (renamed out of ssh's way) for the next
+    /// connection to reuse, rather than delete it.
+    pub(crate) fn keep_for_reuse(&mut self, keep: bool) {
+        self.keep = keep;
+    }
+
+    /// The key was refused: removes the file now, so no ssh that starts later loads it, and never
+    /// keeps it.
+    pub(crate) fn discard(&mut self) {
+        self.keep = false;
+        let Ok(guard) = self.dir.open_lock(&lock_name(&self.name, "guard")) else { return };
+        if guard.lock().is_ok() && self.dir.remove(&self.name).is_ok() {
+            tracing::info!(path = %self.path.display(), "removed the refused key file");
+        }
     }
 
     /// Where ssh will read the key.
@@ -145,7 +203,7 @@ impl KeySlot {
 
     /// Writes the key file (atomically, 0600). Call after the key was pushed, before piping.
     pub(crate) fn write(&self) -> Result<(), KeyFileError> {
-        if self.reused {
+        if self.reused() {
             return Ok(());
         }
         let text =
@@ -167,10 +225,50 @@ impl Drop for KeySlot {
         let Ok(users) = self.dir.open_lock(&lock_name(&self.name, "users")) else {
             return;
         };
-        if users.try_lock().is_ok() && self.dir.remove(&self.name).is_ok() {
+        if users.try_lock().is_err() {
+            return;
+        }
+        if self.keep {
+            match self.dir.rename(&self.name, &lock_name(&self.name, "kept")) {
+                Ok(()) => tracing::debug!(path = %self.path.display(), "kept the key file for reuse"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not keep the key file");
+                    let _ = self.dir.remove(&self.name);
+                }
+            }
+        } else if self.dir.remove(&self.name).is_ok() {
             tracing::debug!(path = %self.path.display(), "removed key file");
         }
     }
+}
+
+/// The kept key of `NAME` (`.NAME.kept`) when it is the broker's and `reuse` allows it, moved back
+/// to `NAME`; otherwise the kept file is deleted. Called with the guard held.
+fn kept(
+    dir: &PrivateDir,
+    name: &str,
+    reuse: &dyn Fn(&EphemeralKey) -> bool,
+) -> Result<Option<EphemeralKey>, KeyFileError> {
+    let kept = lock_name(name, "kept");
+    let Some(found) = dir.open_existing(&kept)? else { return Ok(None) };
+    let key = match own_key(found) {
+        Ok(key) if reuse(&key) => key,
+        Ok(_) => {
+            tracing::debug!("the kept key may no longer be reused: a fresh key");
+            dir.remove(&kept)?;
+            return Ok(None);
+        }
+        Err((why, _)) => {
+            tracing::warn!(
+                "kept key file {} was not created by ec2-broker ({why}): removed",
+                dir.join(&kept).display()
+            );
+            dir.remove(&kept)?;
+            return Ok(None);
+        }
+    };
+    dir.rename(&kept, name)?;
+    Ok(Some(key))
 }
 
 /// What to do with a key file found in place.
@@ -183,30 +281,19 @@ enum Verdict {
 
 /// Decides about an existing key file: reuse only the broker's own key (see the module docs).
 fn judge(found: Existing, in_use: bool, now: SystemTime) -> Verdict {
-    let planted = |why: String| Verdict::Replace { why, planted: true };
-    let (mut file, meta) = match found {
-        Existing::Other(what) => return planted(what.to_string()),
-        Existing::File { file, meta } => (file, meta),
+    let modified = match &found {
+        Existing::File { meta, .. } => meta.modified().ok(),
+        Existing::Other(_) => None,
     };
-    if meta.uid() != current_uid() {
-        return planted(format!("owner uid {}", meta.uid()));
-    }
-    if meta.mode() & 0o7777 != 0o600 {
-        return planted(format!("mode {:04o}", meta.mode() & 0o7777));
-    }
-    let mut text = String::new();
-    let key = match file.by_ref().take(MAX_KEY_FILE + 1).read_to_string(&mut text) {
-        Ok(n) if n as u64 <= MAX_KEY_FILE => EphemeralKey::from_openssh_private(&text).ok(),
-        _ => None,
-    };
-    let Some(key) = key.filter(EphemeralKey::is_broker_key) else {
-        return planted("not an ec2-broker key".into());
+    let key = match own_key(found) {
+        Ok(key) => key,
+        Err((why, planted)) => return Verdict::Replace { why, planted },
     };
     if in_use {
         return Verdict::Reuse(Box::new(key));
     }
     let validity = Duration::from_secs(keys::KEY_VALIDITY_SECS.into());
-    match meta.modified().ok().and_then(|m| now.duration_since(m).ok()) {
+    match modified.and_then(|m| now.duration_since(m).ok()) {
         Some(age) if age < validity => {
             tracing::info!(
                 "key file left by an ended connection {} s ago, within the pushed key's {} s validity: reusing it",
@@ -225,6 +312,27 @@ fn judge(found: Existing, in_use: bool, now: SystemTime) -> Verdict {
         },
         None => Verdict::Replace { why: "has a modification time in the future".into(), planted: false },
     }
+}
+
+/// The key in a file, if the file is provably the broker's; else why not (always "planted").
+fn own_key(found: Existing) -> Result<EphemeralKey, (String, bool)> {
+    let planted = |why: String| Err((why, true));
+    let (mut file, meta) = match found {
+        Existing::Other(what) => return planted(what.to_string()),
+        Existing::File { file, meta } => (file, meta),
+    };
+    if meta.uid() != current_uid() {
+        return planted(format!("owner uid {}", meta.uid()));
+    }
+    if meta.mode() & 0o7777 != 0o600 {
+        return planted(format!("mode {:04o}", meta.mode() & 0o7777));
+    }
+    let mut text = String::new();
+    let key = match file.by_ref().take(MAX_KEY_FILE + 1).read_to_string(&mut text) {
+        Ok(n) if n as u64 <= MAX_KEY_FILE => EphemeralKey::from_openssh_private(&text).ok(),
+        _ => None,
+    };
+    key.filter(EphemeralKey::is_broker_key).ok_or_else(|| ("not an ec2-broker key".to_string(), true))
 }
 
 #[derive(Clone, Copy)]

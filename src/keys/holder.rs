@@ -43,19 +43,22 @@ pub(crate) enum KeyHolder {
 }
 
 impl KeyHolder {
-    /// Prepares the key for `user@host` (`host` as ssh names the key file, `%h`).
+    /// Prepares the key for `user@host` (`host` as ssh names the key file, `%h`); a key file kept
+    /// from an earlier connection is brought back when `reuse` allows its key (file delivery only:
+    /// an agent key is never reused, see docs/keys.md).
     pub(crate) fn prepare(
         delivery: KeyDelivery,
         dir: Option<PathBuf>,
         user: &str,
         host: &str,
+        reuse: &dyn Fn(&EphemeralKey) -> bool,
     ) -> Result<Self, HolderError> {
         Ok(match delivery {
             KeyDelivery::Agent => KeyHolder::Agent(EphemeralKey::generate()?),
             KeyDelivery::File => {
                 let dir = dir.or_else(file::default_dir).ok_or(HolderError::NoHome)?;
-                let slot = KeySlot::claim(&dir, user, host)?;
-                if slot.reused() {
+                let slot = KeySlot::claim(&dir, user, host, reuse)?;
+                if slot.origin() == file::Origin::Shared {
                     tracing::info!(path = %slot.path().display(), "reusing the key of a concurrent connection");
                 }
                 KeyHolder::File(slot)
@@ -68,6 +71,21 @@ impl KeyHolder {
         match self {
             KeyHolder::File(slot) => slot.key(),
             KeyHolder::Agent(key) => key,
+        }
+    }
+
+    /// Asks that the key file be kept for the next connection (see [`KeySlot::keep_for_reuse`]);
+    /// nothing for an agent key.
+    pub(crate) fn keep_for_reuse(&mut self, keep: bool) {
+        if let KeyHolder::File(slot) = self {
+            slot.keep_for_reuse(keep);
+        }
+    }
+
+    /// The key was refused: a key file is removed now and never kept.
+    pub(crate) fn discard(&mut self) {
+        if let KeyHolder::File(slot) = self {
+            slot.discard();
         }
     }
 

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::Route;
 use super::error::RouteError;
+use super::key_reuse::{KeyReuse, unix_now};
 use super::open::{self, Attempt, Ctx, DIRECT_DEADLINE, Opened, Stream, Target};
 use crate::aws::instance_connect::PushError;
+use crate::cache::pushes::Decision;
 use crate::keys::EphemeralKey;
 use crate::keys::holder::{HolderError, KeyHolder};
 use crate::keys::placement::Placement;
@@ -48,6 +50,9 @@ pub(crate) struct KeySettings {
     /// How the key got in last time (route memory): Instance Connect skips the check, Run
     /// Command is used again at once (with the check on).
     pub remembered: Option<Placement>,
+    /// Reuse a key pushed moments ago for the same instance, user and route (file delivery;
+    /// `None`: `--no-key-reuse`, agent delivery).
+    pub reuse: Option<KeyReuse>,
 }
 
 /// Why a connection could not be made or ended badly.
@@ -149,6 +154,8 @@ pub(crate) struct Connection<'a> {
     key: Option<KeyHolder>,
     instance: &'a Instance,
     user: String,
+    /// The push records, when this connection's key is kept for reuse.
+    reuse: Option<KeyReuse>,
 }
 
 /// Opens the first route of `plan` that works, pushing a key for `user` meanwhile (unless
@@ -164,9 +171,38 @@ pub(crate) async fn connect<'a>(
     if plan.is_empty() {
         return Err(ConnectError::NoPlan { label: instance.label() });
     }
-    let holder = match key {
-        Some(k) => Some(KeyHolder::prepare(k.delivery, k.dir.clone(), user, &k.host)?),
+    // Reuse only a key Instance Connect pushed (not one placed with Run Command, not the serial
+    // console's), for the route the plan opens first.
+    let first = plan[0];
+    let placements = key.map(|k| k.placements.as_slice()).unwrap_or_default();
+    let run_command = placements.contains(&Placement::RunCommand);
+    let checking = key.is_some_and(|k| k.check_before_handover);
+    let remembered = key.and_then(|k| k.remembered).filter(|_| checking);
+    let instance_connect = placements.first() == Some(&Placement::InstanceConnect)
+        && !(run_command && remembered == Some(Placement::RunCommand));
+    let reuse = key.and_then(|k| k.reuse.as_ref()).filter(|_| instance_connect && first != Route::Serial);
+    let now = unix_now();
+    let records = reuse.map(KeyReuse::read);
+    let reusable = |k: &EphemeralKey| match (reuse, &records) {
+        (Some(r), Some(records)) => r.decide(records, &instance.id, user, first, k, now),
+        _ => Decision::Push(crate::cache::pushes::Why::Unknown),
+    };
+    let mut holder = match key {
+        Some(k) => Some(KeyHolder::prepare(k.delivery, k.dir.clone(), user, &k.host, &|k| {
+            matches!(reusable(k), Decision::Reuse { .. })
+        })?),
         None => None,
+    };
+    let mut reusing = match holder.as_ref().map(|h| reusable(h.key())) {
+        Some(Decision::Reuse { age }) => {
+            tracing::info!("reusing the key pushed {age} s ago to {} for {user} (route {first})", instance.id);
+            Some(age)
+        }
+        Some(Decision::Push(why)) if reuse.is_some() => {
+            tracing::debug!(?why, "pushing the key");
+            None
+        }
+        _ => None,
     };
     let mut placement = None;
     let opened = if plan == [Route::Serial] {
@@ -182,20 +218,24 @@ pub(crate) async fn connect<'a>(
         }
         open::open_first(plan, target, ctx).await
     } else {
-        let placements = key.map(|k| k.placements.as_slice()).unwrap_or_default();
-        let run_command = placements.contains(&Placement::RunCommand);
-        let checking = key.is_some_and(|k| k.check_before_handover);
-        let remembered = key.and_then(|k| k.remembered).filter(|_| checking);
-        let instance_connect = placements.first() == Some(&Placement::InstanceConnect)
-            && !(run_command && remembered == Some(Placement::RunCommand));
         let push = async {
             match &holder {
-                Some(h) if instance_connect => ctx.aws.push_key(instance, user, &h.key().public_openssh()).await,
+                Some(h) if instance_connect && reusing.is_none() => {
+                    ctx.aws.push_key(instance, user, &h.key().public_openssh()).await
+                }
                 _ => Ok(()),
             }
         };
         // The push and the route do not depend on each other.
-        let (pushed, opened) = tokio::join!(push, open::open_first(plan, target, ctx));
+        let (mut pushed, opened) = tokio::join!(push, open::open_first(plan, target, ctx));
+        // The key was reused for the first route, but another one opened: push it after all.
+        if let (Some(_), Ok(o), Some(h)) = (reusing, &opened, &holder)
+            && o.route != first
+        {
+            tracing::info!(route = %o.route, "the {first} route did not open: pushing the key for the {} route", o.route);
+            reusing = None;
+            pushed = ctx.aws.push_key(instance, user, &h.key().public_openssh()).await;
+        }
         let mut need_placing = holder.is_some() && !instance_connect && run_command;
         match pushed {
             Ok(()) => {}
@@ -254,14 +294,26 @@ pub(crate) async fn connect<'a>(
         1 => ConnectError::Route(attempts.remove(0)),
         _ => ConnectError::NoRoute { label: instance.label(), attempts },
     })?;
-    Ok(Connection { opened, placement, key: holder, instance, user: user.to_string() })
+    // Keep a key Instance Connect pushed (or one reused) for the next connections of a burst.
+    let reuse = match (reuse, holder.as_mut()) {
+        (Some(r), Some(h)) if placement == Some(Placement::InstanceConnect) => {
+            match reusing {
+                Some(_) => r.reused(h.key()),
+                None => r.pushed(&instance.id, user, opened.route, h.key(), now),
+            }
+            h.keep_for_reuse(true);
+            Some(r.clone())
+        }
+        _ => None,
+    };
+    Ok(Connection { opened, placement, key: holder, instance, user: user.to_string(), reuse })
 }
 
 impl Connection<'_> {
     /// Pipes ssh's stdin/stdout to the route until one side is done; then, when the session
     /// looks like a refused login over the direct route, checks the pushed key once.
     pub(crate) async fn pipe(self) -> Result<(), ConnectError> {
-        let Connection { opened, key, instance, user, placement } = self;
+        let Connection { opened, mut key, instance, user, placement, reuse } = self;
         let route = opened.route;
         let pipe_err = |source| ConnectError::Pipe { route, source };
         match opened.stream {
@@ -275,10 +327,19 @@ impl Connection<'_> {
                 // The explanation is about Instance Connect's push, not a key placed with Run Command.
                 let pushed = placement == Some(Placement::InstanceConnect);
                 if let Some(holder) =
-                    key.as_ref().filter(|_| pushed && auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
-                    && refused(holder.key(), &user, addr).await
+                    key.as_mut().filter(|_| pushed && auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
                 {
-                    return Err(ConnectError::KeyRefused { label: instance.label(), user });
+                    // A session that looks like a refused login is common (a short `ssh host
+                    // true` often does); the check with the same key decides. Refused: never reuse
+                    // this key, the next connection pushes a fresh one.
+                    let verdict = login_verdict(holder.key(), &user, addr, auth_probe::PROBE_DEADLINE).await;
+                    if verdict == Some(false) {
+                        if let Some(r) = &reuse {
+                            r.forget(holder.key());
+                        }
+                        holder.discard();
+                        return Err(ConnectError::KeyRefused { label: instance.label(), user });
+                    }
                 }
             }
             Stream::Relayed { local, task } => {
@@ -318,20 +379,21 @@ pub(crate) async fn login_over(opened: Opened, user: &str, key: &EphemeralKey, d
     }
 }
 
-/// One probe login with the key that was pushed: whether the instance refuses it.
-async fn refused(key: &EphemeralKey, user: &str, addr: SocketAddr) -> bool {
-    // One deadline for connect and login together: the broker promises to exit within 1 s.
-    refused_within(key, user, addr, auth_probe::PROBE_DEADLINE).await
-}
-
-/// [`refused`] with its own deadline: `false` unless the instance said no (a probe that fails
-/// for another reason proves nothing).
-async fn refused_within(key: &EphemeralKey, user: &str, addr: SocketAddr, deadline: Duration) -> bool {
+/// One probe login with the key that was pushed, connect and login within `deadline` (after a
+/// session the broker promises to exit within 1 s: [`auth_probe::PROBE_DEADLINE`]):
+/// `Some(accepted)`, or `None` when the probe failed or took too long.
+async fn login_verdict(key: &EphemeralKey, user: &str, addr: SocketAddr, deadline: Duration) -> Option<bool> {
     let probe = async {
         let stream = super::direct::connect(addr, DIRECT_DEADLINE).await.ok()?;
         auth_probe::key_accepted(stream, user, key).await
     };
     let verdict = tokio::time::timeout(deadline, probe).await.ok().flatten();
     tracing::debug!(?verdict, "checked whether the instance accepts the pushed key");
-    verdict == Some(false)
+    verdict
+}
+
+/// Whether the instance refuses the pushed key: `false` unless it said no (a probe that fails
+/// for another reason proves nothing).
+async fn refused_within(key: &EphemeralKey, user: &str, addr: SocketAddr, deadline: Duration) -> bool {
+    login_verdict(key, user, addr, deadline).await == Some(false)
 }

@@ -8,6 +8,7 @@ pub(crate) mod connect;
 pub(crate) mod direct;
 pub(crate) mod eice;
 pub(crate) mod error;
+pub(crate) mod key_reuse;
 pub(crate) mod memory;
 pub(crate) mod open;
 pub(crate) mod place;

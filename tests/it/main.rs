@@ -23,6 +23,8 @@ mod faults;
 mod key_pairs;
 /// Issue 17: the key placed with SSM Run Command when Instance Connect's push is refused.
 mod key_placement;
+/// Issue 19, bursts: a key pushed moments ago reused for the same instance, user and route.
+mod key_reuse;
 /// Issue 17: `key install`, `key revoke` and `key rotate` (a new key proven before the old one goes).
 mod key_rotation;
 /// known-hosts audit: matching against ssh-keygen -F, findings as JSON.

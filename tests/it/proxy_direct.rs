@@ -113,6 +113,7 @@ fn a_connection_after_the_key_expired_pushes_a_new_one() {
     let world = World::new();
     world.ssh_ok(&["web-1", "true"]);
     world.lab.state().advance(Duration::from_secs(61));
+    crate::harness::age_push_records(&world, 61);
     assert!(world.lab.state().active_keys(WEB_1, "ec2-user").is_empty(), "the first key expired on the instance");
     let out = world.ssh_ok(&["web-1", "echo again"]);
     assert_eq!(out.stdout, "again\n");
