@@ -6,3 +6,9 @@
 pub(crate) mod lookup;
 pub(crate) mod private_file;
 pub(crate) mod pushes;
+
+/// The present time in Unix seconds, the clock every cache entry is stamped with (the caches
+/// themselves take it as an argument).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -79,7 +79,7 @@ pub(crate) async fn read(aws: &Aws, live: &[&Instance]) -> anyhow::Result<Consol
     // The bar is erased before any warning below, so the two do not share a line.
     drop(progress);
 
-    let now = super::proxy::unix_now();
+    let now = crate::cache::unix_now();
     let mut changed = false;
     let mut first_error = None;
     for (i, result) in fetched {

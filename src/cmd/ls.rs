@@ -137,7 +137,7 @@ async fn scopes(args: &ScopeArgs) -> anyhow::Result<Vec<(Scope, Aws)>> {
 pub(crate) fn warm_lookup_cache(scopes: &[(Scope, RegionFacts)], filters: &Filters) {
     let Some(file) = lookup_cache_file() else { return };
     let mut cache = LookupCache::parse(&super::proxy::read_cache(Some(&file)));
-    let now = super::proxy::unix_now();
+    let now = crate::cache::unix_now();
     let mut added = 0usize;
     for (scope, facts) in scopes {
         // Names resolve among all of the Region's instances, as proxy resolves them.

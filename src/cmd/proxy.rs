@@ -10,6 +10,7 @@ use crate::aws::Aws;
 use crate::cache::lookup as lookup_cache;
 use crate::cache::private_file::{read_hint, write_private};
 use crate::cache::pushes;
+use crate::cache::unix_now;
 use crate::cli::{ProxyArgs, RouteArg};
 use crate::pipe::lifeline::Lifeline;
 use crate::route::connect::{ConnectError, KeyDelivery, KeySettings, connect};
@@ -191,10 +192,6 @@ pub(crate) fn save(file: Option<&std::path::Path>, text: &str) {
     {
         tracing::debug!(error = %e, file = %file.display(), "could not write a cache file");
     }
-}
-
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The route an explicit `--route` names (`None`: auto).

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use super::Route;
 use super::error::RouteError;
-use super::key_reuse::{KeyReuse, unix_now};
+use super::key_reuse::KeyReuse;
 use super::open::{self, Attempt, Ctx, DIRECT_DEADLINE, Opened, Stream, Target};
 use crate::aws::instance_connect::PushError;
 use crate::cache::pushes::Decision;
+use crate::cache::unix_now;
 use crate::keys::EphemeralKey;
 use crate::keys::holder::{HolderError, KeyHolder};
 use crate::keys::placement::Placement;

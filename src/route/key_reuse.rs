@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use super::Route;
 use crate::cache::private_file::{DirPolicy, PrivateDir, PrivateFileError, read_hint};
 use crate::cache::pushes::{Decision, FILE_NAME as FILE, Push, Pushes, Want};
+use crate::cache::unix_now;
 use crate::keys::EphemeralKey;
 
 const LOCK: &str = ".pushes.lock";
@@ -21,11 +22,6 @@ pub(crate) struct KeyReuse {
     pub dir: PathBuf,
     /// Region and profile (`REGION|PROFILE`).
     pub account: String,
-}
-
-/// The present time in Unix seconds.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl KeyReuse {

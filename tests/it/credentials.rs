@@ -136,7 +136,10 @@ fn the_code_is_asked_once_then_the_cached_role_credentials_serve_the_next_connec
     // The second connection: no prompt (nothing is typed: a prompt would block it), no AssumeRole,
     // and what it signs is signed with the role's key.
     let seen = world.lab.state().calls().len();
-    let (ok, pty, stderr) = on_terminal(&world, ssh(&world, true), None, "second");
+    // Without reusing the first connection's key (issue 19), so that this one must sign a push.
+    let mut second = ssh(&world, true);
+    second.env("EC2_BROKER_KEY_REUSE", "0");
+    let (ok, pty, stderr) = on_terminal(&world, second, None, "second");
     assert!(ok, "second ssh failed\n{}", dump(&world, &pty, &stderr));
     pty.expect_after(0, "ok", T).unwrap_or_else(|e| panic!("{e}\n{}", dump(&world, &pty, &stderr)));
     assert!(!pty.screen().contains("MFA code"), "asked again:\n{}", pty.screen());

@@ -163,6 +163,13 @@ impl Sandbox {
         fs::create_dir_all(work.join("d")).unwrap();
         fs::write(work.join("f"), "a file to copy\n").unwrap();
         fs::write(work.join("d/inside"), "in a directory\n").unwrap();
+        // ssh reads `~/.ssh/config` from the passwd entry's home, not $HOME: this `ssh` (first on
+        // the pages' PATH, so also the one `ec2-broker cp` runs) reads the sandbox's, as a user's
+        // own ssh reads theirs.
+        let bin = world.path("bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(bin.join("ssh"), "#!/bin/sh\nexec /usr/bin/ssh -F \"$HOME/.ssh/config\" \"$@\"\n").unwrap();
+        fs::set_permissions(bin.join("ssh"), fs::Permissions::from_mode(0o755)).unwrap();
         Sandbox { world, home, work }
     }
 
@@ -171,7 +178,7 @@ impl Sandbox {
         let mut cmd = self.world.command("bash");
         let bin = broker().parent().expect("the broker's directory").to_path_buf();
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
-        cmd.env("PATH", format!("{}:{path}", bin.display()));
+        cmd.env("PATH", format!("{}:{}:{path}", self.world.path("bin").display(), bin.display()));
         cmd.env("AWS_CONFIG_FILE", self.home.join(".aws/config"));
         cmd.env("TERM", "dumb");
         // The lab's own logs stay in the world's log; a page's commands run quiet, like a user's.
