@@ -5,6 +5,7 @@
 #      off and on), with the broker's peak RSS;
 #   3. known-hosts audit of 100 000 lines (half hashed) against 10 000 instances: time and API calls;
 #   4. ssh through --route auto, cold and warm, with 30 ms API latency: added time and API calls;
+#   4b. ssh with the key placed by Instance Connect vs by SSM Run Command (issue 17), 30 ms API latency;
 #   5. ls over 2,000 instances in three Regions with 30 ms API latency: wall time and API calls;
 #   6. ec2-broker shell: keystroke round trip against ssh over the ssm route, and `shell -- cat`
 #      throughput with KMS off and on;
@@ -18,6 +19,7 @@ target/release/ec2-lab bench "$@"
 target/release/ec2-lab bench-routes "$@"
 target/release/ec2-lab bench-known-hosts "$@"
 target/release/ec2-lab bench-warm "$@"
+target/release/ec2-lab bench-placement "$@"
 target/release/ec2-lab bench-ls "$@"
 target/release/ec2-lab bench-shell "$@"
 exec target/release/ec2-lab bench-cp "$@"

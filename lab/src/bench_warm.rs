@@ -49,12 +49,7 @@ pub fn run_bench_warm(runs: usize) -> anyhow::Result<()> {
     env.push(("EC2_BROKER_LOG".into(), "info".into()));
     env.push(("EC2_BROKER_LOG_FILE".into(), log.display().to_string()));
     // The broker's own time from start to route open, from its last "route open" log line.
-    let own = || -> Option<Duration> {
-        let text = fs::read_to_string(&log).ok()?;
-        let line = text.lines().rev().find(|l| l.contains("route open, piping"))?;
-        let ms = line.split("elapsed_ms=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
-        Some(Duration::from_millis(ms))
-    };
+    let own = || crate::bench_placement::handover(&log);
     let run = |program: &str, args: &[&str]| -> anyhow::Result<(Duration, Vec<String>)> {
         let before = lab.state().calls().len();
         let took = crate::bench::timed_run(program, args, &env)?;
@@ -179,7 +174,7 @@ pub fn run_bench_warm(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(v: &mut [Duration]) -> Duration {
+pub(crate) fn median(v: &mut [Duration]) -> Duration {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or_default()
 }

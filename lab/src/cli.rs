@@ -34,6 +34,8 @@ pub enum Command {
     BenchKnownHosts(BenchArgs),
     /// Benchmark cold and warm connections through --route auto.
     BenchWarm(BenchArgs),
+    /// Benchmark a login with the key placed by Instance Connect vs by SSM Run Command.
+    BenchPlacement(BenchArgs),
     /// Benchmark `ec2-broker ls` over 2,000 instances in three Regions.
     BenchLs(BenchArgs),
     /// Benchmark `ec2-broker shell`: keystroke round trip and throughput, KMS off and on.

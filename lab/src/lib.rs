@@ -46,6 +46,7 @@ pub mod bench;
 pub mod bench_cp;
 pub mod bench_known_hosts;
 pub mod bench_ls;
+pub mod bench_placement;
 pub mod bench_routes;
 pub mod bench_shell;
 pub mod bench_warm;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::BenchKnownHosts(b) if b.quick => ec2_lab::bench_known_hosts::run_bench_known_hosts(1_000, 10_000),
         Command::BenchKnownHosts(_) => ec2_lab::bench_known_hosts::run_bench_known_hosts(10_000, 100_000),
         Command::BenchWarm(b) => ec2_lab::bench_warm::run_bench_warm(if b.quick { 3 } else { 11 }),
+        Command::BenchPlacement(b) => ec2_lab::bench_placement::run_bench_placement(if b.quick { 3 } else { 11 }),
         Command::BenchShell(b) if b.quick => ec2_lab::bench_shell::run_bench_shell(40, 8),
         Command::BenchShell(_) => ec2_lab::bench_shell::run_bench_shell(300, 64),
         Command::BenchCp(b) => ec2_lab::bench_cp::run_bench_cp(if b.quick { 4 } else { 16 }),

@@ -20,7 +20,7 @@ use crate::state::lock;
 /// eventual consistency; a 0.5–1 s sleep usually avoids it). Tests may change it.
 pub const DEFAULT_NOT_YET: Duration = Duration::from_millis(700);
 /// How long a command stays `Pending` before the agent picks it up.
-const PICKUP: Duration = Duration::from_millis(150);
+pub const PICKUP: Duration = Duration::from_millis(150);
 /// Output limits of GetCommandInvocation (§1.2).
 pub const MAX_STDOUT: usize = 24_000;
 /// Error output limit.
