@@ -10,10 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 
 use crate::aws::{Aws, AwsError, ErrorKind};
+use crate::cache::private_file::read_hint_up_to;
 use crate::known_hosts::console::{self, ConsoleKeys};
 use crate::known_hosts::console_cache::{ConsoleCache, Remembered};
 use crate::output::progress::Progress;
 use crate::target::instance::Instance;
+
+/// The cache file's size at most: [`ConsoleCache`]'s entries are about 1 KiB each (the full host
+/// keys), 20,000 of them.
+const MAX_CACHE_FILE: u64 = 32 << 20;
 
 /// Console outputs fetched at once.
 const CONCURRENCY: usize = 8;
@@ -38,7 +43,8 @@ pub(crate) struct Consoles {
 /// would hit every instance alike (a denied action, no network).
 pub(crate) async fn read(aws: &Aws, live: &[&Instance]) -> anyhow::Result<Consoles> {
     let file = dirs::cache_dir().map(|d| d.join("ec2-broker").join("consoles.json"));
-    let mut cache = ConsoleCache::parse(&super::proxy::read_cache(file.as_deref()));
+    let text = file.as_deref().map(|f| read_hint_up_to(f, MAX_CACHE_FILE)).unwrap_or_default();
+    let mut cache = ConsoleCache::parse(&text);
     let mut out = Consoles::default();
     let mut wanted = Vec::new();
     for i in live {

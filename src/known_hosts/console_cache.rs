@@ -27,8 +27,9 @@ use super::console::{ConsoleFingerprint, ConsoleKeys};
 
 /// How long after launch a console without a host-key block is taken to never show one.
 pub(crate) const FIRST_BOOT_SECS: u64 = 3600;
-/// Entries kept at most (least recently read dropped first): a 10 000-instance fleet fits.
-const MAX_ENTRIES: usize = 50_000;
+/// Entries kept at most (least recently read dropped first): a 10 000-instance fleet fits, in
+/// a file of about 11 MiB.
+const MAX_ENTRIES: usize = 20_000;
 
 /// The cache as stored (JSON).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use super::{PrivateFileError, current_uid};
 
 /// Cache, key and credentials files are small; anything larger was not written by the broker.
-const MAX_PRIVATE_FILE: u64 = 1 << 20;
+pub(super) const MAX_PRIVATE_FILE: u64 = 1 << 20;
 /// Attempts at a random temporary name before giving up (a collision of 64 random bits means
 /// something else is going on).
 const TEMP_ATTEMPTS: u32 = 8;
@@ -212,6 +212,12 @@ impl PrivateDir {
     /// The text of `name` if it exists and is a regular file of the current user that others
     /// cannot write; anything else is [`PrivateFileError::NotOurs`].
     pub(crate) fn read_own(&self, name: &str) -> Result<Option<String>, PrivateFileError> {
+        self.read_own_up_to(name, MAX_PRIVATE_FILE)
+    }
+
+    /// [`PrivateDir::read_own`] of a file that may hold up to `max` bytes (a larger one is
+    /// refused, never read in part: a cut JSON document would not parse anyway).
+    pub(crate) fn read_own_up_to(&self, name: &str, max: u64) -> Result<Option<String>, PrivateFileError> {
         let path = self.join(name);
         let not_ours = |why: String| PrivateFileError::NotOurs { path: path.clone(), why };
         let (mut file, meta) = match self.open_existing(name)? {
@@ -225,11 +231,11 @@ impl PrivateDir {
         if meta.mode() & 0o022 != 0 {
             return Err(not_ours(format!("is writable by other users (mode {:04o})", meta.mode() & 0o7777)));
         }
+        if meta.len() > max {
+            return Err(not_ours(format!("is larger ({} bytes) than the broker writes there ({max})", meta.len())));
+        }
         let mut text = String::new();
-        Read::by_ref(&mut file)
-            .take(MAX_PRIVATE_FILE)
-            .read_to_string(&mut text)
-            .map_err(PrivateFileError::io("reading", &path))?;
+        Read::by_ref(&mut file).take(max).read_to_string(&mut text).map_err(PrivateFileError::io("reading", &path))?;
         Ok(Some(text))
     }
 

@@ -112,7 +112,17 @@ pub(crate) fn read_private(file: &Path) -> Result<Option<String>, PrivateFileErr
 /// A cache file's text: empty when there is none or when it cannot be trusted (that is logged
 /// at warn, naming the file and why: a cache is only a hint, so the broker goes on without it).
 pub(crate) fn read_hint(file: &Path) -> String {
-    match read_private(file) {
+    read_hint_up_to(file, dir::MAX_PRIVATE_FILE)
+}
+
+/// [`read_hint`] of a cache that may grow to `max` bytes (the consoles `known-hosts audit` read).
+pub(crate) fn read_hint_up_to(file: &Path, max: u64) -> String {
+    let read = || -> Result<Option<String>, PrivateFileError> {
+        let (dir, name) = split(file)?;
+        let Some(dir) = PrivateDir::open(dir, DirPolicy::NoOtherWriters)? else { return Ok(None) };
+        dir.read_own_up_to(name, max)
+    };
+    match read() {
         Ok(text) => text.unwrap_or_default(),
         Err(e) => {
             tracing::warn!(file = %file.display(), "not using a cache file: {e}");
