@@ -123,16 +123,7 @@ async fn file(options: &Options, host: &str, source: &RemoteFile, dst: &Path) ->
             Err(e) => errors.push(CopyError::local("running a stream for", dst)(std::io::Error::other(e))),
         }
     }
-    if !errors.is_empty() {
-        return Err(CopyError::Interrupted {
-            file: label,
-            failed: errors.len(),
-            streams: streams.len(),
-            done: journal.done.len(),
-            total: ranges.len(),
-            first: Box::new(errors.remove(0)),
-        });
-    }
+    CopyError::streams_done(&label, errors, streams.len(), journal.done.len(), ranges.len())?;
 
     // Every range is in: compare the whole file, then put it in place.
     let local_sum = whole_sum(part.clone(), &dir.join(&part_name)).await?;

@@ -154,6 +154,28 @@ pub(crate) enum CopyError {
 }
 
 impl CopyError {
+    /// `Ok` when no stream failed, else [`CopyError::Interrupted`] with the first failure: how
+    /// both directions end their streams.
+    pub(crate) fn streams_done(
+        file: &str,
+        mut errors: Vec<CopyError>,
+        streams: usize,
+        done: usize,
+        total: usize,
+    ) -> Result<(), CopyError> {
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(CopyError::Interrupted {
+            file: file.to_string(),
+            failed: errors.len(),
+            streams,
+            done,
+            total,
+            first: Box::new(errors.remove(0)),
+        })
+    }
+
     /// A [`CopyError::Local`] maker for `map_err`.
     pub(crate) fn local(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CopyError {
         let path = path.to_path_buf();

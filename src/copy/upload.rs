@@ -196,16 +196,7 @@ async fn file(options: &Options, host: &str, item: &Item, start: Start) -> Resul
             Err(e) => errors.push(CopyError::local("running a stream for", &item.local)(std::io::Error::other(e))),
         }
     }
-    if !errors.is_empty() {
-        return Err(CopyError::Interrupted {
-            file: label,
-            failed: errors.len(),
-            streams: streams.len(),
-            done: journal.done.len(),
-            total: ranges.len(),
-            first: Box::new(errors.remove(0)),
-        });
-    }
+    CopyError::streams_done(&label, errors, streams.len(), journal.done.len(), ranges.len())?;
     let finished =
         options.ssh.output(host, &remote::finish_script(&part_path, &item.remote, &local_sum, item.mode)).await;
     if let (Ok(_) | Err(CopyError::Remote { code: 4, .. }), Some(path)) = (&finished, &journal_file) {
