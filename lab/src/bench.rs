@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 
+use crate::bench_cpu::{self, CpuByProgram, CpuSampler};
 use crate::demo::{find_broker, remote_dir, write_ssh_config};
 use crate::{Inventory, Lab};
 
@@ -67,6 +68,9 @@ pub fn run_bench(runs: usize, mib: usize) -> anyhow::Result<()> {
     let mut env = env;
     env.push(("EC2_BROKER_LOG".into(), "info".into()));
     env.push(("EC2_BROKER_LOG_FILE".into(), broker_log.display().to_string()));
+    // Every run pushes (the lab clock jumps 61 s between runs, past any key the broker would
+    // reuse; bench-warm measures reuse).
+    env.push(("EC2_BROKER_KEY_REUSE".into(), "0".into()));
     let fresh_clock = || lab.state().advance(Duration::from_secs(61));
     let push_plain = || {
         fresh_clock();
@@ -121,12 +125,23 @@ pub fn run_bench(runs: usize, mib: usize) -> anyhow::Result<()> {
     // Alternate plain and broker in every repetition, so drift (page cache, CPU clock) hits both.
     let hosts = [("plain ssh", "filekey"), ("through broker", "web-1")];
     let mut times: [(Vec<Duration>, Vec<Duration>); 2] = Default::default();
+    // CPU by program and wall seconds, per variant and direction, summed over the runs.
+    let mut cpu: [[(CpuByProgram, f64); 2]; 2] = Default::default();
     for _ in 0..5 {
         for (i, (label, host)) in hosts.iter().enumerate() {
-            fresh_clock();
-            times[i].0.push(run("scp", &["-q", "-F", &cfg, &local_s, &remote_file(host)])?);
-            fresh_clock();
-            times[i].1.push(run("scp", &["-q", "-F", &cfg, &remote_file(host), &back])?);
+            for (dir, (from, to)) in
+                [(local_s.clone(), remote_file(host)), (remote_file(host), back.clone())].into_iter().enumerate()
+            {
+                fresh_clock();
+                let sampler = CpuSampler::start();
+                let took = run("scp", &["-q", "-F", &cfg, &from, &to])?;
+                bench_cpu::add(&mut cpu[i][dir].0, &sampler.stop());
+                cpu[i][dir].1 += took.as_secs_f64();
+                match dir {
+                    0 => times[i].0.push(took),
+                    _ => times[i].1.push(took),
+                }
+            }
             ensure!(fs::read(&back)? == fs::read(&local)?, "scp through {label} changed the file");
         }
     }
@@ -146,6 +161,14 @@ pub fn run_bench(runs: usize, mib: usize) -> anyhow::Result<()> {
         100.0 * rows[1].1 / rows[0].1,
         100.0 * rows[1].2 / rows[0].2
     );
+    // ssh and sshd each run their cipher on one core; the broker and scp share the two cores with
+    // them, so the rows below show which program was at (or near) 100 % of a core.
+    let _ = writeln!(report, "  CPU during the copies, as shares of one core (2 cores = 200 %):");
+    for ((label, _), per_dir) in hosts.iter().zip(&cpu) {
+        for (direction, (by, wall)) in ["up", "down"].iter().zip(per_dir) {
+            let _ = writeln!(report, "    {label:<16} {direction:<5} {}", bench_cpu::describe(by, *wall));
+        }
+    }
     print!("{report}");
     drop(lab);
     let _ = fs::remove_dir_all(&dir);

@@ -12,11 +12,12 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 
+use crate::bench_cpu::{self, CpuByProgram, CpuSampler};
 use crate::demo::{find_broker, remote_dir, write_ssh_config};
 use crate::{Inventory, Lab};
 
@@ -36,7 +37,10 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
     let direct_cfg = write_ssh_config(&lab, &broker, &direct_dir, "")?.display().to_string();
     let ssm_cfg = write_ssh_config(&lab, &broker, &ssm_dir, "--route ssm")?.display().to_string();
     let eice_cfg = write_ssh_config(&lab, &broker, &eice_dir, "--route eice")?.display().to_string();
-    let env = lab.env();
+    let mut env = lab.env();
+    // Every run pushes: the SSM section moves the lab clock 61 s per run, past any key the
+    // broker would reuse (bench-warm measures reuse).
+    env.push(("EC2_BROKER_KEY_REUSE".into(), "0".into()));
 
     let remote = remote_dir(&dir, "ec2-user")?;
     let back = dir.join("payload.back");
@@ -46,21 +50,23 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
     // The lab clock moves 61 s before each SSM-section run so one pushed key is live (the lab's
     // AuthorizedKeysCommand costs the same every time); not in the EICE section, whose endpoint
     // would then see the presigned URLs as expired.
-    let scp = |cfg: &str, from: &str, to: &str, advance: bool| -> anyhow::Result<(Duration, u64)> {
+    let scp = |cfg: &str, from: &str, to: &str, advance: bool| -> anyhow::Result<(Duration, Rss, CpuByProgram)> {
         if advance {
             lab.state().advance(Duration::from_secs(61));
         }
-        let peak = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
         let sampler = {
-            let (peak, done) = (peak.clone(), done.clone());
+            let done = done.clone();
             std::thread::spawn(move || {
+                let mut peak = Rss::default();
                 while !done.load(Ordering::Relaxed) {
-                    peak.fetch_max(broker_peak_rss_kib(), Ordering::Relaxed);
+                    peak = peak.max(broker_rss());
                     std::thread::sleep(Duration::from_millis(20));
                 }
+                peak
             })
         };
+        let cpu = CpuSampler::start();
         let started = Instant::now();
         let out = Command::new("scp")
             .args(["-q", "-F", cfg, from, to])
@@ -70,9 +76,10 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
             .context("running scp")?;
         let took = started.elapsed();
         done.store(true, Ordering::Relaxed);
-        let _ = sampler.join();
+        let peak = sampler.join().unwrap_or_default();
+        let cpu = cpu.stop();
         ensure!(out.status.success(), "scp {from} {to} failed: {}", String::from_utf8_lossy(&out.stderr));
-        Ok((took, peak.load(Ordering::Relaxed)))
+        Ok((took, peak, cpu))
     };
 
     let mut report = String::new();
@@ -105,7 +112,9 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
         let n = variants.len();
         let mut ups: Vec<Vec<Duration>> = vec![Vec::new(); n];
         let mut downs: Vec<Vec<Duration>> = vec![Vec::new(); n];
-        let mut rss = vec![0u64; n];
+        let mut rss = vec![Rss::default(); n];
+        // CPU by program and wall seconds, summed over runs.
+        let mut cpu: Vec<(CpuByProgram, f64)> = vec![Default::default(); n];
         let mut ceilings: Vec<Option<(f64, f64)>> = vec![None; n];
         let mut failed: Vec<Option<String>> = vec![None; n];
         for rep in 0..REPS {
@@ -118,9 +127,13 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
                 lab.state().set_ssm_faults(|f| f.pacing = *pacing);
                 let sessions_before = lab.ssm_sessions().len();
                 let measured = (|| -> anyhow::Result<_> {
-                    let (up, rss_up) = scp(cfg, &local_s, &remote_file(host), advance)?;
-                    let (down, rss_down) = scp(cfg, &remote_file(host), &back_s, advance)?;
+                    let (up, rss_up, cpu_up) = scp(cfg, &local_s, &remote_file(host), advance)?;
+                    let (down, rss_down, cpu_down) = scp(cfg, &remote_file(host), &back_s, advance)?;
                     ensure!(fs::read(&back)? == fs::read(&local)?, "scp through the {label} changed the file");
+                    let c = &mut cpu[i];
+                    bench_cpu::add(&mut c.0, &cpu_up);
+                    bench_cpu::add(&mut c.0, &cpu_down);
+                    c.1 += (up + down).as_secs_f64();
                     Ok((up, down, rss_up.max(rss_down)))
                 })();
                 let _ = fs::remove_file(&back);
@@ -154,13 +167,23 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
                 let _ = writeln!(report, "  {label:<28} failed: {e}");
                 continue;
             }
-            rows.push((*label, mbps(median(&mut ups[i])), mbps(median(&mut downs[i])), rss[i], ceilings[i]));
+            rows.push((
+                *label,
+                mbps(median(&mut ups[i])),
+                mbps(median(&mut downs[i])),
+                rss[i],
+                ceilings[i],
+                cpu[i].clone(),
+            ));
         }
-        for (label, up, down, rss, ceiling) in &rows {
+        for (label, up, down, rss, ceiling, (cpu, wall)) in &rows {
             let _ = write!(
                 report,
-                "  {label:<28} up {up:>7.1}   down {down:>7.1}   broker peak RSS {:>5.1} MiB (target <= 12 MiB)",
-                *rss as f64 / 1024.0
+                "  {label:<28} up {up:>7.1}   down {down:>7.1}   broker peak RSS {:>5.1} MiB (target <= 12 MiB; \
+                 anonymous {:.1} + file-backed {:.1} MiB at the largest sample)",
+                rss.hwm_kib as f64 / 1024.0,
+                rss.anon_kib as f64 / 1024.0,
+                rss.file_kib as f64 / 1024.0
             );
             if label.contains("pacing off") {
                 let _ = write!(report, "   (target >= 100 MB/s each way)");
@@ -173,6 +196,9 @@ pub fn run_bench_routes(eice_mib: usize, ssm_mib: usize) -> anyhow::Result<()> {
                 );
             }
             let _ = writeln!(report);
+            // On two cores ssh, sshd, the broker and the lab's doubles (ec2-lab) share 200 %:
+            // what the broker and the doubles use is taken from ssh's and sshd's crypto.
+            let _ = writeln!(report, "  {:<28} CPU: {}", "", bench_cpu::describe(cpu, *wall));
         }
         if let [direct, other, ..] = rows.as_slice() {
             // Issue 19's targets: EICE at least 90 % of direct; SSM unpaced at least 50 %.
@@ -202,18 +228,49 @@ fn median(v: &mut [Duration]) -> Duration {
     v[v.len() / 2]
 }
 
-/// The largest VmHWM (KiB) among running `ec2-broker proxy` processes. About 12 MiB of it are
-/// file-backed pages of the binary's code (RssFile), shared with the page cache.
-fn broker_peak_rss_kib() -> u64 {
-    let Ok(entries) = fs::read_dir("/proc") else { return 0 };
+/// A broker's memory at one sample (KiB): its peak so far (VmHWM), and the resident set split
+/// into anonymous pages (heap, stacks, relocated data) and file-backed ones (the binary's code
+/// and read-only data, shared with the page cache).
+#[derive(Debug, Clone, Copy, Default)]
+struct Rss {
+    hwm_kib: u64,
+    rss_kib: u64,
+    anon_kib: u64,
+    file_kib: u64,
+}
+
+impl Rss {
+    /// The larger peak, with the split of whichever sample was the largest.
+    fn max(self, other: Rss) -> Rss {
+        let hwm_kib = self.hwm_kib.max(other.hwm_kib);
+        let larger = if other.rss_kib > self.rss_kib { other } else { self };
+        Rss { hwm_kib, ..larger }
+    }
+}
+
+/// The largest `ec2-broker proxy` process's memory (the bench runs one at a time).
+fn broker_rss() -> Rss {
+    let Ok(entries) = fs::read_dir("/proc") else { return Rss::default() };
     entries
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
         .filter(|e| is_broker(&e.path()))
         .filter_map(|e| fs::read_to_string(e.path().join("status")).ok())
-        .filter_map(|s| s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .max()
-        .unwrap_or(0)
+        .map(|s| {
+            let field = |name: &str| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            Rss {
+                hwm_kib: field("VmHWM:"),
+                rss_kib: field("VmRSS:"),
+                anon_kib: field("RssAnon:"),
+                file_kib: field("RssFile:"),
+            }
+        })
+        .fold(Rss::default(), Rss::max)
 }
 
 fn is_broker(proc_dir: &Path) -> bool {

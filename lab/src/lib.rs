@@ -44,6 +44,7 @@ mod api;
 mod base64;
 pub mod bench;
 pub mod bench_cp;
+pub mod bench_cpu;
 pub mod bench_known_hosts;
 pub mod bench_ls;
 pub mod bench_placement;

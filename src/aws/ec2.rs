@@ -35,7 +35,7 @@ impl Aws {
     }
 
     async fn describe(&self, id: Option<&str>, filter: Option<(String, String)>) -> Result<Vec<Instance>, AwsError> {
-        let mut req = self.ec2.describe_instances();
+        let mut req = self.ec2().describe_instances();
         if let Some(id) = id {
             req = req.instance_ids(id);
         }

@@ -59,7 +59,7 @@ impl Aws {
         vpc_id: Option<&str>,
     ) -> Result<Vec<Endpoint>, AwsError> {
         let state = Filter::builder().name("state").set_values(Some(USABLE_STATES.map(String::from).to_vec())).build();
-        let mut req = self.ec2.describe_instance_connect_endpoints().filters(state);
+        let mut req = self.ec2().describe_instance_connect_endpoints().filters(state);
         if let Some(id) = id {
             req = req.instance_connect_endpoint_ids(id);
         }

@@ -27,7 +27,7 @@ pub(crate) struct RolePolicies {
 impl Aws {
     /// The roles of the instance profile `name` (`Ok(None)`: IAM does not know the profile).
     pub(crate) async fn instance_profile_roles(&self, name: &str) -> Result<Option<Vec<ProfileRole>>, AwsError> {
-        let out = match self.iam.get_instance_profile().instance_profile_name(name).send().await {
+        let out = match self.iam().get_instance_profile().instance_profile_name(name).send().await {
             Ok(out) => out,
             Err(e) => {
                 return match AwsError::from_sdk(SERVICE, "GetInstanceProfile", e) {
@@ -50,8 +50,13 @@ impl Aws {
 
     /// The trust policy of role `name` (GetRole), decoded.
     pub(crate) async fn role_trust(&self, name: &str) -> Result<Option<String>, AwsError> {
-        let out =
-            self.iam.get_role().role_name(name).send().await.map_err(|e| AwsError::from_sdk(SERVICE, "GetRole", e))?;
+        let out = self
+            .iam()
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "GetRole", e))?;
         Ok(out.role().and_then(|r| r.assume_role_policy_document()).map(url_decode))
     }
 
@@ -59,8 +64,8 @@ impl Aws {
     /// documents (the first page of each list: 100 items, more than any role has in practice).
     pub(crate) async fn role_policies(&self, name: &str) -> Result<RolePolicies, AwsError> {
         let (attached, inline) = tokio::join!(
-            self.iam.list_attached_role_policies().role_name(name).send(),
-            self.iam.list_role_policies().role_name(name).send(),
+            self.iam().list_attached_role_policies().role_name(name).send(),
+            self.iam().list_role_policies().role_name(name).send(),
         );
         let attached = attached.map_err(|e| AwsError::from_sdk(SERVICE, "ListAttachedRolePolicies", e))?;
         let inline = inline.map_err(|e| AwsError::from_sdk(SERVICE, "ListRolePolicies", e))?;
@@ -70,7 +75,7 @@ impl Aws {
         };
         for policy in inline.policy_names() {
             let doc = self
-                .iam
+                .iam()
                 .get_role_policy()
                 .role_name(name)
                 .policy_name(policy)

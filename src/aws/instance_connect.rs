@@ -57,7 +57,7 @@ impl Aws {
     /// Pushes `public_key` for `os_user` on `instance`: valid for 60 s on the instance.
     pub(crate) async fn push_key(&self, instance: &Instance, os_user: &str, public_key: &str) -> Result<(), PushError> {
         let mut req = self
-            .instance_connect
+            .instance_connect()
             .send_ssh_public_key()
             .instance_id(&instance.id)
             .instance_os_user(os_user)

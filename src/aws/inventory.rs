@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 
 use super::ec2::collect_instances;
 use super::serial::TypeInfo;
-use super::{Aws, AwsError};
+use super::{Aws, AwsError, Clients};
 use crate::target::instance::{Instance, InstanceState};
 
 /// DescribeInstances page size: the largest the API takes.
@@ -52,18 +52,10 @@ impl Aws {
     /// The same account and credentials in another Region (credentials are fetched once and
     /// shared).
     pub(crate) fn in_region(&self, region: &str) -> Aws {
-        let region = Region::new(region.to_string());
+        let config = self.clients.config.to_builder().region(Region::new(region.to_string())).build();
         Aws {
             region: region.to_string(),
-            ec2: aws_sdk_ec2::Client::from_conf(self.ec2.config().to_builder().region(region.clone()).build()),
-            instance_connect: aws_sdk_ec2instanceconnect::Client::from_conf(
-                self.instance_connect.config().to_builder().region(region.clone()).build(),
-            ),
-            // IAM is global: the same client serves every Region.
-            iam: self.iam.clone(),
-            ssm: aws_sdk_ssm::Client::from_conf(self.ssm.config().to_builder().region(region.clone()).build()),
-            kms: aws_sdk_kms::Client::from_conf(self.kms.config().to_builder().region(region.clone()).build()),
-            sts: aws_sdk_sts::Client::from_conf(self.sts.config().to_builder().region(region).build()),
+            clients: std::sync::Arc::new(Clients::new(config)),
             credentials: self.credentials.clone(),
             open_sessions: Default::default(),
         }
@@ -71,8 +63,8 @@ impl Aws {
 
     /// The Regions enabled for the account (DescribeRegions), sorted.
     pub(crate) async fn enabled_regions(&self) -> Result<Vec<String>, AwsError> {
-        let out =
-            (self.ec2.describe_regions().send().await).map_err(|e| AwsError::from_sdk("EC2", "DescribeRegions", e))?;
+        let out = (self.ec2().describe_regions().send().await)
+            .map_err(|e| AwsError::from_sdk("EC2", "DescribeRegions", e))?;
         let mut regions: Vec<String> =
             out.regions().iter().filter_map(|r| r.region_name().map(str::to_string)).collect();
         regions.sort();
@@ -81,7 +73,7 @@ impl Aws {
 
     /// Every instance of the Region, any state.
     pub(crate) async fn all_instances(&self) -> Result<Vec<Instance>, AwsError> {
-        collect_instances(self.ec2.describe_instances().max_results(INSTANCES_PER_PAGE)).await
+        collect_instances(self.ec2().describe_instances().max_results(INSTANCES_PER_PAGE)).await
     }
 
     /// The Region's instances (only a failure of DescribeInstances is an error) and, with
@@ -138,7 +130,7 @@ impl Aws {
             .set_values(Some(ids.to_vec()))
             .build()
             .map_err(|e| AwsError::Transport { service: "SSM", operation: op, detail: e.to_string() })?;
-        let mut pages = (self.ssm.describe_instance_information())
+        let mut pages = (self.ssm().describe_instance_information())
             .filters(filter)
             .max_results(AGENTS_PER_CALL as i32)
             .into_paginator()
@@ -182,7 +174,7 @@ impl Aws {
 
     async fn type_page(&self, names: &[String]) -> Result<Vec<TypeInfo>, AwsError> {
         let types = names.iter().map(|n| InstanceType::from(n.as_str())).collect();
-        let mut pages = self.ec2.describe_instance_types().set_instance_types(Some(types)).into_paginator().send();
+        let mut pages = self.ec2().describe_instance_types().set_instance_types(Some(types)).into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk("EC2", "DescribeInstanceTypes", e))?;

@@ -22,7 +22,7 @@ pub(crate) struct Imported {
 impl Aws {
     /// Imports `material` as the key pair `name` in this client's Region.
     pub(crate) async fn import_key_pair(&self, name: &str, material: &[u8]) -> Result<Imported, AwsError> {
-        let out = (self.ec2.import_key_pair().key_name(name).public_key_material(Blob::new(material)).send().await)
+        let out = (self.ec2().import_key_pair().key_name(name).public_key_material(Blob::new(material)).send().await)
             .map_err(|e| AwsError::from_sdk("EC2", "ImportKeyPair", e))?;
         Ok(Imported {
             key_pair_id: out.key_pair_id().map(str::to_string),
@@ -32,7 +32,7 @@ impl Aws {
 
     /// The key pair `name` with its public key, `None` when the Region has none of that name.
     pub(crate) async fn key_pair_named(&self, name: &str) -> Result<Option<KeyPair>, AwsError> {
-        let answer = self.ec2.describe_key_pairs().key_names(name).include_public_key(true).send().await;
+        let answer = self.ec2().describe_key_pairs().key_names(name).include_public_key(true).send().await;
         let out = match answer.map_err(|e| AwsError::from_sdk("EC2", "DescribeKeyPairs", e)) {
             Ok(out) => out,
             Err(e) if e.code() == Some("InvalidKeyPair.NotFound") => return Ok(None),

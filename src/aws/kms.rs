@@ -80,7 +80,7 @@ impl Aws {
     ) -> Result<DataKey, KmsError> {
         let key = clean(key_id, 2048);
         let out = self
-            .kms
+            .kms()
             .generate_data_key()
             .key_id(key_id)
             .number_of_bytes(DATA_KEY_LEN as i32)

@@ -27,6 +27,14 @@ const VALUES_PER_CALL: usize = 200;
 /// this wins from 1600 addresses on for Regions up to 8000 instances, and bounds the calls).
 const LIST_ALL_ABOVE: usize = 16;
 
+/// The instances of `all` whose primary private IPv4, public IPv4 or id is one of `addresses`
+/// or `ids`: [`Aws::instances_for_hosts`] over a listing of the whole Region.
+pub(crate) fn instances_among(all: Vec<Instance>, addresses: &[String], ids: &[String]) -> Vec<Instance> {
+    let wanted: std::collections::HashSet<&str> = addresses.iter().chain(ids).map(String::as_str).collect();
+    let ip = |a: Option<std::net::Ipv4Addr>| a.is_some_and(|a| wanted.contains(a.to_string().as_str()));
+    all.into_iter().filter(|i| wanted.contains(i.id.as_str()) || ip(i.private_ip) || ip(i.public_ip)).collect()
+}
+
 impl Aws {
     /// Every instance (any state, terminated included) whose primary private IPv4, public IPv4
     /// or id is one of `hosts`.
@@ -38,15 +46,7 @@ impl Aws {
         let filtered_calls = 2 * addresses.len().div_ceil(VALUES_PER_CALL) + ids.len().div_ceil(VALUES_PER_CALL);
         if filtered_calls > LIST_ALL_ABOVE {
             // Cheaper to list the Region once (1000 per page) and match here.
-            let wanted: std::collections::HashSet<&str> = addresses.iter().chain(ids).map(String::as_str).collect();
-            let all = self.describe_all().await?;
-            return Ok(all
-                .into_iter()
-                .filter(|i| {
-                    let ip = |a: Option<std::net::Ipv4Addr>| a.is_some_and(|a| wanted.contains(a.to_string().as_str()));
-                    wanted.contains(i.id.as_str()) || ip(i.private_ip) || ip(i.public_ip)
-                })
-                .collect());
+            return Ok(instances_among(self.all_instances().await?, addresses, ids));
         }
         let mut calls = Vec::new();
         for (filter, values) in [("private-ip-address", addresses), ("ip-address", addresses), ("instance-id", ids)] {
@@ -65,19 +65,15 @@ impl Aws {
         Ok(out)
     }
 
-    async fn describe_all(&self) -> Result<Vec<Instance>, AwsError> {
-        collect_instances(self.ec2.describe_instances().max_results(1000)).await
-    }
-
     async fn describe_many(&self, filter: &str, values: &[String]) -> Result<Vec<Instance>, AwsError> {
         let filter = Filter::builder().name(filter).set_values(Some(values.to_vec())).build();
-        collect_instances(self.ec2.describe_instances().filters(filter)).await
+        collect_instances(self.ec2().describe_instances().filters(filter)).await
     }
 
     /// Every key pair of the Region with its public key (`IncludePublicKey`); one call, the API
     /// does not paginate it.
     pub(crate) async fn key_pairs(&self) -> Result<Vec<KeyPair>, AwsError> {
-        let out = (self.ec2.describe_key_pairs().include_public_key(true).send().await)
+        let out = (self.ec2().describe_key_pairs().include_public_key(true).send().await)
             .map_err(|e| AwsError::from_sdk("EC2", "DescribeKeyPairs", e))?;
         Ok(out
             .key_pairs()
@@ -103,7 +99,7 @@ impl Aws {
 
     /// The instance's console output, decoded (`None` when there is none).
     pub(crate) async fn console_output(&self, id: &str) -> Result<Option<String>, AwsError> {
-        let out = (self.ec2.get_console_output().instance_id(id).send().await)
+        let out = (self.ec2().get_console_output().instance_id(id).send().await)
             .map_err(|e| AwsError::from_sdk("EC2", "GetConsoleOutput", e))?;
         let Some(b64) = out.output().filter(|o| !o.is_empty()) else { return Ok(None) };
         let bytes = Base64::decode_vec(b64.trim()).map_err(|e| AwsError::Transport {

@@ -28,6 +28,7 @@ pub(crate) mod ssm_agent;
 pub(crate) mod sts;
 
 use std::error::Error as _;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -57,14 +58,61 @@ const RAW_ERROR_TARGET: &str = "ec2_broker::aws::sdk_error";
 pub(crate) struct Aws {
     /// The Region every call goes to.
     pub region: String,
+    clients: std::sync::Arc<Clients>,
+    credentials: Option<SharedCredentialsProvider>,
+    open_sessions: open_sessions::OpenSessions,
+}
+
+/// Each service's client, built on first use: a connection that asks AWS nothing (a cached
+/// lookup and a reused key) builds none, and one that pushes a key builds two of the six. Each
+/// build parses the SDK's endpoint partitions (0.3 ms apiece in a trace) and touches code pages
+/// the process would otherwise never map.
+#[derive(Debug)]
+struct Clients {
+    config: aws_types::SdkConfig,
+    ec2: OnceLock<aws_sdk_ec2::Client>,
+    instance_connect: OnceLock<aws_sdk_ec2instanceconnect::Client>,
+    iam: OnceLock<aws_sdk_iam::Client>,
+    ssm: OnceLock<aws_sdk_ssm::Client>,
+    kms: OnceLock<aws_sdk_kms::Client>,
+    sts: OnceLock<aws_sdk_sts::Client>,
+}
+
+impl Clients {
+    fn new(config: aws_types::SdkConfig) -> Clients {
+        Clients {
+            config,
+            ec2: OnceLock::new(),
+            instance_connect: OnceLock::new(),
+            iam: OnceLock::new(),
+            ssm: OnceLock::new(),
+            kms: OnceLock::new(),
+            sts: OnceLock::new(),
+        }
+    }
+}
+
+/// `fn NAME(&self) -> &CLIENT`: the client, built on first use.
+macro_rules! lazy_client {
+    ($($name:ident: $client:ty),* $(,)?) => {
+        impl Aws {
+            $(
+                fn $name(&self) -> &$client {
+                    let c = &self.clients;
+                    c.$name.get_or_init(|| <$client>::new(&c.config))
+                }
+            )*
+        }
+    };
+}
+
+lazy_client! {
     ec2: aws_sdk_ec2::Client,
     instance_connect: aws_sdk_ec2instanceconnect::Client,
     iam: aws_sdk_iam::Client,
     ssm: aws_sdk_ssm::Client,
     kms: aws_sdk_kms::Client,
     sts: aws_sdk_sts::Client,
-    credentials: Option<SharedCredentialsProvider>,
-    open_sessions: open_sessions::OpenSessions,
 }
 
 /// An AWS call that failed. Every text in it is scrubbed of secrets and made printable: the SDK's
@@ -353,13 +401,8 @@ impl Aws {
         tracing::debug!(%region, profile = profile.unwrap_or("(default)"), "AWS configuration loaded");
         Ok(Aws {
             region,
-            ec2: aws_sdk_ec2::Client::new(&config),
-            instance_connect: aws_sdk_ec2instanceconnect::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            ssm: aws_sdk_ssm::Client::new(&config),
-            kms: aws_sdk_kms::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
             credentials: config.credentials_provider(),
+            clients: std::sync::Arc::new(Clients::new(config)),
             open_sessions: Default::default(),
         })
     }

@@ -51,7 +51,7 @@ impl Aws {
     /// The VPC endpoints of `vpc`.
     pub(crate) async fn vpc_endpoints(&self, vpc: &str) -> Result<Vec<VpcEndpoint>, AwsError> {
         let out = self
-            .ec2
+            .ec2()
             .describe_vpc_endpoints()
             .filters(Filter::builder().name("vpc-id").values(vpc).build())
             .send()
@@ -84,7 +84,7 @@ impl Aws {
     }
 
     async fn route_tables(&self, filters: Vec<(&str, &str)>) -> Result<Vec<RouteTable>, AwsError> {
-        let mut req = self.ec2.describe_route_tables();
+        let mut req = self.ec2().describe_route_tables();
         for (name, value) in filters {
             req = req.filters(Filter::builder().name(name).values(value).build());
         }
@@ -125,7 +125,7 @@ impl Aws {
 
     /// The state of NAT gateway `id` (`None`: EC2 does not know it).
     pub(crate) async fn nat_gateway_state(&self, id: &str) -> Result<Option<String>, AwsError> {
-        let out = match self.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await {
+        let out = match self.ec2().describe_nat_gateways().nat_gateway_ids(id).send().await {
             Ok(out) => out,
             Err(e) => {
                 return match AwsError::from_sdk(SERVICE, "DescribeNatGateways", e) {

@@ -124,7 +124,7 @@ impl Aws {
         let id = instance_id.to_string();
         let sent = Instant::now();
         let out = self
-            .ssm
+            .ssm()
             .send_command()
             .document_name(RUN_SHELL_SCRIPT)
             .instance_ids(instance_id)
@@ -172,7 +172,7 @@ impl Aws {
             }
             tokio::time::sleep(wait).await;
             let answer =
-                self.ssm.get_command_invocation().command_id(&command_id).instance_id(instance_id).send().await;
+                self.ssm().get_command_invocation().command_id(&command_id).instance_id(instance_id).send().await;
             let inv = match answer {
                 Ok(inv) => inv,
                 Err(err) => match AwsError::from_sdk(SERVICE, "GetCommandInvocation", err) {

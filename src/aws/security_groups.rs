@@ -46,7 +46,7 @@ impl Aws {
     /// The groups `ids` (in the Region), with their inbound rules.
     pub(crate) async fn security_groups(&self, ids: &[String]) -> Result<Vec<SecurityGroup>, AwsError> {
         let out = self
-            .ec2
+            .ec2()
             .describe_security_groups()
             .set_group_ids(Some(ids.to_vec()))
             .send()

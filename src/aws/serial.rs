@@ -93,7 +93,7 @@ pub(crate) struct TypeInfo {
 impl Aws {
     /// `GetSerialConsoleAccessStatus` for the Region.
     pub(crate) async fn serial_access_status(&self) -> Result<AccessStatus, AwsError> {
-        let out = (self.ec2.get_serial_console_access_status().send().await)
+        let out = (self.ec2().get_serial_console_access_status().send().await)
             .map_err(|e| AwsError::from_sdk("EC2", "GetSerialConsoleAccessStatus", e))?;
         Ok(AccessStatus {
             enabled: out.serial_console_access_enabled().unwrap_or(false),
@@ -103,7 +103,7 @@ impl Aws {
 
     /// `DescribeInstanceTypes` for one type; `None` when the API does not know it.
     pub(crate) async fn instance_type_info(&self, name: &str) -> Result<Option<TypeInfo>, AwsError> {
-        let out = match self.ec2.describe_instance_types().instance_types(InstanceType::from(name)).send().await {
+        let out = match self.ec2().describe_instance_types().instance_types(InstanceType::from(name)).send().await {
             Ok(out) => out,
             Err(e) => {
                 let e = AwsError::from_sdk("EC2", "DescribeInstanceTypes", e);
@@ -124,7 +124,7 @@ impl Aws {
 
     /// Pushes `public_key` for the serial console (port 0): valid 60 s, and it opens the session.
     pub(crate) async fn push_serial_key(&self, id: &str, public_key: &str) -> Result<(), SerialPushError> {
-        let req = self.instance_connect.send_serial_console_ssh_public_key().instance_id(id).serial_port(0);
+        let req = self.instance_connect().send_serial_console_ssh_public_key().instance_id(id).serial_port(0);
         let out = match req.ssh_public_key(public_key).send().await {
             Ok(out) => out,
             Err(err) => {

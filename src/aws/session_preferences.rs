@@ -72,7 +72,7 @@ impl Aws {
     /// The account's shell preferences in this Region.
     pub(crate) async fn shell_preferences(&self) -> Result<ShellPreferences, PreferencesError> {
         let out = self
-            .ssm
+            .ssm()
             .get_document()
             .name(SHELL_PREFERENCES_DOCUMENT)
             .send()

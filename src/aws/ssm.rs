@@ -68,7 +68,7 @@ impl Aws {
     /// Starts an `AWS-StartSSHSession` session to `port` on `instance_id`.
     pub(crate) async fn start_ssh_session(&self, instance_id: &str, port: u16) -> Result<SessionGrant, StartError> {
         let request = self
-            .ssm
+            .ssm()
             .start_session()
             .target(instance_id)
             .document_name(SSH_DOCUMENT)
@@ -83,7 +83,7 @@ impl Aws {
         instance_id: &str,
         document: ShellDocument<'_>,
     ) -> Result<SessionGrant, StartError> {
-        let request = self.ssm.start_session().target(instance_id).reason("ec2-broker shell");
+        let request = self.ssm().start_session().target(instance_id).reason("ec2-broker shell");
         let request = match document {
             ShellDocument::Shell => request,
             ShellDocument::Interactive(command) => {
@@ -129,7 +129,7 @@ impl Aws {
     /// A fresh token for a live session; `None` when the service says the session is over
     /// (no token, or `DoesNotExistException`).
     pub(crate) async fn resume_session(&self, session_id: &str) -> Result<Option<SessionGrant>, AwsError> {
-        let out = match self.ssm.resume_session().session_id(session_id).send().await {
+        let out = match self.ssm().resume_session().session_id(session_id).send().await {
             Ok(out) => out,
             Err(err) => {
                 return match AwsError::from_sdk(SERVICE, "ResumeSession", err) {
@@ -149,7 +149,7 @@ impl Aws {
     /// Ends a session.
     pub(crate) async fn terminate_session(&self, session_id: &str) -> Result<(), AwsError> {
         self.open_sessions.ended(session_id);
-        self.ssm
+        self.ssm()
             .terminate_session()
             .session_id(session_id)
             .send()
@@ -171,7 +171,7 @@ impl Aws {
                 }
             })?;
         let out = self
-            .ssm
+            .ssm()
             .describe_instance_information()
             .filters(filter)
             // 5..50 is the valid range (aws-apis.md §7.8).

@@ -12,7 +12,7 @@ impl Aws {
     /// Default Host Management Configuration's role (`None`: off, `$None`).
     pub(crate) async fn default_host_management_role(&self) -> Result<Option<String>, AwsError> {
         let out = self
-            .ssm
+            .ssm()
             .get_service_setting()
             .setting_id(DHMC_SETTING)
             .send()
@@ -26,7 +26,7 @@ impl Aws {
     /// `connected`).
     pub(crate) async fn session_channel_connected(&self, instance_id: &str) -> Result<bool, AwsError> {
         let out = self
-            .ssm
+            .ssm()
             .get_connection_status()
             .target(instance_id)
             .send()

@@ -6,7 +6,7 @@ impl Aws {
     /// The ARN of the identity the loaded credentials belong to.
     pub(crate) async fn caller_identity(&self) -> Result<String, AwsError> {
         let out = self
-            .sts
+            .sts()
             .get_caller_identity()
             .send()
             .await

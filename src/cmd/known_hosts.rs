@@ -40,6 +40,11 @@ pub(crate) async fn audit(args: AuditArgs) -> u8 {
     }
 }
 
+/// From this many lines on, the audit lists the Region's instances while the files parse: their
+/// addresses are then surely more than the filtered lookup's limit (1600, `Aws::instances_for_hosts`),
+/// so the listing is what the lookup would do anyway.
+const LIST_REGION_FROM_LINES: usize = 4000;
+
 /// The schema name and version of the `--json` document (docs/output.md; a field may be added
 /// within version 1, a change or removal makes version 2).
 const SCHEMA: &str = "ec2-broker.known-hosts-audit/1";
@@ -57,22 +62,40 @@ struct Report {
 
 async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
     let paths = files(&args.files)?;
-    let mut parsed = Vec::new();
     let mut audited = Vec::new();
     for path in &paths {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        parsed.push((path.display().to_string(), KnownHostsFile::from_bytes(&bytes)));
-        audited.push(bytes);
+        audited.push(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
     }
-    let mut findings: Vec<Finding> = parsed.iter().flat_map(|(name, f)| findings::from_file(name, f)).collect();
-    let aws = match args.offline {
-        true if args.key.is_some() => anyhow::bail!("--key asks EC2 which key pairs hold the key: drop --offline"),
-        true => None,
-        false => Some(Aws::load(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?),
+    if args.offline && args.key.is_some() {
+        anyhow::bail!("--key asks EC2 which key pairs hold the key: drop --offline");
+    }
+    // The files are parsed on a blocking thread while the credentials load and, for files this
+    // large, the Region's instances are listed, which is what their lookup needs anyway
+    // (`Aws::instances_for_hosts`): one after the other, the two took 0.4 s and 0.9 s of the
+    // benchmark's 1.3 s (100 000 lines, 10 000 instances).
+    let audited = std::sync::Arc::new(audited);
+    let parsing = {
+        let audited = audited.clone();
+        tokio::task::spawn_blocking(move || audited.iter().map(|b| KnownHostsFile::from_bytes(b)).collect::<Vec<_>>())
     };
+    let lines: usize = audited.iter().map(|b| b.iter().filter(|c| **c == b'\n').count()).sum();
+    let (aws, listed) = match args.offline {
+        true => (None, None),
+        false => {
+            let aws = Aws::load(args.aws.profile.as_deref(), args.aws.region.as_deref()).await?;
+            let listed = match lines >= LIST_REGION_FROM_LINES {
+                true => Some(aws.all_instances().await.context("listing the Region's instances")?),
+                false => None,
+            };
+            (Some(aws), listed)
+        }
+    };
+    let parsed: Vec<(String, KnownHostsFile)> =
+        paths.iter().map(|p| p.display().to_string()).zip(parsing.await.context("parsing the files")?).collect();
+    let mut findings: Vec<Finding> = parsed.iter().flat_map(|(name, f)| findings::from_file(name, f)).collect();
     let mut instances = Vec::new();
     if let Some(aws) = &aws {
-        let (facts, found) = ec2_facts(aws, &parsed, !args.no_console).await?;
+        let (facts, found) = ec2_facts(aws, &parsed, listed, !args.no_console).await?;
         findings.extend(parsed.iter().flat_map(|(name, f)| findings::from_ec2(name, f, &facts)));
         instances = found;
     }
@@ -82,7 +105,7 @@ async fn run(args: &AuditArgs) -> anyhow::Result<Report> {
     };
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     if args.fix {
-        for (((name, file), path), bytes) in parsed.iter().zip(&paths).zip(&audited) {
+        for (((name, file), path), bytes) in parsed.iter().zip(&paths).zip(audited.iter()) {
             let mine: Vec<Finding> = findings.iter().filter(|f| &f.file == name).cloned().collect();
             if fix::fix(file, &mine).1.is_empty() {
                 continue;
@@ -228,6 +251,7 @@ fn files(named: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 async fn ec2_facts(
     aws: &Aws,
     parsed: &[(String, KnownHostsFile)],
+    listed: Option<Vec<Instance>>,
     consoles: bool,
 ) -> anyhow::Result<(Ec2Facts, Vec<Instance>)> {
     let mut addresses = Vec::new();
@@ -251,7 +275,10 @@ async fn ec2_facts(
     if addresses.is_empty() && ids.is_empty() {
         return Ok((Ec2Facts::default(), Vec::new()));
     }
-    let instances = aws.instances_for_hosts(&addresses, &ids).await.context("looking up the addresses in EC2")?;
+    let instances = match listed {
+        Some(all) => crate::aws::known_hosts::instances_among(all, &addresses, &ids),
+        None => aws.instances_for_hosts(&addresses, &ids).await.context("looking up the addresses in EC2")?,
+    };
 
     let live: Vec<&Instance> = instances.iter().filter(|i| consoles && i.state != InstanceState::Terminated).collect();
     let consoles = super::console_reads::read(aws, &live).await?.blocks;

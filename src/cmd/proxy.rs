@@ -169,7 +169,7 @@ async fn connect_and_pipe(
         }
     }
     let piped = conn.pipe().await;
-    if let Err(ConnectError::KeyRefused { .. }) = &piped {
+    if let Err(ConnectError::KeyRefused { .. } | ConnectError::ReusedKeyRefused { .. }) = &piped {
         // Refused after all: check again next time rather than trust the remembered placement.
         let mut memory = memory::Memory::parse(&read_cache(memory_file.as_deref()));
         if memory.forget_placement(&instance.id) {

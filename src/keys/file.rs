@@ -186,13 +186,13 @@ impl KeySlot {
         self.keep = keep;
     }
 
-    /// The key was refused: removes the file now, so no ssh that starts later loads it, and never
-    /// keeps it.
+    /// The key was refused (or its login looked refused and the check did not settle it): removes
+    /// the file now, so no ssh that starts later loads it, and never keeps it.
     pub(crate) fn discard(&mut self) {
         self.keep = false;
         let Ok(guard) = self.dir.open_lock(&lock_name(&self.name, "guard")) else { return };
         if guard.lock().is_ok() && self.dir.remove(&self.name).is_ok() {
-            tracing::info!(path = %self.path.display(), "removed the refused key file");
+            tracing::info!(path = %self.path.display(), "removed the key file of a login that looked refused");
         }
     }
 

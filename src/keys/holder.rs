@@ -82,7 +82,8 @@ impl KeyHolder {
         }
     }
 
-    /// The key was refused: a key file is removed now and never kept.
+    /// The key was refused, or a login that looked refused was not proven otherwise: a key file
+    /// is removed now and never kept.
     pub(crate) fn discard(&mut self) {
         if let KeyHolder::File(slot) = self {
             slot.discard();

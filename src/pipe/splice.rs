@@ -22,6 +22,8 @@ use crate::pipe::stdio::{Counter, DRAIN_AFTER_STDIN_EOF, End, PipeStats, StopSig
 
 /// Largest chunk one splice call may move.
 const CHUNK: usize = 1 << 20;
+/// After ssh's SIGHUP, how long the upward thread may take to move what ssh wrote last.
+const LAST_WORDS: std::time::Duration = std::time::Duration::from_millis(100);
 /// Pipe buffer requested on ssh's pipes (`F_SETPIPE_SZ`).
 const PIPE_SIZE: usize = 1 << 20;
 
@@ -73,7 +75,21 @@ pub(crate) async fn pipe(stream: tokio::net::TcpStream) -> io::Result<PipeStats>
             }
             None => End::LocalClosed,
         },
-        () = stop.recv() => End::Signal,
+        () = stop.recv() => {
+            // ssh sends SIGHUP as it exits, right after writing its last message (its
+            // disconnect) into the pipe: the upward thread gets a moment to move it, and ends at
+            // the pipe's end, so the counters say who spoke last in the session rather than
+            // who won the race with the signal (a refused login is told by that).
+            let up_done = async {
+                while let Some(d) = done_rx.recv().await {
+                    if matches!(d, Direction::Up(_)) {
+                        return;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LAST_WORDS, up_done).await;
+            End::Signal
+        }
     };
     let (up, down) = (up_count.load(), down_count.load());
     // The threads may still be parked in splice: the process exits without waiting for them.

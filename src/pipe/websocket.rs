@@ -23,6 +23,11 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest websocket message we accept: SSM frames are a 1 KiB payload plus header; anything
 /// near this is a broken peer, and the bound keeps memory bounded.
 pub(crate) const MAX_WS_MESSAGE: usize = 1 << 20;
+/// Bytes asked for per socket read. tungstenite zero-fills this much before every read, the
+/// last one (which finds the socket empty) included: at its default of 128 KiB that memset was a
+/// fifth of the broker's CPU for 1 KiB Session Manager messages (perf, unpaced scp through the
+/// lab). 16 KiB still takes a dozen messages per read.
+pub(crate) const READ_BUFFER: usize = 16 * 1024;
 /// How long a closing link may take to send what is queued and its close frame.
 const CLOSE_BUDGET: Duration = Duration::from_millis(200);
 
@@ -47,8 +52,10 @@ impl Link {
     /// Dials `url` (already checked by the caller), sends `first_text` as a text frame, starts
     /// the writer. `Err` is what failed, made printable.
     pub(crate) async fn dial(url: &str, tls: Arc<rustls::ClientConfig>, first_text: String) -> Result<Link, String> {
-        let config =
-            WebSocketConfig::default().max_message_size(Some(MAX_WS_MESSAGE)).max_frame_size(Some(MAX_WS_MESSAGE));
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_WS_MESSAGE))
+            .max_frame_size(Some(MAX_WS_MESSAGE))
+            .read_buffer_size(READ_BUFFER);
         let connector = Connector::Rustls(tls);
         let dial = tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector));
         let (ws, _) = tokio::time::timeout(DIAL_TIMEOUT, dial)

@@ -128,6 +128,20 @@ pub(crate) enum ConnectError {
         /// The OS user.
         user: String,
     },
+    /// The instance refused a key pushed moments ago and reused for this connection.
+    #[error(
+        "{label} refused, for user {user}, the key pushed with EC2 Instance Connect {age} s ago and reused for \
+         this connection. The key is forgotten: run the command again and the broker pushes a fresh one. If that \
+         is refused too, `ec2-broker doctor` on the host says why; --no-key-reuse turns reuse off"
+    )]
+    ReusedKeyRefused {
+        /// The instance.
+        label: String,
+        /// The OS user.
+        user: String,
+        /// Seconds since the push.
+        age: u64,
+    },
 }
 
 fn list(attempts: &[Attempt]) -> String {
@@ -157,6 +171,8 @@ pub(crate) struct Connection<'a> {
     user: String,
     /// The push records, when this connection's key is kept for reuse.
     reuse: Option<KeyReuse>,
+    /// How many seconds ago the reused key was pushed, when this connection reused one.
+    reused_age: Option<u64>,
 }
 
 /// Opens the first route of `plan` that works, pushing a key for `user` meanwhile (unless
@@ -307,14 +323,15 @@ pub(crate) async fn connect<'a>(
         }
         _ => None,
     };
-    Ok(Connection { opened, placement, key: holder, instance, user: user.to_string(), reuse })
+    let reused_age = reusing.filter(|_| reuse.is_some());
+    Ok(Connection { opened, placement, key: holder, instance, user: user.to_string(), reuse, reused_age })
 }
 
 impl Connection<'_> {
     /// Pipes ssh's stdin/stdout to the route until one side is done; then, when the session
     /// looks like a refused login over the direct route, checks the pushed key once.
     pub(crate) async fn pipe(self) -> Result<(), ConnectError> {
-        let Connection { opened, mut key, instance, user, placement, reuse } = self;
+        let Connection { opened, mut key, instance, user, placement, reuse, reused_age } = self;
         let route = opened.route;
         let pipe_err = |source| ConnectError::Pipe { route, source };
         match opened.stream {
@@ -331,15 +348,22 @@ impl Connection<'_> {
                     key.as_mut().filter(|_| pushed && auth_probe::looks_like_refused_login(&stats, piping.elapsed()))
                 {
                     // A session that looks like a refused login is common (a short `ssh host
-                    // true` often does); the check with the same key decides. Refused: never reuse
-                    // this key, the next connection pushes a fresh one.
+                    // true` often does); the check with the same key decides. Unless the check
+                    // says the key is accepted, it is not reused: refused, or not settled in
+                    // time (a loaded machine), the next connection pushes a fresh one.
                     let verdict = login_verdict(holder.key(), &user, addr, auth_probe::PROBE_DEADLINE).await;
-                    if verdict == Some(false) {
+                    if verdict != Some(true) {
                         if let Some(r) = &reuse {
                             r.forget(holder.key());
                         }
                         holder.discard();
-                        return Err(ConnectError::KeyRefused { label: instance.label(), user });
+                    }
+                    match (verdict, reused_age) {
+                        (Some(false), Some(age)) => {
+                            return Err(ConnectError::ReusedKeyRefused { label: instance.label(), user, age });
+                        }
+                        (Some(false), None) => return Err(ConnectError::KeyRefused { label: instance.label(), user }),
+                        _ => {}
                     }
                 }
             }

@@ -138,7 +138,12 @@ pub(crate) async fn open(aws: &Aws, instance: &Instance, port: u16, opts: &EiceO
     let mut request = url.expose().as_str().into_client_request().map_err(|e| connect_err(e.to_string()))?;
     let agent = concat!("ec2-broker/", env!("CARGO_PKG_VERSION"));
     request.headers_mut().insert("user-agent", agent.parse().expect("a static header value"));
-    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+    // One read per frame of the endpoint's (≤ 64 KiB); the default 128 KiB is zero-filled
+    // before every read (`crate::pipe::websocket::READ_BUFFER`).
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+        .read_buffer_size(FRAME);
     let opening = async {
         let tcp = TcpStream::connect(&addr).await.map_err(|e| connect_err(e.to_string()))?;
         let _ = tcp.set_nodelay(true);

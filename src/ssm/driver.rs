@@ -22,9 +22,11 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::FutureExt;
 use futures_util::stream::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
@@ -48,6 +50,8 @@ const MAX_HANDSHAKE_BYTES: usize = 4 * MAX_WS_MESSAGE;
 use crate::pipe::DRAIN as DRAIN_AFTER_STDIN_EOF;
 /// ... and ends sooner once everything is acknowledged and the instance was quiet this long.
 const DRAIN_IDLE: Duration = Duration::from_millis(100);
+/// Websocket bytes taken in one wake-up before the loop writes and reads stdin again.
+const BATCH_BYTES: usize = 256 * 1024;
 /// First reconnect delay; doubled per attempt up to [`MAX_RESUME_DELAY`].
 const FIRST_RESUME_DELAY: Duration = Duration::from_millis(100);
 /// Longest pause between reconnect attempts.
@@ -247,15 +251,16 @@ impl Channel {
                 () = stop.recv() => break End::Signal,
                 frame = self.link.stream.next() => {
                     last_heard = Instant::now();
-                    match frame {
-                        Some(Ok(m)) => {
-                            if let WsMessage::Close(close) = &m {
-                                dropped = Some(format!("closed by the service ({})", close.as_ref().map_or("no reason".into(), |c| format!("{} {}", c.code, printable(&c.reason)))));
-                            }
-                            self.handle_ws(m);
-                        }
-                        Some(Err(e)) => dropped = Some(printable(&e.to_string()).into_owned()),
-                        None => dropped = Some("connection closed".into()),
+                    dropped = self.take_frame(frame);
+                    // Frames that already arrived go through the session now, so their acks
+                    // leave in one socket write and their bytes reach the output in one write
+                    // (one of each per 1 KiB message cost the unpaced download a third of its
+                    // rate), within a byte budget that keeps memory bounded.
+                    let mut budget = BATCH_BYTES;
+                    while dropped.is_none() && budget > 0 {
+                        let Some(frame) = self.link.stream.next().now_or_never() else { break };
+                        budget = budget.saturating_sub(frame.as_ref().and_then(|f| f.as_ref().ok()).map_or(0, WsMessage::len).max(1));
+                        dropped = self.take_frame(frame);
                     }
                 }
                 read = local.input.read(&mut buf[..room.max(1)]), if stdin_done.is_none() && room > 0 => {
@@ -298,6 +303,11 @@ impl Channel {
                 }
             }
             if let Some(why) = dropped {
+                // The service ended the channel (`channel_closed`, taken in the same batch as the
+                // close that followed it): the loop delivers that end, nothing to resume.
+                if self.session.is_closed() {
+                    continue;
+                }
                 if stdin_done.is_some() && local.mode == Input::Stream {
                     break End::LocalClosed;
                 }
@@ -340,11 +350,21 @@ impl Channel {
     {
         let (mut wrote_out, mut wrote_err) = (false, false);
         let mut end = None;
+        // Consecutive stream bytes go out in one write.
+        let mut data: Vec<u8> = Vec::new();
         for event in events {
+            if !matches!(event, Event::Data(_)) && !data.is_empty() {
+                if local.output.write_all(&data).await.is_err() {
+                    return Ok(Delivered::End(End::LocalClosed));
+                }
+                data.clear();
+            }
             match event {
                 Event::Data(d) => {
-                    if local.output.write_all(&d).await.is_err() {
-                        return Ok(Delivered::End(End::LocalClosed));
+                    if data.is_empty() {
+                        data = d;
+                    } else {
+                        data.extend_from_slice(&d);
                     }
                     wrote_out = true;
                 }
@@ -362,6 +382,9 @@ impl Channel {
                 Event::Ready { .. } | Event::DataKeyNeeded(_) => {}
             }
         }
+        if !data.is_empty() && local.output.write_all(&data).await.is_err() {
+            return Ok(Delivered::End(End::LocalClosed));
+        }
         if wrote_err {
             let _ = local.errors.flush().await;
         }
@@ -373,6 +396,25 @@ impl Channel {
             (None, true) => Delivered::Data,
             (None, false) => Delivered::Nothing,
         })
+    }
+
+    /// One websocket read: the frame goes to the session; `Some(why)` when the link dropped.
+    fn take_frame(&mut self, frame: Option<Result<WsMessage, WsError>>) -> Option<String> {
+        match frame {
+            Some(Ok(m)) => {
+                let closed = match &m {
+                    WsMessage::Close(close) => Some(format!(
+                        "closed by the service ({})",
+                        close.as_ref().map_or("no reason".into(), |c| format!("{} {}", c.code, printable(&c.reason)))
+                    )),
+                    _ => None,
+                };
+                self.handle_ws(m);
+                closed
+            }
+            Some(Err(e)) => Some(printable(&e.to_string()).into_owned()),
+            None => Some("connection closed".into()),
+        }
     }
 
     fn handle_ws(&mut self, m: WsMessage) {
@@ -511,6 +553,38 @@ mod tests {
         WsMessage::binary(m.encode())
     }
 
+    /// The service's side of a Port session's start: the open frame, the handshake request, the
+    /// client's response, HandshakeComplete (sequences 0 and 1).
+    async fn port_handshake(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
+        use super::super::message::{Message, payload};
+
+        assert!(ws.next().await.unwrap().unwrap().is_text(), "the open frame comes first, as text");
+        let request = br#"{"AgentVersion":"3.3.1142.0","RequestedClientActions":[{"ActionType":"SessionType","ActionParameters":{"SessionType":"Port","Properties":{"portNumber":"22"}}}]}"#;
+        ws.send(agent_message(0, payload::HANDSHAKE_REQUEST, request)).await.unwrap();
+        loop {
+            if let Some(Ok(WsMessage::Binary(b))) = ws.next().await
+                && Message::decode(&b).unwrap().payload_type == payload::HANDSHAKE_RESPONSE
+            {
+                break;
+            }
+        }
+        let complete = br#"{"HandshakeTimeToComplete":1,"CustomerMessage":""}"#;
+        ws.send(agent_message(1, payload::HANDSHAKE_COMPLETE, complete)).await.unwrap();
+    }
+
+    /// A Port session's channel to the test service at `url` (plain ws, resume within 5 s).
+    async fn open_port_channel(url: String, ping_interval: Duration, silence_timeout: Duration) -> Channel {
+        let options = Options {
+            tls: crate::tls::client_config_with(None).unwrap(),
+            resume_timeout: Duration::from_secs(5),
+            ping_interval,
+            silence_timeout,
+            allow_plaintext: true,
+        };
+        let conn = Connection { url: Redacted::new(url), token: Redacted::new("token".into()) };
+        Channel::open(conn, options, Purpose::default(), &mut NoDataKeys).await.unwrap()
+    }
+
     /// A Resume that counts calls and says the session is gone.
     struct Gone(u32);
 
@@ -523,8 +597,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_service_is_declared_dead_and_resumption_is_tried() {
-        use super::super::message::payload;
-
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("ws://{}/v1/data-channel/s-1?role=publish_subscribe", listener.local_addr().unwrap());
         // The service completes the handshake, then goes silent: it stops reading, so it answers
@@ -532,30 +604,11 @@ mod tests {
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-            assert!(ws.next().await.unwrap().unwrap().is_text(), "the open frame comes first, as text");
-            let request = br#"{"AgentVersion":"3.3.1142.0","RequestedClientActions":[{"ActionType":"SessionType","ActionParameters":{"SessionType":"Port","Properties":{"portNumber":"22"}}}]}"#;
-            ws.send(agent_message(0, payload::HANDSHAKE_REQUEST, request)).await.unwrap();
-            loop {
-                if let Some(Ok(WsMessage::Binary(b))) = ws.next().await
-                    && super::super::message::Message::decode(&b).unwrap().payload_type == payload::HANDSHAKE_RESPONSE
-                {
-                    break;
-                }
-            }
-            let complete = br#"{"HandshakeTimeToComplete":1,"CustomerMessage":""}"#;
-            ws.send(agent_message(1, payload::HANDSHAKE_COMPLETE, complete)).await.unwrap();
+            port_handshake(&mut ws).await;
             tokio::time::sleep(Duration::from_secs(30)).await;
             drop(ws);
         });
-        let options = Options {
-            tls: crate::tls::client_config_with(None).unwrap(),
-            resume_timeout: Duration::from_secs(5),
-            ping_interval: Duration::from_millis(100),
-            silence_timeout: Duration::from_millis(400),
-            allow_plaintext: true,
-        };
-        let conn = Connection { url: Redacted::new(url), token: Redacted::new("token".into()) };
-        let channel = Channel::open(conn, options, Purpose::default(), &mut NoDataKeys).await.unwrap();
+        let channel = open_port_channel(url, Duration::from_millis(100), Duration::from_millis(400)).await;
         // stdin stays open (we hold its other end), so only the silence can end the session.
         let (_stdin_writer, stdin) = tokio::io::duplex(64);
         let (stdout, _stdout_reader) = tokio::io::duplex(1 << 16);
@@ -567,6 +620,58 @@ mod tests {
         assert!(matches!(ended, Err(DriverError::SessionGone)), "{ended:?}");
         assert_eq!(resume.0, 1, "one ResumeSession, which said the session is gone");
         assert!(started.elapsed() >= Duration::from_millis(400), "declared dead before the silence timeout");
+        server.abort();
+    }
+
+    // Output, `channel_closed` and the websocket's close arrive in one burst, as MGS sends them
+    // when a command ends: the driver takes them in one batch, writes every byte, and ends with
+    // the channel's close, without taking the close of the websocket for a drop to resume.
+    #[tokio::test]
+    async fn output_channel_closed_and_the_close_in_one_burst_end_the_session_with_every_byte() {
+        use super::super::message::{Message, kind, payload};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/data-channel/s-1?role=publish_subscribe", listener.local_addr().unwrap());
+        let body: Vec<u8> = (0..300 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let sent = body.clone();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            port_handshake(&mut ws).await;
+            for (i, chunk) in sent.chunks(1024).enumerate() {
+                ws.feed(agent_message(2 + i as i64, payload::OUTPUT, chunk)).await.unwrap();
+            }
+            let closed = Message {
+                kind: kind::CHANNEL_CLOSED.into(),
+                sequence: 0,
+                flags: 3,
+                payload_type: 0,
+                payload: br#"{"SessionId":"s-1","Output":"done"}"#.to_vec(),
+                ..Message::decode(&agent_message(0, 0, b"").into_data()).unwrap()
+            };
+            ws.feed(WsMessage::binary(closed.encode())).await.unwrap();
+            ws.feed(WsMessage::Close(None)).await.unwrap();
+            ws.flush().await.unwrap();
+            // Drain what the client still sends (acks) until it goes.
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        let channel = open_port_channel(url, Duration::from_secs(10), Duration::from_secs(30)).await;
+        let (_stdin_writer, stdin) = tokio::io::duplex(64);
+        let (stdout, mut stdout_reader) = tokio::io::duplex(1 << 20);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            stdout_reader.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut resume = Gone(0);
+        let outcome = tokio::time::timeout(Duration::from_secs(10), channel.run(&mut resume, stdin, stdout))
+            .await
+            .expect("the session ends")
+            .expect("a closed channel is a normal end");
+        assert_eq!(outcome.end, End::ChannelClosed("done".into()));
+        assert_eq!(resume.0, 0, "the websocket's close after channel_closed is not a drop to resume");
+        drop(outcome);
+        assert_eq!(reader.await.unwrap(), body, "every byte, in order");
         server.abort();
     }
 

@@ -92,6 +92,26 @@ fn issue_19_a_refused_login_pushes_again() {
     assert!(!log(&world).contains("reusing the key pushed"), "{}", log(&world));
 }
 
+/// A reused key the instance refuses (here: the lab's clock moved past the key's 60 s life,
+/// as a stalled instance-side check would see it): the message says the key was reused, not
+/// that Instance Connect is missing, and the next connection pushes a fresh key.
+#[test]
+fn issue_19_a_refused_reused_key_is_named_and_forgotten() {
+    // See: issue 19
+    let world = World::new();
+    world.ssh_ok(&["web-1", "true"]);
+    world.lab.state().advance(std::time::Duration::from_secs(61));
+    let out = world.ssh(&["web-1", "true"]);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(out.stderr.contains("reused for this connection"), "{}", out.describe());
+    assert!(out.stderr.contains("run the command again"), "{}", out.describe());
+    assert!(!out.stderr.contains("ec2-instance-connect package"), "{}", out.describe());
+    assert!(!world.key_dir().join(".ec2-user@web-1.kept").exists(), "a refused key is not kept");
+    assert_eq!(pushes(&world), 1);
+    world.ssh_ok(&["web-1", "true"]);
+    assert_eq!(pushes(&world), 2, "a fresh key: {}", world.dump());
+}
+
 /// Past the reuse window (the record backdated by 41 s) the key is pushed again.
 #[test]
 fn issue_19_after_the_window_pushes_again() {
