@@ -120,17 +120,32 @@ fn copy_all(mut from: &std::net::TcpStream, mut to: std::fs::File, count: &Count
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        to.write_all(&buf[..n])?;
+        // Counted when read, before ssh can see the bytes: ssh's answer to them is counted by
+        // the upward thread only after ssh wrote it, so "who spoke last" follows the protocol's
+        // order, not which thread the scheduler ran last.
         count.add(n);
+        to.write_all(&buf[..n])?;
     }
 }
 
 /// Moves everything from the pipe `from` to `to` until EOF.
+///
+/// Each move is numbered when ssh's bytes are in the pipe, before they go out: the instance
+/// cannot answer them before that, and [`copy_all`] numbers the answer when it reads it, so
+/// "who spoke last" follows the protocol's order whichever thread the scheduler runs first.
 fn splice_all(from: &impl AsFd, to: &impl AsFd, count: &Counter) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, poll};
     loop {
+        let mut ready = [PollFd::new(from, PollFlags::IN)];
+        match poll(&mut ready, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let seq = Counter::next();
         match splice(from, None, to, None, CHUNK, SpliceFlags::MOVE) {
             Ok(0) => return Ok(()),
-            Ok(n) => count.add(n),
+            Ok(n) => count.add_at(n, seq),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }

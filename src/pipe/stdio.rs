@@ -187,8 +187,18 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(1);
 
 impl Counter {
     pub(crate) fn add(&self, n: usize) {
+        self.add_at(n, Counter::next());
+    }
+
+    /// A sequence number taken now, for a move counted later with [`Counter::add_at`].
+    pub(crate) fn next() -> u64 {
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts `n` bytes moved at the moment `seq` was taken.
+    pub(crate) fn add_at(&self, n: usize, seq: u64) {
         self.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        self.last.store(SEQUENCE.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        self.last.fetch_max(seq, Ordering::Relaxed);
     }
 
     pub(crate) fn load(&self) -> (u64, u64) {

@@ -40,6 +40,10 @@ fn issue_19_twenty_connections_make_two_calls() {
     let log = log(&world);
     assert_eq!(log.matches("reusing the key pushed").count(), 19, "{log}");
     assert!(log.contains(&format!("to {WEB_1} for ec2-user (route direct)")), "{log}");
+    // A clean `ssh host true` ends with ssh's own message, so none of the 20 looks like a refused
+    // login: the only key check is the one before the first handover (the placement is new).
+    assert_eq!(log.matches("checked whether the instance accepts the pushed key").count(), 1, "{log}");
+    assert_eq!(log.matches("before handing the route to ssh").count(), 1, "{log}");
     // The record is private, and the kept key is out of ssh's way between connections.
     let mode = fs::metadata(records(&world)).unwrap().permissions();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
