@@ -416,6 +416,49 @@ fn audit_against_the_lab_checks_consoles_and_addresses() {
     assert_eq!(count("GetConsoleOutput"), 6, "{calls:?}");
 }
 
+/// A file of 4,000 lines or more: the Region is listed while the file parses (one
+/// DescribeInstances, no filtered lookups), and the listing is only a head start: without
+/// `ec2:DescribeInstances`, a file with no EC2 host in it is still audited.
+#[test]
+fn issue_19_a_large_file_lists_the_region_while_it_parses() {
+    // See: issue 19
+    let world = World::with(ec2_lab::Inventory::from_toml(AUDIT_INVENTORY).unwrap(), "");
+    let state = world.lab.state();
+    let key = keygen_ed25519(world.dir.path(), "lan");
+    let lan: String = (0..4_000).map(|i| format!("host{i}.lan {key}\n")).collect();
+    let file = world.path("known_hosts");
+    fs::write(&file, &lan).unwrap();
+    state.set_faults(|f| _ = f.deny.insert("ec2:DescribeInstances".into()));
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--no-console", "--json"]).arg(&file);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(0), "no EC2 host, nothing to fix, no EC2 call needed: {}", out.describe());
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["entries"], 4_000);
+
+    state.set_faults(|f| f.deny.clear());
+    let web = state.host_keys("i-0e1000000000000a1");
+    let web = web.iter().find(|k| k.starts_with("ssh-ed25519 ")).unwrap();
+    let web = web.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let port = world.lab.ssh_port("i-0e1000000000000a1");
+    fs::write(&file, format!("{lan}[127.0.6.10]:{port} {web}\n")).unwrap();
+    let before = state.calls().len();
+    let mut cmd = world.command(broker());
+    cmd.args(["known-hosts", "audit", "--no-console", "--json"]).arg(&file);
+    let out = world.run(cmd, T);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let last = report["findings"].as_array().unwrap().iter().find(|f| f["line"] == 4_001).cloned();
+    assert_eq!(
+        last.as_ref().map(|f| f["instance"].clone()),
+        Some(Value::from("i-0e1000000000000a1")),
+        "{}",
+        out.stdout
+    );
+    let calls: Vec<String> = state.calls()[before..].iter().map(|c| c.operation.clone()).collect();
+    assert_eq!(calls, ["DescribeInstances"], "one listing of the Region, no filtered lookups");
+}
+
 /// `known-hosts audit --json FILE` exiting `code`: the findings as (line, kind), stderr, and the
 /// GetConsoleOutput calls it made.
 fn audit_consoles(world: &World, file: &Path, code: i32) -> (Vec<(u64, String)>, String, usize) {
