@@ -85,7 +85,14 @@ fn a_signed_request_is_admitted_and_tampering_is_not() {
         ("remotePort", "22"),
         ("privateIpAddress", "127.0.5.10"),
     ];
-    let query = signed(&s, &h, &params, crate::SECRET_ACCESS_KEY, "eu-west-1");
+    // Signed within one second of the lab clock, so the expiry checks below know its X-Amz-Date.
+    let (signed_at, query) = loop {
+        let t = s.now();
+        let q = signed(&s, &h, &params, crate::SECRET_ACCESS_KEY, "eu-west-1");
+        if s.now() == t {
+            break (t, q);
+        }
+    };
     let a = check(&s, &h, &query).expect("admitted");
     assert_eq!((a.instance_id.as_str(), a.port, a.duration), ("i-0aa0000000000000a", 22, MAX_TUNNEL_DURATION));
     // `:443` in Host is the same endpoint, but it was not what was signed.
@@ -109,8 +116,10 @@ fn a_signed_request_is_admitted_and_tampering_is_not() {
     let r = check(&s, &h, &query.replace("X-Amz-Expires=60&", "")).unwrap_err();
     assert_eq!((r.status, r.code), (400, "IncompleteSignature"));
 
-    // Still valid at the last second, expired one second later.
-    s.advance(Duration::from_secs(60));
+    // Still valid at the last second, expired one second later. The checks above took real
+    // time: the clock moves to exactly 60 s after the signature (a whole `advance(60)` failed
+    // when a second boundary passed meanwhile).
+    s.advance(Duration::from_secs(60 - (s.now() - signed_at)));
     assert!(check(&s, &h, &query).is_ok());
     s.advance(Duration::from_secs(1));
     let r = check(&s, &h, &query).unwrap_err();
