@@ -157,8 +157,10 @@ pub(crate) fn stat_dest_script(path: &str) -> String {
     format!("p={}; if [ -d \"$p\" ]; then echo D; elif [ -e \"$p\" ]; then echo F; else echo N; fi", sh_quote(path))
 }
 
-/// Makes `dirs` (`mkdir -p`) and, when `fresh`, empties each part file (created 0600: umask 077).
-pub(crate) fn prepare_script(dirs: &[String], parts: &[String], fresh: bool) -> String {
+/// Makes `dirs` (`mkdir -p`) and each part file anew (created 0600: umask 077) at its full
+/// length, a hole until the ranges land. A part file that is short would otherwise say nothing
+/// about which ranges a broken copy wrote, and a resume could not trust it.
+pub(crate) fn prepare_script(dirs: &[String], parts: &[(String, u64)]) -> String {
     let mut s = String::from("umask 077");
     if !dirs.is_empty() {
         s.push_str(" && mkdir -p --");
@@ -166,10 +168,9 @@ pub(crate) fn prepare_script(dirs: &[String], parts: &[String], fresh: bool) -> 
             let _ = write!(s, " {}", sh_quote(d));
         }
     }
-    if fresh {
-        for p in parts {
-            let _ = write!(s, " && : > {}", sh_quote(p));
-        }
+    for (p, size) in parts {
+        // Without `conv=notrunc`, dd cuts or extends its output to `seek` bytes.
+        let _ = write!(s, " && : > {q} && dd if=/dev/null of={q} bs=1 seek={size} 2>/dev/null", q = sh_quote(p));
     }
     s
 }
@@ -270,8 +271,12 @@ mod tests {
 
         // Write the two ranges back, out of order, into a part file, then finish it.
         let part = format!("{name}.part");
-        let out = run_sh(&prepare_script(&["sub dir/x".into()], std::slice::from_ref(&part), true), dir.path());
+        std::fs::write(dir.path().join(&part), b"an older, longer part file than this copy's").unwrap();
+        let out = run_sh(&prepare_script(&["sub dir/x".into()], &[(part.clone(), f.size)]), dir.path());
         assert!(out.status.success() && dir.path().join("sub dir/x").is_dir(), "{out:?}");
+        let made = std::fs::metadata(dir.path().join(&part)).unwrap();
+        assert_eq!(made.len(), f.size, "the part file has the file's length before any range lands");
+        assert!(std::fs::read(dir.path().join(&part)).unwrap().iter().all(|b| *b == 0));
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(write_script(&part, &[rs[1], rs[0]]))

@@ -1,5 +1,5 @@
 //! Upload: the destination is looked at with one ssh call, the part files (`PATH.ec2-broker-part`,
-//! 0600) are made with one more, then per file N streams, each an ssh running
+//! 0600, at the file's full length) are made with one more, then per file N streams, each an ssh running
 //! [`remote::write_script`] fed its share of the ranges on stdin; a last call compares the whole
 //! file's SHA-256, sets the mode and renames the part file into place.
 //!
@@ -88,9 +88,13 @@ pub(crate) async fn run(options: &Options, local: &Path, host: &str, remote: &st
         let part_len = if found.is_some() { sizes.next().flatten() } else { None };
         starts.push(journal::decide(found.as_ref().map(|(_, t)| t.as_str()), &want, part_len, count));
     }
-    let fresh: Vec<String> =
-        items.iter().zip(&starts).filter(|(_, s)| !matches!(s, Start::Resume(_))).map(|(i, _)| i.part()).collect();
-    options.ssh.output(host, &remote::prepare_script(&dirs, &fresh, true)).await?;
+    let fresh: Vec<(String, u64)> = items
+        .iter()
+        .zip(&starts)
+        .filter(|(_, s)| !matches!(s, Start::Resume(_)))
+        .map(|(i, _)| (i.part(), i.size))
+        .collect();
+    options.ssh.output(host, &remote::prepare_script(&dirs, &fresh)).await?;
     for (item, start) in items.iter().zip(starts) {
         file(options, host, item, start).await?;
     }

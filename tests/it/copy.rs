@@ -201,6 +201,9 @@ fn an_upload_whose_stream_died_resumes_without_resending_saved_ranges() {
     assert!(!remote.join("up.bin").exists(), "the destination is never half written");
     let first = ranges_saved(&world);
     assert!((12..16).contains(&first), "three streams finished, one did not: {first}");
+    // Whichever stream died (the last range's too), the part file has the file's length.
+    let part = fs::metadata(remote.join("up.bin.ec2-broker-part")).expect("the part file stays");
+    assert_eq!(part.len(), 1 << 20);
 
     let out = cp(&world, &args);
     assert_ok!(out);
