@@ -65,6 +65,10 @@ fn aws_hint(err: &AwsError) -> Option<String> {
         AwsError::Unreachable { name_lookup: true, .. } => Some(
             "the endpoint's host name does not resolve: check that --region (or AWS_REGION, or the profile's region) names a Region that exists, and AWS_ENDPOINT_URL* if you set them".into(),
         ),
+        // rustls names a refused certificate so (`invalid peer certificate: UnknownIssuer`).
+        AwsError::Unreachable { detail, .. } if detail.contains("invalid peer certificate") => Some(
+            "the endpoint's TLS certificate is not trusted here: if a proxy or a private CA signs it, set AWS_CA_BUNDLE to that CA's PEM file; otherwise something is intercepting the connection".into(),
+        ),
         AwsError::Unreachable { .. } | AwsError::Transport { .. } => {
             Some("check the network path to the AWS endpoint (and AWS_ENDPOINT_URL* if you set them)".into())
         }

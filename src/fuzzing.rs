@@ -3,6 +3,7 @@
 //! compiles the targets. Not behind `#[cfg(fuzzing)]`: CI compiles the targets with the
 //! workspace's clippy run, and a `--cfg fuzzing` there would rebuild every dependency.
 
+pub use crate::aws::ec2_query::fuzz_answer as ec2_answer;
 pub use crate::known_hosts::file::fuzz_parse as known_hosts_line;
 pub use crate::serial::host_key_check::{
     OracleRun, fuzz_feed as serial_host_key, fuzz_oracle as serial_host_key_oracle,

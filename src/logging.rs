@@ -90,7 +90,7 @@ const CAPS: [(&str, LevelFilter); 23] = [
     ("aws_smithy_http", LevelFilter::DEBUG),
     ("aws_smithy_types", LevelFilter::DEBUG),
     ("aws_types", LevelFilter::DEBUG),
-    ("aws_sdk_ec2", LevelFilter::DEBUG),
+    ("hyper_rustls", LevelFilter::DEBUG),
     ("aws_sdk_ec2instanceconnect", LevelFilter::DEBUG),
     ("aws_sdk_ssm", LevelFilter::DEBUG),
     ("aws_sdk_sts", LevelFilter::DEBUG),

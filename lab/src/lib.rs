@@ -41,6 +41,7 @@
 //! otherwise, and that setting exists for local test labs only.
 
 mod api;
+mod api_tls;
 mod base64;
 pub mod bench;
 pub mod bench_cp;
@@ -107,6 +108,7 @@ pub struct Lab {
     runtime: Option<tokio::runtime::Runtime>,
     state: Arc<State>,
     api: SocketAddr,
+    api_tls: SocketAddr,
     instances: BTreeMap<String, LabInstance>,
     dir: PathBuf,
     ssm_url: String,
@@ -174,10 +176,18 @@ impl Lab {
         let serial_key = serial::service::host_key()?;
         let serial_fingerprint = serial::service::fingerprint(&serial_key);
 
-        let (api, eice, serial, instances, ssm_url) = runtime.block_on(async {
+        let api_tls_acceptor = ca.acceptor(&local_names, "ec2-lab api")?;
+        let (api, api_tls, eice, serial, instances, ssm_url) = runtime.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the API endpoint")?;
             let api = listener.local_addr()?;
             tokio::spawn(serve(listener, api::router(state.clone())));
+            let tls_listener = TcpListener::bind("127.0.0.1:0").await.context("binding the API's TLS endpoint")?;
+            let api_tls = tls_listener.local_addr()?;
+            let tls_listener = api_tls::TlsListener::new(tls_listener, api_tls_acceptor);
+            let router = api::router(state.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(tls_listener, router).await;
+            });
             let mgs = TcpListener::bind("127.0.0.1:0").await.context("binding the SSM data-channel endpoint")?;
             let scheme = if ssm_tls.is_some() { "wss" } else { "ws" };
             let ssm_url = format!("{scheme}://{}", mgs.local_addr()?);
@@ -212,13 +222,14 @@ impl Lab {
                 let lab_instance = LabInstance { ssh_port, agent_sshd, imds_url, sshd: files, accepted };
                 instances.insert(inst.id.clone(), lab_instance);
             }
-            anyhow::Ok((api, eice, serial, instances, ssm_url))
+            anyhow::Ok((api, api_tls, eice, serial, instances, ssm_url))
         })?;
         let dir = dir.to_path_buf();
         Ok(Lab {
             runtime: Some(runtime),
             state,
             api,
+            api_tls,
             instances,
             dir,
             ssm_url,
@@ -232,6 +243,12 @@ impl Lab {
     /// The API endpoint URL (`AWS_ENDPOINT_URL`).
     pub fn endpoint_url(&self) -> String {
         format!("http://{}", self.api)
+    }
+
+    /// The same API over TLS, as AWS's own endpoints are (`https://127.0.0.1:PORT`, certified by
+    /// the lab CA that `AWS_CA_BUNDLE` names).
+    pub fn endpoint_url_tls(&self) -> String {
+        format!("https://{}", self.api_tls)
     }
 
     /// The SSM data-channel service's base URL (`ws://127.0.0.1:PORT`, or `wss://` with
@@ -280,7 +297,8 @@ impl Lab {
         self.state.serial.infos()
     }
 
-    /// Environment for the broker: endpoint (also as `AWS_ENDPOINT_URL_KMS` and `AWS_ENDPOINT_URL_SSO`), Region, static credentials, no real IMDS probing,
+    /// Environment for the broker: endpoint (also as `AWS_ENDPOINT_URL_KMS` and `AWS_ENDPOINT_URL_SSO`;
+    /// `AWS_ENDPOINT_URL_EC2` is the same API over TLS), Region, static credentials, no real IMDS probing,
     /// AWS config files inside the lab directory, `AWS_CA_BUNDLE` (the lab CA),
     /// `EC2_BROKER_EICE_CONNECT_TO` (the EICE service's address), `EC2_BROKER_SERIAL_ENDPOINT`
     /// (the serial console endpoint's `127.0.0.1:PORT`), `EC2_BROKER_SERIAL_FINGERPRINT` (its
@@ -295,6 +313,9 @@ impl Lab {
             (!self.ssm_url.starts_with("wss://")).then(|| ("EC2_BROKER_ALLOW_PLAINTEXT_WS", "1".into()));
         [
             ("AWS_ENDPOINT_URL", self.endpoint_url()),
+            // EC2 over TLS, as in AWS: the broker's own EC2 client verifies the lab's
+            // certificate against `AWS_CA_BUNDLE`.
+            ("AWS_ENDPOINT_URL_EC2", self.endpoint_url_tls()),
             // The KMS double answers on the same endpoint (`TrentService.*`); named on its own
             // so a profile's `endpoint_url` for another service cannot send KMS elsewhere.
             ("AWS_ENDPOINT_URL_KMS", self.endpoint_url()),

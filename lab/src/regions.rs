@@ -85,12 +85,13 @@ impl Regions {
         self.labs.iter().find(|l| l.state.inventory.region == region)
     }
 
-    /// The first lab's [`Lab::env`] with the front as `AWS_ENDPOINT_URL` (`AWS_REGION` is the
-    /// first lab's Region).
+    /// The first lab's [`Lab::env`] with the front as `AWS_ENDPOINT_URL` and
+    /// `AWS_ENDPOINT_URL_EC2` (plain HTTP: the front has no TLS; `AWS_REGION` is the first lab's
+    /// Region).
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = self.labs.first().map(Lab::env).unwrap_or_default();
         for (k, v) in &mut env {
-            if k == "AWS_ENDPOINT_URL" {
+            if k == "AWS_ENDPOINT_URL" || k == "AWS_ENDPOINT_URL_EC2" {
                 *v = self.endpoint_url();
             }
         }

@@ -2,14 +2,10 @@
 
 use std::net::Ipv4Addr;
 
-use aws_sdk_ec2::operation::describe_instances::builders::DescribeInstancesFluentBuilder;
-use aws_sdk_ec2::types::Filter;
-
+use super::ec2_query::{Params, shapes};
 use super::{Aws, AwsError};
 use crate::target::instance::{Instance, InstanceState};
 use crate::target::spec::Target;
-
-const SERVICE: &str = "EC2";
 
 impl Aws {
     /// Every instance (any state) that `target` selects, across all pages.
@@ -35,58 +31,74 @@ impl Aws {
     }
 
     async fn describe(&self, id: Option<&str>, filter: Option<(String, String)>) -> Result<Vec<Instance>, AwsError> {
-        let mut req = self.ec2().describe_instances();
+        let mut params = Params::new("DescribeInstances");
         if let Some(id) = id {
-            req = req.instance_ids(id);
+            params = params.list("InstanceId", &[id]);
         }
         if let Some((name, value)) = filter {
             tracing::debug!(filter = %name, %value, "DescribeInstances");
-            req = req.filters(Filter::builder().name(name).values(value).build());
+            params = params.filter(&name, &[value]);
         }
-        collect_instances(req).await
+        self.collect_instances(&params).await
+    }
+
+    /// Every instance of every page of a DescribeInstances call.
+    pub(super) async fn collect_instances(&self, params: &Params) -> Result<Vec<Instance>, AwsError> {
+        let pages: Vec<shapes::DescribeInstances> = self.ec2().pages(params).await?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|p| p.reservation_set.item)
+            .flat_map(|r| r.instances_set.item)
+            .filter_map(convert)
+            .collect())
     }
 }
 
-/// Every instance of every page of a DescribeInstances request.
-pub(super) async fn collect_instances(req: DescribeInstancesFluentBuilder) -> Result<Vec<Instance>, AwsError> {
-    let mut pages = req.into_paginator().send();
-    let mut out = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| AwsError::from_sdk(SERVICE, "DescribeInstances", e))?;
-        for reservation in page.reservations() {
-            out.extend(reservation.instances().iter().filter_map(convert));
-        }
-    }
-    Ok(out)
-}
-
-pub(super) fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
-    let id = i.instance_id()?;
-    let state =
-        i.state().and_then(|s| s.name()).map_or(InstanceState::Unknown, |n| InstanceState::from_name(n.as_str()));
-    let tags: Vec<(String, String)> = i
-        .tags()
-        .iter()
-        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
-        .collect();
-    let ip = |s: Option<&str>| s.and_then(|s| s.parse::<Ipv4Addr>().ok());
+pub(super) fn convert(i: shapes::Instance) -> Option<Instance> {
+    let id = i.instance_id?;
+    let state = i.instance_state.and_then(|s| s.name).map_or(InstanceState::Unknown, |n| InstanceState::from_name(&n));
+    let tags: Vec<(String, String)> =
+        i.tag_set.item.into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())).collect();
+    let ip = |s: Option<String>| s.and_then(|s| s.parse::<Ipv4Addr>().ok());
     let mut out = Instance::new(id, state);
     // Anyone who may tag the instance chooses its Name: made printable here, once, so every list,
     // label and generated line shows it safely.
     out.name = tags.iter().find(|(k, _)| k == "Name").map(|(_, v)| crate::text::printable(v).into_owned());
     out.tags = tags;
-    out.availability_zone = i.placement().and_then(|p| p.availability_zone()).map(str::to_string);
-    out.private_ip = ip(i.private_ip_address());
-    out.public_ip = ip(i.public_ip_address());
-    out.vpc_id = i.vpc_id().map(str::to_string);
-    out.subnet_id = i.subnet_id().map(str::to_string);
-    out.platform = i.platform().map(|p| p.as_str().to_string());
-    out.instance_type = i.instance_type().map(|t| t.as_str().to_string());
-    out.key_name = i.key_name().map(str::to_string);
-    out.security_groups = i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect();
-    out.instance_profile = i.iam_instance_profile().and_then(|p| p.arn()).map(str::to_string);
-    out.metadata_disabled = (i.metadata_options().and_then(|m| m.http_endpoint()))
-        .is_some_and(|e| e.as_str().eq_ignore_ascii_case("disabled"));
-    out.launch_time = i.launch_time().and_then(|t| t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime).ok());
+    out.availability_zone = i.placement.and_then(|p| p.availability_zone);
+    out.private_ip = ip(i.private_ip_address);
+    out.public_ip = ip(i.ip_address);
+    out.vpc_id = i.vpc_id;
+    out.subnet_id = i.subnet_id;
+    out.platform = i.platform;
+    out.instance_type = i.instance_type;
+    out.key_name = i.key_name;
+    out.security_groups = i.group_set.item.into_iter().filter_map(|g| g.group_id).collect();
+    out.instance_profile = i.iam_instance_profile.and_then(|p| p.arn);
+    out.metadata_disabled =
+        i.metadata_options.and_then(|m| m.http_endpoint).is_some_and(|e| e.eq_ignore_ascii_case("disabled"));
+    out.launch_time = i.launch_time.map(|t| launch_time(&t));
     Some(out)
+}
+
+/// EC2's launch time as the SDK printed it (`2026-11-23T08:30:08Z`: the wire's `.000` of whole
+/// seconds dropped), so the console cache keyed by it keeps its entries.
+fn launch_time(wire: &str) -> String {
+    let t = wire.trim();
+    match t.split_once('.') {
+        Some((whole, frac)) if frac.trim_end_matches('Z').bytes().all(|b| b == b'0') && frac.ends_with('Z') => {
+            format!("{whole}Z")
+        }
+        _ => t.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn launch_times_print_as_the_sdk_printed_them() {
+        assert_eq!(super::launch_time("2026-11-23T08:30:08.000Z"), "2026-11-23T08:30:08Z");
+        assert_eq!(super::launch_time("2026-11-23T08:30:08Z"), "2026-11-23T08:30:08Z");
+        assert_eq!(super::launch_time("2026-11-23T08:30:08.250Z"), "2026-11-23T08:30:08.250Z");
+    }
 }

@@ -4,16 +4,14 @@
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_ec2::types::Filter;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::ec2_query::{Params, shapes};
 use super::{Aws, AwsError};
 use crate::redact::Redacted;
 
-const SERVICE: &str = "EC2";
 /// The signing name of the tunnel (not `ec2`).
 const SIGNING_NAME: &str = "ec2-instance-connect";
 /// Presigned URLs live 60 s, as the CLI's (§4.1).
@@ -58,37 +56,32 @@ impl Aws {
         id: Option<&str>,
         vpc_id: Option<&str>,
     ) -> Result<Vec<Endpoint>, AwsError> {
-        let state = Filter::builder().name("state").set_values(Some(USABLE_STATES.map(String::from).to_vec())).build();
-        let mut req = self.ec2().describe_instance_connect_endpoints().filters(state);
+        let mut params = Params::new("DescribeInstanceConnectEndpoints").filter("state", &USABLE_STATES);
         if let Some(id) = id {
-            req = req.instance_connect_endpoint_ids(id);
+            params = params.list("InstanceConnectEndpointId", &[id]);
         }
         if let Some(vpc) = vpc_id {
-            req = req.filters(Filter::builder().name("vpc-id").values(vpc).build());
+            params = params.filter("vpc-id", &[vpc]);
         }
-        let mut pages = req.into_paginator().send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk(SERVICE, "DescribeInstanceConnectEndpoints", e))?;
-            for e in page.instance_connect_endpoints() {
-                found.push(Endpoint {
-                    id: e.instance_connect_endpoint_id().unwrap_or_default().to_string(),
-                    dns_name: e.dns_name().unwrap_or_default().to_string(),
-                    vpc_id: e.vpc_id().map(str::to_string),
-                    subnet_id: e.subnet_id().map(str::to_string),
-                    state: e.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
-                });
-            }
-        }
-        Ok(found)
+        let pages: Vec<shapes::DescribeInstanceConnectEndpoints> = self.ec2().pages(&params).await?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|p| p.instance_connect_endpoint_set.item)
+            .map(|e| Endpoint {
+                id: e.instance_connect_endpoint_id.unwrap_or_default(),
+                dns_name: e.dns_name.unwrap_or_default(),
+                vpc_id: e.vpc_id,
+                subnet_id: e.subnet_id,
+                state: e.state.unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// Current credentials from the configured chain (for presigning).
     pub(crate) async fn credentials(&self) -> Result<Credentials, AwsError> {
         let missing =
             |d: String| AwsError::NoCredentials { service: "EC2 Instance Connect", operation: "OpenTunnel", detail: d };
-        let provider = self.credentials.as_ref().ok_or_else(|| missing("no credentials provider configured".into()))?;
-        provider.provide_credentials().await.map_err(|e| missing(super::chain_text(&e)))
+        self.credentials.get().await.map_err(|e| missing(super::chain_text(&e)))
     }
 }
 

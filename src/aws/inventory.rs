@@ -8,12 +8,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_ec2::config::Region;
-use aws_sdk_ec2::types::InstanceType;
 use aws_sdk_ssm::types::InstanceInformationStringFilter;
+use aws_types::region::Region;
 use futures_util::StreamExt;
 
-use super::ec2::collect_instances;
+use super::ec2_query::{Params, shapes};
 use super::serial::TypeInfo;
 use super::{Aws, AwsError, Clients};
 use crate::target::instance::{Instance, InstanceState};
@@ -63,17 +62,16 @@ impl Aws {
 
     /// The Regions enabled for the account (DescribeRegions), sorted.
     pub(crate) async fn enabled_regions(&self) -> Result<Vec<String>, AwsError> {
-        let out = (self.ec2().describe_regions().send().await)
-            .map_err(|e| AwsError::from_sdk("EC2", "DescribeRegions", e))?;
-        let mut regions: Vec<String> =
-            out.regions().iter().filter_map(|r| r.region_name().map(str::to_string)).collect();
+        let out: shapes::DescribeRegions = self.ec2().call(&Params::new("DescribeRegions")).await?;
+        let mut regions: Vec<String> = out.region_info.item.into_iter().filter_map(|r| r.region_name).collect();
         regions.sort();
         Ok(regions)
     }
 
     /// Every instance of the Region, any state.
     pub(crate) async fn all_instances(&self) -> Result<Vec<Instance>, AwsError> {
-        collect_instances(self.ec2().describe_instances().max_results(INSTANCES_PER_PAGE)).await
+        self.collect_instances(&Params::new("DescribeInstances").value("MaxResults", INSTANCES_PER_PAGE.to_string()))
+            .await
     }
 
     /// The Region's instances (only a failure of DescribeInstances is an error) and, with
@@ -173,19 +171,18 @@ impl Aws {
     }
 
     async fn type_page(&self, names: &[String]) -> Result<Vec<TypeInfo>, AwsError> {
-        let types = names.iter().map(|n| InstanceType::from(n.as_str())).collect();
-        let mut pages = self.ec2().describe_instance_types().set_instance_types(Some(types)).into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("EC2", "DescribeInstanceTypes", e))?;
-            out.extend(page.instance_types().iter().filter_map(|t| {
+        let pages: Vec<shapes::DescribeInstanceTypes> =
+            self.ec2().pages(&Params::new("DescribeInstanceTypes").list("InstanceType", names)).await?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|p| p.instance_type_set.item)
+            .filter_map(|t| {
                 Some(TypeInfo {
-                    name: t.instance_type()?.as_str().to_string(),
-                    hypervisor: t.hypervisor().map(|h| h.as_str().to_string()),
-                    bare_metal: t.bare_metal().unwrap_or(false),
+                    name: t.instance_type?,
+                    hypervisor: t.hypervisor,
+                    bare_metal: t.bare_metal.unwrap_or(false),
                 })
-            }));
-        }
-        Ok(out)
+            })
+            .collect())
     }
 }

@@ -1,9 +1,10 @@
 //! EC2 key pairs: `ImportKeyPair` and one key pair by name from `DescribeKeyPairs`
-//! (`../shared/spec/keys-and-shell.md` §3). The material goes as the file's bytes; the SDK
-//! base64-encodes the blob on the wire.
+//! (`../shared/spec/keys-and-shell.md` §3). The material goes as the file's bytes,
+//! base64-encoded on the wire as the API's blob type wants.
 
-use aws_sdk_ec2::primitives::Blob;
+use russh::keys::ssh_key::encoding::base64::{Base64, Encoding};
 
+use super::ec2_query::{Params, shapes};
 use super::known_hosts::KeyPair;
 use super::{Aws, AwsError};
 
@@ -22,26 +23,26 @@ pub(crate) struct Imported {
 impl Aws {
     /// Imports `material` as the key pair `name` in this client's Region.
     pub(crate) async fn import_key_pair(&self, name: &str, material: &[u8]) -> Result<Imported, AwsError> {
-        let out = (self.ec2().import_key_pair().key_name(name).public_key_material(Blob::new(material)).send().await)
-            .map_err(|e| AwsError::from_sdk("EC2", "ImportKeyPair", e))?;
-        Ok(Imported {
-            key_pair_id: out.key_pair_id().map(str::to_string),
-            fingerprint: out.key_fingerprint().map(str::to_string),
-        })
+        // The API takes the key's text base64-encoded (the SDK's `Blob` did the same).
+        let params = Params::new("ImportKeyPair")
+            .value("KeyName", name)
+            .value("PublicKeyMaterial", Base64::encode_string(material));
+        let out: shapes::ImportKeyPair = self.ec2().call(&params).await?;
+        Ok(Imported { key_pair_id: out.key_pair_id, fingerprint: out.key_fingerprint })
     }
 
     /// The key pair `name` with its public key, `None` when the Region has none of that name.
     pub(crate) async fn key_pair_named(&self, name: &str) -> Result<Option<KeyPair>, AwsError> {
-        let answer = self.ec2().describe_key_pairs().key_names(name).include_public_key(true).send().await;
-        let out = match answer.map_err(|e| AwsError::from_sdk("EC2", "DescribeKeyPairs", e)) {
+        let params = Params::new("DescribeKeyPairs").list("KeyName", &[name]).value("IncludePublicKey", "true");
+        let out: shapes::DescribeKeyPairs = match self.ec2().call(&params).await {
             Ok(out) => out,
             Err(e) if e.code() == Some("InvalidKeyPair.NotFound") => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(out.key_pairs().iter().find(|k| k.key_name() == Some(name)).map(|k| KeyPair {
+        Ok(out.key_set.item.into_iter().find(|k| k.key_name.as_deref() == Some(name)).map(|k| KeyPair {
             name: name.to_string(),
-            public_key: k.public_key().map(str::to_string),
-            fingerprint: k.key_fingerprint().map(str::to_string),
+            public_key: k.public_key,
+            fingerprint: k.key_fingerprint,
         }))
     }
 }

@@ -3,10 +3,9 @@
 //! addresses one listing of the Region, 1000 instances a page), console output and key pairs
 //! (`../shared/spec/aws-apis.md` §2.3, §6).
 
-use aws_sdk_ec2::types::Filter;
 use russh::keys::ssh_key::encoding::base64::{Base64, Encoding};
 
-use super::ec2::collect_instances;
+use super::ec2_query::{Params, shapes};
 use super::{Aws, AwsError};
 use crate::target::instance::Instance;
 
@@ -66,24 +65,20 @@ impl Aws {
     }
 
     async fn describe_many(&self, filter: &str, values: &[String]) -> Result<Vec<Instance>, AwsError> {
-        let filter = Filter::builder().name(filter).set_values(Some(values.to_vec())).build();
-        collect_instances(self.ec2().describe_instances().filters(filter)).await
+        self.collect_instances(&Params::new("DescribeInstances").filter(filter, values)).await
     }
 
     /// Every key pair of the Region with its public key (`IncludePublicKey`); one call, the API
     /// does not paginate it.
     pub(crate) async fn key_pairs(&self) -> Result<Vec<KeyPair>, AwsError> {
-        let out = (self.ec2().describe_key_pairs().include_public_key(true).send().await)
-            .map_err(|e| AwsError::from_sdk("EC2", "DescribeKeyPairs", e))?;
+        let out: shapes::DescribeKeyPairs =
+            self.ec2().call(&Params::new("DescribeKeyPairs").value("IncludePublicKey", "true")).await?;
         Ok(out
-            .key_pairs()
-            .iter()
+            .key_set
+            .item
+            .into_iter()
             .filter_map(|k| {
-                Some(KeyPair {
-                    name: k.key_name()?.to_string(),
-                    public_key: k.public_key().map(str::to_string),
-                    fingerprint: k.key_fingerprint().map(str::to_string),
-                })
+                Some(KeyPair { name: k.key_name?, public_key: k.public_key, fingerprint: k.key_fingerprint })
             })
             .collect())
     }
@@ -99,9 +94,9 @@ impl Aws {
 
     /// The instance's console output, decoded (`None` when there is none).
     pub(crate) async fn console_output(&self, id: &str) -> Result<Option<String>, AwsError> {
-        let out = (self.ec2().get_console_output().instance_id(id).send().await)
-            .map_err(|e| AwsError::from_sdk("EC2", "GetConsoleOutput", e))?;
-        let Some(b64) = out.output().filter(|o| !o.is_empty()) else { return Ok(None) };
+        let out: shapes::GetConsoleOutput =
+            self.ec2().call(&Params::new("GetConsoleOutput").value("InstanceId", id)).await?;
+        let Some(b64) = out.output.as_deref().filter(|o| !o.trim().is_empty()) else { return Ok(None) };
         let bytes = Base64::decode_vec(b64.trim()).map_err(|e| AwsError::Transport {
             service: "EC2",
             operation: "GetConsoleOutput",

@@ -6,8 +6,10 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>` variables (`../shared/spec/aws-apis.md` §1.4). There is no
 //! other way to point the broker at an endpoint.
 
+mod credential_cache;
 pub(crate) mod credentials;
 pub(crate) mod ec2;
+pub(crate) mod ec2_query;
 pub(crate) mod eice;
 mod error_kind;
 pub(crate) mod iam;
@@ -35,9 +37,9 @@ use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
-use aws_sdk_ec2::config::Region;
-use aws_sdk_ec2::config::http::HttpResponse;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::config::http::HttpResponse;
+use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_types::region::Region;
 use aws_types::request_id::RequestId;
 
 use crate::redact;
@@ -59,7 +61,7 @@ pub(crate) struct Aws {
     /// The Region every call goes to.
     pub region: String,
     clients: std::sync::Arc<Clients>,
-    credentials: Option<SharedCredentialsProvider>,
+    credentials: credential_cache::CredentialCache,
     open_sessions: open_sessions::OpenSessions,
 }
 
@@ -70,7 +72,7 @@ pub(crate) struct Aws {
 #[derive(Debug)]
 struct Clients {
     config: aws_types::SdkConfig,
-    ec2: OnceLock<aws_sdk_ec2::Client>,
+    ec2: OnceLock<ec2_query::Ec2>,
     instance_connect: OnceLock<aws_sdk_ec2instanceconnect::Client>,
     iam: OnceLock<aws_sdk_iam::Client>,
     ssm: OnceLock<aws_sdk_ssm::Client>,
@@ -106,8 +108,15 @@ macro_rules! lazy_client {
     };
 }
 
+impl Aws {
+    /// The EC2 client (not the SDK's: see [`ec2_query`]), built on first use.
+    fn ec2(&self) -> &ec2_query::Ec2 {
+        let c = &self.clients;
+        c.ec2.get_or_init(|| ec2_query::Ec2::new(&c.config, self.credentials.clone()))
+    }
+}
+
 lazy_client! {
-    ec2: aws_sdk_ec2::Client,
     instance_connect: aws_sdk_ec2instanceconnect::Client,
     iam: aws_sdk_iam::Client,
     ssm: aws_sdk_ssm::Client,
@@ -395,13 +404,17 @@ impl Aws {
             }
         };
         let registering = config.credentials_provider().map(|p| SharedCredentialsProvider::new(Registering(p)));
+        // One cache for the EC2 client and, as their provider, the SDK's clients.
+        let credentials = credential_cache::CredentialCache::new(registering);
         let mut builder = config.into_builder();
-        builder.set_credentials_provider(registering);
+        builder.set_credentials_provider(
+            credentials.has_provider().then(|| SharedCredentialsProvider::new(credentials.clone())),
+        );
         let config = builder.build();
         tracing::debug!(%region, profile = profile.unwrap_or("(default)"), "AWS configuration loaded");
         Ok(Aws {
             region,
-            credentials: config.credentials_provider(),
+            credentials,
             clients: std::sync::Arc::new(Clients::new(config)),
             open_sessions: Default::default(),
         })

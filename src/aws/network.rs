@@ -2,11 +2,8 @@
 //! (`../shared/spec/keys-and-shell.md` §7 rows 8a–8b): VPC endpoints, route tables, NAT
 //! gateways.
 
-use aws_sdk_ec2::types::Filter;
-
+use super::ec2_query::{Params, shapes};
 use super::{Aws, AwsError, clean};
-
-const SERVICE: &str = "EC2";
 
 /// One VPC endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,25 +47,21 @@ pub(crate) struct Route {
 impl Aws {
     /// The VPC endpoints of `vpc`.
     pub(crate) async fn vpc_endpoints(&self, vpc: &str) -> Result<Vec<VpcEndpoint>, AwsError> {
-        let out = self
-            .ec2()
-            .describe_vpc_endpoints()
-            .filters(Filter::builder().name("vpc-id").values(vpc).build())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "DescribeVpcEndpoints", e))?;
+        let params = Params::new("DescribeVpcEndpoints").filter("vpc-id", &[vpc]);
+        let out: shapes::DescribeVpcEndpoints = self.ec2().call(&params).await?;
         Ok(out
-            .vpc_endpoints()
-            .iter()
+            .vpc_endpoint_set
+            .item
+            .into_iter()
             .map(|e| VpcEndpoint {
-                id: clean(e.vpc_endpoint_id().unwrap_or_default(), 100),
-                service: clean(e.service_name().unwrap_or_default(), 200),
-                kind: e.vpc_endpoint_type().map(|t| clean(t.as_str(), 50)).unwrap_or_default(),
-                // `available` on the wire, while the SDK's enum expects `Available`: the value
-                // arrives as `Unknown("available")`, so only its text is compared (spec §7 8a).
-                state: e.state().map(|s| clean(s.as_str(), 50)).unwrap_or_default(),
-                private_dns: e.private_dns_enabled().unwrap_or(false),
-                groups: e.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect(),
+                id: clean(e.vpc_endpoint_id.as_deref().unwrap_or_default(), 100),
+                service: clean(e.service_name.as_deref().unwrap_or_default(), 200),
+                kind: e.vpc_endpoint_type.map(|t| clean(&t, 50)).unwrap_or_default(),
+                // `available` on the wire (the SDK's enum expected `Available`): only the text
+                // is compared, whatever its case (spec §7 8a).
+                state: e.state.map(|s| clean(&s, 50)).unwrap_or_default(),
+                private_dns: e.private_dns_enabled.unwrap_or(false),
+                groups: e.group_set.item.into_iter().filter_map(|g| g.group_id).collect(),
             })
             .collect())
     }
@@ -84,39 +77,26 @@ impl Aws {
     }
 
     async fn route_tables(&self, filters: Vec<(&str, &str)>) -> Result<Vec<RouteTable>, AwsError> {
-        let mut req = self.ec2().describe_route_tables();
+        let mut params = Params::new("DescribeRouteTables");
         for (name, value) in filters {
-            req = req.filters(Filter::builder().name(name).values(value).build());
+            params = params.filter(name, &[value]);
         }
-        let out = req.send().await.map_err(|e| AwsError::from_sdk(SERVICE, "DescribeRouteTables", e))?;
+        let out: shapes::DescribeRouteTables = self.ec2().call(&params).await?;
         Ok(out
-            .route_tables()
-            .iter()
+            .route_table_set
+            .item
+            .into_iter()
             .map(|t| RouteTable {
-                id: clean(t.route_table_id().unwrap_or_default(), 100),
-                main: t.associations().iter().any(|a| a.main() == Some(true)),
+                id: clean(t.route_table_id.as_deref().unwrap_or_default(), 100),
+                main: t.association_set.item.iter().any(|a| a.main == Some(true)),
                 routes: t
-                    .routes()
+                    .route_set
+                    .item
                     .iter()
                     .map(|r| Route {
-                        destination: r.destination_cidr_block().map(str::to_string),
-                        target: [
-                            r.gateway_id(),
-                            r.nat_gateway_id(),
-                            r.transit_gateway_id(),
-                            r.vpc_peering_connection_id(),
-                            r.network_interface_id(),
-                            r.instance_id(),
-                            r.local_gateway_id(),
-                            r.carrier_gateway_id(),
-                            r.egress_only_internet_gateway_id(),
-                        ]
-                        .into_iter()
-                        .flatten()
-                        .next()
-                        .map(|t| clean(t, 100))
-                        .unwrap_or_default(),
-                        state: r.state().map(|s| clean(s.as_str(), 50)).unwrap_or_default(),
+                        destination: r.destination_cidr_block.clone(),
+                        target: r.target().map(|t| clean(t, 100)).unwrap_or_default(),
+                        state: r.state.as_deref().map(|s| clean(s, 50)).unwrap_or_default(),
                     })
                     .collect(),
             })
@@ -125,15 +105,12 @@ impl Aws {
 
     /// The state of NAT gateway `id` (`None`: EC2 does not know it).
     pub(crate) async fn nat_gateway_state(&self, id: &str) -> Result<Option<String>, AwsError> {
-        let out = match self.ec2().describe_nat_gateways().nat_gateway_ids(id).send().await {
+        let params = Params::new("DescribeNatGateways").list("NatGatewayId", &[id]);
+        let out: shapes::DescribeNatGateways = match self.ec2().call(&params).await {
             Ok(out) => out,
-            Err(e) => {
-                return match AwsError::from_sdk(SERVICE, "DescribeNatGateways", e) {
-                    e if e.code() == Some("NatGatewayNotFound") => Ok(None),
-                    e => Err(e),
-                };
-            }
+            Err(e) if e.code() == Some("NatGatewayNotFound") => return Ok(None),
+            Err(e) => return Err(e),
         };
-        Ok(out.nat_gateways().first().and_then(|g| g.state()).map(|s| clean(s.as_str(), 50)))
+        Ok(out.nat_gateway_set.item.into_iter().next().and_then(|g| g.state).map(|s| clean(&s, 50)))
     }
 }

@@ -1,5 +1,6 @@
 //! EC2 DescribeSecurityGroups: the inbound rules that decide whether a TCP port is open (`doctor`).
 
+use super::ec2_query::{Params, shapes};
 use super::{Aws, AwsError};
 
 /// One security group's inbound rules.
@@ -45,39 +46,32 @@ impl Ingress {
 impl Aws {
     /// The groups `ids` (in the Region), with their inbound rules.
     pub(crate) async fn security_groups(&self, ids: &[String]) -> Result<Vec<SecurityGroup>, AwsError> {
-        let out = self
-            .ec2()
-            .describe_security_groups()
-            .set_group_ids(Some(ids.to_vec()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("EC2", "DescribeSecurityGroups", e))?;
+        let params = Params::new("DescribeSecurityGroups").list("GroupId", ids);
+        let out: shapes::DescribeSecurityGroups = self.ec2().call(&params).await?;
         Ok(out
-            .security_groups()
-            .iter()
+            .security_group_info
+            .item
+            .into_iter()
             .map(|g| SecurityGroup {
-                id: g.group_id().unwrap_or_default().to_string(),
+                id: g.group_id.unwrap_or_default(),
                 // Free text chosen by whoever made the group: shown by doctor, so made printable.
-                name: crate::text::printable(g.group_name().unwrap_or_default()).into_owned(),
-                ingress: g.ip_permissions().iter().map(rule).collect(),
-                egress: g.ip_permissions_egress().iter().map(rule).collect(),
+                name: crate::text::printable(g.group_name.as_deref().unwrap_or_default()).into_owned(),
+                ingress: g.ip_permissions.item.into_iter().map(rule).collect(),
+                egress: g.ip_permissions_egress.item.into_iter().map(rule).collect(),
             })
             .collect())
     }
 }
 
-fn rule(p: &aws_sdk_ec2::types::IpPermission) -> Ingress {
+fn rule(p: shapes::IpPermission) -> Ingress {
     Ingress {
-        protocol: p.ip_protocol().unwrap_or("-1").to_string(),
-        from_port: p.from_port(),
-        to_port: p.to_port(),
-        sources: p
-            .ip_ranges()
-            .iter()
-            .filter_map(|r| r.cidr_ip().map(str::to_string))
-            .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6().map(str::to_string)))
-            .chain(p.prefix_list_ids().iter().filter_map(|r| r.prefix_list_id().map(str::to_string)))
-            .chain(p.user_id_group_pairs().iter().filter_map(|r| r.group_id().map(str::to_string)))
+        protocol: p.ip_protocol.unwrap_or_else(|| "-1".to_string()),
+        from_port: p.from_port,
+        to_port: p.to_port,
+        sources: (p.ip_ranges.item.into_iter().filter_map(|r| r.cidr_ip))
+            .chain(p.ipv6_ranges.item.into_iter().filter_map(|r| r.cidr_ipv6))
+            .chain(p.prefix_list_ids.item.into_iter().filter_map(|r| r.prefix_list_id))
+            .chain(p.groups.item.into_iter().filter_map(|r| r.group_id))
             .collect(),
     }
 }

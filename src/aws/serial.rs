@@ -1,9 +1,9 @@
 //! The serial console's control plane (`../shared/spec/aws-apis.md` §2.1, §2.3, §5):
 //! `GetSerialConsoleAccessStatus`, `DescribeInstanceTypes` and `SendSerialConsoleSSHPublicKey`.
 
-use aws_sdk_ec2::types::InstanceType;
 use aws_sdk_ec2instanceconnect::operation::send_serial_console_ssh_public_key::SendSerialConsoleSSHPublicKeyError as E;
 
+use super::ec2_query::{Params, shapes};
 use super::{Aws, AwsError, clean};
 
 /// Whether the account allows serial console access in this Region.
@@ -93,32 +93,21 @@ pub(crate) struct TypeInfo {
 impl Aws {
     /// `GetSerialConsoleAccessStatus` for the Region.
     pub(crate) async fn serial_access_status(&self) -> Result<AccessStatus, AwsError> {
-        let out = (self.ec2().get_serial_console_access_status().send().await)
-            .map_err(|e| AwsError::from_sdk("EC2", "GetSerialConsoleAccessStatus", e))?;
-        Ok(AccessStatus {
-            enabled: out.serial_console_access_enabled().unwrap_or(false),
-            managed_by: out.managed_by().map(|m| m.as_str().to_string()),
-        })
+        let out: shapes::GetSerialConsoleAccessStatus =
+            self.ec2().call(&Params::new("GetSerialConsoleAccessStatus")).await?;
+        Ok(AccessStatus { enabled: out.serial_console_access_enabled.unwrap_or(false), managed_by: out.managed_by })
     }
 
     /// `DescribeInstanceTypes` for one type; `None` when the API does not know it.
     pub(crate) async fn instance_type_info(&self, name: &str) -> Result<Option<TypeInfo>, AwsError> {
-        let out = match self.ec2().describe_instance_types().instance_types(InstanceType::from(name)).send().await {
+        let params = Params::new("DescribeInstanceTypes").list("InstanceType", &[name]);
+        let out: shapes::DescribeInstanceTypes = match self.ec2().call(&params).await {
             Ok(out) => out,
-            Err(e) => {
-                let e = AwsError::from_sdk("EC2", "DescribeInstanceTypes", e);
-                return match e.code() {
-                    Some("InvalidInstanceType") => Ok(None),
-                    _ => Err(e),
-                };
-            }
+            Err(e) if e.code() == Some("InvalidInstanceType") => return Ok(None),
+            Err(e) => return Err(e),
         };
-        Ok(out.instance_types().iter().find(|t| t.instance_type().map(|t| t.as_str()) == Some(name)).map(|t| {
-            TypeInfo {
-                name: name.to_string(),
-                hypervisor: t.hypervisor().map(|h| h.as_str().to_string()),
-                bare_metal: t.bare_metal().unwrap_or(false),
-            }
+        Ok(out.instance_type_set.item.into_iter().find(|t| t.instance_type.as_deref() == Some(name)).map(|t| {
+            TypeInfo { name: name.to_string(), hypervisor: t.hypervisor, bare_metal: t.bare_metal.unwrap_or(false) }
         }))
     }
 

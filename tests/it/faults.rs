@@ -91,7 +91,8 @@ fn unreachable_endpoint_gives_a_clear_error_and_a_hint() {
     let world = World::new();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut cmd = world.command(crate::harness::broker());
-    cmd.env("AWS_ENDPOINT_URL", format!("http://{closed}")).args(["proxy", "web-1"]);
+    let closed = format!("http://{closed}");
+    cmd.env("AWS_ENDPOINT_URL", &closed).env("AWS_ENDPOINT_URL_EC2", &closed).args(["proxy", "web-1"]);
     let out = world.run(cmd, Duration::from_secs(60));
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     assert!(

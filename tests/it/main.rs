@@ -17,6 +17,8 @@ mod credentials_sso;
 mod docs;
 /// doctor: the exact report for each kind of instance, IAM denials, ssh settings.
 mod doctor;
+/// Issue 19: the broker's own EC2 client: TLS and its trust, retry limits, final errors.
+mod ec2_client;
 /// Faults: throttled, failing and unreachable APIs, instances without Instance Connect.
 mod faults;
 /// Issue 17: EC2 key pairs, `key import` into Regions and `key new`.

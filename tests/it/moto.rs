@@ -68,7 +68,11 @@ print(web, stopped)
 
 fn broker(world: &World, moto: &Moto, spec: &str) -> crate::harness::Output {
     let mut cmd = world.command(crate::harness::broker());
-    cmd.env("AWS_ENDPOINT_URL", &moto.url).args(["proxy", "--key-dir"]).arg(world.key_dir()).arg(spec);
+    cmd.env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_ENDPOINT_URL_EC2", &moto.url)
+        .args(["proxy", "--key-dir"])
+        .arg(world.key_dir())
+        .arg(spec);
     world.run(cmd, Duration::from_secs(60))
 }
 
@@ -125,7 +129,7 @@ fn resolve_and_push_against_moto() {
     // (moto has no GetSerialConsoleAccessStatus: the broker warns and goes on.)
     let console = |host: &str| {
         let mut cmd = world.command(crate::harness::broker());
-        cmd.env("AWS_ENDPOINT_URL", &moto.url).args(["console", host]);
+        cmd.env("AWS_ENDPOINT_URL", &moto.url).env("AWS_ENDPOINT_URL_EC2", &moto.url).args(["console", host]);
         world.run(cmd, Duration::from_secs(60))
     };
     let out = console("moto-web");
@@ -157,7 +161,10 @@ fn known_hosts_audit_reads_moto_console_output() {
     let known_hosts = world.path("known_hosts");
     std::fs::write(&known_hosts, format!("127.0.1.77 {public}")).unwrap();
     let mut cmd = world.command(crate::harness::broker());
-    cmd.env("AWS_ENDPOINT_URL", &moto.url).args(["known-hosts", "audit", "--json"]).arg(&known_hosts);
+    cmd.env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_ENDPOINT_URL_EC2", &moto.url)
+        .args(["known-hosts", "audit", "--json"])
+        .arg(&known_hosts);
     let out = world.run(cmd, Duration::from_secs(60));
     let report: serde_json::Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()));

@@ -15,8 +15,8 @@ use std::time::SystemTime;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
-use aws_sdk_ec2::config::http::HttpResponse;
-use aws_sdk_ec2::error::SdkError;
+use aws_sdk_sso::config::http::HttpResponse;
+use aws_sdk_sso::error::SdkError;
 use aws_sdk_sso::operation::get_role_credentials::GetRoleCredentialsError;
 
 use super::cache;
