@@ -207,7 +207,7 @@ struct Failure {
 /// A success's body as `T`; a body that is not one is [`AwsError::Unreadable`] (a proxy's page,
 /// a truncated answer), its text only in the TRACE log, scrubbed.
 fn decode<T: DeserializeOwned>(operation: &'static str, answer: &transport::Answer) -> Result<T, AwsError> {
-    response::parse(&answer.body).map_err(|e| {
+    response::parse_answer(operation, &answer.body).map_err(|e| {
         log_raw(operation, answer);
         tracing::debug!(operation, error = %clean(&e, 300), "EC2 answer not readable");
         let request_id = (answer.request_id.clone())

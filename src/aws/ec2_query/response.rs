@@ -61,9 +61,33 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &str) -> Result<T, String> {
     quick_xml::de::from_str(body).map_err(|e| e.to_string())
 }
 
+/// The answer of `action`, as `T`: its root must be `<{action}Response>` (as the SDK required),
+/// so an answer of some other call or a proxy's XML is not read as an empty success.
+pub(crate) fn parse_answer<T: DeserializeOwned>(action: &str, body: &str) -> Result<T, String> {
+    match root_name(body) {
+        Some(root) if root.strip_suffix("Response") == Some(action) => parse(body),
+        Some(root) => Err(format!("the answer is a <{root}>, not a <{action}Response>")),
+        None => Err("the answer has no XML element".into()),
+    }
+}
+
+/// The local name of the document's first element.
+fn root_name(body: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_str(body);
+    loop {
+        match reader.read_event().ok()? {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                return Some(e.local_name().into_inner().to_string());
+            }
+            quick_xml::events::Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::shapes::{DescribeInstances, DescribeSecurityGroups, Paged};
+    use super::super::shapes::{DescribeInstances, DescribeRegions, DescribeSecurityGroups, Paged};
     use super::*;
 
     #[test]
@@ -125,6 +149,19 @@ mod tests {
             parse("<DescribeInstancesResponse><reservationSet/><nextToken/></DescribeInstancesResponse>").unwrap();
         assert_eq!(last.next_token(), None);
         assert!(parse::<DescribeInstances>("<DescribeInstancesResponse><reservationSet>").is_err());
+    }
+
+    #[test]
+    fn a_success_must_be_the_answer_of_its_call() {
+        let ok = r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- a comment --><DescribeRegionsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><regionInfo/></DescribeRegionsResponse>"#;
+        let regions: DescribeRegions = parse_answer("DescribeRegions", ok).unwrap();
+        assert!(regions.region_info.item.is_empty());
+        let other = "<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>";
+        let e = parse_answer::<DescribeInstances>("DescribeRegions", other).unwrap_err();
+        assert_eq!(e, "the answer is a <DescribeInstancesResponse>, not a <DescribeRegionsResponse>");
+        assert!(parse_answer::<DescribeInstances>("DescribeInstances", "<html><body>proxy</body></html>").is_err());
+        assert!(parse_answer::<DescribeInstances>("DescribeInstances", "").is_err());
     }
 
     #[test]
