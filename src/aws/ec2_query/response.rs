@@ -71,6 +71,29 @@ pub(crate) fn parse_answer<T: DeserializeOwned>(action: &str, body: &str) -> Res
     }
 }
 
+/// The `<nextToken>` directly under the root, non-empty, found by scanning the events without
+/// building the answer: the next page can be asked for while this one is read.
+pub(crate) fn next_token(body: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => {
+                depth += 1;
+                if depth == 2 && e.local_name().into_inner() == "nextToken" {
+                    let text = reader.read_text(e.name()).ok()?;
+                    let token = quick_xml::escape::unescape(&text).ok()?.trim().to_string();
+                    return Some(token).filter(|t| !t.is_empty());
+                }
+            }
+            Event::End(_) => depth = depth.checked_sub(1)?,
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
 /// The local name of the document's first element.
 fn root_name(body: &str) -> Option<String> {
     let mut reader = quick_xml::Reader::from_str(body);
@@ -132,6 +155,7 @@ mod tests {
 </DescribeInstancesResponse>"#;
         let page: DescribeInstances = parse(body).unwrap();
         assert_eq!(page.next_token(), Some("abc"));
+        assert_eq!(next_token(body).as_deref(), Some("abc"), "the scan agrees with the parser");
         assert_eq!(request_id(body).as_deref(), Some("8f7724cf-496f-496e-8fe3-example"));
         let instances = &page.reservation_set.item[0].instances_set.item;
         assert_eq!(instances.len(), 2);
@@ -149,6 +173,17 @@ mod tests {
             parse("<DescribeInstancesResponse><reservationSet/><nextToken/></DescribeInstancesResponse>").unwrap();
         assert_eq!(last.next_token(), None);
         assert!(parse::<DescribeInstances>("<DescribeInstancesResponse><reservationSet>").is_err());
+    }
+
+    #[test]
+    fn the_next_token_scan_reads_only_the_answers_own() {
+        let nested = "<R><reservationSet><item><nextToken>inner</nextToken></item></reservationSet></R>";
+        assert_eq!(next_token(nested), None, "a nextToken deeper down is not the answer's");
+        assert_eq!(next_token("<R><x/><nextToken> a&amp;b= </nextToken></R>").as_deref(), Some("a&b="));
+        assert_eq!(next_token("<R><nextToken/></R>"), None);
+        assert_eq!(next_token("<R><nextToken></nextToken></R>"), None);
+        assert_eq!(next_token("<R><nextToken>x"), None, "a cut answer has none");
+        assert_eq!(next_token(""), None);
     }
 
     #[test]
