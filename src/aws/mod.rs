@@ -256,11 +256,11 @@ impl AwsError {
             let raw = DisplayErrorContext(err).to_string();
             tracing::trace!(target: RAW_ERROR_TARGET, service, operation, context = %printable(&redact::scrub(&raw)), "SDK error");
         }
-        let request_id = err.request_id().map(|id| clean(id, 100).into_boxed_str());
+        let request_id = err.request_id().map(request_id_text);
         match err {
             SdkError::ServiceError(ctx) => {
                 let e = ctx.err();
-                let request_id = request_id.or_else(|| e.meta().request_id().map(|id| clean(id, 100).into_boxed_str()));
+                let request_id = request_id.or_else(|| e.meta().request_id().map(request_id_text));
                 match e.code() {
                     Some(code) => AwsError::Service {
                         service,
@@ -304,6 +304,11 @@ impl AwsError {
 /// at most `max` characters.
 pub(crate) fn clean(text: &str, max: usize) -> String {
     clip(&printable(redact::scrub(text.trim()).as_ref()), max).into_owned()
+}
+
+/// A request id as an error carries it: [`clean`], at most 100 characters.
+fn request_id_text(id: &str) -> Box<str> {
+    clean(id, 100).into_boxed_str()
 }
 
 /// [`clean`], keeping the line breaks: a script's output, read line by line.

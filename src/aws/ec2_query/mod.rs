@@ -29,6 +29,7 @@ use self::shapes::Paged;
 use super::credential_cache::CredentialCache;
 use super::{
     ATTEMPT_TIMEOUT, AwsError, MAX_MESSAGE_CHARS, OPERATION_TIMEOUT, RAW_ERROR_TARGET, chain_text, clean, clean_lines,
+    request_id_text,
 };
 
 /// The service's name in messages.
@@ -138,7 +139,7 @@ impl Ec2 {
                 let started = Instant::now();
                 let outcome = self.attempt(operation, &body).await;
                 let (verdict, result) = match outcome {
-                    Ok(answer) => self.read(operation, answer),
+                    Ok(answer) => judge(operation, answer),
                     Err(failure) => (failure.verdict, Err(failure.error)),
                 };
                 tracing::debug!(
@@ -201,35 +202,29 @@ impl Ec2 {
             }),
         }
     }
+}
 
-    /// An answer's verdict, and its body when it is a success.
-    fn read(
-        &self,
-        operation: &'static str,
-        answer: transport::Answer,
-    ) -> (Verdict, Result<transport::Answer, AwsError>) {
-        if (200..300).contains(&answer.status) {
-            return (Verdict::Final, Ok(answer));
-        }
-        log_raw(operation, &answer);
-        let found = response::parse_error(&answer.body);
-        let verdict = retry::on_answer(answer.status, found.as_ref().map(|e| e.code.as_str()));
-        let request_id = answer
-            .request_id
-            .or_else(|| found.as_ref().and_then(|e| e.request_id.clone()))
-            .map(|id| clean(&id, 100).into_boxed_str());
-        let error = match found {
-            Some(e) => AwsError::Service {
-                service: SERVICE,
-                operation,
-                code: clean(&e.code, 100),
-                message: clean(e.message.as_deref().unwrap_or("(no message)"), MAX_MESSAGE_CHARS),
-                request_id,
-            },
-            None => AwsError::Unreadable { service: SERVICE, operation, status: answer.status, request_id },
-        };
-        (verdict, Err(error))
+/// An answer's verdict, and the answer itself when it is a success.
+fn judge(operation: &'static str, answer: transport::Answer) -> (Verdict, Result<transport::Answer, AwsError>) {
+    if (200..300).contains(&answer.status) {
+        return (Verdict::Final, Ok(answer));
     }
+    log_raw(operation, &answer);
+    let found = response::parse_error(&answer.body);
+    let verdict = retry::on_answer(answer.status, found.as_ref().map(|e| e.code.as_str()));
+    let request_id =
+        answer.request_id.or_else(|| found.as_ref().and_then(|e| e.request_id.clone())).map(|id| request_id_text(&id));
+    let error = match found {
+        Some(e) => AwsError::Service {
+            service: SERVICE,
+            operation,
+            code: clean(&e.code, 100),
+            message: clean(e.message.as_deref().unwrap_or("(no message)"), MAX_MESSAGE_CHARS),
+            request_id,
+        },
+        None => AwsError::Unreadable { service: SERVICE, operation, status: answer.status, request_id },
+    };
+    (verdict, Err(error))
 }
 
 /// A failed attempt and whether another may succeed.
@@ -244,9 +239,8 @@ fn decode<T: DeserializeOwned>(operation: &'static str, answer: &transport::Answ
     response::parse_answer(operation, &answer.body).map_err(|e| {
         log_raw(operation, answer);
         tracing::debug!(operation, error = %clean(&e, 300), "EC2 answer not readable");
-        let request_id = (answer.request_id.clone())
-            .or_else(|| response::request_id(&answer.body))
-            .map(|id| clean(&id, 100).into_boxed_str());
+        let request_id =
+            (answer.request_id.clone()).or_else(|| response::request_id(&answer.body)).map(|id| request_id_text(&id));
         AwsError::Unreadable { service: SERVICE, operation, status: answer.status, request_id }
     })
 }
